@@ -1,0 +1,148 @@
+//! The runtime's configuration: Kubeless's environment contract plus Kelp's own knobs.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the runtime reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `FUNC_HANDLER`: the function to call.
+    pub handler: Option<String>,
+    /// `MOD_NAME`: the module holding it.
+    pub module: Option<String>,
+    /// `FUNC_TIMEOUT` in seconds (default 180).
+    pub timeout_secs: f64,
+    /// `FUNC_RUNTIME`, such as `python3.8`.
+    pub runtime: Option<String>,
+    /// `FUNC_MEMORY_LIMIT` (default `"0"`), passed to the function's context.
+    pub memory_limit: String,
+    /// `FUNC_PORT` (default 8080).
+    pub port: u16,
+    /// `KELP_LISTEN`: the address to bind (default 127.0.0.1; images set 0.0.0.0).
+    pub listen: IpAddr,
+    /// `KUBELESS_INSTALL_VOLUME` (default `/kubeless`): where the code is.
+    pub code_dir: PathBuf,
+    /// `KELP_WORKERS`: workers kept running (default: one per core).
+    pub min_workers: usize,
+    /// `KELP_MAX_WORKERS`: the pool grows up to this many when requests wait (default 4 × min).
+    pub max_workers: usize,
+    /// Largest request body accepted, in bytes: `FUNC_MEMFILE_MAX` (bytes) or `REQ_MB_LIMIT`
+    /// (MiB), as in Kubeless's Python and Node.js runtimes; default 100 MiB.
+    pub max_body: usize,
+    /// `KELP_CACHE_DIR`: where worker scripts and installed dependencies are kept.
+    pub cache_dir: PathBuf,
+    /// `KELP_SHUTDOWN_TIMEOUT` seconds (default 30): how long SIGTERM waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// `KELP_ACCESS_LOG` (default on; `0` or `false` turns the per-request log line off).
+    pub access_log: bool,
+}
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}={value:?}: {reason}")]
+pub struct ConfigError {
+    name: &'static str,
+    value: String,
+    reason: &'static str,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration through `get`, which returns a variable's value if it is set.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.is_empty());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let min_workers = parse(&get, "KELP_WORKERS", "a positive number of workers", |v: &usize| *v > 0)?.unwrap_or(cores);
+        let max_body = match (get("FUNC_MEMFILE_MAX"), get("REQ_MB_LIMIT")) {
+            (Some(_), _) => parse(&get, "FUNC_MEMFILE_MAX", "a size in bytes", |_: &usize| true)?,
+            (None, Some(_)) => parse(&get, "REQ_MB_LIMIT", "a size in MiB", |_: &usize| true)?.map(|mb| mb << 20),
+            (None, None) => None,
+        };
+        Ok(Config {
+            handler: get("FUNC_HANDLER"),
+            module: get("MOD_NAME"),
+            timeout_secs: parse(&get, "FUNC_TIMEOUT", "a positive number of seconds", |v: &f64| *v > 0.0)?.unwrap_or(180.0),
+            runtime: get("FUNC_RUNTIME"),
+            memory_limit: get("FUNC_MEMORY_LIMIT").unwrap_or_else(|| "0".into()),
+            port: parse(&get, "FUNC_PORT", "a TCP port", |_: &u16| true)?.unwrap_or(8080),
+            listen: parse(&get, "KELP_LISTEN", "an IP address", |_: &IpAddr| true)?.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            code_dir: get("KUBELESS_INSTALL_VOLUME").map_or_else(|| PathBuf::from("/kubeless"), PathBuf::from),
+            min_workers,
+            max_workers: parse(&get, "KELP_MAX_WORKERS", "a number of workers", |v: &usize| *v > 0)?
+                .unwrap_or(min_workers * 4)
+                .max(min_workers),
+            max_body: max_body.unwrap_or(100 << 20),
+            cache_dir: get("KELP_CACHE_DIR").map_or_else(|| default_cache_dir(&get), PathBuf::from),
+            shutdown_timeout: Duration::from_secs_f64(
+                parse(&get, "KELP_SHUTDOWN_TIMEOUT", "a number of seconds", |v: &f64| *v >= 0.0)?.unwrap_or(30.0),
+            ),
+            access_log: !matches!(get("KELP_ACCESS_LOG").as_deref(), Some("0" | "false" | "off")),
+        })
+    }
+
+    /// The function's timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_secs)
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    reason: &'static str,
+    ok: impl Fn(&T) -> bool,
+) -> Result<Option<T>, ConfigError> {
+    get(name)
+        .map(|value| match value.trim().parse::<T>() {
+            Ok(v) if ok(&v) => Ok(v),
+            _ => Err(ConfigError { name, value, reason }),
+        })
+        .transpose()
+}
+
+/// `$XDG_CACHE_HOME/kelp`, else `$HOME/.cache/kelp`, else `<tmp>/kelp-cache`.
+fn default_cache_dir(get: &impl Fn(&str) -> Option<String>) -> PathBuf {
+    get("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map_or_else(|| std::env::temp_dir().join("kelp-cache"), |d| d.join("kelp"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_kubeless() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.port, c.timeout_secs, c.memory_limit.as_str()), (8080, 180.0, "0"));
+        assert_eq!(c.code_dir, PathBuf::from("/kubeless"));
+        assert_eq!(c.listen, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(c.max_body, 100 << 20);
+    }
+
+    #[test]
+    fn body_limits_read_both_kubeless_names() {
+        assert_eq!(config(&[("REQ_MB_LIMIT", "2")]).unwrap().max_body, 2 << 20);
+        assert_eq!(config(&[("FUNC_MEMFILE_MAX", "1000")]).unwrap().max_body, 1000);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = config(&[("FUNC_TIMEOUT", "soon")]).unwrap_err().to_string();
+        assert!(err.starts_with("FUNC_TIMEOUT=\"soon\""), "{err}");
+        assert!(config(&[("FUNC_PORT", "99999")]).is_err());
+        assert!(config(&[("KELP_WORKERS", "0")]).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! The Kelp function runtime.
+//!
+//! `kelp-runtime` is a drop-in for Kubeless's runtime images: it reads the Kubeless environment
+//! contract ([`config`]), serves `/healthz`, `/metrics` and the function on `FUNC_PORT`
+//! ([`server`]), and calls `handler(event, context)` in language workers ([`worker`], [`pool`])
+//! that speak the protocol in `runtimes/PROTOCOL.md` ([`protocol`]). Languages are registered in
+//! [`language`]; their dependencies are installed once per content ([`deps`]).
+
+pub mod config;
+pub mod deps;
+pub mod event;
+pub mod language;
+pub mod metrics;
+pub mod pool;
+pub mod protocol;
+pub mod server;
+pub mod worker;

@@ -1,0 +1,122 @@
+//! `kelp-runtime`: serve one Kubeless function over HTTP.
+//!
+//! Usage: `kelp-runtime` reads the function from the environment (`FUNC_HANDLER`, `MOD_NAME`,
+//! `FUNC_RUNTIME`, ...). `kelp-runtime --prewarm` starts its workers before it knows the
+//! function, then reads one line of JSON on stdin: an object of environment variables (the same
+//! names) that completes its environment, and loads the function they describe.
+
+use anyhow::{Context, bail};
+use kelp_runtime::config::Config;
+use kelp_runtime::language::Language;
+use kelp_runtime::pool::Pool;
+use kelp_runtime::protocol::Load;
+use kelp_runtime::server::{self, App};
+use kelp_runtime::worker::Spawner;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KELP_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let prewarm = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("--prewarm") => true,
+        Some("--version") => {
+            println!("kelp-runtime {}", env!("CARGO_PKG_VERSION"));
+            return;
+        }
+        Some(other) => {
+            eprintln!("kelp-runtime: unknown argument {other:?}; usage: kelp-runtime [--prewarm | --version]");
+            std::process::exit(2);
+        }
+    };
+    let result = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(prewarm)));
+    if let Err(e) = result {
+        eprintln!("kelp-runtime: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(prewarm: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = Config::from_env()?;
+    let lang = language(&config)?;
+    let spawner = Spawner::new(lang, &config.cache_dir)
+        .with_context(|| format!("preparing the {} worker in {}", lang.name, config.cache_dir.display()))?;
+    let pool = Pool::start(spawner, config.min_workers, config.max_workers).await?;
+    let addr = std::net::SocketAddr::new(config.listen, config.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let app = Arc::new(App::new(pool.clone(), config.max_body, config.access_log));
+    let server = tokio::spawn(server::serve(listener, app.clone(), shutdown_signal(), config.shutdown_timeout));
+
+    let (config, env) = if prewarm { function_from_stdin().await? } else { (config, Map::new()) };
+    let (Some(module), Some(handler)) = (config.module.clone(), config.handler.clone()) else {
+        bail!("MOD_NAME and FUNC_HANDLER must name the function (handler \"<MOD_NAME>.<FUNC_HANDLER>\")");
+    };
+    if Language::for_runtime(config.runtime.as_deref().unwrap_or(lang.runtime_ids[0])).is_none_or(|l| !std::ptr::eq(l, lang)) {
+        bail!("FUNC_RUNTIME={:?} is not a {} runtime, which this runtime was started for", config.runtime, lang.name);
+    }
+    let paths = kelp_runtime::deps::ensure(lang, &config.code_dir, &config.cache_dir).await?;
+    let load = Load {
+        code_dir: config.code_dir.clone(),
+        module: module.clone(),
+        handler: handler.clone(),
+        paths,
+        env,
+        context: json!({
+            "function-name": handler,
+            "timeout": config.timeout_secs,
+            "runtime": config.runtime.clone().unwrap_or_default(),
+            "memory-limit": config.memory_limit,
+        }),
+    };
+    pool.load(load).await?;
+    app.loaded(config.timeout());
+    tracing::info!(function = %format!("{module}.{handler}"), language = lang.name, %addr,
+        workers = pool.live(), ms = started.elapsed().as_millis() as u64, "function loaded; serving");
+    server.await?;
+    pool.close();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The language of the function: from `FUNC_RUNTIME`, else from the code file that exists.
+fn language(config: &Config) -> anyhow::Result<&'static Language> {
+    match (&config.runtime, &config.module) {
+        (Some(runtime), _) => Language::for_runtime(runtime)
+            .with_context(|| format!("FUNC_RUNTIME={runtime:?} is not supported; supported runtime IDs: {}", Language::known_ids())),
+        (None, Some(module)) => Language::for_code(&config.code_dir, module).with_context(|| {
+            format!("FUNC_RUNTIME is not set and no code file for MOD_NAME={module:?} was found in {}", config.code_dir.display())
+        }),
+        (None, None) => bail!("FUNC_RUNTIME is not set; a pre-warmed runtime must know its language (for example FUNC_RUNTIME=python3)"),
+    }
+}
+
+/// Reads the pre-warm hand-off: one JSON object of environment variables on stdin.
+async fn function_from_stdin() -> anyhow::Result<(Config, Map<String, Value>)> {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = String::new();
+    tokio::io::BufReader::new(tokio::io::stdin()).read_line(&mut line).await.context("reading the function from stdin")?;
+    let env: Map<String, Value> = serde_json::from_str(&line).context("the pre-warm hand-off must be one JSON object of environment variables")?;
+    let lookup = |k: &str| match env.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => std::env::var(k).ok(),
+    };
+    Ok((Config::from_lookup(lookup)?, env))
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,149 @@
+//! The framed protocol between the front and its language workers (`runtimes/PROTOCOL.md`).
+//!
+//! A frame is a big-endian `u32` length, a JSON header, a big-endian `u32` length and a raw body.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest header a worker may send; anything bigger is a protocol violation, not a response.
+const MAX_HEADER: u32 = 16 * 1024 * 1024;
+
+/// What the front tells a worker to load.
+#[derive(Debug, Clone, Serialize)]
+pub struct Load {
+    /// Directory holding the function's code (Kubeless's `/kubeless`).
+    pub code_dir: PathBuf,
+    /// `MOD_NAME`: the module (file without suffix) to load.
+    pub module: String,
+    /// `FUNC_HANDLER`: the function in that module.
+    pub handler: String,
+    /// Directories of installed dependencies, added to the module search path.
+    pub paths: Vec<PathBuf>,
+    /// Environment variables the worker sets before loading the code.
+    pub env: Map<String, Value>,
+    /// The handler's second argument.
+    pub context: Value,
+}
+
+/// The header of an `invoke` frame; the request body travels as the frame body.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "invoke")]
+pub struct Invoke<'a> {
+    /// The Kubeless event keys the front reads from headers (`event-id`, ...).
+    pub event: &'a Value,
+    /// `extensions.request`: method, path, url, query, headers.
+    pub request: &'a Value,
+    /// `"json"` when the body is to be JSON-decoded, `"raw"` otherwise.
+    pub data: &'static str,
+}
+
+/// A message from a worker.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromWorker {
+    /// The worker has connected and waits for `load`.
+    Hello {
+        /// The worker's process id.
+        pid: u32,
+        /// The interpreter's version.
+        #[serde(default)]
+        version: String,
+    },
+    /// The function is loaded.
+    Loaded,
+    /// The function could not be loaded; the worker exits.
+    LoadError {
+        /// What went wrong, naming module and handler.
+        message: String,
+    },
+    /// The outcome of one invocation.
+    Result {
+        /// HTTP status code.
+        status: u16,
+        /// Response headers as `[name, value]` pairs.
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+        /// Whether the function raised.
+        #[serde(default)]
+        failed: bool,
+    },
+}
+
+/// A protocol-level failure talking to a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The socket failed or reached end-of-file: the worker is gone.
+    #[error("worker connection lost: {0}")]
+    Io(#[from] std::io::Error),
+    /// The worker sent something that is not a protocol frame.
+    #[error("worker sent an invalid frame: {0}")]
+    Invalid(String),
+}
+
+/// Encodes one frame into a single buffer, so it goes out in one write.
+pub fn encode<H: Serialize>(header: &H, body: &[u8]) -> Vec<u8> {
+    let header = serde_json::to_vec(header).expect("protocol headers always serialize");
+    let mut frame = Vec::with_capacity(8 + header.len() + body.len());
+    frame.extend_from_slice(&frame_len(header.len()).to_be_bytes());
+    frame.extend_from_slice(&header);
+    frame.extend_from_slice(&frame_len(body.len()).to_be_bytes());
+    frame.extend_from_slice(body);
+    frame
+}
+
+fn frame_len(len: usize) -> u32 {
+    u32::try_from(len).expect("frames are bounded by the body limit, far below 4 GiB")
+}
+
+/// Writes one frame.
+pub async fn write_frame<W, H>(w: &mut W, header: &H, body: &[u8]) -> Result<(), ProtocolError>
+where
+    W: AsyncWrite + Unpin,
+    H: Serialize,
+{
+    w.write_all(&encode(header, body)).await?;
+    Ok(())
+}
+
+/// Reads one frame from a worker.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(FromWorker, Vec<u8>), ProtocolError> {
+    let header_len = r.read_u32().await?;
+    if header_len > MAX_HEADER {
+        return Err(ProtocolError::Invalid(format!("header of {header_len} bytes")));
+    }
+    let mut header = vec![0; header_len as usize];
+    r.read_exact(&mut header).await?;
+    let body_len = r.read_u32().await?;
+    let mut body = vec![0; body_len as usize];
+    r.read_exact(&mut body).await?;
+    let message = serde_json::from_slice(&header).map_err(|e| ProtocolError::Invalid(e.to_string()))?;
+    Ok((message, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_result_frame_decodes() {
+        let frame = encode(&serde_json::json!({"type": "result", "status": 201, "headers": [["x-a", "b"]]}), b"hi");
+        let (msg, body) = read_frame(&mut frame.as_slice()).await.unwrap();
+        match msg {
+            FromWorker::Result { status, headers, failed } => {
+                assert_eq!((status, failed), (201, false));
+                assert_eq!(headers, vec![("x-a".to_string(), "b".to_string())]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(body, b"hi");
+    }
+
+    #[tokio::test]
+    async fn a_truncated_frame_is_an_io_error() {
+        let frame = encode(&serde_json::json!({"type": "loaded"}), b"");
+        let err = read_frame(&mut &frame[..5]).await.unwrap_err();
+        assert!(matches!(err, ProtocolError::Io(_)), "{err}");
+    }
+}

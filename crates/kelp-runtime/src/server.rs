@@ -1,0 +1,198 @@
+//! The HTTP front: `/healthz`, `/metrics`, and every other request handed to a worker.
+
+use crate::event;
+use crate::metrics::Metrics;
+use crate::pool::Pool;
+use crate::protocol::{self, Invoke};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Shared state of the front.
+#[derive(Debug)]
+pub struct App {
+    pool: Pool,
+    metrics: Metrics,
+    max_body: usize,
+    access_log: bool,
+    /// The function's timeout, set once the function is loaded.
+    timeout: OnceLock<Duration>,
+}
+
+impl App {
+    /// A front over `pool`, answering 503 until [`App::loaded`] is called.
+    pub fn new(pool: Pool, max_body: usize, access_log: bool) -> Self {
+        App { pool, metrics: Metrics::default(), max_body, access_log, timeout: OnceLock::new() }
+    }
+
+    /// Marks the function loaded: requests now reach it, cut off after `timeout`.
+    pub fn loaded(&self, timeout: Duration) {
+        let _ = self.timeout.set(timeout);
+    }
+
+    /// The pool of workers.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown` completes, then lets in-flight requests finish for
+/// up to `grace`.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>, grace: Duration) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req| handle(app.clone(), req, peer));
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?grace, "in-flight requests still running at the end of the shutdown grace period");
+    }
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let response = match (&parts.method, parts.uri.path()) {
+        (&Method::GET | &Method::HEAD, "/healthz") => match app.timeout.get() {
+            Some(_) => text(StatusCode::OK, "OK"),
+            None => text(StatusCode::SERVICE_UNAVAILABLE, "function not loaded yet"),
+        },
+        (&Method::GET, "/metrics") => {
+            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            r
+        }
+        _ => call(&app, &parts, body, started).await,
+    };
+    if app.access_log {
+        access_log(peer, &parts, &response, started.elapsed());
+    }
+    Ok(response)
+}
+
+/// Hands the request to a worker, within the function's timeout.
+async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, started: Instant) -> Response<Full<Bytes>> {
+    let Some(&timeout) = app.timeout.get() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "function not loaded yet");
+    };
+    let too_large = || text(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body larger than {} bytes", app.max_body));
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > app.max_body) {
+        return too_large();
+    }
+    let body = match Limited::new(body, app.max_body).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("reading the request body: {e}")),
+    };
+    let (event, request) = (event::event(parts), event::request(parts));
+    let data = if event::is_json(parts) { "json" } else { "raw" };
+    let frame = protocol::encode(&Invoke { event: &event, request: &request, data }, &body);
+    // The call runs in its own task, so a client that hangs up does not cut a worker off mid-request.
+    let deadline = tokio::time::Instant::from_std(started) + timeout;
+    let pool = app.pool.clone();
+    let task = tokio::spawn(async move {
+        let Ok(mut lease) = tokio::time::timeout_at(deadline, pool.acquire()).await else {
+            return Err(Failure::Timeout);
+        };
+        match tokio::time::timeout_at(deadline, lease.invoke(&frame)).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(e)) => Err(Failure::WorkerLost(e.to_string())),
+            Err(_) => {
+                lease.kill();
+                Err(Failure::Timeout)
+            }
+        }
+    });
+    let outcome = task.await.unwrap_or_else(|e| Err(Failure::WorkerLost(e.to_string())));
+    let failed = outcome.as_ref().map_or(true, |o| o.failed);
+    app.metrics.observe(parts.method.as_str(), started.elapsed(), failed);
+    match outcome {
+        Ok(o) => {
+            let mut r = Response::new(Full::new(o.body));
+            *r.status_mut() = StatusCode::from_u16(o.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            for (name, value) in o.headers {
+                match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+                    (Ok(n), Ok(v)) => {
+                        r.headers_mut().append(n, v);
+                    }
+                    _ => tracing::warn!(header = name, "the function set an invalid response header; dropped"),
+                }
+            }
+            r
+        }
+        Err(Failure::Timeout) => {
+            tracing::warn!(path = parts.uri.path(), ?timeout, "request timeout exceeded; the worker was replaced");
+            text(StatusCode::REQUEST_TIMEOUT, "Request timeout exceeded")
+        }
+        Err(Failure::WorkerLost(e)) => {
+            tracing::error!(error = %e, "the worker died while handling a request; it is being replaced");
+            text(StatusCode::BAD_GATEWAY, "the function's worker exited while handling the request")
+        }
+    }
+}
+
+enum Failure {
+    Timeout,
+    WorkerLost(String),
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// One line per request on stdout, in the Apache format Kubeless's Python runtime logged:
+/// `127.0.0.1 - - [06/Jan/2020:18:09:04 +0000] "GET / HTTP/1.1" 200 11 "" "curl/8.0" 0/1234`.
+fn access_log(peer: SocketAddr, parts: &http::request::Parts, response: &Response<Full<Bytes>>, took: Duration) {
+    use hyper::body::Body;
+    let header = |name| parts.headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or("");
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = now
+        .format(time::macros::format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"))
+        .unwrap_or_default();
+    let line = format!(
+        "{} - - [{stamp}] \"{} {} {:?}\" {} {} \"{}\" \"{}\" {}/{}\n",
+        peer.ip(),
+        parts.method,
+        parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        parts.version,
+        response.status().as_u16(),
+        response.body().size_hint().exact().unwrap_or(0),
+        header(header::REFERER),
+        header(header::USER_AGENT),
+        took.as_secs(),
+        took.as_micros(),
+    );
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+}
