@@ -34,7 +34,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let result = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from)
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
         .and_then(|rt| rt.block_on(run(prewarm)));
     if let Err(e) = result {
         eprintln!("kelp-runtime: {e:#}");
@@ -58,7 +61,9 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
     let (Some(module), Some(handler)) = (config.module.clone(), config.handler.clone()) else {
         bail!("MOD_NAME and FUNC_HANDLER must name the function (handler \"<MOD_NAME>.<FUNC_HANDLER>\")");
     };
-    if Language::for_runtime(config.runtime.as_deref().unwrap_or(lang.runtime_ids[0])).is_none_or(|l| !std::ptr::eq(l, lang)) {
+    if Language::for_runtime(config.runtime.as_deref().unwrap_or(lang.runtime_ids[0]))
+        .is_none_or(|l| !std::ptr::eq(l, lang))
+    {
         bail!("FUNC_RUNTIME={:?} is not a {} runtime, which this runtime was started for", config.runtime, lang.name);
     }
     let paths = kelp_runtime::deps::ensure(lang, &config.code_dir, &config.cache_dir).await?;
@@ -88,12 +93,18 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
 /// The language of the function: from `FUNC_RUNTIME`, else from the code file that exists.
 fn language(config: &Config) -> anyhow::Result<&'static Language> {
     match (&config.runtime, &config.module) {
-        (Some(runtime), _) => Language::for_runtime(runtime)
-            .with_context(|| format!("FUNC_RUNTIME={runtime:?} is not supported; supported runtime IDs: {}", Language::known_ids())),
-        (None, Some(module)) => Language::for_code(&config.code_dir, module).with_context(|| {
-            format!("FUNC_RUNTIME is not set and no code file for MOD_NAME={module:?} was found in {}", config.code_dir.display())
+        (Some(runtime), _) => Language::for_runtime(runtime).with_context(|| {
+            format!("FUNC_RUNTIME={runtime:?} is not supported; supported runtime IDs: {}", Language::known_ids())
         }),
-        (None, None) => bail!("FUNC_RUNTIME is not set; a pre-warmed runtime must know its language (for example FUNC_RUNTIME=python3)"),
+        (None, Some(module)) => Language::for_code(&config.code_dir, module).with_context(|| {
+            format!(
+                "FUNC_RUNTIME is not set and no code file for MOD_NAME={module:?} was found in {}",
+                config.code_dir.display()
+            )
+        }),
+        (None, None) => bail!(
+            "FUNC_RUNTIME is not set; a pre-warmed runtime must know its language (for example FUNC_RUNTIME=python3)"
+        ),
     }
 }
 
@@ -101,8 +112,12 @@ fn language(config: &Config) -> anyhow::Result<&'static Language> {
 async fn function_from_stdin() -> anyhow::Result<(Config, Map<String, Value>)> {
     use tokio::io::AsyncBufReadExt;
     let mut line = String::new();
-    tokio::io::BufReader::new(tokio::io::stdin()).read_line(&mut line).await.context("reading the function from stdin")?;
-    let env: Map<String, Value> = serde_json::from_str(&line).context("the pre-warm hand-off must be one JSON object of environment variables")?;
+    tokio::io::BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await
+        .context("reading the function from stdin")?;
+    let env: Map<String, Value> = serde_json::from_str(&line)
+        .context("the pre-warm hand-off must be one JSON object of environment variables")?;
     let lookup = |k: &str| match env.get(k) {
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),
@@ -113,7 +128,8 @@ async fn function_from_stdin() -> anyhow::Result<(Config, Map<String, Value>)> {
 
 /// Completes on SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
