@@ -57,7 +57,8 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.is_empty());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let min_workers = parse(&get, "KELP_WORKERS", "a positive number of workers", |v: &usize| *v > 0)?.unwrap_or(cores);
+        let min_workers =
+            parse(&get, "KELP_WORKERS", "a positive number of workers", |v: &usize| *v > 0)?.unwrap_or(cores);
         let max_body = match (get("FUNC_MEMFILE_MAX"), get("REQ_MB_LIMIT")) {
             (Some(_), _) => parse(&get, "FUNC_MEMFILE_MAX", "a size in bytes", |_: &usize| true)?,
             (None, Some(_)) => parse(&get, "REQ_MB_LIMIT", "a size in MiB", |_: &usize| true)?.map(|mb| mb << 20),
@@ -66,11 +67,13 @@ impl Config {
         Ok(Config {
             handler: get("FUNC_HANDLER"),
             module: get("MOD_NAME"),
-            timeout_secs: parse(&get, "FUNC_TIMEOUT", "a positive number of seconds", |v: &f64| *v > 0.0)?.unwrap_or(180.0),
+            timeout_secs: parse(&get, "FUNC_TIMEOUT", "a positive number of seconds", |v: &f64| *v > 0.0)?
+                .unwrap_or(180.0),
             runtime: get("FUNC_RUNTIME"),
             memory_limit: get("FUNC_MEMORY_LIMIT").unwrap_or_else(|| "0".into()),
             port: parse(&get, "FUNC_PORT", "a TCP port", |_: &u16| true)?.unwrap_or(8080),
-            listen: parse(&get, "KELP_LISTEN", "an IP address", |_: &IpAddr| true)?.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            listen: parse(&get, "KELP_LISTEN", "an IP address", |_: &IpAddr| true)?
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             code_dir: get("KUBELESS_INSTALL_VOLUME").map_or_else(|| PathBuf::from("/kubeless"), PathBuf::from),
             min_workers,
             max_workers: parse(&get, "KELP_MAX_WORKERS", "a number of workers", |v: &usize| *v > 0)?

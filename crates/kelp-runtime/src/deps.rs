@@ -94,7 +94,8 @@ async fn install(lang: &'static Language, content: &[u8], target: &Path) -> Resu
             output: error_lines(&out.stdout, &out.stderr),
         });
     }
-    std::fs::rename(&tmp, target).or_else(|e| if target.is_dir() { Ok(()) } else { Err(e) })
+    std::fs::rename(&tmp, target)
+        .or_else(|e| if target.is_dir() { Ok(()) } else { Err(e) })
         .map_err(io(format!("moving the install into {}", target.display())))?;
     let _ = std::fs::remove_dir_all(&tmp);
     tracing::info!(language = lang.name, dir = %target.display(), secs = started.elapsed().as_secs_f64(), "dependencies installed");
@@ -106,7 +107,9 @@ fn lock_is_stale(lock: &Path) -> bool {
     let Ok(pid) = std::fs::read_to_string(lock) else { return false };
     let Ok(pid) = pid.trim().parse::<i32>() else {
         // Just created, pid not written yet; a lock that stays unreadable for long is stale.
-        return std::fs::metadata(lock).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(10));
+        return std::fs::metadata(lock)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(10));
     };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
 }

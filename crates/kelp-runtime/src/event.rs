@@ -85,7 +85,10 @@ mod tests {
                    "query": {"x": ["1", "3"], "y": "2", "e": " s"},
                    "headers": {"x-thing": "1, 2", "event-id": "abc"}})
         );
-        assert_eq!(event(&p), json!({"event-id": "abc", "event-type": null, "event-time": null, "event-namespace": null}));
+        assert_eq!(
+            event(&p),
+            json!({"event-id": "abc", "event-type": null, "event-time": null, "event-namespace": null})
+        );
     }
 
     #[test]

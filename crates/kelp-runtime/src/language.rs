@@ -102,9 +102,13 @@ mod tests {
 
     #[test]
     fn runtime_strings_map_to_languages() {
-        for (runtime, name) in [("python3.8", "python"), ("python3", "python"), ("nodejs14", "nodejs"),
-            ("nodejs_distroless8", "nodejs"), ("nodejsCE8", "nodejs")]
-        {
+        for (runtime, name) in [
+            ("python3.8", "python"),
+            ("python3", "python"),
+            ("nodejs14", "nodejs"),
+            ("nodejs_distroless8", "nodejs"),
+            ("nodejsCE8", "nodejs"),
+        ] {
             assert_eq!(Language::for_runtime(runtime).map(|l| l.name), Some(name), "{runtime}");
         }
         assert!(Language::for_runtime("ruby2.6").is_none());

@@ -29,7 +29,8 @@ impl Metrics {
     /// Records one call.
     pub fn observe(&self, method: &str, duration: Duration, failed: bool) {
         let series = self.series.read().unwrap().get(method).cloned();
-        let series = series.unwrap_or_else(|| self.series.write().unwrap().entry(method.to_string()).or_default().clone());
+        let series =
+            series.unwrap_or_else(|| self.series.write().unwrap().entry(method.to_string()).or_default().clone());
         series.calls.fetch_add(1, Ordering::Relaxed);
         if failed {
             series.failures.fetch_add(1, Ordering::Relaxed);
@@ -51,7 +52,10 @@ impl Metrics {
             let mut cumulative = 0;
             for (bound, count) in BUCKETS.iter().zip(&s.buckets) {
                 cumulative += count.load(Ordering::Relaxed);
-                let _ = writeln!(out, "function_duration_seconds_bucket{{le=\"{bound}\",method=\"{method}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "function_duration_seconds_bucket{{le=\"{bound}\",method=\"{method}\"}} {cumulative}"
+                );
             }
             let calls = s.calls.load(Ordering::Relaxed);
             let sum = s.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
@@ -60,8 +64,14 @@ impl Metrics {
             let _ = writeln!(out, "function_duration_seconds_sum{{method=\"{method}\"}} {sum}");
         }
         for (name, help, value) in [
-            ("function_calls_total", "Number of calls to user function", (|s: &Series| s.calls.load(Ordering::Relaxed)) as fn(&Series) -> u64),
-            ("function_failures_total", "Number of exceptions in user function", |s: &Series| s.failures.load(Ordering::Relaxed)),
+            (
+                "function_calls_total",
+                "Number of calls to user function",
+                (|s: &Series| s.calls.load(Ordering::Relaxed)) as fn(&Series) -> u64,
+            ),
+            ("function_failures_total", "Number of exceptions in user function", |s: &Series| {
+                s.failures.load(Ordering::Relaxed)
+            }),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (method, s) in series.iter() {

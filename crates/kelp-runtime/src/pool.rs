@@ -124,12 +124,14 @@ impl Pool {
 impl Inner {
     async fn spawn(this: &Arc<Inner>) -> Result<Worker, WorkerError> {
         let weak = Arc::downgrade(this);
-        this.spawner.spawn(move |status| {
-            if let Some(inner) = weak.upgrade() {
-                tracing::warn!(%status, "worker exited");
-                Inner::lost(&inner);
-            }
-        }).await
+        this.spawner
+            .spawn(move |status| {
+                if let Some(inner) = weak.upgrade() {
+                    tracing::warn!(%status, "worker exited");
+                    Inner::lost(&inner);
+                }
+            })
+            .await
     }
 
     /// Returns a worker to the idle set.
@@ -158,7 +160,11 @@ impl Inner {
             let mut last = this.last_exit.lock().unwrap();
             let now = Instant::now();
             let quick = last.0.is_some_and(|t| now - t < Duration::from_secs(1));
-            last.1 = if quick { (last.1 * 2).clamp(Duration::from_millis(50), Duration::from_secs(5)) } else { Duration::ZERO };
+            last.1 = if quick {
+                (last.1 * 2).clamp(Duration::from_millis(50), Duration::from_secs(5))
+            } else {
+                Duration::ZERO
+            };
             last.0 = Some(now);
             last.1
         };

@@ -87,7 +87,8 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Resu
         },
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
             r
         }
         _ => call(&app, &parts, body, started).await,

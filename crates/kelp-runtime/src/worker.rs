@@ -130,7 +130,13 @@ impl Spawner {
             on_exit(status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(-1)));
         });
         let (read, write) = stream.inspect_err(|_| kill_group(pid))?.into_split();
-        let mut worker = Worker { pid, reader: BufReader::with_capacity(64 * 1024, read), writer: write, exited, last_used: Instant::now() };
+        let mut worker = Worker {
+            pid,
+            reader: BufReader::with_capacity(64 * 1024, read),
+            writer: write,
+            exited,
+            last_used: Instant::now(),
+        };
         match protocol::read_frame(&mut worker.reader).await? {
             (FromWorker::Hello { .. }, _) => Ok(worker),
             (other, _) => Err(ProtocolError::Invalid(format!("expected hello, got {other:?}")).into()),
@@ -185,7 +191,9 @@ impl Worker {
     pub async fn invoke(&mut self, frame: &[u8]) -> Result<Outcome, ProtocolError> {
         self.writer.write_all(frame).await?;
         let outcome = match protocol::read_frame(&mut self.reader).await? {
-            (FromWorker::Result { status, headers, failed }, body) => Outcome { status, headers, failed, body: body.into() },
+            (FromWorker::Result { status, headers, failed }, body) => {
+                Outcome { status, headers, failed, body: body.into() }
+            }
             (other, _) => return Err(ProtocolError::Invalid(format!("expected result, got {other:?}"))),
         };
         self.last_used = Instant::now();
