@@ -1,0 +1,69 @@
+//! The `status` subresource Kelp adds to every kind (Kubeless had none, issue #482).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The condition type every kind reports: `True` when the object is fully serving.
+pub const READY_CONDITION: &str = "Ready";
+
+/// Status of a Function, written by the controller with server-side apply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionStatus {
+    /// Latest observations (at least `Ready`), one per `type`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` these conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready pods of the function's Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+}
+
+/// Status of a trigger (HTTP, cron, Kafka, NATS, Kinesis).
+///
+/// Shared by all trigger kinds for now; a kind that needs more (e.g. Kafka/NATS consumer
+/// details) gets its own struct with these fields plus its own, which is compatible with what
+/// is already stored.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerStatus {
+    /// Latest observations (at least `Ready`), one per `type`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` these conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Read access to a status's conditions.
+pub trait Conditions {
+    /// All conditions.
+    fn conditions(&self) -> &[Condition];
+
+    /// The condition of type `type_`, if any.
+    fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions().iter().find(|c| c.type_ == type_)
+    }
+
+    /// Whether the [`READY_CONDITION`] is `True`.
+    fn is_ready(&self) -> bool {
+        self.condition(READY_CONDITION).is_some_and(|c| c.status == "True")
+    }
+}
+
+impl Conditions for FunctionStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+
+impl Conditions for TriggerStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
