@@ -10,7 +10,7 @@ use kelp_runtime::config::Config;
 use kelp_runtime::language::Language;
 use kelp_runtime::pool::Pool;
 use kelp_runtime::protocol::Load;
-use kelp_runtime::server::{self, App};
+use kelp_runtime::server::{self, App, Settings};
 use kelp_runtime::worker::Spawner;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -34,11 +34,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(run(prewarm)));
+    let result =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from).and_then(|rt| {
+            let result = rt.block_on(run(prewarm));
+            // A pending read of stdin (a pre-warmed runtime stopped before its hand-off) must not
+            // keep the process alive.
+            rt.shutdown_background();
+            result
+        });
     if let Err(e) = result {
         eprintln!("kelp-runtime: {e:#}");
         std::process::exit(1);
@@ -46,7 +49,6 @@ fn main() {
 }
 
 async fn run(prewarm: bool) -> anyhow::Result<()> {
-    let started = Instant::now();
     let config = Config::from_env()?;
     let lang = language(&config)?;
     let spawner = Spawner::new(lang, &config.cache_dir)
@@ -54,9 +56,38 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
     let pool = Pool::start(spawner, config.min_workers, config.max_workers).await?;
     let addr = std::net::SocketAddr::new(config.listen, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    let app = Arc::new(App::new(pool.clone(), config.max_body, config.access_log));
-    let server = tokio::spawn(server::serve(listener, app.clone(), shutdown_signal(), config.shutdown_timeout));
+    let app = Arc::new(App::new(pool.clone(), config.access_log));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+    let grace = config.shutdown_timeout;
+    let server = tokio::spawn(server::serve(listener, app.clone(), stopped(stopping.clone()), grace));
+    tokio::select! {
+        loaded = load_function(config, prewarm, lang, &pool, &app, addr) => loaded?,
+        // Stopped before the function was ready (e.g. a pre-warmed runtime never given one).
+        () = stopped(stopping) => {}
+    }
+    server.await?;
+    pool.close();
+    tracing::info!("stopped");
+    Ok(())
+}
 
+/// Installs the function's dependencies and loads it into the workers, then opens the front to it.
+async fn load_function(
+    config: Config,
+    prewarm: bool,
+    lang: &'static Language,
+    pool: &Pool,
+    app: &App,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
     let (config, env) = if prewarm { function_from_stdin().await? } else { (config, Map::new()) };
     let (Some(module), Some(handler)) = (config.module.clone(), config.handler.clone()) else {
         bail!("MOD_NAME and FUNC_HANDLER must name the function (handler \"<MOD_NAME>.<FUNC_HANDLER>\")");
@@ -81,12 +112,9 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
         }),
     };
     pool.load(load).await?;
-    app.loaded(config.timeout());
+    app.loaded(Settings { timeout: config.timeout(), max_body: config.max_body, access_log: config.access_log });
     tracing::info!(function = %format!("{module}.{handler}"), language = lang.name, %addr,
         workers = pool.live(), ms = started.elapsed().as_millis() as u64, "function loaded; serving");
-    server.await?;
-    pool.close();
-    tracing::info!("stopped");
     Ok(())
 }
 

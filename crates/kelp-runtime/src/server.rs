@@ -21,21 +21,32 @@ use tokio::net::TcpListener;
 pub struct App {
     pool: Pool,
     metrics: Metrics,
-    max_body: usize,
+    /// Whether to log requests before the function is loaded.
     access_log: bool,
-    /// The function's timeout, set once the function is loaded.
-    timeout: OnceLock<Duration>,
+    /// The function's settings, set once it is loaded.
+    function: OnceLock<Settings>,
+}
+
+/// What the front needs to know of the loaded function.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// A call running longer is answered 408 and its worker replaced.
+    pub timeout: Duration,
+    /// Largest request body, in bytes; larger is answered 413.
+    pub max_body: usize,
+    /// Whether every request is logged on stdout.
+    pub access_log: bool,
 }
 
 impl App {
     /// A front over `pool`, answering 503 until [`App::loaded`] is called.
-    pub fn new(pool: Pool, max_body: usize, access_log: bool) -> Self {
-        App { pool, metrics: Metrics::default(), max_body, access_log, timeout: OnceLock::new() }
+    pub fn new(pool: Pool, access_log: bool) -> Self {
+        App { pool, metrics: Metrics::default(), access_log, function: OnceLock::new() }
     }
 
-    /// Marks the function loaded: requests now reach it, cut off after `timeout`.
-    pub fn loaded(&self, timeout: Duration) {
-        let _ = self.timeout.set(timeout);
+    /// Marks the function loaded: requests now reach it, with these settings.
+    pub fn loaded(&self, settings: Settings) {
+        let _ = self.function.set(settings);
     }
 
     /// The pool of workers.
@@ -81,7 +92,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Resu
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let response = match (&parts.method, parts.uri.path()) {
-        (&Method::GET | &Method::HEAD, "/healthz") => match app.timeout.get() {
+        (&Method::GET | &Method::HEAD, "/healthz") => match app.function.get() {
             Some(_) => text(StatusCode::OK, "OK"),
             None => text(StatusCode::SERVICE_UNAVAILABLE, "function not loaded yet"),
         },
@@ -93,7 +104,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Resu
         }
         _ => call(&app, &parts, body, started).await,
     };
-    if app.access_log {
+    if app.function.get().map_or(app.access_log, |f| f.access_log) {
         access_log(peer, &parts, &response, started.elapsed());
     }
     Ok(response)
@@ -101,15 +112,15 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Resu
 
 /// Hands the request to a worker, within the function's timeout.
 async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, started: Instant) -> Response<Full<Bytes>> {
-    let Some(&timeout) = app.timeout.get() else {
+    let Some(&Settings { timeout, max_body, .. }) = app.function.get() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "function not loaded yet");
     };
-    let too_large = || text(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body larger than {} bytes", app.max_body));
+    let too_large = || text(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body larger than {max_body} bytes"));
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > app.max_body) {
+    if declared.is_some_and(|len| len > max_body) {
         return too_large();
     }
-    let body = match Limited::new(body, app.max_body).collect().await {
+    let body = match Limited::new(body, max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(e) => return text(StatusCode::BAD_REQUEST, &format!("reading the request body: {e}")),
@@ -142,6 +153,8 @@ async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, star
             *r.status_mut() = StatusCode::from_u16(o.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             for (name, value) in o.headers {
                 match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+                    // The front frames the response itself; a function cannot override that.
+                    (Ok(n), Ok(_)) if FRAMING_HEADERS.contains(&n) => {}
                     (Ok(n), Ok(v)) => {
                         r.headers_mut().append(n, v);
                     }
@@ -160,6 +173,16 @@ async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, star
         }
     }
 }
+
+/// Headers that describe the connection or the body's framing, which only the front may set.
+const FRAMING_HEADERS: [HeaderName; 6] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
 
 enum Failure {
     Timeout,

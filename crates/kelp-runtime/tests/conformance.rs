@@ -1,0 +1,42 @@
+//! The language-neutral conformance suite: the same functions (`conformance/functions/<lang>/`)
+//! and the same cases (`conformance/cases/*.json`) run against every runtime, on real
+//! `kelp-runtime` processes. See `conformance/README.md`.
+//!
+//! Run with `cargo test -p kelp-runtime --test conformance`; the dependency tests need PyPI and
+//! the npm registry.
+
+#[path = "conformance/behaviour.rs"]
+mod behaviour;
+#[path = "conformance/cases.rs"]
+mod cases;
+#[path = "conformance/http.rs"]
+mod http;
+#[path = "conformance/process.rs"]
+mod process;
+
+/// One test module per runtime, one test per check in [`behaviour`].
+macro_rules! runtime_tests {
+    ($module:ident, $runtime:path, [$($check:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[test]
+                fn $check() {
+                    crate::behaviour::$check(&$runtime);
+                }
+            )*
+        }
+    };
+}
+
+/// Instantiates the checks for each runtime.
+macro_rules! conformance_suite {
+    ($checks:tt; $($module:ident => $runtime:path),* $(,)?) => {
+        $( runtime_tests!($module, $runtime, $checks); )*
+    };
+}
+
+conformance_suite!(
+    [cases, timeout, worker_death, concurrency, sigterm_drain, prewarm, prewarm_settings, prewarm_sigterm, dependencies, failing_install, load_failure, access_log];
+    python => crate::process::PYTHON,
+    nodejs => crate::process::NODEJS,
+);

@@ -1,0 +1,241 @@
+//! Conformance checks that are about the process rather than one request's data: timeouts,
+//! worker death, concurrency, SIGTERM, pre-warming, dependencies, load failures, the access log.
+//! Each takes the runtime it runs against; `conformance.rs` instantiates them per language.
+
+use crate::http::Request;
+use crate::process::{Function, Runtime, shared_deps_cache};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// How long an install from PyPI / npm may take.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs `f` on `n` threads at once and returns the results in order.
+fn concurrently<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = (0..n).map(|i| s.spawn(move || f(i))).collect();
+        handles.into_iter().map(|h| h.join().expect("a request thread panicked")).collect()
+    })
+}
+
+/// The data cases of `conformance/cases/`.
+pub(crate) fn cases(rt: &Runtime) {
+    crate::cases::run_all(rt);
+}
+
+/// A function that hangs (a busy loop, or a sleep) past `FUNC_TIMEOUT` gets 408, its worker is
+/// replaced, and other requests are served meanwhile and afterwards.
+pub(crate) fn timeout(rt: &Runtime) {
+    let spin = Function::new(rt, "conf", "spin").env("FUNC_TIMEOUT", "1").start().ready();
+    for attempt in 1..=2 {
+        let started = Instant::now();
+        let r = spin.get("/");
+        let took = started.elapsed();
+        assert_eq!(r.status, 408, "spin attempt {attempt}: {r:?}\n{}", spin.diagnostics());
+        assert!(r.text().to_lowercase().contains("timeout"), "408 body {:?} does not mention the timeout", r.text());
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+            "spin attempt {attempt}: 408 after {took:?}"
+        );
+    }
+    assert_eq!(spin.get("/healthz").status, 200);
+
+    // Two workers: one hangs, the other serves meanwhile (no need to wait for the pool to grow,
+    // which takes long on a loaded machine).
+    let slow = Function::new(rt, "conf", "slow").env("FUNC_TIMEOUT", "1").env("KELP_WORKERS", "2").start().ready();
+    let before = slow.worker_pids();
+    assert_eq!(before.len(), 2, "worker processes of a KELP_WORKERS=2 runtime: {before:?}");
+    let results = concurrently(4, |i| {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(100 + 50 * i as u64));
+        }
+        let started = Instant::now();
+        (slow.get(if i == 0 { "/?s=30" } else { "/?s=0" }), started.elapsed())
+    });
+    let (hung, took) = &results[0];
+    assert_eq!(hung.status, 408, "slow?s=30 with FUNC_TIMEOUT=1: {hung:?}\n{}", slow.diagnostics());
+    assert!(*took < Duration::from_secs(5), "the 408 came after {took:?}");
+    for (r, took) in &results[1..] {
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "slept"),
+            "slow?s=0 while another request hangs ({took:?})\n{}",
+            slow.diagnostics()
+        );
+    }
+    // The hung worker was killed and a new one started in its place (the pool may also have grown).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = slow.worker_pids();
+        if now.len() >= 2 && before.iter().any(|pid| !now.contains(pid)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workers before the timeout {before:?}, now {now:?}\n{}",
+            slow.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let results = concurrently(2, |_| slow.get("/?s=0.2"));
+    for r in results {
+        assert_eq!((r.status, r.text().as_str()), (200, "slept"), "after the timeout\n{}", slow.diagnostics());
+    }
+}
+
+/// A worker that exits mid-request gives 502; the runtime keeps serving and replaces it.
+pub(crate) fn worker_death(rt: &Runtime) {
+    let mut die =
+        Function::new(rt, "conf", "die").env("KELP_MAX_WORKERS", "1").env("FUNC_TIMEOUT", "10").start().ready();
+    for attempt in 1..=2 {
+        // The second attempt needs the replacement of the worker the first one killed.
+        let r = die.get("/");
+        assert_eq!(r.status, 502, "die attempt {attempt}: {r:?}\n{}", die.diagnostics());
+        assert_eq!(die.get("/healthz").status, 200);
+        assert!(die.exit_status().is_none(), "kelp-runtime exited after a worker died\n{}", die.diagnostics());
+    }
+}
+
+/// Requests overlap: six one-second calls on a pool of two take far less than six seconds.
+pub(crate) fn concurrency(rt: &Runtime) {
+    let slow = Function::new(rt, "conf", "slow").env("KELP_WORKERS", "2").start().ready();
+    let started = Instant::now();
+    let results = concurrently(6, |_| slow.get("/?s=1"));
+    let took = started.elapsed();
+    for r in &results {
+        assert_eq!((r.status, r.text().as_str()), (200, "slept"), "{r:?}\n{}", slow.diagnostics());
+    }
+    assert!(took < Duration::from_secs(6), "6 concurrent slow?s=1 took {took:?}: they did not overlap");
+}
+
+/// SIGTERM lets the in-flight request finish, then the process exits with status 0.
+pub(crate) fn sigterm_drain(rt: &Runtime) {
+    let mut slow = Function::new(rt, "conf", "slow").start().ready();
+    let response = std::thread::scope(|s| {
+        let call = s.spawn(|| slow.send(&Request::get("/?s=1")));
+        std::thread::sleep(Duration::from_millis(200));
+        slow.terminate();
+        call.join().expect("the request thread panicked")
+    });
+    let response = response.unwrap_or_else(|e| panic!("in-flight request during SIGTERM: {e}\n{}", slow.diagnostics()));
+    assert_eq!((response.status, response.text().as_str()), (200, "slept"), "{}", slow.diagnostics());
+    let status = slow.wait_exit(Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.code() == Some(0)), "exit after SIGTERM: {status:?}\n{}", slow.diagnostics());
+}
+
+/// `--prewarm`: not ready until the function arrives on stdin, then serves it with its env.
+pub(crate) fn prewarm(rt: &Runtime) {
+    let mut warm = Function::prewarmed(rt).start();
+    let r = warm.get("/healthz");
+    assert_eq!(r.status, 503, "/healthz before the hand-off: {r:?}\n{}", warm.diagnostics());
+    assert_eq!(warm.get("/").status, 503, "a call before the hand-off");
+    let mut stdin = warm.stdin();
+    stdin
+        .write_all(b"{\"FUNC_HANDLER\":\"env\",\"MOD_NAME\":\"conf\",\"GREETING\":\"hi\"}\n")
+        .expect("writing the hand-off");
+    let mut warm = warm.ready();
+    let r = warm.get("/?name=GREETING");
+    assert_eq!((r.status, r.text().as_str()), (200, "hi"), "the hand-off's env var\n{}", warm.diagnostics());
+    drop(stdin);
+    assert!(warm.exit_status().is_none(), "closing stdin after the hand-off stopped the runtime");
+}
+
+/// The function's settings in the pre-warm hand-off apply as if they had been in the
+/// environment: context values, and the request body limit.
+pub(crate) fn prewarm_settings(rt: &Runtime) {
+    let mut warm = Function::prewarmed(rt).start();
+    let handoff = b"{\"FUNC_HANDLER\":\"echo\",\"MOD_NAME\":\"conf\",\"FUNC_TIMEOUT\":\"2\",\"FUNC_MEMORY_LIMIT\":\"256Mi\",\"REQ_MB_LIMIT\":\"1\"}\n";
+    warm.stdin().write_all(handoff).expect("writing the hand-off");
+    let warm = warm.ready();
+    let echoed: serde_json::Value = serde_json::from_slice(&warm.get("/").body).expect("echo returns JSON");
+    let context = &echoed["context"];
+    assert_eq!(
+        (
+            context["function-name"].as_str(),
+            context["timeout"].as_f64(),
+            context["memory-limit"].as_str(),
+            context["runtime"].as_str()
+        ),
+        (Some("echo"), Some(2.0), Some("256Mi"), Some(rt.func_runtime)),
+        "context after the hand-off: {context}"
+    );
+    let mut big = Request::new("POST", "/");
+    big.body = vec![b'a'; 2 << 20];
+    let r = warm.must_send(&big);
+    assert_eq!(r.status, 413, "a 2 MiB body with REQ_MB_LIMIT=1 in the hand-off");
+}
+
+/// SIGTERM stops a pre-warmed runtime that is still waiting for its function.
+pub(crate) fn prewarm_sigterm(rt: &Runtime) {
+    let mut warm = Function::prewarmed(rt).start();
+    let _stdin = warm.stdin();
+    assert_eq!(warm.get("/healthz").status, 503);
+    warm.terminate();
+    let status = warm.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.code() == Some(0)),
+        "exit after SIGTERM while waiting for the hand-off: {status:?}\n{}",
+        warm.diagnostics()
+    );
+}
+
+/// Dependencies are installed once into `<cache>/deps/<language>/<sha256>` and reused.
+pub(crate) fn dependencies(rt: &Runtime) {
+    let function = Function::new(rt, "withdeps", "check").code_subdir("withdeps").cache_dir(shared_deps_cache());
+    let mut first = function.start();
+    first.wait_ready(INSTALL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let r = first.get("/");
+    assert_eq!((r.status, r.text().as_str()), (200, "deps ok"), "{}", first.diagnostics());
+    let deps = first.cache_dir.join("deps").join(rt.name);
+    let installed: Vec<String> = std::fs::read_dir(&deps)
+        .unwrap_or_else(|e| panic!("{}: {e}", deps.display()))
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    assert!(!installed.is_empty(), "no deps/{}/<sha256> directory in {}", rt.name, first.cache_dir.display());
+
+    let mut second = function.start();
+    second.wait_ready(crate::process::READY_TIMEOUT).unwrap_or_else(|e| panic!("second start with a warm cache: {e}"));
+    assert_eq!(second.get("/").text(), "deps ok");
+    assert!(
+        !second.stderr().contains("dependencies installed"),
+        "the second start reinstalled its dependencies\n{}",
+        second.diagnostics()
+    );
+}
+
+/// A dependency that cannot be installed stops the runtime with status 1, naming it.
+pub(crate) fn failing_install(rt: &Runtime) {
+    let mut broken = Function::new(rt, "faildeps", "check").code_subdir("faildeps").start();
+    let status = broken.wait_exit(INSTALL_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "exit status\n{}", broken.diagnostics());
+    assert!(
+        broken.stderr().contains("kelp-no-such-package-0000"),
+        "stderr does not name the package\n{}",
+        broken.diagnostics()
+    );
+}
+
+/// A module that fails to load stops the runtime with status 1, naming the module.
+pub(crate) fn load_failure(rt: &Runtime) {
+    let mut bad = Function::new(rt, "bad", "hello").start();
+    let status = bad.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "exit status\n{}", bad.diagnostics());
+    let file = format!("bad{}", rt.suffix);
+    assert!(bad.stderr().contains(&file), "stderr does not mention {file}\n{}", bad.diagnostics());
+}
+
+/// Each request is logged on stdout in the Apache format Kubeless's tests grep for.
+pub(crate) fn access_log(rt: &Runtime) {
+    let hello = Function::new(rt, "conf", "hello").start().ready();
+    assert_eq!(hello.get("/").text(), "hello world");
+    let wanted = "\"GET / HTTP/1.1\" 200 11 \"\"";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !hello.stdout().lines().any(|l| l.contains(wanted)) {
+        assert!(Instant::now() < deadline, "no {wanted} line on stdout:\n{}\n{}", hello.stdout(), hello.diagnostics());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,328 @@
+//! Starting real `kelp-runtime` processes on the conformance functions and watching them.
+
+use crate::http::{Request, Response};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a runtime without dependencies may take to answer `/healthz` with 200.
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One language the suite runs against.
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    /// The language's directory under `conformance/functions/` (and its name in the cache).
+    pub(crate) name: &'static str,
+    /// The `FUNC_RUNTIME` the runtime is started with.
+    pub(crate) func_runtime: &'static str,
+    /// The code file suffix (`.py`, `.js`).
+    pub(crate) suffix: &'static str,
+}
+
+/// Python 3 (`runtimes/python/kelp_worker.py`).
+pub(crate) const PYTHON: Runtime = Runtime { name: "python", func_runtime: "python3", suffix: ".py" };
+/// Node.js (`runtimes/nodejs/kelp_worker.js`).
+pub(crate) const NODEJS: Runtime = Runtime { name: "nodejs", func_runtime: "nodejs20", suffix: ".js" };
+
+impl Runtime {
+    /// `conformance/functions/<name>`, or a subdirectory of it.
+    pub(crate) fn functions_dir(&self, sub: &str) -> PathBuf {
+        conformance_dir().join("functions").join(self.name).join(sub)
+    }
+}
+
+/// The repository's `conformance/` directory.
+pub(crate) fn conformance_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance")
+}
+
+/// Where this suite keeps logs and caches: `<tmp>/kelp-conformance`.
+pub(crate) fn scratch_root() -> PathBuf {
+    std::env::temp_dir().join("kelp-conformance")
+}
+
+/// A dependency cache shared by every run of the suite, so installs happen once per machine.
+pub(crate) fn shared_deps_cache() -> PathBuf {
+    scratch_root().join("deps-cache")
+}
+
+/// Variables a developer's or CI's environment might set that would change the runtime under
+/// test; they are not passed on. (`KELP_PYTHON`, `KELP_NODE` and `KELP_NPM` are: they say where
+/// the interpreters are.)
+fn inherited_unwanted(name: &str) -> bool {
+    let tool = matches!(name, "KELP_PYTHON" | "KELP_NODE" | "KELP_NPM");
+    !tool
+        && (name.starts_with("FUNC_")
+            || name.starts_with("KELP_")
+            || name.starts_with("KUBELESS_")
+            || matches!(name, "MOD_NAME" | "REQ_MB_LIMIT"))
+}
+
+/// A `kelp-runtime` process to start.
+#[derive(Debug)]
+pub(crate) struct Function<'a> {
+    runtime: &'a Runtime,
+    label: String,
+    env: BTreeMap<String, String>,
+    code_dir: PathBuf,
+    cache_dir: Option<PathBuf>,
+    prewarm: bool,
+}
+
+impl<'a> Function<'a> {
+    /// The function `module.handler` from the language's functions directory.
+    pub(crate) fn new(runtime: &'a Runtime, module: &str, handler: &str) -> Self {
+        let mut f = Self::prewarmed(runtime);
+        f.prewarm = false;
+        f.label = format!("{}-{module}-{handler}", runtime.name);
+        f.env("MOD_NAME", module).env("FUNC_HANDLER", handler)
+    }
+
+    /// A `--prewarm` runtime: it knows its language only, and reads the function on stdin.
+    pub(crate) fn prewarmed(runtime: &'a Runtime) -> Self {
+        Function {
+            runtime,
+            label: format!("{}-prewarm", runtime.name),
+            env: BTreeMap::new(),
+            code_dir: runtime.functions_dir(""),
+            cache_dir: None,
+            prewarm: true,
+        }
+    }
+
+    /// Sets an environment variable of the runtime.
+    pub(crate) fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    /// Uses `conformance/functions/<language>/<sub>` as `KUBELESS_INSTALL_VOLUME`.
+    pub(crate) fn code_subdir(mut self, sub: &str) -> Self {
+        self.code_dir = self.runtime.functions_dir(sub);
+        self
+    }
+
+    /// Uses `dir` as `KELP_CACHE_DIR` instead of a fresh directory.
+    pub(crate) fn cache_dir(mut self, dir: PathBuf) -> Self {
+        self.cache_dir = Some(dir);
+        self
+    }
+
+    /// Starts the process and waits until it listens (or exits). A port taken between choosing
+    /// it and the runtime binding it is retried with another port.
+    pub(crate) fn start(&self) -> Instance {
+        let mut attempt = 0;
+        loop {
+            let mut instance = self.spawn();
+            let listening = instance.wait_listening(READY_TIMEOUT);
+            attempt += 1;
+            if listening || attempt == 3 || !instance.stderr().contains("cannot listen on") {
+                return instance;
+            }
+        }
+    }
+
+    fn spawn(&self) -> Instance {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = scratch_root().join(format!("{}-{n}-{}", std::process::id(), self.label));
+        let cache_dir = self.cache_dir.clone().unwrap_or_else(|| dir.join("cache"));
+        std::fs::create_dir_all(&dir).expect("creating the scratch directory");
+        let port = free_port();
+        let log = |name: &str| std::fs::File::create(dir.join(name)).expect("creating a log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kelp-runtime"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(inherited_unwanted) {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.env("FUNC_RUNTIME", self.runtime.func_runtime)
+            .env("FUNC_PORT", port.to_string())
+            .env("KUBELESS_INSTALL_VOLUME", &self.code_dir)
+            .env("KELP_CACHE_DIR", &cache_dir)
+            .env("KELP_LOG", "info")
+            // One worker unless a test asks for more: CI machines have many cores.
+            .env("KELP_WORKERS", "1")
+            .env("KELP_SHUTDOWN_TIMEOUT", "5")
+            // A panic's message, not its backtrace, belongs in the stderr tail of a failure report.
+            .env("RUST_BACKTRACE", "0")
+            .envs(&self.env)
+            .args(self.prewarm.then_some("--prewarm"))
+            .stdin(if self.prewarm { Stdio::piped() } else { Stdio::null() })
+            .stdout(log("stdout.log"))
+            .stderr(log("stderr.log"));
+        let child = cmd.spawn().expect("starting kelp-runtime");
+        Instance { child, port, dir, cache_dir, label: self.label.clone(), keep: false }
+    }
+}
+
+/// A free TCP port on the loopback interface.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
+    listener.local_addr().expect("the listener's address").port()
+}
+
+/// A running `kelp-runtime` process. Dropping it stops the process (SIGTERM, then SIGKILL) and
+/// removes its logs unless [`Instance::keep_logs`] was called or the test is failing.
+#[derive(Debug)]
+pub(crate) struct Instance {
+    child: Child,
+    /// The port it serves on.
+    pub(crate) port: u16,
+    dir: PathBuf,
+    /// Its `KELP_CACHE_DIR`.
+    pub(crate) cache_dir: PathBuf,
+    label: String,
+    keep: bool,
+}
+
+impl Instance {
+    /// Sends a request.
+    pub(crate) fn send(&self, request: &Request) -> io::Result<Response> {
+        request.send(self.port)
+    }
+
+    /// Sends a request that must get a response; panics with the diagnostics otherwise.
+    pub(crate) fn must_send(&self, request: &Request) -> Response {
+        self.send(request)
+            .unwrap_or_else(|e| panic!("{} {} failed: {e}\n{}", request.method, request.path, self.diagnostics()))
+    }
+
+    /// `GET path`, which must get a response.
+    pub(crate) fn get(&self, path: &str) -> Response {
+        self.must_send(&Request::get(path))
+    }
+
+    /// Polls `/healthz` until it answers 200. Fails if the process exits or `timeout` passes.
+    pub(crate) fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return Err(format!("kelp-runtime exited ({status}) before it was ready\n{}", self.diagnostics()));
+            }
+            let last = match Request::get("/healthz").send(self.port) {
+                Ok(r) if r.status == 200 => return Ok(()),
+                Ok(r) => format!("{} {}", r.status, r.text()),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() > deadline {
+                return Err(format!("/healthz not 200 after {timeout:?} (last: {last})\n{}", self.diagnostics()));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Like [`Instance::wait_ready`], panicking on failure.
+    pub(crate) fn ready(mut self) -> Self {
+        if let Err(e) = self.wait_ready(READY_TIMEOUT) {
+            self.keep_logs();
+            panic!("{e}");
+        }
+        self
+    }
+
+    /// Waits until the port accepts connections; false if the process exited or time ran out.
+    fn wait_listening(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.exit_status().is_some() {
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// The exit status, if the process has ended.
+    pub(crate) fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("polling kelp-runtime")
+    }
+
+    /// Waits up to `timeout` for the process to end.
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The process ids of the worker processes (Linux: the runtime's child processes).
+    pub(crate) fn worker_pids(&self) -> Vec<u32> {
+        let tasks = PathBuf::from(format!("/proc/{}/task", self.child.id()));
+        let mut pids: Vec<u32> = std::fs::read_dir(tasks)
+            .into_iter()
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+            .flat_map(|children| children.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<_>>())
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// Sends SIGTERM.
+    pub(crate) fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM {} failed", self.child.id());
+    }
+
+    /// The process's stdin (only for `--prewarm` instances).
+    pub(crate) fn stdin(&mut self) -> ChildStdin {
+        self.child.stdin.take().expect("stdin is piped for --prewarm instances")
+    }
+
+    /// What the process wrote on stdout so far.
+    pub(crate) fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
+    }
+
+    /// What the process wrote on stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Keeps the log directory after the instance is dropped.
+    pub(crate) fn keep_logs(&mut self) {
+        self.keep = true;
+    }
+
+    /// Where the logs are and how stderr ends, for failure messages.
+    pub(crate) fn diagnostics(&self) -> String {
+        let stderr = self.stderr();
+        let lines: Vec<&str> = stderr.lines().collect();
+        let tail = lines[lines.len().saturating_sub(25)..].join("\n    ");
+        format!(
+            "  [{} pid {} port {}] logs in {} (stdout.log, stderr.log); stderr ends:\n    {tail}",
+            self.label,
+            self.child.id(),
+            self.port,
+            self.dir.display()
+        )
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if self.exit_status().is_none() {
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            if self.wait_exit(Duration::from_secs(8)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+        if !self.keep && !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
