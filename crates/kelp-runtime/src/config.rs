@@ -94,6 +94,18 @@ impl Config {
     }
 }
 
+/// Whether an environment variable configures a runtime instance (Kubeless's contract or Kelp's
+/// own knobs), as opposed to saying where the tools are (`KELP_PYTHON`, `KELP_NODE`, `KELP_NPM`).
+/// Whoever starts runtimes sets these per instance rather than passing its own on.
+pub fn is_instance_setting(name: &str) -> bool {
+    let tool = matches!(name, "KELP_PYTHON" | "KELP_NODE" | "KELP_NPM");
+    !tool
+        && (name.starts_with("FUNC_")
+            || name.starts_with("KELP_")
+            || name.starts_with("KUBELESS_")
+            || matches!(name, "MOD_NAME" | "REQ_MB_LIMIT"))
+}
+
 fn parse<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,

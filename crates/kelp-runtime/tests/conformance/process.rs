@@ -49,18 +49,6 @@ pub(crate) fn shared_deps_cache() -> PathBuf {
     scratch_root().join("deps-cache")
 }
 
-/// Variables a developer's or CI's environment might set that would change the runtime under
-/// test; they are not passed on. (`KELP_PYTHON`, `KELP_NODE` and `KELP_NPM` are: they say where
-/// the interpreters are.)
-fn inherited_unwanted(name: &str) -> bool {
-    let tool = matches!(name, "KELP_PYTHON" | "KELP_NODE" | "KELP_NPM");
-    !tool
-        && (name.starts_with("FUNC_")
-            || name.starts_with("KELP_")
-            || name.starts_with("KUBELESS_")
-            || matches!(name, "MOD_NAME" | "REQ_MB_LIMIT"))
-}
-
 /// A `kelp-runtime` process to start.
 #[derive(Debug)]
 pub(crate) struct Function<'a> {
@@ -135,7 +123,7 @@ impl<'a> Function<'a> {
         let log = |name: &str| std::fs::File::create(dir.join(name)).expect("creating a log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kelp-runtime"));
         for (name, _) in std::env::vars_os() {
-            if name.to_str().is_some_and(inherited_unwanted) {
+            if name.to_str().is_some_and(kelp_runtime::config::is_instance_setting) {
                 cmd.env_remove(name);
             }
         }
