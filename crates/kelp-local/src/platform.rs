@@ -1,0 +1,362 @@
+//! The platform: deployed functions, the pre-warmed pool, the gateway's routes, and the upkeep
+//! loop that scales them.
+
+use crate::gateway::{Gateway, GatewayBody, Route};
+use crate::instance::{InstanceInfo, Launch};
+use crate::logs::{self, LogStream};
+use crate::materialise::{digest_of, language, materialise};
+use crate::memory::parse_quantity;
+use crate::metrics::{Metrics, escape};
+use crate::pool::Pool;
+use crate::process::Launcher;
+use crate::scaler::{Function, FunctionRunStatus};
+use crate::{Error, HttpClient};
+use kelp_api::FunctionSpec;
+use kelp_runtime::language::LANGUAGES;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// How often functions are reconciled (rollovers, `min`, idle scale-in).
+const UPKEEP_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How the platform runs.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    /// Where code, caches, logs and working directories live (see the crate docs).
+    pub data_dir: PathBuf,
+    /// The `kelp-runtime` binary.
+    pub runtime_bin: PathBuf,
+    /// Pre-warmed processes kept per language (default 1; 0 turns the pool off).
+    pub prewarm_per_language: usize,
+    /// Workers per instance (`KELP_WORKERS` and `KELP_MAX_WORKERS`, default 2); also the in-flight
+    /// requests per instance above which another instance is started.
+    pub workers_per_instance: usize,
+    /// Size at which an instance's log is rotated (default 10 MiB; one old file is kept).
+    pub log_max_bytes: u64,
+    /// How long a request waits for an instance to become ready (default 120 s).
+    pub start_timeout: Duration,
+    /// Between SIGTERM and SIGKILL when an instance stops (default 10 s).
+    pub stop_grace: Duration,
+}
+
+impl PlatformConfig {
+    /// The defaults, with `data_dir` and `runtime_bin`.
+    pub fn new(data_dir: impl Into<PathBuf>, runtime_bin: impl Into<PathBuf>) -> Self {
+        PlatformConfig {
+            data_dir: data_dir.into(),
+            runtime_bin: runtime_bin.into(),
+            prewarm_per_language: 1,
+            workers_per_instance: 2,
+            log_max_bytes: 10 << 20,
+            start_timeout: Duration::from_secs(120),
+            stop_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How many instances a function has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scaling {
+    /// Instances kept running; 0 allows scaling to zero (default 0).
+    pub min: usize,
+    /// Instances at most (default 4).
+    pub max: usize,
+    /// Instances above `min` that served no request for this long are stopped (default 5 min;
+    /// zero disables).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Scaling { min: 0, max: 4, idle_timeout: Duration::from_secs(300) }
+    }
+}
+
+/// A function as it should run.
+#[derive(Debug, Clone)]
+pub struct FunctionDeployment {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its `metadata.uid`.
+    pub uid: String,
+    /// Its spec.
+    pub spec: FunctionSpec,
+    /// Its environment (the container's `env`, already resolved), before Kubeless's contract.
+    pub env: Vec<(String, String)>,
+    /// Its scaling.
+    pub scaling: Scaling,
+}
+
+/// What every part of the platform shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: PlatformConfig,
+    pub(crate) launcher: Arc<Launcher>,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) metrics: Metrics,
+    pub(crate) client: HttpClient,
+    pub(crate) functions: Mutex<BTreeMap<(String, String), Arc<Function>>>,
+    pub(crate) routes: RwLock<Vec<Route>>,
+    closing: AtomicBool,
+}
+
+impl Shared {
+    /// Whether [`Platform::shutdown`] has begun.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// The function `namespace/name`.
+    pub(crate) fn function(&self, namespace: &str, name: &str) -> Option<Arc<Function>> {
+        self.functions.lock().unwrap().get(&(namespace.to_owned(), name.to_owned())).cloned()
+    }
+
+    fn all_functions(&self) -> Vec<Arc<Function>> {
+        self.functions.lock().unwrap().values().cloned().collect()
+    }
+}
+
+/// The single-machine platform. Create it inside a Tokio runtime; call [`Platform::shutdown`]
+/// before dropping it (dropping it without does begin stopping every instance, without waiting).
+#[derive(Debug)]
+pub struct Platform {
+    shared: Arc<Shared>,
+}
+
+impl Platform {
+    /// Creates the data directories, starts the pre-warmed pool and the upkeep loop.
+    pub fn new(config: PlatformConfig) -> Result<Platform, Error> {
+        let code = config.data_dir.join("code");
+        let cache = config.data_dir.join("cache");
+        let run = config.data_dir.join("run");
+        // Working directories of a previous run are stale: their processes are gone.
+        let _ = std::fs::remove_dir_all(&run);
+        for dir in [&code, &cache, &run, &config.data_dir.join("logs")] {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| Error::Io { context: format!("creating {}", dir.display()), source })?;
+        }
+        let client = crate::http_client();
+        let launcher = Arc::new(Launcher::new(
+            config.runtime_bin.clone(),
+            run,
+            &cache,
+            config.workers_per_instance.max(1),
+            config.stop_grace,
+            config.log_max_bytes,
+            client.clone(),
+        ));
+        let pool = Pool::start(launcher.clone(), config.prewarm_per_language);
+        let shared = Arc::new(Shared {
+            config,
+            launcher,
+            pool,
+            metrics: Metrics::default(),
+            client,
+            functions: Mutex::default(),
+            routes: RwLock::default(),
+            closing: AtomicBool::new(false),
+        });
+        tokio::spawn(upkeep(Arc::downgrade(&shared)));
+        Ok(Platform { shared })
+    }
+
+    /// Makes `deployment` run. Idempotent: the same spec and environment change nothing (but the
+    /// scaling); a change starts instances of the new revision, moves traffic to them once
+    /// they are ready, then drains and stops the old ones. Code that cannot be materialised is an
+    /// error, also reported by [`Platform::status`] (older instances keep serving).
+    pub async fn deploy(&self, deployment: FunctionDeployment) -> Result<(), Error> {
+        let FunctionDeployment { namespace, name, uid: _, spec, env, scaling } = deployment;
+        let label = format!("{namespace}/{name}");
+        let invalid = |reason: String| Error::Invalid { function: label.clone(), reason };
+        if spec.custom_image().is_some() {
+            return Err(invalid("custom images (deployment containers[0].image) cannot run without containers".into()));
+        }
+        let handler = spec.parsed_handler().map_err(|e| invalid(format!("spec.handler: {e}")))?;
+        let language = language(&spec).map_err(invalid)?;
+        let timeout = spec.timeout_seconds().map_err(|e| invalid(format!("spec.timeout: {e}")))?;
+        let memory = memory_limit(&spec);
+        let memory_limit = parse_quantity(&memory).map_err(|e| invalid(format!("memory limit: {e}")))?;
+        let spec_json = serde_json::to_vec(&spec).unwrap_or_default();
+        let env_json = serde_json::to_vec(&env).unwrap_or_default();
+        let hash = digest_of(&[&spec_json, &env_json])[..10].to_owned();
+
+        let function = {
+            let mut functions = self.shared.functions.lock().unwrap();
+            functions
+                .entry((namespace.clone(), name.clone()))
+                .or_insert_with(|| Function::new(&namespace, &name, scaling))
+                .clone()
+        };
+        let _deploying = function.deploying.lock().await;
+        function.set_scaling(scaling);
+        if function.desired_hash_ok().as_deref() == Some(hash.as_str()) {
+            return Ok(());
+        }
+        let code_root = self.shared.config.data_dir.join("code");
+        let materialised = materialise(&code_root, &label, &spec).await;
+        let launch = materialised.as_ref().map_err(ToString::to_string).map(|code_dir| {
+            let mut env = env.clone();
+            env.extend([
+                ("FUNC_HANDLER".to_owned(), handler.function.to_owned()),
+                ("MOD_NAME".to_owned(), handler.module.to_owned()),
+                ("FUNC_TIMEOUT".to_owned(), timeout.to_string()),
+                ("FUNC_RUNTIME".to_owned(), spec.runtime.clone().unwrap_or_default()),
+                ("FUNC_MEMORY_LIMIT".to_owned(), memory.clone()),
+                ("KUBELESS_INSTALL_VOLUME".to_owned(), code_dir.display().to_string()),
+            ]);
+            Arc::new(Launch { language, env, memory_limit, timeout: Duration::from_secs(timeout) })
+        });
+        function.add_revision(&self.shared, hash, launch);
+        materialised.map(drop).map_err(Error::from)
+    }
+
+    /// Stops every instance of `namespace/name` (draining in-flight requests) and forgets it;
+    /// false if it was not deployed.
+    pub async fn remove(&self, namespace: &str, name: &str) -> bool {
+        let removed = self.shared.functions.lock().unwrap().remove(&(namespace.to_owned(), name.to_owned()));
+        match removed {
+            Some(function) => {
+                // A deploy under way finishes first, so that what it starts is stopped too.
+                let _deploying = function.deploying.lock().await;
+                function.stop_all().await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The status of `namespace/name`, if deployed.
+    pub fn status(&self, namespace: &str, name: &str) -> Option<FunctionRunStatus> {
+        self.shared.function(namespace, name).map(|f| f.status())
+    }
+
+    /// Every instance of every function.
+    pub fn instances(&self) -> Vec<InstanceInfo> {
+        self.shared.all_functions().iter().flat_map(|f| f.instances()).map(|i| i.info()).collect()
+    }
+
+    /// The log of the instance `instance` in `namespace`: all of it or its last `tail` lines,
+    /// then, with `follow`, what it writes until it is gone.
+    pub async fn logs(
+        &self,
+        namespace: &str,
+        instance: &str,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> Result<LogStream, Error> {
+        let found = self
+            .shared
+            .all_functions()
+            .iter()
+            .filter(|f| f.namespace == namespace)
+            .flat_map(|f| f.instances())
+            .find(|i| i.name == instance);
+        let Some(found) = found else {
+            return Err(Error::NoSuchInstance { namespace: namespace.to_owned(), instance: instance.to_owned() });
+        };
+        logs::read(found.log_path.clone(), tail, follow, found.done())
+            .await
+            .map_err(|source| Error::Io { context: format!("reading {}", found.log_path.display()), source })
+    }
+
+    /// The HTTP gateway (short URLs and routes).
+    pub fn gateway(&self) -> Gateway {
+        Gateway::new(self.shared.clone())
+    }
+
+    /// Forwards `request` (path and query as the function should see them) to `namespace/name`,
+    /// as the API server's service proxy does.
+    pub async fn proxy<B>(&self, namespace: &str, name: &str, request: http::Request<B>) -> http::Response<GatewayBody>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.gateway().proxy(namespace, name, request).await
+    }
+
+    /// Replaces the HTTPTrigger routes of the gateway.
+    pub fn set_routes(&self, routes: Vec<Route>) {
+        *self.shared.routes.write().unwrap() = routes;
+    }
+
+    /// Prometheus text: `kelp_cold_start_seconds` (histogram by namespace, function, pooled),
+    /// `kelp_function_ready_instances` and `kelp_prewarmed_processes` (gauges).
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        self.shared.metrics.render(&mut out);
+        out.push_str("# HELP kelp_function_ready_instances Instances of a function ready to serve.\n");
+        out.push_str("# TYPE kelp_function_ready_instances gauge\n");
+        for f in self.shared.all_functions() {
+            let ready = f.status().ready_instances;
+            let (ns, name) = (escape(&f.namespace), escape(&f.name));
+            let _ = writeln!(out, "kelp_function_ready_instances{{namespace=\"{ns}\",function=\"{name}\"}} {ready}");
+        }
+        out.push_str("# HELP kelp_prewarmed_processes Pre-warmed runtime processes waiting for a function.\n");
+        out.push_str("# TYPE kelp_prewarmed_processes gauge\n");
+        for language in LANGUAGES {
+            let _ = writeln!(
+                out,
+                "kelp_prewarmed_processes{{language=\"{}\"}} {}",
+                language.name,
+                self.shared.pool.warm(language)
+            );
+        }
+        out
+    }
+
+    /// Stops everything: SIGTERM to every instance and pre-warmed process, SIGKILL to what is
+    /// left after [`PlatformConfig::stop_grace`]; returns when all are gone.
+    pub async fn shutdown(&self) {
+        self.shared.closing.store(true, Ordering::Release);
+        let functions = std::mem::take(&mut *self.shared.functions.lock().unwrap());
+        let stops = functions.values().map(|f| f.stop_all());
+        tokio::join!(futures_util::future::join_all(stops), self.shared.pool.close(self.shared.config.stop_grace));
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::Release);
+        for f in self.shared.all_functions() {
+            f.instances().iter().for_each(|i| i.request_stop());
+        }
+        let pool = self.shared.pool.clone();
+        let grace = self.shared.config.stop_grace;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { pool.close(grace).await });
+        }
+    }
+}
+
+/// `deployment.spec.template.spec.containers[0].resources.limits.memory`, as Kubeless's
+/// `FUNC_MEMORY_LIMIT`; `"0"` when unset.
+fn memory_limit(spec: &FunctionSpec) -> String {
+    let limit = || {
+        let pod = spec.deployment.as_deref()?.spec.as_ref()?.template.spec.as_ref()?;
+        let limits = pod.containers.first()?.resources.as_ref()?.limits.as_ref()?;
+        Some(limits.get("memory")?.0.clone())
+    };
+    limit().unwrap_or_else(|| "0".to_owned())
+}
+
+/// Reconciles every function until the platform is gone or shutting down.
+async fn upkeep(shared: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else { return };
+        if shared.is_closing() {
+            return;
+        }
+        for f in shared.all_functions() {
+            f.reconcile(&shared);
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Starting `kelp-runtime` processes, probing them, handing a pre-warmed one its function, and
+//! stopping them together with the workers they started.
+
+use crate::HttpClient;
+use crate::logs::{LogSink, pump};
+use crate::procs::{Table, kill_tree, signal_groups};
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::Full;
+use nix::sys::signal::Signal;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, Command};
+
+/// How long one health probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Starts `kelp-runtime` processes with what every instance shares.
+#[derive(Debug)]
+pub(crate) struct Launcher {
+    runtime_bin: PathBuf,
+    run_dir: PathBuf,
+    /// The inherited environment plus `KELP_CACHE_DIR`, `KELP_WORKERS`, `KELP_MAX_WORKERS` and
+    /// `KELP_SHUTDOWN_TIMEOUT`.
+    base_env: Vec<(String, String)>,
+    log_max_bytes: u64,
+    next_id: AtomicU64,
+    client: HttpClient,
+}
+
+/// How a process learns its function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// From its environment.
+    Direct,
+    /// `--prewarm`: later, from one JSON line on stdin.
+    Prewarm,
+}
+
+impl Launcher {
+    /// A launcher of `runtime_bin`; processes get working directories under `run_dir`.
+    pub(crate) fn new(
+        runtime_bin: PathBuf,
+        run_dir: PathBuf,
+        cache_dir: &Path,
+        workers: usize,
+        grace: Duration,
+        log_max_bytes: u64,
+        client: HttpClient,
+    ) -> Launcher {
+        let mut base_env: Vec<(String, String)> =
+            std::env::vars().filter(|(k, _)| !kelp_runtime::config::is_instance_setting(k)).collect();
+        base_env.extend([
+            ("KELP_CACHE_DIR".to_owned(), cache_dir.display().to_string()),
+            ("KELP_WORKERS".to_owned(), workers.to_string()),
+            ("KELP_MAX_WORKERS".to_owned(), workers.to_string()),
+            ("KELP_SHUTDOWN_TIMEOUT".to_owned(), grace.as_secs_f64().to_string()),
+        ]);
+        Launcher { runtime_bin, run_dir, base_env, log_max_bytes, next_id: AtomicU64::new(1), client }
+    }
+
+    /// Starts a process with `env` (after the shared environment) on a free loopback port, in its
+    /// own process group and working directory, its output going to a fresh [`LogSink`].
+    pub(crate) fn spawn(&self, mode: Mode, env: &[(String, String)]) -> io::Result<Process> {
+        let port = free_port()?;
+        let workdir = self.run_dir.join(self.next_id.fetch_add(1, Ordering::Relaxed).to_string());
+        std::fs::create_dir_all(&workdir)?;
+        let mut cmd = Command::new(&self.runtime_bin);
+        if mode == Mode::Prewarm {
+            cmd.arg("--prewarm");
+        }
+        cmd.env_clear()
+            .envs(self.base_env.iter().cloned())
+            .envs(env.iter().cloned())
+            .env("FUNC_PORT", port.to_string())
+            .env("KELP_LISTEN", "127.0.0.1")
+            .current_dir(&workdir)
+            .stdin(if mode == Mode::Prewarm { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&workdir);
+        })?;
+        let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        let sink = LogSink::new(self.log_max_bytes);
+        if let Some(out) = child.stdout.take() {
+            pump(out, sink.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            pump(err, sink.clone());
+        }
+        let stdin = child.stdin.take();
+        Ok(Process { child, pid, port, stdin, sink, workdir, client: self.client.clone(), exited: None })
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// A running `kelp-runtime`. Dropping it kills its process tree.
+#[derive(Debug)]
+pub(crate) struct Process {
+    child: Child,
+    pid: i32,
+    port: u16,
+    stdin: Option<ChildStdin>,
+    sink: Arc<LogSink>,
+    workdir: PathBuf,
+    client: HttpClient,
+    exited: Option<ExitStatus>,
+}
+
+impl Process {
+    /// Its process ID (and process group ID).
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Its loopback port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Where its output goes.
+    pub(crate) fn sink(&self) -> &Arc<LogSink> {
+        &self.sink
+    }
+
+    /// Hands a pre-warmed process its function: one JSON object of environment variables.
+    pub(crate) async fn hand_off(&mut self, env: &[(String, String)]) -> io::Result<()> {
+        let map: serde_json::Map<String, serde_json::Value> =
+            env.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        let mut line = serde_json::to_vec(&map)?;
+        line.push(b'\n');
+        let mut stdin =
+            self.stdin.take().ok_or_else(|| io::Error::other("the process was already handed a function"))?;
+        stdin.write_all(&line).await?;
+        stdin.flush().await
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    pub(crate) fn has_exited(&mut self) -> bool {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().ok().flatten();
+        }
+        self.exited.is_some()
+    }
+
+    /// Waits for the process to exit.
+    pub(crate) async fn wait(&mut self) -> ExitStatus {
+        if let Some(status) = self.exited {
+            return status;
+        }
+        let status = self.child.wait().await.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(-1));
+        self.exited = Some(status);
+        status
+    }
+
+    /// `GET /healthz`: its status, or `None` when nothing answers.
+    pub(crate) async fn probe(&self) -> Option<StatusCode> {
+        let req = http::Request::get(format!("http://127.0.0.1:{}/healthz", self.port)).body(Full::new(Bytes::new()));
+        let res = tokio::time::timeout(PROBE_TIMEOUT, self.client.request(req.ok()?)).await.ok()?.ok()?;
+        Some(res.status())
+    }
+
+    /// Polls `/healthz` until it answers `want`; `Err` with the exit status if the process exits first.
+    pub(crate) async fn wait_for_health(&mut self, want: StatusCode) -> Result<(), ExitStatus> {
+        let mut delay = Duration::from_millis(5);
+        loop {
+            if self.has_exited() {
+                return Err(self.wait().await);
+            }
+            if self.probe().await == Some(want) {
+                return Ok(());
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then up to `grace` for the runtime to finish in-flight requests and stop its
+    /// workers, then SIGKILL to whatever of its tree is left.
+    pub(crate) async fn stop(mut self, grace: Duration) {
+        let groups = Table::read().tree_groups(self.pid);
+        if !self.has_exited() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), Signal::SIGTERM);
+            if tokio::time::timeout(grace, self.wait()).await.is_err() {
+                kill_tree(self.pid);
+            }
+        }
+        // Workers still running after their front exited (busy in a handler) are stopped too.
+        signal_groups(&groups, Signal::SIGKILL);
+        self.wait().await;
+    }
+
+    /// Kills the whole tree at once.
+    pub(crate) fn kill(&mut self) {
+        kill_tree(self.pid);
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if !self.has_exited() {
+            kill_tree(self.pid);
+        }
+        let _ = std::fs::remove_dir_all(&self.workdir);
+    }
+}

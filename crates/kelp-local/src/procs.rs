@@ -1,0 +1,105 @@
+//! The process table from `/proc`: an instance's process tree (the `kelp-runtime` front and its
+//! language workers, which run in process groups of their own), its resident memory, and killing
+//! all of it.
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How old a shared table may be before it is read again.
+const SHARED_MAX_AGE: Duration = Duration::from_millis(150);
+
+/// Parent and process group of every process on the machine.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    children: HashMap<i32, Vec<i32>>,
+    group: HashMap<i32, i32>,
+}
+
+impl Table {
+    /// Reads `/proc`.
+    pub(crate) fn read() -> Table {
+        let mut table = Table::default();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return table };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // `pid (comm) state ppid pgrp ...`; comm may contain anything, so split after its last ')'.
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+            let mut fields = rest.split_whitespace().skip(1);
+            let (Some(Ok(ppid)), Some(Ok(pgrp))) =
+                (fields.next().map(str::parse::<i32>), fields.next().map(str::parse::<i32>))
+            else {
+                continue;
+            };
+            table.children.entry(ppid).or_default().push(pid);
+            table.group.insert(pid, pgrp);
+        }
+        table
+    }
+
+    /// A table at most [`SHARED_MAX_AGE`] old, shared by every memory watchdog.
+    pub(crate) fn shared() -> Arc<Table> {
+        type Cached = Option<(Instant, Arc<Table>)>;
+        static SHARED: OnceLock<Mutex<Cached>> = OnceLock::new();
+        let mut cached = SHARED.get_or_init(Mutex::default).lock().unwrap();
+        match &*cached {
+            Some((at, table)) if at.elapsed() < SHARED_MAX_AGE => table.clone(),
+            _ => {
+                let table = Arc::new(Table::read());
+                *cached = Some((Instant::now(), table.clone()));
+                table
+            }
+        }
+    }
+
+    /// `root` and all its descendants that are still running.
+    pub(crate) fn tree(&self, root: i32) -> Vec<i32> {
+        if !self.group.contains_key(&root) {
+            return Vec::new();
+        }
+        let mut tree = vec![root];
+        let mut i = 0;
+        while let Some(&pid) = tree.get(i) {
+            tree.extend(self.children.get(&pid).into_iter().flatten().copied());
+            i += 1;
+        }
+        tree
+    }
+
+    /// The process groups of `root`'s tree, never the caller's own.
+    pub(crate) fn tree_groups(&self, root: i32) -> BTreeSet<i32> {
+        let own = nix::unistd::getpgrp().as_raw();
+        self.tree(root).iter().filter_map(|pid| self.group.get(pid)).copied().filter(|&g| g != own && g > 1).collect()
+    }
+}
+
+/// The resident memory of `pid` in bytes (0 when it is gone).
+pub(crate) fn rss_bytes(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Sends `signal` to every process group in `groups`; groups already gone are ignored.
+pub(crate) fn signal_groups(groups: &BTreeSet<i32>, signal: Signal) {
+    for &group in groups {
+        let _ = killpg(Pid::from_raw(group), signal);
+    }
+}
+
+/// Kills `root`'s whole tree (every process group in it) with SIGKILL. `root` must not have been
+/// reaped yet (so its PID cannot belong to another process).
+pub(crate) fn kill_tree(root: i32) {
+    let table = Table::read();
+    if table.tree(root).is_empty() {
+        return;
+    }
+    signal_groups(&table.tree_groups(root), Signal::SIGKILL);
+    let _ = kill(Pid::from_raw(root), Signal::SIGKILL);
+}

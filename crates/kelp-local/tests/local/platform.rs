@@ -1,0 +1,444 @@
+//! The platform end to end: real `kelp-runtime` processes behind the gateway.
+
+use crate::support::{SERIAL, config, deployment, eventually, get, sample, scaling, send, serve, spec, text_spec};
+use futures_util::StreamExt;
+use http::StatusCode;
+use kelp_local::{EVENT_NAMESPACE, Phase, Platform, Route};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+const HELLO_PY: &str = "def hello(event, context):\n    return 'hello from python'\n";
+const HELLO_JS: &str = "module.exports = { hello: (event, context) => 'hello from node' };\n";
+
+fn platform(prewarm: usize) -> (Platform, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (Platform::new(config(dir.path(), prewarm)).unwrap(), dir)
+}
+
+fn python(handler: &str, code: &str) -> kelp_api::FunctionSpec {
+    text_spec("python3", handler, code)
+}
+
+/// Whether a process exists (and is not a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+}
+
+/// `pid` and all its descendants.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while let Some(&parent) = tree.get(i) {
+        // Children are listed per thread that started them.
+        let tasks = std::fs::read_dir(format!("/proc/{parent}/task")).into_iter().flatten().flatten();
+        for task in tasks {
+            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            tree.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+        i += 1;
+    }
+    tree
+}
+
+#[tokio::test]
+async fn python_and_node_functions_answer_through_the_gateway() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let served = serve(&platform).await;
+    platform.deploy(deployment("hello-py", python("hello.hello", HELLO_PY), Default::default())).await.unwrap();
+    platform
+        .deploy(deployment("hello-js", text_spec("nodejs20", "handler.hello", HELLO_JS), Default::default()))
+        .await
+        .unwrap();
+
+    let py = get(&format!("{}/default/hello-py/", served.base)).await;
+    assert_eq!((py.status, py.body.as_str()), (StatusCode::OK, "hello from python"));
+    let js = get(&format!("{}/default/hello-js/some/path?x=1", served.base)).await;
+    assert_eq!((js.status, js.body.as_str()), (StatusCode::OK, "hello from node"));
+
+    let missing = get(&format!("{}/default/nope/", served.base)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("default/nope"), "{}", missing.body);
+    assert_eq!(get(&format!("{}/", served.base)).await.status, StatusCode::NOT_FOUND);
+
+    let status = platform.status("default", "hello-py").unwrap();
+    assert!(status.ready && status.ready_instances == 1, "{status:?}");
+    platform.shutdown().await;
+}
+
+const ECHO_PY: &str = r#"
+def echo(event, context):
+    request = event["extensions"]["request"]
+    return {
+        "event-id": event["event-id"], "event-time": event["event-time"],
+        "event-type": event["event-type"], "event-namespace": event["event-namespace"],
+        "path": request["path"], "url": request["url"], "method": request["method"],
+        "host": request["headers"].get("host"),
+        "data": event["data"].decode() if isinstance(event["data"], bytes) else event["data"],
+    }
+"#;
+
+#[tokio::test]
+async fn the_gateway_sets_event_headers_and_follows_routes() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let served = serve(&platform).await;
+    platform.deploy(deployment("echo", python("echo.echo", ECHO_PY), Default::default())).await.unwrap();
+
+    let reply = get(&format!("{}/default/echo/a/b?q=1", served.base)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let event: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(event["event-namespace"], EVENT_NAMESPACE);
+    assert_eq!(event["event-type"], "application/x-www-form-urlencoded");
+    assert_eq!(event["event-id"].as_str().unwrap().len(), 16, "11 random bytes in base64url: {event}");
+    let time = event["event-time"].as_str().unwrap();
+    assert!(time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "RFC 3339 UTC: {time}");
+    assert_eq!((event["path"].as_str(), event["url"].as_str()), (Some("/a/b"), Some("/a/b?q=1")));
+
+    let reply = send(
+        "POST",
+        &format!("{}/default/echo/", served.base),
+        &[("content-type", "application/json"), ("event-id", "mine"), ("event-namespace", "cli.kubeless.io")],
+        r#"{"it-s": "alive"}"#,
+    )
+    .await;
+    let event: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(event["event-id"], "mine", "the caller's headers are kept");
+    assert_eq!(event["event-namespace"], "cli.kubeless.io");
+    assert_eq!(event["event-type"], "application/json");
+    assert_eq!(event["data"], json!({"it-s": "alive"}));
+    assert_eq!(event["method"], "POST");
+
+    platform.set_routes(vec![
+        Route { host: None, path_prefix: "/api".into(), namespace: "default".into(), function: "echo".into() },
+        Route {
+            host: Some("fn.example.com".into()),
+            path_prefix: "/api/deeper".into(),
+            namespace: "default".into(),
+            function: "nope".into(),
+        },
+    ]);
+    let routed = get(&format!("{}/api/x", served.base)).await;
+    let event: Value = serde_json::from_str(&routed.body).unwrap();
+    assert_eq!(event["path"], "/api/x", "routes forward the whole path");
+    let other_host = send("GET", &format!("{}/api/deeper/y", served.base), &[("host", "other.example.com")], "").await;
+    assert_eq!(other_host.status, StatusCode::OK, "the host-specific route does not match another host");
+    let longest = send("GET", &format!("{}/api/deeper/y", served.base), &[("host", "FN.example.com:80")], "").await;
+    assert_eq!(longest.status, StatusCode::NOT_FOUND, "the longest prefix (for its host) wins: {}", longest.body);
+
+    let proxied = platform
+        .proxy(
+            "default",
+            "echo",
+            http::Request::get("/via/proxy").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap(),
+        )
+        .await;
+    assert_eq!(proxied.status(), StatusCode::OK);
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_update_switches_traffic_without_failing_a_request() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let served = serve(&platform).await;
+    let v = |n: u32| python("v.v", &format!("def v(event, context):\n    return 'v{n}'\n"));
+    let scale = scaling(1, 3, MINUTE);
+    platform.deploy(deployment("rolling", v(1), scale)).await.unwrap();
+    assert_eq!(get(&format!("{}/default/rolling/", served.base)).await.body, "v1");
+
+    let url = format!("{}/default/rolling/", served.base);
+    let (failures, saw_v2, stop) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let (url, failures, saw_v2, stop) = (url.clone(), failures.clone(), saw_v2.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut sent = 0;
+            while !stop.load(Ordering::Acquire) {
+                let reply = send("GET", &url, &[], "").await;
+                sent += 1;
+                match (reply.status, reply.body.as_str()) {
+                    (StatusCode::OK, "v2") => saw_v2.store(true, Ordering::Release),
+                    (StatusCode::OK, "v1") => {}
+                    other => {
+                        eprintln!("failed request during the update: {other:?}");
+                        failures.fetch_add(1, Ordering::AcqRel);
+                    }
+                }
+            }
+            sent
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    platform.deploy(deployment("rolling", v(2), scale)).await.unwrap();
+    eventually("the new code answers", MINUTE, || saw_v2.load(Ordering::Acquire)).await;
+    eventually("the old instances are stopped", MINUTE, || {
+        let instances = platform.instances();
+        !instances.is_empty() && instances.iter().all(|i| i.revision == instances[0].revision)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Release);
+    let mut sent = 0;
+    for c in clients {
+        sent += c.await.unwrap();
+    }
+    assert_eq!(failures.load(Ordering::Acquire), 0, "of {sent} requests");
+    assert_eq!(get(&url).await.body, "v2");
+
+    let names = || platform.instances().into_iter().map(|i| i.name).collect::<Vec<_>>();
+    let before = names();
+    platform.deploy(deployment("rolling", v(2), scale)).await.unwrap();
+    assert_eq!(names(), before, "deploying the same spec again changes nothing");
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_functions_scale_to_zero_and_the_next_call_cold_starts() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let served = serve(&platform).await;
+    platform
+        .deploy(deployment("sleepy", python("hello.hello", HELLO_PY), scaling(0, 2, Duration::from_secs(1))))
+        .await
+        .unwrap();
+    assert!(platform.instances().is_empty(), "min 0 starts nothing before a request");
+    let url = format!("{}/default/sleepy/", served.base);
+    assert_eq!(get(&url).await.body, "hello from python");
+    assert_eq!(platform.instances().len(), 1);
+    eventually("scaled to zero", MINUTE, || platform.instances().is_empty()).await;
+    let status = platform.status("default", "sleepy").unwrap();
+    assert!(status.ready && status.instances == 0 && status.reason.is_none(), "{status:?}");
+
+    let reply = get(&url).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "hello from python"));
+    let metrics = platform.render_metrics();
+    let count =
+        sample(&metrics, r#"kelp_cold_start_seconds_count{namespace="default",function="sleepy",pooled="false"}"#);
+    assert_eq!(count, Some(2.0), "{metrics}");
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_slow_requests_scale_out_up_to_max() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let served = serve(&platform).await;
+    let slow = "import time\ndef slow(event, context):\n    time.sleep(1.5)\n    return 'done'\n";
+    platform.deploy(deployment("slow", python("slow.slow", slow), scaling(0, 3, MINUTE))).await.unwrap();
+    let url = format!("{}/default/slow/", served.base);
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            tokio::spawn({
+                let url = url.clone();
+                async move { get(&url).await.status }
+            })
+        })
+        .collect();
+    let mut most = 0;
+    let start = Instant::now();
+    while calls.iter().any(|c| !c.is_finished()) && start.elapsed() < MINUTE {
+        most = most.max(platform.instances().iter().filter(|i| i.function == "slow").count());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for c in calls {
+        assert_eq!(c.await.unwrap(), StatusCode::OK);
+    }
+    assert!(most > 1, "one instance served everything");
+    assert!(most <= 3, "{most} instances, above max");
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn misbehaving_functions_do_not_disturb_a_healthy_neighbour() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let served = serve(&platform).await;
+    let base = served.base.clone();
+    let crash = "import os\ndef crash(event, context):\n    os._exit(3)\n";
+    let hang = "import time\ndef hang(event, context):\n    time.sleep(3600)\n";
+    let hog = "import time\ndef hog(event, context):\n    chunks = []\n    while True:\n        chunks.append(b'x' * (4 << 20))\n        time.sleep(0.02)\n";
+    let mut hang_spec = python("hang.hang", hang);
+    hang_spec.timeout = Some("2".into());
+    let hog_spec = spec(json!({"runtime": "python3", "handler": "hog.hog", "function": hog,
+        "deployment": {"spec": {"template": {"spec": {"containers": [{"name": "hog", "resources": {"limits": {"memory": "64Mi"}}}]}}}}}));
+    let always = scaling(1, 1, MINUTE);
+    for (name, spec) in [
+        ("healthy", python("hello.hello", HELLO_PY)),
+        ("crash", python("crash.crash", crash)),
+        ("hang", hang_spec),
+        ("hog", hog_spec),
+    ] {
+        platform.deploy(deployment(name, spec, always)).await.unwrap();
+    }
+    assert_eq!(get(&format!("{base}/default/healthy/")).await.status, StatusCode::OK);
+
+    let trouble = ["crash", "hang", "hog"].map(|name| {
+        tokio::spawn({
+            let url = format!("{base}/default/{name}/");
+            async move { get(&url).await.status }
+        })
+    });
+    let mut healthy = 0;
+    let start = Instant::now();
+    while trouble.iter().any(|t| !t.is_finished()) || start.elapsed() < Duration::from_secs(3) {
+        let reply = get(&format!("{base}/default/healthy/")).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "hello from python"));
+        healthy += 1;
+        assert!(start.elapsed() < MINUTE, "the misbehaving calls did not end");
+    }
+    let [crash, hang, hog] = trouble;
+    assert_eq!(crash.await.unwrap(), StatusCode::BAD_GATEWAY, "a worker exiting in the handler");
+    assert_eq!(hang.await.unwrap(), StatusCode::REQUEST_TIMEOUT, "a handler past FUNC_TIMEOUT");
+    assert!(hog.await.unwrap().is_server_error(), "the memory hog's request fails");
+    eventually("the hog's kill is recorded", MINUTE, || {
+        platform.instances().iter().any(|i| {
+            i.function == "hog"
+                && i.restarts >= 1
+                && i.last_termination
+                    .as_ref()
+                    .is_some_and(|t| t.reason == "OOMKilled" && t.message.contains("memory limit exceeded"))
+        })
+    })
+    .await;
+    eventually("the hog is back", MINUTE, || platform.instances().iter().any(|i| i.function == "hog" && i.ready)).await;
+    eprintln!("{healthy} healthy requests served while the others misbehaved");
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_function_that_cannot_start_gets_503_with_the_reason() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let served = serve(&platform).await;
+    platform.deploy(deployment("broken", python("hello.missing", HELLO_PY), Default::default())).await.unwrap();
+    let reply = get(&format!("{}/default/broken/", served.base)).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.body.contains("default/broken") && reply.body.contains("missing"), "{}", reply.body);
+    let status = platform.status("default", "broken").unwrap();
+    assert!(!status.ready && status.message.as_deref().is_some_and(|m| m.contains("missing")), "{status:?}");
+    let failed = platform.instances().into_iter().find(|i| i.function == "broken").unwrap();
+    assert_eq!(failed.phase, Phase::Failed);
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn instance_logs_hold_the_function_output() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let served = serve(&platform).await;
+    let code =
+        "def say(event, context):\n    print('said:', event['extensions']['request']['path'])\n    return 'ok'\n";
+    platform.deploy(deployment("talker", python("say.say", code), scaling(1, 1, MINUTE))).await.unwrap();
+    get(&format!("{}/default/talker/first", served.base)).await;
+    let name = platform.instances()[0].name.clone();
+    assert!(name.starts_with("talker-") && name.ends_with("-1"), "{name}");
+
+    let read_all = |tail, follow| platform.logs("default", &name, tail, follow);
+    let all = String::from_utf8(collect(read_all(None, false).await.unwrap()).await).unwrap();
+    assert!(all.contains("said: /first"), "{all}");
+    let last = String::from_utf8(collect(read_all(Some(1), false).await.unwrap()).await).unwrap();
+    assert_eq!(last.lines().count(), 1, "{last:?}");
+
+    let mut follow = read_all(Some(0), true).await.unwrap();
+    get(&format!("{}/default/talker/second", served.base)).await;
+    let mut seen = String::new();
+    while !seen.contains("said: /second") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), follow.next()).await.expect("followed output");
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+    }
+    assert!(platform.logs("default", "nope-1", None, false).await.is_err());
+    platform.remove("default", "talker").await;
+    let rest = tokio::time::timeout(Duration::from_secs(10), collect(follow)).await;
+    assert!(rest.is_ok(), "following ends when the instance is gone");
+    platform.shutdown().await;
+}
+
+async fn collect(mut stream: kelp_local::LogStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn remove_and_shutdown_leave_no_process_behind() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(1);
+    let served = serve(&platform).await;
+    platform.deploy(deployment("gone", python("hello.hello", HELLO_PY), scaling(2, 2, MINUTE))).await.unwrap();
+    platform.deploy(deployment("kept", python("hello.hello", HELLO_PY), scaling(1, 1, MINUTE))).await.unwrap();
+    assert_eq!(get(&format!("{}/default/gone/", served.base)).await.status, StatusCode::OK);
+    eventually("two instances ready", MINUTE, || {
+        platform.instances().iter().filter(|i| i.function == "gone" && i.ready).count() == 2
+    })
+    .await;
+    let pids: Vec<u32> = platform
+        .instances()
+        .iter()
+        .filter(|i| i.function == "gone")
+        .flat_map(|i| process_tree(i.pid.unwrap()))
+        .collect();
+    assert!(pids.len() >= 4, "fronts and workers: {pids:?}");
+    assert!(platform.remove("default", "gone").await);
+    assert!(!platform.remove("default", "gone").await);
+    eventually("the removed function's processes are gone", Duration::from_secs(10), || {
+        !pids.iter().any(|&p| alive(p))
+    })
+    .await;
+    assert_eq!(get(&format!("{}/default/gone/", served.base)).await.status, StatusCode::NOT_FOUND);
+    assert!(platform.instances().iter().all(|i| i.function == "kept"));
+
+    let kept: Vec<u32> = platform.instances().iter().filter_map(|i| i.pid).flat_map(process_tree).collect();
+    assert!(!kept.is_empty());
+    platform.shutdown().await;
+    eventually("every process is gone after shutdown", Duration::from_secs(10), || !kept.iter().any(|&p| alive(p)))
+        .await;
+}
+
+/// Time to the first answer of a new function with `min: 0`, and whether a pooled process served it.
+async fn first_call(platform: &Platform, base: &str, name: &str) -> (Duration, bool) {
+    platform.deploy(deployment(name, python("hello.hello", HELLO_PY), Default::default())).await.unwrap();
+    let start = Instant::now();
+    let reply = get(&format!("{base}/default/{name}/")).await;
+    let took = start.elapsed();
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "hello from python"));
+    let metrics = platform.render_metrics();
+    let pooled = sample(
+        &metrics,
+        &format!(r#"kelp_cold_start_seconds_count{{namespace="default",function="{name}",pooled="true"}}"#),
+    );
+    (took, pooled == Some(1.0))
+}
+
+#[tokio::test]
+async fn the_pool_serves_a_new_function_first_call() {
+    let _serial = SERIAL.lock().await;
+    let (pooled, _dir) = platform(1);
+    let served = serve(&pooled).await;
+    let warm = || sample(&pooled.render_metrics(), r#"kelp_prewarmed_processes{language="python"}"#) == Some(1.0);
+    eventually("a warm python runtime", MINUTE, warm).await;
+    let (with_pool, used_pool) = first_call(&pooled, &served.base, "pooled").await;
+    assert!(used_pool, "{}", pooled.render_metrics());
+    assert!(pooled.instances().iter().any(|i| i.function == "pooled" && i.pooled));
+    eventually("the pool is refilled", MINUTE, warm).await;
+    pooled.shutdown().await;
+
+    let (cold, _dir) = platform(0);
+    let served = serve(&cold).await;
+    let (without_pool, used_pool) = first_call(&cold, &served.base, "cold").await;
+    assert!(!used_pool);
+    cold.shutdown().await;
+    println!(
+        "first call of a new Python function: {:.1} ms with the pre-warmed pool, {:.1} ms without",
+        with_pool.as_secs_f64() * 1e3,
+        without_pool.as_secs_f64() * 1e3
+    );
+}
