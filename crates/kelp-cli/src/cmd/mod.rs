@@ -1,0 +1,224 @@
+//! The commands, and what they share: reading and writing objects as JSON through kube's
+//! dynamic API, and turning client errors into one line that says what to fix.
+
+pub(crate) mod autoscale;
+pub(crate) mod function;
+pub(crate) mod manifest;
+pub(crate) mod server_config;
+pub(crate) mod trigger;
+
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use kube::Api;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::Value;
+
+use crate::kinds::{self, KindInfo};
+use crate::target::Target;
+
+/// `--dryrun` with `-o json|yaml` (default yaml), as the kubeless CLI's create commands.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub(crate) struct DryRunArgs {
+    /// Print the object instead of sending it
+    #[arg(long)]
+    pub(crate) dryrun: bool,
+    /// Output format of --dryrun
+    #[arg(short = 'o', long, value_enum, default_value = "yaml")]
+    pub(crate) output: crate::output::Format,
+}
+
+/// The kind registry entry of a Kelp kind or core kind by its `kind`.
+pub(crate) fn kind(kind: &str) -> &'static KindInfo {
+    kinds::KINDS.iter().find(|k| k.kind == kind).unwrap_or(&kinds::KINDS[0])
+}
+
+/// The dynamic API of `kind` in the target's namespace (or cluster-wide for cluster kinds).
+pub(crate) fn api(target: &Target, kind: &KindInfo, namespace: &str) -> Api<DynamicObject> {
+    let resource = kind.api_resource();
+    if kind.namespaced {
+        Api::namespaced_with(target.client.clone(), namespace, &resource)
+    } else {
+        Api::all_with(target.client.clone(), &resource)
+    }
+}
+
+/// An object as JSON, or `None` when it does not exist.
+pub(crate) async fn get_json(
+    target: &Target,
+    kind: &KindInfo,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<Option<Value>> {
+    match api(target, kind, namespace).get_opt(name).await {
+        Ok(object) => Ok(object.map(|o| serde_json::to_value(o).unwrap_or_default())),
+        Err(e) => Err(describe(e, target)),
+    }
+}
+
+/// An object as JSON, or an error `<kind> "<name>" not found in namespace "<ns>"`.
+pub(crate) async fn require_json(
+    target: &Target,
+    kind: &KindInfo,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<Value> {
+    get_json(target, kind, namespace, name).await?.ok_or_else(|| not_found(kind, namespace, name))
+}
+
+/// The error for a missing object.
+pub(crate) fn not_found(kind: &KindInfo, namespace: &str, name: &str) -> anyhow::Error {
+    let noun = human_kind(kind);
+    if kind.namespaced {
+        anyhow!("{noun} {name:?} not found in namespace {namespace:?}")
+    } else {
+        anyhow!("{noun} {name:?} not found")
+    }
+}
+
+/// `function`, `HTTP trigger`, `cron job trigger`, ... for messages.
+pub(crate) fn human_kind(kind: &KindInfo) -> &'static str {
+    match kind.kind {
+        "Function" => "function",
+        "HTTPTrigger" => "HTTP trigger",
+        "CronJobTrigger" => "cronjob trigger",
+        "KafkaTrigger" => "Kafka trigger",
+        "NATSTrigger" => "NATS trigger",
+        "KinesisTrigger" => "Kinesis trigger",
+        "Namespace" => "namespace",
+        "Secret" => "secret",
+        _ => "configmap",
+    }
+}
+
+/// Creates an object given as JSON; an existing one is an error naming it.
+pub(crate) async fn create_json(
+    target: &Target,
+    kind: &KindInfo,
+    namespace: &str,
+    object: &Value,
+) -> anyhow::Result<Value> {
+    let dynamic: DynamicObject = serde_json::from_value(object.clone())?;
+    match api(target, kind, namespace).create(&PostParams::default(), &dynamic).await {
+        Ok(created) => Ok(serde_json::to_value(created)?),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            Err(anyhow!("{} {name:?} already exists in namespace {namespace:?}", human_kind(kind)))
+        }
+        Err(e) => Err(describe(e, target)),
+    }
+}
+
+/// Sends a JSON merge patch.
+pub(crate) async fn patch_json(
+    target: &Target,
+    kind: &KindInfo,
+    namespace: &str,
+    name: &str,
+    patch: &Value,
+) -> anyhow::Result<Value> {
+    match api(target, kind, namespace).patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(patched) => Ok(serde_json::to_value(patched)?),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            Err(anyhow!("{} {name:?} was changed by someone else meanwhile; run the command again", human_kind(kind)))
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(not_found(kind, namespace, name)),
+        Err(e) => Err(describe(e, target)),
+    }
+}
+
+/// Deletes an object; `Ok(false)` when it did not exist.
+pub(crate) async fn delete_object(
+    target: &Target,
+    kind: &KindInfo,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<bool> {
+    match api(target, kind, namespace).delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(e) => Err(describe(e, target)),
+    }
+}
+
+/// One line for a client error: the API server's message, or what to check when it cannot be
+/// reached.
+pub(crate) fn describe(error: kube::Error, target: &Target) -> anyhow::Error {
+    let place = format!("the API server at {} (context {:?})", target.server, target.context);
+    match &error {
+        kube::Error::Api(status) => {
+            let message = if status.message.is_empty() { status.reason.clone() } else { status.message.clone() };
+            match status.code {
+                401 => anyhow!("{place} refused the credentials: {message} (check the user of the context)"),
+                403 => anyhow!("forbidden: {message}"),
+                _ => anyhow!("{message}"),
+            }
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            let chain = error_chain(&error);
+            if chain.contains("onnection refused") {
+                anyhow!(
+                    "cannot connect to {place}: connection refused; is it running (`kelp up`), and are --kubeconfig and --context right?"
+                )
+            } else {
+                anyhow!("cannot reach {place}: {chain}")
+            }
+        }
+        _ => anyhow!("{}", error_chain(&error)),
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A spinner on stderr while something long runs, only when stderr is a terminal (scripts
+/// and logs stay quiet).
+pub(crate) struct Spinner {
+    stop: Arc<AtomicBool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Spinner {
+    /// Starts spinning with `message` (no-op when stderr is not a terminal).
+    pub(crate) fn start(message: String) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        if !std::io::stderr().is_terminal() {
+            return Self { stop, task: None };
+        }
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+            let mut i = 0usize;
+            while !flag.load(Ordering::Relaxed) {
+                eprint!("\r{} {message}", FRAMES[i % FRAMES.len()]);
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(120)).await;
+            }
+            eprint!("\r\x1b[2K");
+        });
+        Self { stop, task: Some(task) }
+    }
+
+    /// Stops and clears the line.
+    pub(crate) async fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! `kelp get-server-config`, and the runtime check of `function deploy|update`.
+//!
+//! The supported runtimes are those of the `runtime-images` key of the ConfigMap
+//! `$KUBELESS_NAMESPACE/$KUBELESS_CONFIG` (default `kubeless/kubeless-config`) when the server
+//! has one, as for Kubeless; otherwise Kelp's own languages, with the versions installed here.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kelp_runtime::language::{LANGUAGES, Language};
+use kube::Api;
+use serde_json::Value;
+
+use crate::output::{emit, info};
+use crate::target::{GlobalArgs, Target, connect};
+
+/// Where the kubeless configuration lives: `$KUBELESS_NAMESPACE` / `$KUBELESS_CONFIG`.
+fn config_location() -> (String, String) {
+    let var =
+        |name: &str, default: &str| std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or(default.to_owned());
+    (var("KUBELESS_NAMESPACE", "kubeless"), var("KUBELESS_CONFIG", "kubeless-config"))
+}
+
+/// `<ID><version>` of every version in a `runtime-images` JSON document.
+pub(crate) fn runtimes_from_config(runtime_images: &str) -> anyhow::Result<Vec<String>> {
+    let images: Value = serde_json::from_str(runtime_images)
+        .map_err(|e| anyhow::anyhow!("the runtime-images of the kubeless configuration are not JSON: {e}"))?;
+    let mut runtimes = Vec::new();
+    for runtime in images.as_array().into_iter().flatten() {
+        let id = runtime.get("ID").and_then(Value::as_str).unwrap_or_default();
+        for version in runtime.get("versions").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(version) = version.get("version").and_then(Value::as_str) {
+                runtimes.push(format!("{id}{version}"));
+            }
+        }
+    }
+    Ok(runtimes)
+}
+
+/// The runtimes of the server's kubeless configuration, or `None` when it has none.
+async fn server_runtimes(target: &Target) -> anyhow::Result<Option<Vec<String>>> {
+    let (namespace, name) = config_location();
+    let api: Api<ConfigMap> = Api::namespaced(target.client.clone(), &namespace);
+    match api.get_opt(&name).await {
+        Ok(Some(config)) => match config.data.as_ref().and_then(|d| d.get("runtime-images")) {
+            Some(images) => runtimes_from_config(images).map(Some),
+            None => Ok(None),
+        },
+        Ok(None) => Ok(None),
+        // Not allowed to read it (or no such namespace): fall back to Kelp's languages.
+        Err(kube::Error::Api(_)) => Ok(None),
+        Err(e) => Err(super::describe(e, target)),
+    }
+}
+
+/// The runtime name of an interpreter's `--version` output: `python3.12`, `nodejs22`.
+pub(crate) fn runtime_of_version(language: &str, version_output: &str) -> Option<String> {
+    let version = version_output
+        .split_whitespace()
+        .find(|w| w.trim_start_matches('v').starts_with(|c: char| c.is_ascii_digit()))?;
+    let mut parts = version.trim_start_matches('v').split('.');
+    let major = parts.next().filter(|m| m.chars().all(|c| c.is_ascii_digit()))?;
+    match language {
+        "python" => {
+            let minor = parts.next().filter(|m| !m.is_empty() && m.chars().all(|c| c.is_ascii_digit()))?;
+            Some(format!("python{major}.{minor}"))
+        }
+        other => Some(format!("{other}{major}")),
+    }
+}
+
+/// Kelp's languages with the interpreter versions installed on this machine.
+async fn local_runtimes() -> Vec<String> {
+    let mut runtimes = Vec::new();
+    for language in LANGUAGES {
+        let mut command = tokio::process::Command::new(language.interpreter());
+        command.arg("--version").kill_on_drop(true);
+        let Ok(Ok(output)) = tokio::time::timeout(Duration::from_secs(5), command.output()).await else { continue };
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        if let Some(runtime) = runtime_of_version(language.name, &text) {
+            runtimes.push(runtime);
+        }
+    }
+    runtimes
+}
+
+/// Checks `--runtime`: against the server's kubeless configuration when there is one (and a
+/// server), else against Kelp's languages (any version: the runtime serves every version of
+/// its language).
+pub(crate) async fn check_runtime(target: Option<&Target>, runtime: &str) -> anyhow::Result<()> {
+    if let Some(target) = target
+        && let Some(runtimes) = server_runtimes(target).await?
+    {
+        if !runtimes.iter().any(|r| r == runtime) {
+            bail!("Invalid runtime: {runtime}. Supported runtimes are: {}", runtimes.join(", "));
+        }
+        return Ok(());
+    }
+    if Language::for_runtime(runtime).is_none() {
+        bail!(
+            "Invalid runtime: {runtime}. Supported runtimes are: {} followed by a version (e.g. python3.12, nodejs20)",
+            Language::known_ids()
+        );
+    }
+    Ok(())
+}
+
+/// `kelp get-server-config`.
+pub(crate) async fn run(global: &GlobalArgs) -> anyhow::Result<()> {
+    let target = connect(global).await?;
+    let runtimes = match server_runtimes(&target).await? {
+        Some(runtimes) => runtimes,
+        None => local_runtimes().await,
+    };
+    info("Current Server Config:");
+    emit(format!("Supported Runtimes are: {}\n", runtimes.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtimes_of_a_kubeless_config() {
+        let images = r#"[
+            {"ID": "python", "depName": "requirements.txt", "versions": [
+                {"name": "python36", "version": "3.6"}, {"name": "python38", "version": "3.8"}]},
+            {"ID": "nodejs", "versions": [{"name": "node14", "version": "14"}]}
+        ]"#;
+        assert_eq!(runtimes_from_config(images).unwrap(), vec!["python3.6", "python3.8", "nodejs14"]);
+        assert!(runtimes_from_config("{oops").is_err());
+    }
+
+    #[test]
+    fn interpreter_versions() {
+        assert_eq!(runtime_of_version("python", "Python 3.12.3\n").as_deref(), Some("python3.12"));
+        assert_eq!(runtime_of_version("nodejs", "v22.3.0\n").as_deref(), Some("nodejs22"));
+        assert_eq!(runtime_of_version("python", "nothing here"), None);
+    }
+
+    #[tokio::test]
+    async fn runtime_check_without_a_server() {
+        check_runtime(None, "python3.8").await.unwrap();
+        check_runtime(None, "nodejs14").await.unwrap();
+        let error = check_runtime(None, "ruby2.7").await.unwrap_err().to_string();
+        assert!(error.starts_with("Invalid runtime: ruby2.7. Supported runtimes are: python, nodejs"), "{error}");
+    }
+}

@@ -1,0 +1,83 @@
+//! `kelp up`: runs the single-machine platform in the foreground (`kelp-up`), and points a
+//! kubeconfig context at it.
+
+use crate::target::GlobalArgs;
+use anyhow::{Context as _, bail};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `kelp up` flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    /// Address of the Kubernetes API and the functions (loopback only, for now)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where objects, code, dependencies and logs are kept (default: $XDG_DATA_HOME/kelp, or
+    /// ~/.local/share/kelp)
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Do not add the `kelp-local` context to a kubeconfig
+    #[arg(long)]
+    no_kubeconfig: bool,
+    /// Pre-warmed runtimes kept per language, so a first call does not wait for an interpreter
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    prewarm: usize,
+    /// The kelp-runtime binary (default: the one next to `kelp`, else `kelp-runtime` on PATH)
+    #[arg(long, value_name = "FILE", env = "KELP_RUNTIME_BIN")]
+    runtime_bin: Option<PathBuf>,
+    /// Testing aid: cron schedules run this many times faster than real time
+    #[arg(long, hide = true, default_value_t = 1.0)]
+    cron_speed: f64,
+}
+
+/// Runs the platform until Ctrl-C or SIGTERM.
+pub(crate) async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()> {
+    if !args.listen.ip().is_loopback() {
+        bail!(
+            "--listen {}: kelp up serves only on loopback for now (anyone who can reach it could run code); \
+             use 127.0.0.1:PORT",
+            args.listen
+        );
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KELP_LOG").unwrap_or_else(|_| "warn".into()))
+        .try_init();
+    let data_dir = args.data_dir.map_or_else(default_data_dir, Ok)?;
+    let kubeconfig = (!args.no_kubeconfig).then(|| kelp_up::kubeconfig::default_path(global.kubeconfig.as_deref()));
+    let config = kelp_up::UpConfig {
+        listen: args.listen,
+        data_dir,
+        kubeconfig,
+        runtime_bin: args.runtime_bin.unwrap_or_else(default_runtime_bin),
+        prewarm_per_language: args.prewarm,
+        cron_clock: kelp_up::cron::Clock::sped_up(args.cron_speed),
+    };
+    kelp_up::run(config, stop_signal()).await?;
+    Ok(())
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .context("cannot choose a data directory: set --data-dir, $XDG_DATA_HOME or $HOME")?;
+    Ok(base.join("kelp"))
+}
+
+/// `kelp-runtime` next to this binary, else the one on PATH.
+fn default_runtime_bin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("kelp-runtime")))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from("kelp-runtime"))
+}
+
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
