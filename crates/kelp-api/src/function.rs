@@ -27,6 +27,7 @@ use crate::validation::{NameRule, Validate, ValidationErrors, collect_metadata_e
     kind = "Function",
     plural = "functions",
     singular = "function",
+    shortname = "fn",
     namespaced,
     status = "FunctionStatus",
     derive = "PartialEq",

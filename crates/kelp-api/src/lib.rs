@@ -31,7 +31,7 @@ pub use function::{Function, FunctionSpec};
 pub use status::{Conditions, FunctionStatus, READY_CONDITION, TriggerStatus};
 pub use triggers::{
     CronJobTrigger, CronJobTriggerSpec, GATEWAYS, HTTPTrigger, HTTPTriggerSpec, KafkaTrigger, KafkaTriggerSpec,
-    KinesisTrigger, KinesisTriggerSpec, NATSTrigger, NATSTriggerSpec, check_schedule,
+    KinesisTrigger, KinesisTriggerSpec, NATSTrigger, NATSTriggerSpec, check_schedule, parse_schedule,
 };
 pub use validation::{
     Validate, ValidationError, ValidationErrorKind, ValidationErrors, check_dns1035_label, check_dns1123_subdomain,

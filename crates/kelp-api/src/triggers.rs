@@ -147,8 +147,13 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, 
 /// Checks a cron schedule the way CronJobs take it: exactly 5 fields (Vixie cron; no seconds,
 /// no years), or an `@yearly`/`@monthly`/`@weekly`/`@daily`/`@hourly` alias.
 pub fn check_schedule(schedule: &str) -> Result<(), String> {
+    parse_schedule(schedule).map(drop)
+}
+
+/// Parses a 5-field cron schedule (or an `@hourly`-style alias) as a CronJob reads it.
+pub fn parse_schedule(schedule: &str) -> Result<croner::Cron, String> {
     let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
-    parser.parse(schedule).map(drop).map_err(|e| format!("must be a 5-field cron schedule: {e}"))
+    parser.parse(schedule).map_err(|e| format!("must be a 5-field cron schedule: {e}"))
 }
 
 impl Validate for CronJobTriggerSpec {

@@ -1,0 +1,164 @@
+//! What the engine should run for a Function: its spec, its resolved environment and its scaling.
+
+use crate::env::{self, EnvError, Lookup};
+use kelp_api::Function;
+use kelp_local::{FunctionDeployment, Scaling};
+use std::time::Duration;
+
+/// Annotation on a Function: how long an idle function keeps its instances before scaling to
+/// zero (`90s`, `5m`, `1h`, plain seconds; `0` never scales to zero). Default
+/// [`DEFAULT_IDLE_TIMEOUT`].
+pub const IDLE_TIMEOUT_ANNOTATION: &str = "kelp.dev/idle-timeout";
+/// How long an idle function keeps its instances when no annotation says otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Instances at most when no autoscaler says otherwise.
+pub const DEFAULT_MAX_INSTANCES: usize = 4;
+
+/// Why a Function cannot be handed to the engine yet.
+#[derive(Debug, thiserror::Error)]
+pub enum DesiredError {
+    /// Its environment names a Secret, ConfigMap or key that does not exist.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// An annotation or the autoscaler has a value that cannot be used.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field path.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The deployment of `function`, reading Secrets and ConfigMaps through `lookup`.
+pub fn deployment(function: &Function, lookup: &dyn Lookup) -> Result<FunctionDeployment, DesiredError> {
+    let namespace = function.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let name = function.metadata.name.clone().unwrap_or_default();
+    let template = function.spec.deployment.as_ref();
+    let container = template
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first());
+    let env = match container {
+        Some(c) => env::resolve(c, &namespace, &name, lookup)?,
+        None => Vec::new(),
+    };
+    Ok(FunctionDeployment {
+        uid: function.metadata.uid.clone().unwrap_or_default(),
+        spec: function.spec.clone(),
+        env,
+        scaling: scaling(function)?,
+        namespace,
+        name,
+    })
+}
+
+/// Instances between the autoscaler's `minReplicas`/`maxReplicas` (Kubeless's `autoscale create
+/// --min --max`), else between the Deployment template's `replicas` (default 0: scale to zero)
+/// and [`DEFAULT_MAX_INSTANCES`].
+fn scaling(function: &Function) -> Result<Scaling, DesiredError> {
+    let invalid = |field: &str, reason: String| DesiredError::Invalid { field: field.into(), reason };
+    let idle_timeout = match function.metadata.annotations.as_ref().and_then(|a| a.get(IDLE_TIMEOUT_ANNOTATION)) {
+        Some(v) => parse_duration(v).ok_or_else(|| {
+            invalid(
+                &format!("metadata.annotations[{IDLE_TIMEOUT_ANNOTATION}]"),
+                format!("{v:?} is not a duration such as 90s, 5m or 1h"),
+            )
+        })?,
+        None => DEFAULT_IDLE_TIMEOUT,
+    };
+    let hpa = function.spec.horizontal_pod_autoscaler.as_ref().filter(|h| h.is_configured());
+    let (min, max) = match hpa {
+        Some(hpa) => {
+            let spec = hpa
+                .to_v2()
+                .map_err(|e| invalid("spec.horizontalPodAutoscaler", e.to_string()))?
+                .spec
+                .ok_or_else(|| invalid("spec.horizontalPodAutoscaler.spec", "is missing".into()))?;
+            (spec.min_replicas.unwrap_or(1), spec.max_replicas)
+        }
+        None => {
+            let replicas = function.spec.deployment.as_ref().and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas);
+            let min = replicas.unwrap_or(0);
+            (min, min.max(DEFAULT_MAX_INSTANCES as i32))
+        }
+    };
+    let count = |v: i32| usize::try_from(v).unwrap_or(0);
+    Ok(Scaling { min: count(min), max: count(max).max(count(min)).max(1), idle_timeout })
+}
+
+/// `90s`, `5m`, `1h`, `250ms` or plain seconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    struct Nothing;
+    impl Lookup for Nothing {
+        fn get(&self, _: &str, _: &str, _: &str) -> Option<Value> {
+            None
+        }
+    }
+
+    fn function(extra: Value) -> Function {
+        let mut f = json!({
+            "apiVersion": "kubeless.io/v1beta1", "kind": "Function",
+            "metadata": {"name": "hello", "namespace": "team", "uid": "u1"},
+            "spec": {"handler": "hello.foo", "runtime": "python3.8", "function": "def foo(e, c): return 'hi'",
+                     "deployment": {"spec": {"template": {"spec": {"containers": [{"name": "", "env": [{"name": "A", "value": "1"}]}]}}}}},
+        });
+        json_patch::merge(&mut f, &extra);
+        serde_json::from_value(f).unwrap()
+    }
+
+    #[test]
+    fn defaults_scale_to_zero_with_the_container_env() {
+        let d = deployment(&function(json!({})), &Nothing).unwrap();
+        assert_eq!((d.namespace.as_str(), d.name.as_str(), d.uid.as_str()), ("team", "hello", "u1"));
+        assert_eq!(d.env, vec![("A".to_string(), "1".to_string())]);
+        assert_eq!((d.scaling.min, d.scaling.max, d.scaling.idle_timeout), (0, 4, DEFAULT_IDLE_TIMEOUT));
+    }
+
+    #[test]
+    fn autoscaler_and_annotation_set_the_bounds() {
+        let hpa = json!({"spec": {"horizontalPodAutoscaler": {
+            "apiVersion": "autoscaling/v2beta1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "hello", "namespace": "team"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1beta1", "kind": "Deployment", "name": "hello"},
+                     "minReplicas": 2, "maxReplicas": 5,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "targetAverageUtilization": 70}}]}}},
+            "metadata": {"annotations": {IDLE_TIMEOUT_ANNOTATION: "90s"}}});
+        let d = deployment(&function(hpa), &Nothing).unwrap();
+        assert_eq!((d.scaling.min, d.scaling.max, d.scaling.idle_timeout), (2, 5, Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn a_bad_annotation_names_the_field() {
+        let f = function(json!({"metadata": {"annotations": {IDLE_TIMEOUT_ANNOTATION: "soon"}}}));
+        let err = deployment(&f, &Nothing).unwrap_err().to_string();
+        assert!(err.starts_with("metadata.annotations[kelp.dev/idle-timeout]"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("1d"), None);
+    }
+}

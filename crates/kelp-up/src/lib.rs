@@ -1,0 +1,151 @@
+//! `kelp up`: Kelp on one machine, with nothing else installed.
+//!
+//! One listener serves both the Kubernetes API for Kelp's kinds (`kelp-apiserver` over
+//! `kelp-store`, with the engine's instances shown as Pods and Services by [`workloads`]) and
+//! the functions themselves (the `kelp-local` gateway: short URLs `/<namespace>/<function>/...`
+//! and HTTPTrigger routes). The local controller ([`reconcile`]) keeps the engine running what
+//! the store holds and writes each Function's status; [`cron`] fires CronJobTriggers; and
+//! [`kubeconfig`] adds the `kelp-local` context so kubectl, kube-rs and the `kelp` CLI reach it.
+
+pub mod cron;
+pub mod desired;
+pub mod env;
+pub mod kubeconfig;
+pub mod reconcile;
+pub mod status;
+pub mod workloads;
+
+use axum::body::Body;
+use axum::response::IntoResponse;
+use kelp_local::{Platform, PlatformConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tower_service::Service as _;
+
+/// How to run the platform.
+#[derive(Debug, Clone)]
+pub struct UpConfig {
+    /// Where the API and the gateway listen.
+    pub listen: SocketAddr,
+    /// Where objects, code, dependencies and logs are kept.
+    pub data_dir: PathBuf,
+    /// The kubeconfig to add the `kelp-local` context to; `None`: do not touch any.
+    pub kubeconfig: Option<PathBuf>,
+    /// The `kelp-runtime` binary.
+    pub runtime_bin: PathBuf,
+    /// Pre-warmed runtimes kept per language.
+    pub prewarm_per_language: usize,
+    /// The clock schedules are read against ([`cron::Clock::real`] but in tests).
+    pub cron_clock: cron::Clock,
+}
+
+/// Why the platform could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    /// The data directory or the store could not be opened.
+    #[error("opening the data directory {path}: {reason}")]
+    Data {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The engine could not start.
+    #[error(transparent)]
+    Platform(#[from] kelp_local::Error),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The kubeconfig could not be written.
+    #[error(transparent)]
+    Kubeconfig(#[from] kubeconfig::KubeconfigError),
+}
+
+/// Paths the Kubernetes API serves; everything else goes to the gateway.
+fn is_api_path(path: &str) -> bool {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    under("/api") || under("/apis") || under("/openapi") || path == "/version"
+}
+
+/// Runs the platform until `shutdown` completes, then stops every instance.
+pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), UpError> {
+    let data = |reason: String| UpError::Data { path: config.data_dir.clone(), reason };
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| data(e.to_string()))?;
+    let store =
+        kelp_apiserver::open_store(config.data_dir.join("objects.redb")).await.map_err(|e| data(e.to_string()))?;
+    let mut platform_config = PlatformConfig::new(config.data_dir.join("platform"), &config.runtime_bin);
+    platform_config.prewarm_per_language = config.prewarm_per_language;
+    let platform = Arc::new(Platform::new(platform_config)?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| UpError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| UpError::Listen { addr: config.listen, source })?;
+
+    let engine = Arc::new(workloads::Engine::new(platform.clone(), store.clone()));
+    let api = kelp_apiserver::router(kelp_apiserver::ApiServerConfig::new(store.clone()).with_workloads(engine));
+    let gateway = platform.gateway();
+    let metrics_platform = platform.clone();
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(move || async move { metrics_platform.render_metrics() }))
+        .fallback(move |request: axum::extract::Request| {
+            let (mut api, gateway) = (api.clone(), gateway.clone());
+            async move {
+                if is_api_path(request.uri().path()) {
+                    api.call(request).await.into_response()
+                } else {
+                    gateway.handle(request).await.map(Body::new).into_response()
+                }
+            }
+        });
+
+    let controller = reconcile::Reconciler::new(
+        store.clone(),
+        platform.clone(),
+        cron::Cron::new(platform.clone(), config.cron_clock),
+    );
+    let controller = tokio::spawn(controller.run());
+    let server = format!("http://{addr}");
+    eprintln!("kelp up: serving the Kubernetes API and functions on {server}");
+    eprintln!("kelp up: functions answer at {server}/<namespace>/<function>/ ; data in {}", config.data_dir.display());
+    if let Some(path) = &config.kubeconfig {
+        let written = kubeconfig::write(path, &server, None, None)?;
+        let switched = written
+            .previous_context
+            .map(|p| format!(" (it was {p}; `kubectl config use-context {p}` switches back)"))
+            .unwrap_or_default();
+        eprintln!(
+            "kelp up: context {} written to {} and made current{switched}",
+            kubeconfig::CONTEXT,
+            written.path.display()
+        );
+    }
+    eprintln!(
+        "kelp up: try `kelp function deploy hello --runtime python3 --from-file hello.py --handler hello.hello`; Ctrl-C stops"
+    );
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    controller.abort();
+    eprintln!("kelp up: stopping functions");
+    platform.shutdown().await;
+    served.map_err(|source| UpError::Listen { addr, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths_and_function_paths() {
+        for p in ["/api", "/api/v1/namespaces", "/apis/kubeless.io/v1beta1", "/version", "/openapi/v3"] {
+            assert!(is_api_path(p), "{p}");
+        }
+        for p in ["/", "/default/hello", "/apix", "/default/api"] {
+            assert!(!is_api_path(p), "{p}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The local controller: keeps the engine running what the store says. Whenever the store
+//! changes (and every few seconds, for what the engine changes on its own) it deploys every
+//! Function, removes deleted ones, writes each Function's `status`, routes HTTPTriggers,
+//! schedules CronJobTriggers, and takes Kubeless's finalizers off objects being deleted — the
+//! platform owns nothing outside itself that they would protect.
+
+use crate::cron::Cron;
+use crate::desired;
+use kelp_api::Function;
+use kelp_local::{Platform, Route};
+use kelp_store::{Selector, Store, StoreError};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+const FUNCTIONS: &str = "kubeless.io/functions";
+const HTTP_TRIGGERS: &str = "kubeless.io/httptriggers";
+const CRON_TRIGGERS: &str = "kubeless.io/cronjobtriggers";
+/// Kinds stored (and deletable) but not acted on by the local platform yet.
+const STORED_ONLY: [&str; 3] = ["kubeless.io/kafkatriggers", "kubeless.io/natstriggers", "kubeless.io/kinesistriggers"];
+/// The finalizers Kubeless's controllers put on objects; objects carrying them must still delete.
+const KUBELESS_FINALIZERS: [&str; 5] = [
+    "kubeless.io/function",
+    "kubeless.io/httptrigger",
+    "kubeless.io/cronjobtrigger",
+    "kubeless.io/kafkatrigger",
+    "kubeless.io/natstrigger",
+];
+/// How often the store is checked for changes.
+const POLL: Duration = Duration::from_millis(50);
+/// How often everything is looked at even when the store did not change.
+const RESYNC: Duration = Duration::from_secs(1);
+
+/// The controller's state between rounds.
+#[derive(Debug)]
+pub struct Reconciler {
+    store: Store,
+    platform: Arc<Platform>,
+    cron: Cron,
+    /// Functions handed to the engine, with the error of their last deployment if any.
+    deployed: BTreeMap<(String, String), Option<String>>,
+}
+
+impl Reconciler {
+    /// A controller of `platform` from `store`.
+    pub fn new(store: Store, platform: Arc<Platform>, cron: Cron) -> Self {
+        Reconciler { store, platform, cron, deployed: BTreeMap::new() }
+    }
+
+    /// Runs rounds until the task is dropped.
+    pub async fn run(mut self) {
+        let mut seen = None;
+        let mut last_round = tokio::time::Instant::now();
+        loop {
+            let version = self.store.resource_version();
+            if seen != Some(version) || last_round.elapsed() >= RESYNC {
+                seen = Some(version);
+                last_round = tokio::time::Instant::now();
+                self.round().await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// One pass over everything.
+    pub async fn round(&mut self) {
+        let functions = self.store.list(FUNCTIONS, None, &Selector::everything()).items;
+        let mut live = BTreeSet::new();
+        for object in &functions {
+            let key = key_of(object);
+            if object.pointer("/metadata/deletionTimestamp").is_some() {
+                self.release(FUNCTIONS, object).await;
+                continue;
+            }
+            live.insert(key.clone());
+            let error = self.deploy(object).await.err();
+            if let Some(e) = &error
+                && self.deployed.get(&key) != Some(&Some(e.clone()))
+            {
+                tracing::warn!(function = %format!("{}/{}", key.0, key.1), error = %e, "cannot run function");
+            }
+            self.write_status(object, error.as_deref()).await;
+            self.deployed.insert(key, error);
+        }
+        let gone: Vec<_> = self.deployed.keys().filter(|k| !live.contains(*k)).cloned().collect();
+        for (namespace, name) in gone {
+            self.platform.remove(&namespace, &name).await;
+            self.deployed.remove(&(namespace, name));
+        }
+        self.route_http_triggers().await;
+        let cron = self.live_objects(CRON_TRIGGERS).await;
+        self.cron.sync(&cron);
+        for resource in STORED_ONLY {
+            self.live_objects(resource).await;
+        }
+    }
+
+    async fn deploy(&self, object: &Value) -> Result<(), String> {
+        let function: Function =
+            serde_json::from_value(object.clone()).map_err(|e| format!("unreadable Function: {e}"))?;
+        let deployment = desired::deployment(&function, &self.store).map_err(|e| e.to_string())?;
+        self.platform.deploy(deployment).await.map_err(|e| e.to_string())
+    }
+
+    /// Writes the Function's status when it changed.
+    async fn write_status(&self, object: &Value, error: Option<&str>) {
+        let (namespace, name) = key_of(object);
+        let generation = object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+        let run = self.platform.status(&namespace, &name);
+        let status = crate::status::function_status(generation, run.as_ref(), error);
+        let now = crate::workloads::rfc3339(std::time::SystemTime::now());
+        if let Some(status) = crate::status::merge_transition_times(object.get("status"), status, &now) {
+            let mut updated = object.clone();
+            updated["status"] = status;
+            // A conflict means the object changed meanwhile; the next round writes again.
+            if let Err(e) = self.store.update_status(FUNCTIONS, updated).await
+                && !matches!(e, StoreError::Conflict { .. } | StoreError::NotFound { .. })
+            {
+                tracing::warn!(error = %e, "writing function status");
+            }
+        }
+    }
+
+    /// HTTPTriggers become the gateway's host/path routes.
+    async fn route_http_triggers(&self) {
+        let routes = self
+            .live_objects(HTTP_TRIGGERS)
+            .await
+            .iter()
+            .filter_map(|t| {
+                let spec = t.get("spec")?;
+                let text = |k: &str| spec.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+                Some(Route {
+                    host: text("host-name"),
+                    path_prefix: format!("/{}", text("path").unwrap_or_default().trim_start_matches('/')),
+                    namespace: key_of(t).0,
+                    function: text("function-name")?,
+                })
+            })
+            .collect();
+        self.platform.set_routes(routes);
+    }
+
+    /// The objects of `resource` that are not being deleted; those being deleted are released.
+    async fn live_objects(&self, resource: &str) -> Vec<Arc<Value>> {
+        let mut live = Vec::new();
+        for object in self.store.list(resource, None, &Selector::everything()).items {
+            if object.pointer("/metadata/deletionTimestamp").is_some() {
+                self.release(resource, &object).await;
+            } else {
+                live.push(object);
+            }
+        }
+        live
+    }
+
+    /// Takes Kubeless's finalizers off an object being deleted, so the deletion completes.
+    async fn release(&self, resource: &str, object: &Value) {
+        let Some(finalizers) = object.pointer("/metadata/finalizers").and_then(Value::as_array) else { return };
+        let kept: Vec<Value> = finalizers
+            .iter()
+            .filter(|f| !f.as_str().is_some_and(|f| KUBELESS_FINALIZERS.contains(&f)))
+            .cloned()
+            .collect();
+        if kept.len() == finalizers.len() {
+            return;
+        }
+        let mut updated = object.clone();
+        updated["metadata"]["finalizers"] = Value::Array(kept);
+        if let Err(e) = self.store.update(resource, updated).await
+            && !matches!(e, StoreError::Conflict { .. } | StoreError::NotFound { .. })
+        {
+            tracing::warn!(error = %e, "removing finalizers");
+        }
+    }
+}
+
+fn key_of(object: &Value) -> (String, String) {
+    let text = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    (text("/metadata/namespace"), text("/metadata/name"))
+}

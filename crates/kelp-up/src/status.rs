@@ -1,0 +1,94 @@
+//! A Function's `status` from what the engine reports: the `Ready` condition, `readyReplicas`
+//! and `observedGeneration`.
+
+use kelp_local::FunctionRunStatus;
+use serde_json::{Value, json};
+
+/// The status of a Function whose generation is `generation`: from the engine's report, or from
+/// `error` when the Function could not be handed to the engine (bad environment, code that
+/// cannot be materialised, ...).
+pub fn function_status(generation: i64, run: Option<&FunctionRunStatus>, error: Option<&str>) -> Value {
+    let (ready, reason, message, ready_replicas) = match (error, run) {
+        (Some(e), _) => (false, "DeployFailed".to_string(), e.to_string(), 0),
+        (None, None) => (false, "Pending".to_string(), "waiting for the platform".to_string(), 0),
+        (None, Some(r)) if r.ready && r.ready_instances > 0 => {
+            (true, "InstancesReady".into(), format!("{} instance(s) ready", r.ready_instances), r.ready_instances)
+        }
+        (None, Some(r)) if r.ready => {
+            (true, "ScaledToZero".into(), "no instance running; the next request starts one".into(), 0)
+        }
+        (None, Some(r)) => (
+            false,
+            r.reason.clone().unwrap_or_else(|| "Starting".into()),
+            r.message.clone().unwrap_or_else(|| format!("{} of {} instance(s) ready", r.ready_instances, r.instances)),
+            r.ready_instances,
+        ),
+    };
+    json!({
+        "observedGeneration": generation,
+        "readyReplicas": ready_replicas,
+        "conditions": [{
+            "type": kelp_api::READY_CONDITION,
+            "status": if ready { "True" } else { "False" },
+            "reason": reason,
+            "message": message,
+            "observedGeneration": generation,
+        }],
+    })
+}
+
+/// `new` with each condition's `lastTransitionTime` taken from `old` when the condition's status
+/// did not change, and set to `now` when it did. Returns `None` when nothing changed at all.
+pub fn merge_transition_times(old: Option<&Value>, mut new: Value, now: &str) -> Option<Value> {
+    let old_conditions = old.and_then(|o| o.get("conditions")).and_then(Value::as_array);
+    for condition in new["conditions"].as_array_mut().into_iter().flatten() {
+        let previous = old_conditions.and_then(|cs| cs.iter().find(|c| c["type"] == condition["type"]));
+        let time = match previous {
+            Some(p) if p["status"] == condition["status"] => p["lastTransitionTime"].clone(),
+            _ => json!(now),
+        };
+        condition["lastTransitionTime"] = time;
+    }
+    (old != Some(&new)).then_some(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(ready: bool, ready_instances: usize) -> FunctionRunStatus {
+        FunctionRunStatus {
+            revision: "r".into(),
+            ready_instances,
+            instances: 1,
+            ready,
+            reason: (!ready).then(|| "OOMKilled".into()),
+            message: (!ready).then(|| "memory limit exceeded".into()),
+        }
+    }
+
+    #[test]
+    fn ready_scaled_to_zero_and_failing() {
+        let s = function_status(3, Some(&run(true, 1)), None);
+        assert_eq!((s["readyReplicas"].as_u64(), s["observedGeneration"].as_i64()), (Some(1), Some(3)));
+        assert_eq!(s["conditions"][0]["status"], "True");
+        assert_eq!(function_status(3, Some(&run(true, 0)), None)["conditions"][0]["reason"], "ScaledToZero");
+        let failing = function_status(3, Some(&run(false, 0)), None);
+        assert_eq!(failing["conditions"][0]["reason"], "OOMKilled");
+        assert_eq!(failing["conditions"][0]["message"], "memory limit exceeded");
+        let bad = function_status(1, None, Some("env T: secret default/x not found"));
+        assert_eq!(bad["conditions"][0]["status"], "False");
+        assert_eq!(bad["conditions"][0]["message"], "env T: secret default/x not found");
+    }
+
+    #[test]
+    fn transition_times_move_only_on_change() {
+        let first = merge_transition_times(None, function_status(1, Some(&run(true, 1)), None), "t1").unwrap();
+        assert_eq!(first["conditions"][0]["lastTransitionTime"], "t1");
+        assert!(merge_transition_times(Some(&first), function_status(1, Some(&run(true, 1)), None), "t2").is_none());
+        let later = merge_transition_times(Some(&first), function_status(1, Some(&run(true, 2)), None), "t3").unwrap();
+        assert_eq!(later["conditions"][0]["lastTransitionTime"], "t1");
+        let down = merge_transition_times(Some(&later), function_status(1, Some(&run(false, 0)), None), "t4").unwrap();
+        assert_eq!(down["conditions"][0]["lastTransitionTime"], "t4");
+    }
+}
