@@ -23,6 +23,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tower_service::Service as _;
 
+/// How long open connections (watches, log follows) may take to finish after Ctrl-C.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How to run the platform.
 #[derive(Debug, Clone)]
 pub struct UpConfig {
@@ -128,7 +131,20 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     eprintln!(
         "kelp up: try `kelp function deploy hello --runtime python3 --from-file hello.py --handler hello.hello`; Ctrl-C stops"
     );
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    // Watches stay open for many minutes: after the signal, connections get a few seconds.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+    let serve = axum::serve(listener, app).with_graceful_shutdown(stopped(stopping.clone()));
+    let served = tokio::select! {
+        served = serve => served,
+        () = async { stopped(stopping).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
+    };
     controller.abort();
     eprintln!("kelp up: stopping functions");
     platform.shutdown().await;
