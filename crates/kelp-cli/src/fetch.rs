@@ -15,12 +15,12 @@ use crate::build::content::is_url;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {
     /// A local file.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     File {
         /// The path.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A URL that answered with an error or could not be reached.
     #[error("cannot download {url}: {reason}")]
@@ -44,7 +44,7 @@ pub(crate) async fn read_source(source: &str) -> Result<Vec<u8>, FetchError> {
     } else {
         tokio::fs::read(source)
             .await
-            .map_err(|source_error| FetchError::File { path: source.to_owned(), source: source_error })
+            .map_err(|source_error| FetchError::File { path: source.to_owned(), cause: source_error })
     }
 }
 

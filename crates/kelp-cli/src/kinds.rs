@@ -121,10 +121,10 @@ impl KindInfo {
 
 fn decode<T: serde::de::DeserializeOwned>(kind: &str, object: &Value) -> Result<(), BuildError> {
     let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
-    serde_json::from_value::<T>(object.clone()).map(drop).map_err(|source| BuildError::Decode {
+    serde_json::from_value::<T>(object.clone()).map(drop).map_err(|cause| BuildError::Decode {
         kind: kind.to_owned(),
         name,
-        source,
+        cause,
     })
 }
 

@@ -80,11 +80,11 @@ pub enum Error {
         instance: String,
     },
     /// A file or directory of the platform could not be used.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done.
         context: String,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }

@@ -54,12 +54,12 @@ pub enum MaterialiseErrorKind {
     #[error("archive entry {0:?} points outside the code directory; refused")]
     UnsafePath(String),
     /// The code directory could not be written.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done.
         context: String,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -120,7 +120,7 @@ pub async fn materialise(code_root: &Path, function: &str, spec: &FunctionSpec) 
         }
     }
 
-    let io = |context: String| move |source| fail(MaterialiseErrorKind::Io { context, source });
+    let io = |context: String| move |cause| fail(MaterialiseErrorKind::Io { context, cause });
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let tmp = code_root.join(format!(".tmp-{key}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
@@ -130,7 +130,7 @@ pub async fn materialise(code_root: &Path, function: &str, spec: &FunctionSpec) 
     let written = tokio::task::spawn_blocking(move || -> Result<(), MaterialiseErrorKind> {
         let write = |name: &str, bytes: &[u8]| {
             std::fs::write(build_dir.join(name), bytes)
-                .map_err(|source| MaterialiseErrorKind::Io { context: format!("writing {name}"), source })
+                .map_err(|cause| MaterialiseErrorKind::Io { context: format!("writing {name}"), cause })
         };
         match content_type.archive {
             Archive::None => write(&file_name, &raw)?,

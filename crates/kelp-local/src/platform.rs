@@ -139,7 +139,7 @@ impl Platform {
         let _ = std::fs::remove_dir_all(&run);
         for dir in [&code, &cache, &run, &config.data_dir.join("logs")] {
             std::fs::create_dir_all(dir)
-                .map_err(|source| Error::Io { context: format!("creating {}", dir.display()), source })?;
+                .map_err(|cause| Error::Io { context: format!("creating {}", dir.display()), cause })?;
         }
         let client = crate::http_client();
         let launcher = Arc::new(Launcher::new(
@@ -262,7 +262,7 @@ impl Platform {
         };
         logs::read(found.log_path.clone(), tail, follow, found.done())
             .await
-            .map_err(|source| Error::Io { context: format!("reading {}", found.log_path.display()), source })
+            .map_err(|cause| Error::Io { context: format!("reading {}", found.log_path.display()), cause })
     }
 
     /// The HTTP gateway (short URLs and routes).

@@ -25,8 +25,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct Launcher {
     runtime_bin: PathBuf,
     run_dir: PathBuf,
-    /// The inherited environment plus `KELP_CACHE_DIR`, `KELP_WORKERS`, `KELP_MAX_WORKERS` and
-    /// `KELP_SHUTDOWN_TIMEOUT`.
+    /// The inherited environment plus `KELP_CACHE_DIR`, `KELP_WORKERS`, `KELP_MAX_WORKERS`,
+    /// `KELP_SHUTDOWN_TIMEOUT` and `KELP_EXIT_WITH_PARENT`.
     base_env: Vec<(String, String)>,
     log_max_bytes: u64,
     next_id: AtomicU64,
@@ -60,6 +60,8 @@ impl Launcher {
             ("KELP_WORKERS".to_owned(), workers.to_string()),
             ("KELP_MAX_WORKERS".to_owned(), workers.to_string()),
             ("KELP_SHUTDOWN_TIMEOUT".to_owned(), grace.as_secs_f64().to_string()),
+            // An instance must not outlive the platform, even one killed with SIGKILL.
+            ("KELP_EXIT_WITH_PARENT".to_owned(), "1".to_owned()),
         ]);
         Launcher { runtime_bin, run_dir, base_env, log_max_bytes, next_id: AtomicU64::new(1), client }
     }

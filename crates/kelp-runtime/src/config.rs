@@ -36,6 +36,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `KELP_ACCESS_LOG` (default on; `0` or `false` turns the per-request log line off).
     pub access_log: bool,
+    /// `KELP_EXIT_WITH_PARENT=1`: shut down (as on SIGTERM) when the process that started this
+    /// one dies, so a supervisor killed with SIGKILL leaves no instance behind.
+    pub exit_with_parent: bool,
 }
 
 /// A configuration value that could not be used.
@@ -85,6 +88,7 @@ impl Config {
                 parse(&get, "KELP_SHUTDOWN_TIMEOUT", "a number of seconds", |v: &f64| *v >= 0.0)?.unwrap_or(30.0),
             ),
             access_log: !matches!(get("KELP_ACCESS_LOG").as_deref(), Some("0" | "false" | "off")),
+            exit_with_parent: matches!(get("KELP_EXIT_WITH_PARENT").as_deref(), Some("1" | "true" | "on")),
         })
     }
 

@@ -26,21 +26,21 @@ pub enum DepsError {
         output: String,
     },
     /// The installer could not be started or the cache could not be written.
-    #[error("installing {language} dependencies: {context}: {source}")]
+    #[error("installing {language} dependencies: {context}: {cause}")]
     Io {
         /// Language name.
         language: &'static str,
         /// What was being done.
         context: String,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
 /// Installs the dependency file in `code_dir`, if there is one, and returns the module search path
 /// entries to give the worker (empty when the function has no dependencies).
 pub async fn ensure(lang: &'static Language, code_dir: &Path, cache: &Path) -> Result<Vec<PathBuf>, DepsError> {
-    let io = |context: String| move |source| DepsError::Io { language: lang.name, context, source };
+    let io = |context: String| move |cause| DepsError::Io { language: lang.name, context, cause };
     let deps_file = code_dir.join(lang.deps_file);
     let content = match tokio::fs::read(&deps_file).await {
         Ok(c) if !c.iter().all(u8::is_ascii_whitespace) => c,
@@ -73,7 +73,7 @@ pub async fn ensure(lang: &'static Language, code_dir: &Path, cache: &Path) -> R
 }
 
 async fn install(lang: &'static Language, content: &[u8], target: &Path) -> Result<(), DepsError> {
-    let io = |context: String| move |source| DepsError::Io { language: lang.name, context, source };
+    let io = |context: String| move |cause| DepsError::Io { language: lang.name, context, cause };
     let tmp = target.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;

@@ -58,8 +58,12 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let app = Arc::new(App::new(pool.clone(), config.access_log));
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    let exit_with_parent = config.exit_with_parent;
     tokio::spawn(async move {
-        shutdown_signal().await;
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = parent_died(), if exit_with_parent => tracing::warn!("the parent process died; shutting down"),
+        }
         let _ = stop.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -152,6 +156,17 @@ async fn function_from_stdin() -> anyhow::Result<(Config, Map<String, Value>)> {
         _ => std::env::var(k).ok(),
     };
     Ok((Config::from_lookup(lookup)?, env))
+}
+
+/// Completes when this process is re-parented: the process that started it has died.
+async fn parent_died() {
+    let parent = nix::unistd::getppid();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        if nix::unistd::getppid() != parent {
+            return;
+        }
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

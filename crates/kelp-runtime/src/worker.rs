@@ -19,7 +19,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     /// The interpreter could not be executed.
-    #[error("cannot start the {language} worker with `{interpreter}` (set {env} to the interpreter's path): {source}")]
+    #[error("cannot start the {language} worker with `{interpreter}` (set {env} to the interpreter's path): {cause}")]
     Spawn {
         /// Language name.
         language: &'static str,
@@ -28,7 +28,7 @@ pub enum WorkerError {
         /// The variable that names the interpreter.
         env: &'static str,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The worker process ended before it was ready.
     #[error("the {language} worker exited before it was ready ({status}); its output above says why")]
@@ -48,12 +48,12 @@ pub enum WorkerError {
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     /// Setting up the socket failed.
-    #[error("worker socket {path}: {source}")]
+    #[error("worker socket {path}: {cause}")]
     Socket {
         /// The socket path.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -96,7 +96,7 @@ impl Spawner {
     pub async fn spawn(&self, on_exit: impl FnOnce(ExitStatus) + Send + 'static) -> Result<Worker, WorkerError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let path = self.socket_dir.join(format!("w{id}.sock"));
-        let socket_err = |source| WorkerError::Socket { path: path.clone(), source };
+        let socket_err = |cause| WorkerError::Socket { path: path.clone(), cause };
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).map_err(socket_err)?;
         let mut child = tokio::process::Command::new(&self.interpreter)
@@ -106,11 +106,11 @@ impl Spawner {
             .stdin(Stdio::null())
             .process_group(0)
             .spawn()
-            .map_err(|source| WorkerError::Spawn {
+            .map_err(|cause| WorkerError::Spawn {
                 language: self.lang.name,
                 interpreter: self.interpreter.clone(),
                 env: self.lang.interpreter.0,
-                source,
+                cause,
             })?;
         let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
         let stream = tokio::select! {

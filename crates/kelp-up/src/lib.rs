@@ -58,12 +58,12 @@ pub enum UpError {
     #[error(transparent)]
     Platform(#[from] kelp_local::Error),
     /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Listen {
         /// The address.
         addr: SocketAddr,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The kubeconfig could not be written.
     #[error(transparent)]
@@ -87,8 +87,8 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     let platform = Arc::new(Platform::new(platform_config)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| UpError::Listen { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| UpError::Listen { addr: config.listen, source })?;
+        .map_err(|cause| UpError::Listen { addr: config.listen, cause })?;
+    let addr = listener.local_addr().map_err(|cause| UpError::Listen { addr: config.listen, cause })?;
 
     let engine = Arc::new(workloads::Engine::new(platform.clone(), store.clone()));
     let api = kelp_apiserver::router(kelp_apiserver::ApiServerConfig::new(store.clone()).with_workloads(engine));
@@ -148,7 +148,7 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     controller.abort();
     eprintln!("kelp up: stopping functions");
     platform.shutdown().await;
-    served.map_err(|source| UpError::Listen { addr, source })
+    served.map_err(|cause| UpError::Listen { addr, cause })
 }
 
 #[cfg(test)]

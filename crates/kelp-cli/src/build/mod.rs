@@ -35,14 +35,14 @@ pub(crate) enum BuildError {
         errors: ValidationErrors,
     },
     /// The JSON does not decode into the kind's type (a field of the wrong type).
-    #[error("invalid {kind} {name:?}: {source}")]
+    #[error("invalid {kind} {name:?}: {cause}")]
     Decode {
         /// The kind, e.g. `Function`.
         kind: String,
         /// `metadata.name`.
         name: String,
         /// What serde said.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 
@@ -54,10 +54,10 @@ pub(crate) fn one_line(errors: &ValidationErrors) -> String {
 /// Decodes `value` as `T` and validates it.
 pub(crate) fn to_object<T: DeserializeOwned + Validate>(kind: &str, value: &Value) -> Result<T, BuildError> {
     let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let object: T = serde_json::from_value(value.clone()).map_err(|source| BuildError::Decode {
+    let object: T = serde_json::from_value(value.clone()).map_err(|cause| BuildError::Decode {
         kind: kind.to_owned(),
         name: name.clone(),
-        source,
+        cause,
     })?;
     object.validate().map_err(|errors| BuildError::Invalid { kind: kind.to_owned(), name, errors })?;
     Ok(object)

@@ -1,0 +1,703 @@
+//! End-to-end tests of `kelp up`: the real `kelp` binary runs the platform (`kelp up` on a free
+//! loopback port, its own data directory and kubeconfig, the real `kelp-runtime`), and the tests
+//! drive it the way a user does: the `kelp` CLI, real kubectl, and plain HTTP to the functions.
+//!
+//! Every test starts its own platform (see `up/support.rs`); nothing asserts a timing, eventual
+//! conditions are polled with generous deadlines and report what they last saw.
+
+#[path = "up/support.rs"]
+mod support;
+
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::io::BufRead as _;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{DEADLINE, Platform, Proc, eventually, get, get_json, request};
+
+/// The processes serving `name` now: the `kelp-runtime` of each of its Pods (found by the Pod's
+/// port) and everything below it (the language workers).
+fn function_processes(platform: &Platform, name: &str) -> Vec<Proc> {
+    let pods = get_json(platform.port, &format!("/api/v1/namespaces/default/pods?labelSelector=function%3D{name}"));
+    let mut found = Vec::new();
+    for pod in pods["items"].as_array().unwrap() {
+        let Some(port) = pod.pointer("/spec/containers/0/ports/0/containerPort").and_then(Value::as_u64) else {
+            continue;
+        };
+        if let Some(runtime) = platform.runtime_on_port(u16::try_from(port).unwrap()) {
+            found.push(runtime);
+            found.extend(runtime.descendants());
+        }
+    }
+    found
+}
+
+/// Names of the objects of a list answer.
+fn names(list: &Value) -> BTreeSet<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+/// Whether `kelp function ls` lists `name`.
+fn listed(platform: &Platform, name: &str) -> bool {
+    let out = platform.kelp(&["function", "ls"]).ok().stdout;
+    out.lines().any(|l| l.split_whitespace().next() == Some(name))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The CLI lifecycle.
+
+const PY_V1: &str = r#"
+def hello(event, context):
+    data = event["data"]
+    if isinstance(data, bytes):
+        data = data.decode("utf-8")
+    print("py-saw", data, event["event-namespace"], flush=True)
+    return {"version": 1, "data": data, "namespace": event["event-namespace"]}
+"#;
+
+const JS_V1: &str = r#"
+module.exports = {
+  hello: (event, context) => {
+    console.log('js-saw', JSON.stringify(event.data), event['event-namespace']);
+    return { version: 1, data: event.data, namespace: event['event-namespace'] };
+  },
+};
+"#;
+
+/// deploy, ls, call (GET and POST), logs, update, delete: through the CLI only.
+fn cli_lifecycle(runtime: &str, file: &str, v1: &str, printed: &str) {
+    let platform = Platform::start(&[]);
+    let name = "lifecycle";
+    let handler = format!("{}.hello", file.split('.').next().unwrap());
+    platform.deploy(name, runtime, file, v1, &handler, &[]);
+    assert!(listed(&platform, name), "function ls shows {name}");
+
+    let call = |data: Option<&str>| -> Value {
+        let mut args = vec!["function", "call", name];
+        if let Some(d) = data {
+            args.extend(["-d", d]);
+        }
+        let body = eventually(&format!("kelp function call {name} succeeds"), DEADLINE, || {
+            let run = platform.kelp(&args);
+            if run.code == 0 { Ok(run.stdout) } else { Err(format!("{run:?}")) }
+        });
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("the answer is JSON: {e}: {body:?}"))
+    };
+    let got = call(None);
+    assert_eq!(got["version"], 1, "{got}");
+    assert_eq!(got["namespace"], "cli.kubeless.io", "{got}");
+    let got = call(Some(r#"{"it-s":"alive"}"#));
+    assert_eq!(got["data"], json!({"it-s": "alive"}), "{got}");
+    assert_eq!(got["namespace"], "cli.kubeless.io", "{got}");
+
+    let logs = eventually("the logs show the call", DEADLINE, || {
+        let logs = platform.logs(name);
+        let ok = logs.contains(printed) && logs.contains(r#""POST / HTTP/1.1" 200"#);
+        if ok { Ok(logs) } else { Err(logs) }
+    });
+    assert!(logs.contains("cli.kubeless.io"), "{logs}");
+    let v1_processes = function_processes(&platform, name);
+    assert!(!v1_processes.is_empty(), "a process serves {name}");
+
+    // `"version": 1` in Python, `version: 1` in JavaScript.
+    let v2_code = v1.replace(r#""version": 1"#, r#""version": 2"#).replace("version: 1", "version: 2");
+    let v2 = platform.write(&format!("v2-{file}"), &v2_code);
+    platform.kelp(&["function", "update", name, "--from-file", &v2]).ok();
+    eventually("the call answers version 2", DEADLINE, || {
+        let run = platform.kelp(&["function", "call", name]);
+        let got: Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        if got["version"] == 2 { Ok(()) } else { Err(format!("{run:?}")) }
+    });
+    eventually("the first version's processes have stopped", DEADLINE, || {
+        let left: Vec<_> = v1_processes.iter().filter(|p| p.alive()).map(Proc::cmdline).collect();
+        if left.is_empty() { Ok(()) } else { Err(format!("{left:?}")) }
+    });
+
+    let v2_processes = function_processes(&platform, name);
+    assert!(!v2_processes.is_empty(), "a process serves {name}");
+    platform.kelp(&["function", "delete", name]).ok();
+    assert!(!listed(&platform, name), "function ls no longer shows {name}");
+    eventually("no process of the function remains", DEADLINE, || {
+        let left: Vec<_> = v2_processes.iter().filter(|p| p.alive()).map(Proc::cmdline).collect();
+        if left.is_empty() { Ok(()) } else { Err(format!("{left:?}")) }
+    });
+    let pods = get_json(platform.port, "/api/v1/namespaces/default/pods?labelSelector=function%3Dlifecycle");
+    assert!(names(&pods).is_empty(), "{pods}");
+    platform.kelp(&["function", "call", name]).fails_with("not found");
+}
+
+#[test]
+fn cli_lifecycle_python() {
+    cli_lifecycle("python3.8", "hello.py", PY_V1, "py-saw {'it-s': 'alive'} cli.kubeless.io");
+}
+
+#[test]
+fn cli_lifecycle_node() {
+    cli_lifecycle("nodejs20", "handler.js", JS_V1, r#"js-saw {"it-s":"alive"} cli.kubeless.io"#);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. kubectl.
+
+fn node_manifest(name: &str, labels: &str, handler: &str, code: &str) -> String {
+    let code: String = code.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: kubeless.io/v1beta1\nkind: Function\nmetadata:\n  name: {name}\n  labels: {labels}\n\
+         spec:\n  runtime: nodejs20\n  handler: {handler}\n  function-content-type: text\n  function: |\n{code}"
+    )
+}
+
+#[test]
+fn kubectl_apply_get_watch_replace_delete() {
+    let platform = Platform::start(&[]);
+    let manifest = node_manifest(
+        "kube",
+        "{team: blue}",
+        "handler.hello",
+        "module.exports = { hello: (event, context) => 'node v1' };",
+    );
+    let file = platform.write("kube.yaml", &manifest);
+    let applied = platform.kubectl(&["apply", "-f", &file]).ok();
+    assert!(applied.stdout.contains("function.kubeless.io/kube created"), "{applied:?}");
+
+    let table = platform.kubectl(&["get", "functions"]).ok().stdout;
+    assert!(table.lines().any(|l| l.starts_with("kube ")), "{table}");
+    let object = eventually("the Function is Ready", DEADLINE, || {
+        let yaml = platform.kubectl(&["get", "fn", "kube", "-o", "yaml"]).ok().stdout;
+        let object: Value = serde_saphyr::from_str(&yaml).map_err(|e| format!("{e}: {yaml}"))?;
+        let ready = object
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        if ready { Ok(object) } else { Err(yaml) }
+    });
+    assert_eq!(object["metadata"]["labels"]["team"], "blue");
+    let blue = platform.kubectl(&["get", "functions", "-l", "team=blue", "-o", "name"]).ok().stdout;
+    assert_eq!(blue.trim(), "function.kubeless.io/kube");
+    let red = platform.kubectl(&["get", "functions", "-l", "team=red", "-o", "name"]).ok();
+    assert_eq!(red.stdout.trim(), "", "{red:?}");
+    platform.call_until("kube", |body| body == "node v1");
+
+    // A copy of the object as it is now, to replace it with once it has changed.
+    let stale = platform.kubectl(&["get", "fn", "kube", "-o", "yaml"]).ok().stdout;
+    let stale = platform.write("stale.yaml", &stale);
+
+    let mut watch = platform
+        .kubectl_command(&[
+            "get",
+            "functions",
+            "--watch",
+            "-o",
+            "custom-columns=NAME:.metadata.name,GEN:.metadata.generation",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = watch.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for_line = |wanted: &[&str]| {
+        let start = Instant::now();
+        loop {
+            if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                seen.push(line.clone());
+                if words == wanted {
+                    return;
+                }
+            }
+            assert!(start.elapsed() < DEADLINE, "the watch did not print {wanted:?}; it printed {seen:?}");
+        }
+    };
+    wait_for_line(&["kube", "1"]);
+    let v2 = platform.write("v2.js", "module.exports = { hello: (event, context) => 'node v2' };\n");
+    platform.kelp(&["function", "update", "kube", "--from-file", &v2]).ok();
+    wait_for_line(&["kube", "2"]);
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    reader.join().unwrap();
+
+    let refused = platform.kubectl(&["replace", "-f", &stale]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("Conflict") && refused.stderr.contains("modified"), "{refused:?}");
+    platform.call_until("kube", |body| body == "node v2");
+    let generation = platform.kubectl(&["get", "fn", "kube", "-o", "jsonpath={.metadata.generation}"]).ok().stdout;
+    assert_eq!(generation, "2", "the stale replace changed nothing");
+
+    let deleted = platform.kubectl(&["delete", "-f", &file]).ok();
+    assert!(deleted.stdout.contains("deleted"), "{deleted:?}");
+    let gone = platform.kubectl(&["get", "fn", "kube"]);
+    assert!(gone.code != 0 && gone.stderr.contains("NotFound"), "{gone:?}");
+    eventually("the short URL no longer answers", DEADLINE, || match get(platform.port, "/default/kube/") {
+        Ok(r) if r.status == 404 => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. An update fails no request.
+
+#[test]
+fn update_fails_no_request() {
+    let platform = Platform::start(&[]);
+    let code = "def hello(event, context):\n    return 'v1'\n";
+    platform.deploy("swap", "python3.8", "swap.py", code, "swap.hello", &[]);
+    platform.call_until("swap", |body| body == "v1");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = platform.port;
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut replies = Vec::new();
+            while !stop.load(Ordering::Acquire) {
+                replies.push(match get(port, "/default/swap/") {
+                    Ok(r) => (r.status, r.body),
+                    Err(e) => (0, e.to_string()),
+                });
+            }
+            replies
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let v2 = platform.write("swap-v2.py", "def hello(event, context):\n    return 'v2'\n");
+    platform.kelp(&["function", "update", "swap", "--from-file", &v2]).ok();
+    platform.call_until("swap", |body| body == "v2");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Release);
+    let replies = client.join().unwrap();
+    let failed: Vec<_> = replies.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(failed.is_empty(), "{} of {} requests failed: {failed:?}", failed.len(), replies.len());
+    let bodies: Vec<&str> = replies.iter().map(|(_, b)| b.as_str()).collect();
+    let first_v2 = bodies.iter().position(|b| *b == "v2").expect("the client saw the new code");
+    assert!(bodies[..first_v2].iter().all(|b| *b == "v1"), "{bodies:?}");
+    assert!(bodies[first_v2..].iter().all(|b| *b == "v2"), "no old answer after a new one: {bodies:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Dependencies.
+
+#[test]
+fn dependencies_install_once_for_two_functions() {
+    let platform = Platform::start(&[]);
+    let requirements = platform.write("requirements.txt", "six==1.16.0\n");
+    for name in ["deps-a", "deps-b"] {
+        let code = format!("import six\n\ndef hello(event, context):\n    return '{name} six ' + six.__version__\n");
+        platform.deploy(
+            name,
+            "python3.8",
+            &format!("{name}.py"),
+            &code,
+            &format!("{name}.hello"),
+            &["--dependencies", &requirements],
+        );
+    }
+    // Both first calls at once: the second instance waits for the first one's install.
+    std::thread::scope(|s| {
+        for name in ["deps-a", "deps-b"] {
+            let platform = &platform;
+            s.spawn(move || platform.call_until(name, |body| body == format!("{name} six 1.16.0")));
+        }
+    });
+    let installs = platform.data_dir.join("platform/cache/deps/python");
+    let dirs: Vec<String> = std::fs::read_dir(&installs)
+        .unwrap_or_else(|e| panic!("{}: {e}", installs.display()))
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(dirs.len(), 1, "one install for both functions: {dirs:?}");
+    let installed: Vec<bool> = ["deps-a", "deps-b"]
+        .iter()
+        .map(|name| {
+            let logs = eventually(&format!("{name} has a ready instance with a log"), DEADLINE, || {
+                let logs = platform.logs(name);
+                if logs.contains("function loaded") { Ok(logs) } else { Err(logs) }
+            });
+            logs.contains("dependencies installed")
+        })
+        .collect();
+    assert_eq!(installed.iter().filter(|i| **i).count(), 1, "exactly one instance installed: {installed:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. HTTP triggers.
+
+#[test]
+fn http_trigger_routes_host_and_path() {
+    let platform = Platform::start(&[]);
+    let code = "def hello(event, context):\n    return 'greetings from ' + event['extensions']['request'].path\n";
+    platform.deploy("greeter", "python3.8", "greeter.py", code, "greeter.hello", &[]);
+    platform
+        .kelp(&[
+            "trigger",
+            "http",
+            "create",
+            "t",
+            "--function-name",
+            "greeter",
+            "--hostname",
+            "example.test",
+            "--path",
+            "greet",
+        ])
+        .ok();
+    let host = [("Host", "example.test")];
+    let body = eventually("the route answers", DEADLINE, || match request(platform.port, "GET", "/greet", &host, "") {
+        Ok(r) if r.status == 200 => Ok(r.body),
+        other => Err(format!("{other:?}")),
+    });
+    assert_eq!(body, "greetings from /greet");
+    let other_host = request(platform.port, "GET", "/greet", &[("Host", "elsewhere.test")], "").unwrap();
+    assert_eq!(other_host.status, 404, "another host is not routed: {other_host:?}");
+
+    platform.kelp(&["trigger", "http", "delete", "t"]).ok();
+    eventually("the route is gone", DEADLINE, || match request(platform.port, "GET", "/greet", &host, "") {
+        Ok(r) if r.status == 404 => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Cron triggers (60 times faster than real time: `* * * * *` fires every second).
+
+#[test]
+fn cron_trigger_fires_and_stops_when_deleted() {
+    let platform = Platform::start(&["--cron-speed", "60"]);
+    let code = "def tick(event, context):\n    print('cron-event', event['event-namespace'], event['data'], flush=True)\n    return 'ok'\n";
+    platform.deploy("ticker", "python3.8", "ticker.py", code, "ticker.tick", &[]);
+    platform
+        .kelp(&[
+            "trigger",
+            "cronjob",
+            "create",
+            "c",
+            "--function",
+            "ticker",
+            "--schedule",
+            "* * * * *",
+            "-p",
+            r#"{"tick":1}"#,
+        ])
+        .ok();
+    let line = "cron-event cronjobtrigger.kubeless.io {'tick': 1}";
+    eventually("the function's log shows a cron call", DEADLINE, || {
+        let logs = platform.logs("ticker");
+        if logs.contains(line) && logs.contains(r#""POST / HTTP/1.1" 200"#) { Ok(()) } else { Err(logs) }
+    });
+
+    platform.kelp(&["trigger", "cronjob", "delete", "c"]).ok();
+    // A call already on its way may still land: count once things have settled.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = platform.logs("ticker").matches(line).count();
+    std::thread::sleep(Duration::from_secs(4));
+    let logs = platform.logs("ticker");
+    assert_eq!(
+        logs.matches(line).count(),
+        before,
+        "no tick after the trigger was deleted (4 scheduled minutes): {logs}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Scale to zero and back.
+
+#[test]
+fn scales_to_zero_and_back() {
+    let platform = Platform::start(&[]);
+    let manifest = "apiVersion: kubeless.io/v1beta1\nkind: Function\nmetadata:\n  name: napper\n  \
+                    annotations:\n    kelp.dev/idle-timeout: \"2s\"\nspec:\n  runtime: python3.8\n  handler: napper.hello\n  \
+                    function-content-type: text\n  function: |\n    def hello(event, context):\n        return 'awake'\n";
+    let file = platform.write("napper.yaml", manifest);
+    platform.kubectl(&["apply", "-f", &file]).ok();
+    platform.call_until("napper", |body| body == "awake");
+    // Right after a call (the API directly: kubectl may take longer to start than the idle timeout).
+    let api_pods =
+        || names(&get_json(platform.port, "/api/v1/namespaces/default/pods?labelSelector=function%3Dnapper"));
+    assert_eq!(api_pods().len(), 1, "an instance runs after the call");
+    let pods = || platform.kubectl(&["get", "pods", "-l", "function=napper", "-o", "name"]).ok().stdout;
+    eventually("the function has scaled to zero", DEADLINE, || {
+        let now = pods();
+        if now.trim().is_empty() { Ok(()) } else { Err(now) }
+    });
+    let reason = "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}";
+    eventually("the status says ScaledToZero", DEADLINE, || {
+        let now = platform.kubectl(&["get", "fn", "napper", "-o", reason]).ok().stdout;
+        if now == "ScaledToZero" { Ok(()) } else { Err(now) }
+    });
+    let again = get(platform.port, "/default/napper/").unwrap();
+    assert_eq!((again.status, again.body.as_str()), (200, "awake"), "the next call starts an instance");
+    assert_eq!(api_pods().len(), 1, "an instance runs again");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Durability.
+
+#[test]
+fn sigkill_during_a_burst_of_writes_loses_no_acknowledged_object() {
+    let mut platform = Platform::start(&[]);
+    let code = "def hello(event, context):\n    return 'still here'\n";
+    platform.deploy("survivor", "python3.8", "survivor.py", code, "survivor.hello", &[]);
+    platform.call_until("survivor", |body| body == "still here");
+
+    let acked: Arc<Mutex<Vec<(&str, String)>>> = Arc::default();
+    let unexpected: Arc<Mutex<Vec<String>>> = Arc::default();
+    let port = platform.port;
+    let writers: Vec<_> = [("configmaps", "/api/v1/namespaces/default/configmaps"), (
+        "functions",
+        "/apis/kubeless.io/v1beta1/namespaces/default/functions",
+    )]
+    .into_iter()
+    .map(|(resource, path)| {
+        let (acked, unexpected) = (acked.clone(), unexpected.clone());
+        std::thread::spawn(move || {
+            for i in 0.. {
+                let name = format!("burst-{i}");
+                let object = if resource == "configmaps" {
+                    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"i": i.to_string()}})
+                } else {
+                    json!({"apiVersion": "kubeless.io/v1beta1", "kind": "Function", "metadata": {"name": name},
+                           "spec": {"runtime": "python3.8", "handler": "burst.hello", "function-content-type": "text",
+                                    "function": "def hello(event, context):\n    return 'burst'\n"}})
+                };
+                let headers = [("Content-Type", "application/json")];
+                match request(port, "POST", path, &headers, &object.to_string()) {
+                    Ok(r) if r.status == 201 => acked.lock().unwrap().push((resource, name)),
+                    Ok(r) => unexpected.lock().unwrap().push(format!("{resource} {name}: {} {}", r.status, r.body)),
+                    // The platform is gone.
+                    Err(_) => return,
+                }
+            }
+        })
+    })
+    .collect();
+    eventually("some writes are acknowledged", DEADLINE, || {
+        let n = acked.lock().unwrap().len();
+        if n >= 150 { Ok(()) } else { Err(format!("{n} acknowledged")) }
+    });
+    platform.sigkill();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(unexpected.lock().unwrap().is_empty(), "answers other than 201: {:?}", unexpected.lock().unwrap());
+
+    eprintln!("{} writes acknowledged before the SIGKILL", acked.len());
+    platform.restart();
+    let configmaps = names(&get_json(platform.port, "/api/v1/namespaces/default/configmaps"));
+    let functions = names(&get_json(platform.port, "/apis/kubeless.io/v1beta1/namespaces/default/functions"));
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|(resource, name)| !(if *resource == "configmaps" { &configmaps } else { &functions }).contains(name))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost after the restart: {lost:?} (of {} acknowledged)", acked.len());
+    assert!(functions.contains("survivor"), "{functions:?}");
+    platform.call_until("survivor", |body| body == "still here");
+    let listed = platform.kelp(&["function", "ls", "survivor"]).ok().stdout;
+    assert!(listed.contains("survivor"), "{listed}");
+}
+
+#[test]
+fn sigkill_of_the_platform_leaves_no_function_running() {
+    let mut platform = Platform::start(&[]);
+    let code = "def hello(event, context):\n    return 'hi'\n";
+    platform.deploy("orphan", "python3.8", "orphan.py", code, "orphan.hello", &[]);
+    platform.call_until("orphan", |body| body == "hi");
+    let processes = function_processes(&platform, "orphan");
+    assert!(!processes.is_empty(), "a process serves the function");
+    platform.sigkill();
+    // Instances run in their own process groups; `KELP_EXIT_WITH_PARENT` makes each one shut
+    // down when the platform that started it is gone.
+    eventually("the function's processes end with the platform", Duration::from_secs(10), || {
+        let left: Vec<_> = processes.iter().filter(|p| p.alive()).map(|p| (p.pid, p.cmdline())).collect();
+        if left.is_empty() { Ok(()) } else { Err(format!("still running: {left:?}")) }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Misbehaving functions.
+
+#[test]
+fn crashing_hanging_and_memory_hogging_functions_do_not_fail_a_healthy_one() {
+    let platform = Platform::start(&[]);
+    platform.deploy(
+        "healthy",
+        "python3.8",
+        "healthy.py",
+        "def ok(event, context):\n    return 'healthy'\n",
+        "healthy.ok",
+        &[],
+    );
+    platform.deploy(
+        "crasher",
+        "python3.8",
+        "crasher.py",
+        "import os\n\ndef boom(event, context):\n    os._exit(3)\n",
+        "crasher.boom",
+        &[],
+    );
+    let hang = "import time\n\ndef hang(event, context):\n    while True:\n        time.sleep(0.05)\n";
+    platform.deploy("hanger", "python3.8", "hanger.py", hang, "hanger.hang", &["--timeout", "2"]);
+    let hog = "import time\n\ndef hog(event, context):\n    chunks = []\n    for _ in range(30):\n        \
+               chunks.append(b'x' * (10 << 20))\n        time.sleep(0.02)\n    return 'kept %d MiB' % (len(chunks) * 10)\n";
+    platform.deploy("hog", "python3.8", "hog.py", hog, "hog.hog", &["--memory", "64Mi"]);
+    platform.call_until("healthy", |body| body == "healthy");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = platform.port;
+    let hammer = |name: &'static str| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut statuses = Vec::new();
+            while !stop.load(Ordering::Acquire) {
+                statuses.push(get(port, &format!("/default/{name}/")).map_or(0, |r| r.status));
+            }
+            (name, statuses)
+        })
+    };
+    let bad: Vec<_> = ["crasher", "crasher", "hanger", "hanger", "hog", "hog"].into_iter().map(hammer).collect();
+    let healthy = hammer("healthy");
+    std::thread::sleep(Duration::from_secs(8));
+    stop.store(true, Ordering::Release);
+    let (_, statuses) = healthy.join().unwrap();
+    assert!(!statuses.is_empty());
+    assert!(statuses.iter().all(|s| *s == 200), "the healthy function's answers: {statuses:?}");
+    let mut failures = std::collections::BTreeMap::<&str, Vec<u16>>::new();
+    for thread in bad {
+        let (name, statuses) = thread.join().unwrap();
+        failures.entry(name).or_default().extend(statuses);
+    }
+    eprintln!("healthy: {} calls; misbehaving: {failures:?}", statuses.len());
+    for (name, statuses) in &failures {
+        assert!(statuses.iter().any(|s| *s != 200), "{name} misbehaved: {statuses:?}");
+        assert!(!statuses.contains(&0), "{name}: every request got an answer: {statuses:?}");
+    }
+    assert!(failures["hanger"].contains(&408), "the hanging call timed out: {:?}", failures["hanger"]);
+    let hog_pods = get_json(platform.port, "/api/v1/namespaces/default/pods?labelSelector=function%3Dhog");
+    let reasons: Vec<&str> = hog_pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.pointer("/status/containerStatuses/0/lastState/terminated/reason").and_then(Value::as_str))
+        .collect();
+    assert!(reasons.contains(&"OOMKilled"), "the hog was stopped for its memory: {hog_pods}");
+    let after = get(platform.port, "/default/healthy/").unwrap();
+    assert_eq!((after.status, after.body.as_str()), (200, "healthy"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Bad input.
+
+#[test]
+fn bad_manifests_and_bad_cli_input_change_nothing() {
+    let platform = Platform::start(&[]);
+    let good = platform.write("good.py", "def hello(event, context):\n    return 'good'\n");
+    platform
+        .kelp(&[
+            "function",
+            "deploy",
+            "good",
+            "--runtime",
+            "python3.8",
+            "--from-file",
+            &good,
+            "--handler",
+            "good.hello",
+        ])
+        .ok();
+    let functions = || platform.kubectl(&["get", "functions", "-o", "name"]).ok().stdout;
+    let before = functions();
+    assert_eq!(before.trim(), "function.kubeless.io/good");
+    let code_dirs = || std::fs::read_dir(platform.data_dir.join("platform/code")).map_or(0, Iterator::count);
+    platform.call_until("good", |body| body == "good");
+    let code_before = code_dirs();
+
+    let bad = node_manifest("badfn", "{a: b}", "nodots", "module.exports = { x: () => 'x' };");
+    let bad = platform.write("bad.yaml", &bad);
+    let kubectl = platform.kubectl(&["apply", "-f", &bad]);
+    assert_ne!(kubectl.code, 0, "{kubectl:?}");
+    assert!(kubectl.stderr.contains("spec.handler"), "kubectl's error names the field: {kubectl:?}");
+    platform.kelp(&["apply", "-f", &bad]).fails_with("spec.handler");
+
+    platform
+        .kelp(&["function", "deploy", "x", "--runtime", "cobol9", "--from-file", &good, "--handler", "good.hello"])
+        .fails_with("cobol9");
+    platform
+        .kelp(&[
+            "function",
+            "deploy",
+            "y",
+            "--runtime",
+            "python3.8",
+            "--from-file",
+            "/no/such/file.py",
+            "--handler",
+            "a.b",
+        ])
+        .fails_with("/no/such/file.py");
+    platform
+        .kelp(&["function", "deploy", "z", "--runtime", "python3.8", "--from-file", &good, "--handler", "nodots"])
+        .fails_with("handler");
+    platform.kelp(&["function", "update", "nosuch", "--from-file", &good]).fails_with("not found");
+    platform.kelp(&["function", "deploy", "w", "--bogus"]).fails_with("--bogus");
+    let up = platform.kelp(&["up", "--listen", "0.0.0.0:0", "--data-dir", "/nonexistent/never"]).fails_with("loopback");
+    assert_eq!(up.stderr.lines().count(), 1, "{up:?}");
+
+    assert_eq!(functions(), before, "nothing new");
+    assert!(!listed(&platform, "badfn") && !listed(&platform, "x") && !listed(&platform, "z"));
+    assert_eq!(code_dirs(), code_before, "no code was materialised");
+    let still = get(platform.port, "/default/good/").unwrap();
+    assert_eq!((still.status, still.body.as_str()), (200, "good"));
+}
+
+#[test]
+fn errors_give_their_cause_once() {
+    let platform = Platform::start(&[]);
+    let run = platform
+        .kelp(&[
+            "function",
+            "deploy",
+            "y",
+            "--runtime",
+            "python3.8",
+            "--from-file",
+            "/no/such/file.py",
+            "--handler",
+            "a.b",
+        ])
+        .fails_with("cannot read /no/such/file.py: No such file or directory");
+    // The cause is said once, although `main` prints the whole error chain.
+    let missing_file = run;
+
+    // A second `kelp up` on the port the first one holds.
+    let listen = format!("127.0.0.1:{}", platform.port);
+    let other = platform.write("other-data", "");
+    let run = platform
+        .kelp(&["up", "--no-kubeconfig", "--prewarm", "0", "--listen", &listen, "--data-dir", &format!("{other}.d")])
+        .fails_with(&format!("cannot listen on {listen}: Address already in use"));
+    let port_taken = run;
+    assert_eq!(
+        (
+            missing_file.stderr.matches("No such file or directory").count(),
+            port_taken.stderr.matches("Address already in use").count()
+        ),
+        (1, 1),
+        "{missing_file:?}\n{port_taken:?}"
+    );
+}
