@@ -1,39 +1,19 @@
 //! The real kubectl against the API server.
 //!
 //! kubectl comes from `KELP_KUBECTL` (a path) or `scripts/k8s-bins kubectl` (which builds it once
-//! into a cache and prints its directory). Only when neither works are these tests skipped, with
-//! a message saying so.
+//! into a cache and prints its directory); without one these tests fail.
 //!
 //! The servers here have no token: kubectl (client-go's clientcmd) never sends credentials to an
 //! `http://` server (`IsConfigTransportTLS`), so token authentication with kubectl needs TLS.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::{Server, fixture};
-
-fn kubectl_binary() -> Option<PathBuf> {
-    static BINARY: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("KELP_KUBECTL") {
-                return Some(PathBuf::from(path));
-            }
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/k8s-bins");
-            let output = std::process::Command::new(&script).arg("kubectl").stderr(Stdio::inherit()).output().ok()?;
-            if !output.status.success() {
-                return None;
-            }
-            let dir = String::from_utf8(output.stdout).ok()?;
-            Some(Path::new(dir.trim()).join("kubectl"))
-        })
-        .clone()
-}
 
 struct Kubectl {
     binary: PathBuf,
@@ -48,16 +28,13 @@ struct Run {
 }
 
 impl Kubectl {
-    /// kubectl for `server`, or `None` (with a message) when there is no kubectl.
-    fn new(server: &Server) -> Option<Self> {
-        let Some(binary) = kubectl_binary() else {
-            eprintln!(
-                "SKIPPED: no kubectl (KELP_KUBECTL is unset and `scripts/k8s-bins kubectl` failed); \
-                 the kubectl tests did not run"
-            );
-            return None;
-        };
-        Some(Self { binary, kubeconfig: server.kubeconfig(), home: tempfile::tempdir().unwrap() })
+    /// kubectl for `server`.
+    fn new(server: &Server) -> Self {
+        Self {
+            binary: kelp_testkit::kubectl_bin(),
+            kubeconfig: server.kubeconfig(),
+            home: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -115,7 +92,7 @@ fn manifest(name: &str, extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_applies_gets_replaces_and_deletes_functions() {
     let server = Server::start(None).await;
-    let Some(k) = Kubectl::new(&server) else { return };
+    let k = Kubectl::new(&server);
     assert!(k.ok(&["version"]).await.contains("Server Version: v1.37.2-kelp"));
     let resources = k.ok(&["api-resources"]).await;
     assert!(resources.contains("functions") && resources.contains("kubeless.io/v1beta1"), "{resources}");
@@ -176,7 +153,7 @@ async fn kubectl_applies_gets_replaces_and_deletes_functions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_watch_sees_a_change() {
     let server = Server::start(None).await;
-    let Some(k) = Kubectl::new(&server) else { return };
+    let k = Kubectl::new(&server);
     let file = k.file("w.yaml", &manifest("watched", ""));
     k.ok(&["apply", "-f", &file]).await;
 
@@ -197,7 +174,7 @@ async fn kubectl_watch_sees_a_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_creates_namespaces_secrets_and_configmaps() {
     let server = Server::start(None).await;
-    let Some(k) = Kubectl::new(&server) else { return };
+    let k = Kubectl::new(&server);
     // These kubectl commands send protobuf bodies.
     assert_eq!(k.ok(&["create", "namespace", "team-a"]).await.trim(), "namespace/team-a created");
     let namespaces = k.ok(&["get", "namespaces"]).await;

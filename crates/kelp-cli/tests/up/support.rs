@@ -7,90 +7,15 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How long eventual conditions (a function ready, a route installed...) are waited for. The
 /// machine may be small and busy: generous, never asserted as a timing.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The repository's root.
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The `kelp-runtime` binary: `KELP_RUNTIME_BIN`, else `target/<profile>/kelp-runtime` next to
-/// this test binary, built with `cargo build -p kelp-runtime` when it is missing or older than
-/// the runtime's sources (`cargo test -p kelp-cli` does not build it). The same approach as
-/// `crates/kelp-local/tests/local/support.rs`.
-pub(crate) fn runtime_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("KELP_RUNTIME_BIN") {
-            return PathBuf::from(bin);
-        }
-        // This binary is target/<profile>/deps/up-<hash>.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
-        let bin = profile_dir.join("kelp-runtime");
-        let sources = [repo().join("crates/kelp-runtime"), repo().join("runtimes")];
-        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-        if built.is_none_or(|built| sources.iter().any(|dir| newest(dir) > built)) {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut build = Command::new(cargo);
-            build.args(["build", "-p", "kelp-runtime", "--bin", "kelp-runtime"]);
-            build.env("CARGO_TARGET_DIR", profile_dir.parent().expect("the target directory"));
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                build.arg("--release");
-            }
-            let status = build.status().expect("running cargo build -p kelp-runtime");
-            assert!(status.success(), "cargo build -p kelp-runtime failed");
-        }
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
-    .clone()
-}
-
-/// The latest modification time of the files under `dir` (tests excluded).
-fn newest(dir: &Path) -> SystemTime {
-    let mut latest = SystemTime::UNIX_EPOCH;
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let time = if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "tests") { continue } else { newest(&path) }
-        } else {
-            entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
-        };
-        latest = latest.max(time);
-    }
-    latest
-}
-
-/// kubectl: `scripts/k8s-bins kubectl` prints its directory (building it once from the Go module
-/// proxy when it is missing).
-pub(crate) fn kubectl_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let script = repo().join("scripts/k8s-bins");
-        let out = Command::new(&script).arg("kubectl").stdin(Stdio::null()).output().expect("running scripts/k8s-bins");
-        assert!(
-            out.status.success(),
-            "{} kubectl failed ({}):\n{}{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let bin = Path::new(&dir).join("kubectl");
-        assert!(bin.is_file(), "scripts/k8s-bins printed {dir:?}, which holds no kubectl");
-        bin
-    })
-    .clone()
-}
+pub(crate) use kelp_testkit::{kubectl_bin, runtime_bin};
 
 /// A port that was free a moment ago.
 fn free_port() -> u16 {

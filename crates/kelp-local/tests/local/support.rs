@@ -6,63 +6,14 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use kelp_api::FunctionSpec;
 use kelp_local::{FunctionDeployment, Platform, PlatformConfig, Scaling};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// End-to-end tests run one at a time: they start many processes on a small machine and some
 /// watch scaling, which a neighbour's load would disturb.
 pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The `kelp-runtime` binary: `KELP_RUNTIME_BIN`, else `target/<profile>/kelp-runtime` next to
-/// this test binary. `cargo test --workspace` builds it; when it is missing or older than the
-/// runtime's sources (`cargo test -p kelp-local` alone does not build it), it is built here with
-/// `cargo build -p kelp-runtime`.
-pub(crate) fn runtime_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("KELP_RUNTIME_BIN") {
-            return PathBuf::from(bin);
-        }
-        // This binary is target/<profile>/deps/local-<hash>.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
-        let bin = profile_dir.join("kelp-runtime");
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let sources = [repo.join("crates/kelp-runtime"), repo.join("runtimes")];
-        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-        if built.is_none_or(|built| sources.iter().any(|dir| newest(dir) > built)) {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut build = Command::new(cargo);
-            build.args(["build", "-p", "kelp-runtime", "--bin", "kelp-runtime"]);
-            build.env("CARGO_TARGET_DIR", profile_dir.parent().expect("the target directory"));
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                build.arg("--release");
-            }
-            let status = build.status().expect("running cargo build -p kelp-runtime");
-            assert!(status.success(), "cargo build -p kelp-runtime failed");
-        }
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
-    .clone()
-}
-
-/// The latest modification time of the files under `dir` (tests excluded).
-fn newest(dir: &Path) -> SystemTime {
-    let mut latest = SystemTime::UNIX_EPOCH;
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let time = if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "tests") { continue } else { newest(&path) }
-        } else {
-            entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
-        };
-        latest = latest.max(time);
-    }
-    latest
-}
+pub(crate) use kelp_testkit::runtime_bin;
 
 /// A configuration for tests: one worker per instance, short grace, pool of `prewarm`.
 pub(crate) fn config(data_dir: &Path, prewarm: usize) -> PlatformConfig {
