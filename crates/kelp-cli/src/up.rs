@@ -2,14 +2,15 @@
 //! kubeconfig context at it.
 
 use crate::target::GlobalArgs;
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// `kelp up` flags.
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpArgs {
-    /// Address of the Kubernetes API and the functions (loopback only, for now)
+    /// Address of the Kubernetes API and the functions; off loopback it serves HTTPS and the API
+    /// requires the bearer token written into the kubeconfig context
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Where objects, code, dependencies and logs are kept (default: $XDG_DATA_HOME/kelp, or
@@ -32,13 +33,6 @@ pub(crate) struct UpArgs {
 
 /// Runs the platform until Ctrl-C or SIGTERM.
 pub(crate) async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()> {
-    if !args.listen.ip().is_loopback() {
-        bail!(
-            "--listen {}: kelp up serves only on loopback for now (anyone who can reach it could run code); \
-             use 127.0.0.1:PORT",
-            args.listen
-        );
-    }
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KELP_LOG").unwrap_or_else(|_| "warn".into()))

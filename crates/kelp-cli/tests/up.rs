@@ -656,7 +656,10 @@ fn bad_manifests_and_bad_cli_input_change_nothing() {
         .fails_with("handler");
     platform.kelp(&["function", "update", "nosuch", "--from-file", &good]).fails_with("not found");
     platform.kelp(&["function", "deploy", "w", "--bogus"]).fails_with("--bogus");
-    let up = platform.kelp(&["up", "--listen", "0.0.0.0:0", "--data-dir", "/nonexistent/never"]).fails_with("loopback");
+    let not_a_dir = platform.write("not-a-dir", "a file");
+    let up = platform
+        .kelp(&["up", "--no-kubeconfig", "--listen", "127.0.0.1:0", "--data-dir", &format!("{not_a_dir}/data")])
+        .fails_with("data directory");
     assert_eq!(up.stderr.lines().count(), 1, "{up:?}");
 
     assert_eq!(functions(), before, "nothing new");
@@ -700,4 +703,61 @@ fn errors_give_their_cause_once() {
         (1, 1),
         "{missing_file:?}\n{port_taken:?}"
     );
+}
+
+/// Off loopback, `kelp up` serves HTTPS and the API wants the token that the kubeconfig context
+/// carries (with the authority that signed the certificate): kubectl and the CLI work through the
+/// context, a request without the token is refused.
+#[test]
+fn off_loopback_serves_https_and_requires_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let port = support::free_port();
+    let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kelp"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["up", "--prewarm", "0", "--listen", &format!("0.0.0.0:{port}"), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--runtime-bin")
+        .arg(support::runtime_bin())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let _stop = support::KillOnDrop(child.id());
+    let kubectl = |args: &[&str]| {
+        std::process::Command::new(support::kubectl_bin())
+            .env("HOME", dir.path())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    support::eventually("kubectl reaches the platform over TLS", support::DEADLINE, || {
+        let out = kubectl(&["get", "namespaces"]);
+        out.status.success().then_some(()).ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+    });
+    let config = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(config.contains(&format!("https://127.0.0.1:{port}")) && config.contains("token:"), "{config}");
+    let created = kubectl(&["create", "namespace", "secured"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_kelp"))
+        .env("HOME", dir.path())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["function", "ls"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    // Without the token: 401, even with the certificate accepted.
+    let anonymous = std::process::Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", &format!("https://127.0.0.1:{port}/api/v1/namespaces")])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "401");
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -13,6 +13,7 @@ pub mod env;
 pub mod kubeconfig;
 pub mod reconcile;
 pub mod status;
+pub mod tls;
 pub mod workloads;
 
 use axum::body::Body;
@@ -68,6 +69,9 @@ pub enum UpError {
     /// The kubeconfig could not be written.
     #[error(transparent)]
     Kubeconfig(#[from] kubeconfig::KubeconfigError),
+    /// The certificate could not be made.
+    #[error("setting up TLS: {0}")]
+    Tls(String),
 }
 
 /// Paths the Kubernetes API serves; everything else goes to the gateway.
@@ -90,8 +94,18 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
         .map_err(|cause| UpError::Listen { addr: config.listen, cause })?;
     let addr = listener.local_addr().map_err(|cause| UpError::Listen { addr: config.listen, cause })?;
 
+    // On loopback only local users reach the platform; elsewhere it needs TLS and a token.
+    let secured = if addr.ip().is_loopback() {
+        None
+    } else {
+        Some((tls::Tls::new(addr.ip()).map_err(|e| UpError::Tls(e.to_string()))?, tls::new_token()))
+    };
     let engine = Arc::new(workloads::Engine::new(platform.clone(), store.clone()));
-    let api = kelp_apiserver::router(kelp_apiserver::ApiServerConfig::new(store.clone()).with_workloads(engine));
+    let api = kelp_apiserver::router(
+        kelp_apiserver::ApiServerConfig::new(store.clone())
+            .with_workloads(engine)
+            .with_token(secured.as_ref().map(|(_, token)| token.clone())),
+    );
     let gateway = platform.gateway();
     let metrics_platform = platform.clone();
     let app = axum::Router::new()
@@ -113,11 +127,13 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
         cron::Cron::new(platform.clone(), config.cron_clock),
     );
     let controller = tokio::spawn(controller.run());
-    let server = format!("http://{addr}");
-    eprintln!("kelp up: serving the Kubernetes API and functions on {server}");
+    let local = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+    let server = format!("{}://{local}", if secured.is_some() { "https" } else { "http" });
+    eprintln!("kelp up: listening on {addr}: the Kubernetes API and functions at {server}");
     eprintln!("kelp up: functions answer at {server}/<namespace>/<function>/ ; data in {}", config.data_dir.display());
     if let Some(path) = &config.kubeconfig {
-        let written = kubeconfig::write(path, &server, None, None)?;
+        let token = secured.as_ref().map(|(_, token)| token.as_str());
+        let written = kubeconfig::write(path, &server, token, secured.as_ref().map(|(tls, _)| tls.ca_pem.as_str()))?;
         let switched = written
             .previous_context
             .map(|p| format!(" (it was {p}; `kubectl config use-context {p}` switches back)"))
@@ -140,7 +156,16 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
-    let serve = axum::serve(listener, app).with_graceful_shutdown(stopped(stopping.clone()));
+    let stop_serving = stopped(stopping.clone());
+    let serve = async {
+        match secured {
+            Some((tls, _)) => {
+                serve_tls(listener, tls.acceptor, app, stop_serving).await;
+                Ok(())
+            }
+            None => axum::serve(listener, app).with_graceful_shutdown(stop_serving).await,
+        }
+    };
     let served = tokio::select! {
         served = serve => served,
         () = async { stopped(stopping).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
@@ -149,6 +174,39 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     eprintln!("kelp up: stopping functions");
     platform.shutdown().await;
     served.map_err(|cause| UpError::Listen { addr, cause })
+}
+
+/// Serves `app` over TLS until `stop` completes, then lets open connections finish.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+    stop: impl Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else { return };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = watcher.watch(conn).await;
+        });
+    }
+    graceful.shutdown().await;
 }
 
 #[cfg(test)]

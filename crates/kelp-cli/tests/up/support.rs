@@ -18,7 +18,7 @@ pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 pub(crate) use kelp_testkit::{kubectl_bin, runtime_bin};
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
@@ -437,5 +437,17 @@ pub(crate) fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut
             }
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kills a process when dropped, so a failing test leaves nothing running (instances of a
+/// `kelp up` exit with it).
+pub(crate) struct KillOnDrop(pub(crate) u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
     }
 }
