@@ -761,3 +761,38 @@ fn off_loopback_serves_https_and_requires_the_token() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The manifests in `examples/manifests/` apply as they are, and every example answers: the
+/// README's examples work.
+#[test]
+fn the_example_manifests_run() {
+    let platform = Platform::start(&["--cron-speed", "60"]);
+    let manifests = kelp_testkit::repo_root().join("examples/manifests");
+    let mut files: Vec<_> = std::fs::read_dir(&manifests).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for file in &files {
+        platform.kelp(&["apply", "-f", file.to_str().unwrap()]).ok();
+    }
+    let reply = |method: &str, path: &str, headers: &[(&str, &str)], body: &str| {
+        eventually(&format!("{method} {path} answers 200"), Duration::from_secs(120), || {
+            match request(platform.port, method, path, headers, body) {
+                Ok(r) if r.status == 200 => Ok(r.body),
+                other => Err(format!("{other:?}")),
+            }
+        })
+    };
+    assert_eq!(reply("GET", "/default/hello/", &[], ""), "hello world");
+    let echoed: Value = serde_json::from_str(&reply("GET", "/echo?x=1", &[("Host", "echo.example.test")], "")).unwrap();
+    assert_eq!((echoed["method"].as_str(), echoed["query"]["x"].as_str()), (Some("GET"), Some("1")), "{echoed}");
+    let html = "<html><head><title>Kelp</title></head></html>";
+    assert_eq!(reply("POST", "/default/titles/", &[("Content-Type", "text/html")], html), "Kelp");
+    let dated: Value =
+        serde_json::from_str(&reply("POST", "/default/dates/", &[("Content-Type", "application/json")], "{\"a\":1}"))
+            .unwrap();
+    assert!(dated["a"] == 1 && dated["date"].as_str().is_some_and(|d| d.ends_with("GMT")), "{dated}");
+    // The cron trigger calls hello with its payload (a POST), seen in hello's access log.
+    eventually("the cron trigger calls hello", DEADLINE, || {
+        let logs = platform.logs("hello");
+        logs.contains("\"POST / HTTP/1.1\" 200").then_some(()).ok_or(logs)
+    });
+}
