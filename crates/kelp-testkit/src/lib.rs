@@ -6,9 +6,12 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-/// The repository's root directory.
+/// The repository's root directory: two levels above the package under test (`crates/<name>`),
+/// which `cargo test` names at run time.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let package =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    package.join("../..")
 }
 
 /// The `kelp-runtime` binary: `KELP_RUNTIME_BIN`, else `target/<profile>/kelp-runtime` next to
