@@ -8,15 +8,12 @@ Standard library only (Python 3.8+). Nothing of the protocol is written to stdou
 user's prints go there unchanged, and so do tracebacks of failed invocations.
 """
 
-import asyncio
 import importlib
-import inspect
 import json
 import os
 import socket
 import struct
 import sys
-import traceback
 import types
 
 _U32 = struct.Struct('>I')
@@ -267,7 +264,7 @@ def _load(msg):
     try:
         mod = importlib.import_module(module)
     except Exception as e:
-        traceback.print_exc()
+        _print_exc()
         fail('%s: %s' % (type(e).__name__, e))
     where = getattr(mod, '__file__', None) or where
     try:
@@ -299,6 +296,40 @@ def _exit(code):
     sys.exit(code)
 
 
+# asyncio and traceback cost tens of milliseconds and megabytes to import: a worker pays for them
+# only when a function first returns an awaitable, or first fails.
+_async = {}
+
+
+class _Cancelled(Exception):
+    """An awaited function was cancelled (``asyncio.CancelledError`` is not an Exception)."""
+
+
+def _run_awaitable(awaitable):
+    """Runs an awaitable to completion on the worker's one event loop, made on first use."""
+    if not _async:
+        import asyncio
+        _async['loop'] = asyncio.new_event_loop()
+        _async['set_loop'] = asyncio.set_event_loop
+        _async['cancelled'] = asyncio.CancelledError
+    loop = _async['loop']
+    _async['set_loop'](loop)
+    try:
+        return loop.run_until_complete(awaitable)
+    except _async['cancelled'] as e:
+        raise _Cancelled(_error_message(e)) from e
+
+
+def _print_exception(e, tb):
+    import traceback
+    traceback.print_exception(type(e), e, tb)
+
+
+def _print_exc():
+    import traceback
+    traceback.print_exc()
+
+
 def main():
     path = os.environ.get('KELP_WORKER_SOCKET')
     if not path:
@@ -311,8 +342,6 @@ def main():
         del sys.path[0]
 
     _make_kelp_module()
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -367,16 +396,12 @@ def main():
 
     # ---- hot path ----------------------------------------------------------------------
     pack = _U32.pack
-    run = loop.run_until_complete
-    set_loop = asyncio.set_event_loop
-    isawaitable = inspect.isawaitable
-    print_exc = traceback.print_exc
-    print_exception = traceback.print_exception
+    run = _run_awaitable
+    print_exc = _print_exc
     encode_result = _encode_result
     error_result = _error_result
     ResultError = _ResultError
     RequestT = Request
-    CancelledError = asyncio.CancelledError
     plain = frozenset((str, bytes, dict, list, type(None), int, float, bool, Response))
     write_err = sys.stderr.write
 
@@ -399,13 +424,12 @@ def main():
         event['extensions'] = {'request': RequestT(msg.get('request') or ())}
         try:
             r = func(event, context)
-            while type(r) not in plain and isawaitable(r):
-                set_loop(loop)
+            while type(r) not in plain and hasattr(r, '__await__'):
                 r = run(r)
-        except (Exception, CancelledError) as e:
+        except Exception as e:
             # The traceback from the user's code on (skip this worker's own frame).
             tb = e.__traceback__
-            print_exception(type(e), e, tb.tb_next if tb is not None else None)
+            _print_exception(e, tb.tb_next if tb is not None else None)
             return error_result(e)
         try:
             return encode_result(r)

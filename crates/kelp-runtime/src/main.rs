@@ -34,8 +34,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let result =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from).and_then(|rt| {
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(io_threads())
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
             let result = rt.block_on(run(prewarm));
             // A pending read of stdin (a pre-warmed runtime stopped before its hand-off) must not
             // keep the process alive.
@@ -46,6 +50,18 @@ fn main() {
         eprintln!("kelp-runtime: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Threads for the front: `TOKIO_WORKER_THREADS`, else half the cores (at least one). The front
+/// only moves bytes; the workers need the other cores, and on two cores a second front thread
+/// costs more in wake-ups than it brings (see bench/README.md).
+fn io_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or((cores / 2).max(1))
 }
 
 async fn run(prewarm: bool) -> anyhow::Result<()> {

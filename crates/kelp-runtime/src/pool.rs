@@ -2,8 +2,8 @@
 //!
 //! Every idle, loaded worker stands for one permit of a FIFO semaphore, so requests are served in
 //! arrival order when all workers are busy. The pool keeps `min` workers; when a request has waited
-//! [`GROW_AFTER`] it starts another, up to `max`, and workers above `min` that stay idle for
-//! [`IDLE_RETIRE`] are stopped.
+//! [`GROW_AFTER`] it starts another (one at a time), up to `max`, and workers above `min` that stay
+//! idle for [`IDLE_RETIRE`] are stopped.
 
 use crate::protocol::Load;
 use crate::worker::{Outcome, Spawner, Worker, WorkerError};
@@ -36,6 +36,8 @@ struct Inner {
     min: usize,
     max: usize,
     closed: AtomicBool,
+    /// A worker is being added because requests waited.
+    growing: AtomicBool,
     last_exit: Mutex<(Option<Instant>, Duration)>,
 }
 
@@ -52,6 +54,7 @@ impl Pool {
             min,
             max: max.max(min),
             closed: AtomicBool::new(false),
+            growing: AtomicBool::new(false),
             last_exit: Mutex::new((None, Duration::ZERO)),
         });
         let mut spawns = tokio::task::JoinSet::new();
@@ -143,10 +146,21 @@ impl Inner {
         self.permits.add_permits(1);
     }
 
+    /// Starts one more worker, unless one is already being added for growth or the pool is full:
+    /// on a busy machine a burst of waiting requests must not start `max` interpreters at once.
     fn grow(this: &Arc<Inner>) {
+        if this.growing.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let grown = this.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < this.max).then_some(n + 1));
         if grown.is_ok() {
-            tokio::spawn(Inner::add_worker(this.clone(), Duration::ZERO));
+            let this = this.clone();
+            tokio::spawn(async move {
+                Inner::add_worker(this.clone(), Duration::ZERO).await;
+                this.growing.store(false, Ordering::Release);
+            });
+        } else {
+            this.growing.store(false, Ordering::Release);
         }
     }
 
