@@ -175,8 +175,10 @@ impl Process {
     }
 
     /// Polls `/healthz` until it answers `want`; `Err` with the exit status if the process exits first.
+    /// A ready runtime answers within a millisecond or two of its hand-off, so the first probes
+    /// are 1 ms apart; a slow start (dependency installs) backs off to 50 ms.
     pub(crate) async fn wait_for_health(&mut self, want: StatusCode) -> Result<(), ExitStatus> {
-        let mut delay = Duration::from_millis(5);
+        let mut delay = Duration::from_millis(1);
         loop {
             if self.has_exited() {
                 return Err(self.wait().await);
@@ -185,7 +187,7 @@ impl Process {
                 return Ok(());
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(50));
+            delay = (delay + delay / 4).min(Duration::from_millis(50));
         }
     }
 

@@ -1,0 +1,3 @@
+module kelp.local/bench-platform
+
+go 1.26
