@@ -28,6 +28,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 GW_ROUNDS=${GW_ROUNDS:-3}
@@ -43,8 +45,6 @@ QUIET_MAX=${QUIET_MAX:-10}
 QUIET_WAIT=${QUIET_WAIT:-60}
 SKIP_K8S=${SKIP_K8S:-0}
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 # die_log FILE MESSAGE: the end of a server's log, then the error.
 die_log() {
     [ -f "$1" ] && { printf '[bench] --- last lines of %s ---\n' "$1" >&2; tail -n 40 "$1" >&2; }
@@ -56,16 +56,6 @@ PIDS=() # servers started here, stopped on exit
 WARNINGS=()
 BUSY_ROWS=()
 
-descendants() {
-    local p kids k
-    for p in "$@"; do
-        kids=$(cat /proc/"$p"/task/*/children 2>/dev/null || true)
-        for k in $kids; do
-            echo "$k"
-            descendants "$k"
-        done
-    done
-}
 
 # stop_proc PID: SIGTERM, up to 20 s to exit (kelp up drains and stops its instances), then
 # SIGKILL of it and of whatever it had started.
@@ -99,15 +89,7 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Tools and builds (all before any measurement: nothing compiles while the platform is measured).
 
-if ! command -v wrk >/dev/null 2>&1; then
-    log "installing wrk (Debian package)"
-    SUDO=()
-    [ "$(id -u)" -ne 0 ] && SUDO=(sudo)
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2 ||
-        { "${SUDO[@]}" apt-get update >&2 && "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2; } ||
-        die "could not install wrk with apt-get"
-    command -v wrk >/dev/null 2>&1 || die "wrk is still not on PATH after apt-get install"
-fi
+ensure_wrk
 for tool in curl python3 cargo go; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
@@ -156,15 +138,6 @@ unset KUBECONFIG KELP_LOG
 
 freeport() { python3 "$BENCH/coldstart.py" freeport; }
 
-# Percent of all CPUs busy over the next second, from /proc/stat.
-cpu_busy() {
-    local a b
-    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    sleep 1
-    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x); split(b, y); busy = y[1] - x[1]; all = busy + y[2] - x[2];
-        printf "%.0f", (all > 0) ? 100 * busy / all : 0 }'
-}
 
 # wait_quiet ID: waits until the machine is idle enough to measure; notes the row when it never is.
 wait_quiet() {
@@ -509,8 +482,6 @@ ELAPSED=$(($(date +%s) - STARTED))
 # ---------------------------------------------------------------------------------------------
 # The table.
 
-thousands() { printf '%.0f' "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/; ta'; }
-verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo missed; fi; }
 # median "X Y Z" [DECIMALS]
 median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk -v d="${2:-1}" '{ v[NR] = $1 }
     END { printf "%." d "f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -22,6 +22,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 RUNS=${RUNS:-10}
@@ -31,24 +33,11 @@ QUIET_MAX=${QUIET_MAX:-10}
 QUIET_WAIT=${QUIET_WAIT:-60}
 RETRIES=${RETRIES:-2}
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kelp-bench.XXXXXX")
 SERVER_PIDS=()
 WARNINGS=()
 
-# All processes below $1 (the front's workers), from /proc.
-descendants() {
-    local p kids k
-    for p in "$@"; do
-        kids=$(cat /proc/"$p"/task/*/children 2>/dev/null || true)
-        for k in $kids; do
-            echo "$k"
-            descendants "$k"
-        done
-    done
-}
 
 # Stops one runtime: SIGTERM (it stops its workers), then SIGKILL of whatever is left.
 stop_server() {
@@ -82,15 +71,7 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Tools, binary, interpreters.
 
-if ! command -v wrk >/dev/null 2>&1; then
-    log "installing wrk (Debian package)"
-    SUDO=()
-    [ "$(id -u)" -ne 0 ] && SUDO=(sudo)
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2 ||
-        { "${SUDO[@]}" apt-get update >&2 && "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2; } ||
-        die "could not install wrk with apt-get"
-    command -v wrk >/dev/null 2>&1 || die "wrk is still not on PATH after apt-get install"
-fi
+ensure_wrk
 for tool in curl python3 node cargo; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
@@ -169,15 +150,6 @@ check_echo() {
 
 declare -A RPS P50 P99 NOTE
 
-# Percent of all CPUs busy over the next second, from /proc/stat.
-cpu_busy() {
-    local a b
-    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    sleep 1
-    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x); split(b, y); busy = y[1] - x[1]; all = busy + y[2] - x[2];
-        printf "%.0f", (all > 0) ? 100 * busy / all : 0 }'
-}
 
 # wait_quiet ID: waits until the machine is idle enough to measure; fails when it never is.
 BUSY_ROWS=()
@@ -338,10 +310,8 @@ ELAPSED=$(($(date +%s) - STARTED))
 # ---------------------------------------------------------------------------------------------
 # The table.
 
-thousands() { printf '%.0f' "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/; ta'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # verdict COND: "met" / "missed"
-verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo missed; fi; }
 
 throughput_row() {
     local id=$1 label=$2 conns=$3 target=${4:-—} ceil workers

@@ -1,0 +1,43 @@
+# Helpers shared by bench/runtime.sh and bench/platform.sh (sourced, not run).
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# descendants PID...: every process below the given ones, from /proc.
+descendants() {
+    local p kids k
+    for p in "$@"; do
+        kids=$(cat /proc/"$p"/task/*/children 2>/dev/null || true)
+        for k in $kids; do
+            echo "$k"
+            descendants "$k"
+        done
+    done
+}
+
+# cpu_busy: the machine's CPU use over the next second, in percent.
+cpu_busy() {
+    local a b
+    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x); split(b, y); busy = y[1] - x[1]; all = busy + y[2] - x[2];
+        printf "%.0f", (all > 0) ? 100 * busy / all : 0 }'
+}
+
+# thousands N: N rounded, with thousands separators (12,345).
+thousands() { printf '%.0f' "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/; ta'; }
+# verdict AWK_CONDITION: "met" or "missed".
+verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo missed; fi; }
+
+# ensure_wrk: installs wrk from Debian's packages when it is missing.
+ensure_wrk() {
+    command -v wrk >/dev/null 2>&1 && return 0
+    log "installing wrk (Debian package)"
+    local sudo=()
+    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2 ||
+        { "${sudo[@]}" apt-get update >&2 && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2; } ||
+        die "could not install wrk with apt-get"
+    command -v wrk >/dev/null 2>&1 || die "wrk is still not on PATH after apt-get install"
+}
