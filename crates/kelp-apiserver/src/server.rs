@@ -197,6 +197,10 @@ fn format_of(headers: &HeaderMap, query: &Query) -> Result<Format, ApiError> {
 }
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
+    serialized_response(code, body)
+}
+
+fn serialized_response(code: StatusCode, body: &impl serde::Serialize) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
@@ -310,21 +314,47 @@ fn partial_metadata(object: &Value) -> Value {
     })
 }
 
-fn render_list<'a>(kind: &Kind, items: impl IntoIterator<Item = &'a Value>, rv: u64, format: Format) -> Value {
+/// A list response. JSON lists serialize their items where they are stored: a list of a thousand
+/// objects is written out, not copied first.
+enum ListBody<'a> {
+    /// A Table or metadata-only list, built as a value.
+    Built(Value),
+    /// `{apiVersion, kind: <Kind>List, metadata: {resourceVersion}, items}`.
+    Items { api_version: String, kind: String, resource_version: String, items: Vec<&'a Value> },
+}
+
+impl serde::Serialize for ListBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            ListBody::Built(value) => value.serialize(serializer),
+            ListBody::Items { api_version, kind, resource_version, items } => {
+                let mut map = serializer.serialize_map(Some(4))?;
+                map.serialize_entry("apiVersion", api_version)?;
+                map.serialize_entry("kind", kind)?;
+                map.serialize_entry("metadata", &json!({"resourceVersion": resource_version}))?;
+                map.serialize_entry("items", items)?;
+                map.end()
+            }
+        }
+    }
+}
+
+fn render_list<'a>(kind: &Kind, items: impl IntoIterator<Item = &'a Value>, rv: u64, format: Format) -> ListBody<'a> {
     match format {
-        Format::Table(include) => table::table(kind, items, Some(rv.to_string()), include, true),
-        Format::Metadata => json!({
+        Format::Table(include) => ListBody::Built(table::table(kind, items, Some(rv.to_string()), include, true)),
+        Format::Metadata => ListBody::Built(json!({
             "kind": "PartialObjectMetadataList",
             "apiVersion": "meta.k8s.io/v1",
             "metadata": {"resourceVersion": rv.to_string()},
             "items": items.into_iter().map(partial_metadata).collect::<Vec<_>>(),
-        }),
-        Format::Json => json!({
-            "apiVersion": kind.api_version(),
-            "kind": format!("{}List", kind.kind),
-            "metadata": {"resourceVersion": rv.to_string()},
-            "items": items.into_iter().collect::<Vec<_>>(),
-        }),
+        })),
+        Format::Json => ListBody::Items {
+            api_version: kind.api_version(),
+            kind: format!("{}List", kind.kind),
+            resource_version: rv.to_string(),
+            items: items.into_iter().collect(),
+        },
     }
 }
 
@@ -338,7 +368,7 @@ fn list_stored(
     let selector = query.selector()?;
     let list = app.store.list(&kind.store_key(), namespace, &selector);
     let body = render_list(kind, list.items.iter().map(|o| o.as_ref()), list.resource_version, format);
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(serialized_response(StatusCode::OK, &body))
 }
 
 async fn read_body(request: Request) -> Result<Value, ApiError> {
@@ -744,7 +774,7 @@ async fn delete_collection(app: &App, kind: &Kind, namespace: &str, query: &Quer
         }
     }
     let rv = app.store.resource_version();
-    Ok(json_response(StatusCode::OK, &render_list(kind, deleted.iter(), rv, Format::Json)))
+    Ok(serialized_response(StatusCode::OK, &render_list(kind, deleted.iter(), rv, Format::Json)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -951,7 +981,7 @@ async fn workload(app: &Arc<App>, request: Request, target: Target, query: Query
             let objects = workload_objects(app, &kind, namespace).await?;
             let matching: Vec<&Value> = objects.iter().filter(|o| selector.matches(o)).collect();
             let rv = objects.iter().filter_map(resource_version_of).max().unwrap_or(0);
-            Ok(json_response(StatusCode::OK, &render_list(&kind, matching, rv, format)))
+            Ok(serialized_response(StatusCode::OK, &render_list(&kind, matching, rv, format)))
         }
         (Some(name), None) => {
             let objects = workload_objects(app, &kind, namespace).await?;
