@@ -4,6 +4,8 @@
 
 use crate::instance::{Instance, Launch, Lease, Termination};
 use crate::platform::{Scaling, Shared};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -42,6 +44,20 @@ pub(crate) struct Function {
     pub(crate) deploying: tokio::sync::Mutex<()>,
     /// Set by [`Function::stop_all`]: no instance starts any more.
     removed: AtomicBool,
+    /// Logs of instances that ended (scaled in, replaced, crashed for good), oldest first; they go
+    /// with the function.
+    ended_logs: Mutex<VecDeque<PathBuf>>,
+}
+
+/// Logs of ended instances kept per function.
+pub(crate) const ENDED_LOGS_KEPT: usize = 5;
+
+/// Deletes a log and its rotated predecessor.
+fn remove_log(log: &Path) {
+    let _ = std::fs::remove_file(log);
+    let mut rotated = log.as_os_str().to_owned();
+    rotated.push(".1");
+    let _ = std::fs::remove_file(rotated);
 }
 
 /// The instances of one spec and environment of a function.
@@ -80,6 +96,7 @@ impl Function {
             events: watch::Sender::new(0),
             deploying: tokio::sync::Mutex::new(()),
             removed: AtomicBool::new(false),
+            ended_logs: Mutex::default(),
         })
     }
 
@@ -234,15 +251,23 @@ impl Function {
             revision.instances.lock().unwrap().retain(|i| {
                 let done = i.is_done();
                 if done {
-                    let _ = std::fs::remove_file(&i.log_path);
-                    let mut rotated = i.log_path.clone().into_os_string();
-                    rotated.push(".1");
-                    let _ = std::fs::remove_file(rotated);
+                    self.keep_ended_log(i.log_path.clone());
                 }
                 !done
             });
         }
         revisions.retain(|r| Arc::ptr_eq(r, desired) || !r.instances.lock().unwrap().is_empty());
+    }
+
+    /// Keeps the log of an instance that ended, deleting the oldest beyond [`ENDED_LOGS_KEPT`].
+    fn keep_ended_log(&self, log: PathBuf) {
+        let mut ended = self.ended_logs.lock().unwrap();
+        ended.push_back(log);
+        while ended.len() > ENDED_LOGS_KEPT {
+            if let Some(old) = ended.pop_front() {
+                remove_log(&old);
+            }
+        }
     }
 
     /// Every instance, of every revision.
@@ -265,6 +290,9 @@ impl Function {
         let desired = self.desired();
         if let Some(d) = desired {
             self.forget_stopped(&d);
+        }
+        for log in std::mem::take(&mut *self.ended_logs.lock().unwrap()) {
+            remove_log(&log);
         }
     }
 

@@ -212,7 +212,9 @@ async fn idle_functions_scale_to_zero_and_the_next_call_cold_starts() {
     let url = format!("{}/default/sleepy/", served.base);
     assert_eq!(get(&url).await.body, "hello from python");
     assert_eq!(platform.instances().len(), 1);
+    let log = platform.instances()[0].log_path.clone();
     eventually("scaled to zero", MINUTE, || platform.instances().is_empty()).await;
+    assert!(log.is_file(), "the log of the instance that scaled in is kept: {}", log.display());
     let status = platform.status("default", "sleepy").unwrap();
     assert!(status.ready && status.instances == 0 && status.reason.is_none(), "{status:?}");
 
@@ -222,6 +224,8 @@ async fn idle_functions_scale_to_zero_and_the_next_call_cold_starts() {
     let count =
         sample(&metrics, r#"kelp_cold_start_seconds_count{namespace="default",function="sleepy",pooled="false"}"#);
     assert_eq!(count, Some(2.0), "{metrics}");
+    assert!(platform.remove("default", "sleepy").await);
+    assert!(!log.exists(), "the logs go with the function");
     platform.shutdown().await;
 }
 
