@@ -97,6 +97,12 @@ fn cli_lifecycle(runtime: &str, file: &str, v1: &str, printed: &str) {
     assert_eq!(got["data"], json!({"it-s": "alive"}), "{got}");
     assert_eq!(got["namespace"], "cli.kubeless.io", "{got}");
 
+    // The platform's /metrics carries the function's own series, labelled by function.
+    let metrics = get(platform.port, "/metrics").unwrap().body;
+    let wanted = format!("function_calls_total{{namespace=\"default\",function=\"{name}\",pod=\"");
+    let calls = metrics.lines().find(|l| l.starts_with(&wanted) && l.contains("method=\"POST\""));
+    assert!(calls.is_some_and(|l| l.ends_with(" 1")), "no POST count of 1 for {name} in:\n{metrics}");
+
     let logs = eventually("the logs show the call", DEADLINE, || {
         let logs = platform.logs(name);
         let ok = logs.contains(printed) && logs.contains(r#""POST / HTTP/1.1" 200"#);

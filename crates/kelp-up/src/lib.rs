@@ -11,6 +11,7 @@ pub mod cron;
 pub mod desired;
 pub mod env;
 pub mod kubeconfig;
+pub mod metrics;
 pub mod reconcile;
 pub mod status;
 pub mod tls;
@@ -109,7 +110,7 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     let gateway = platform.gateway();
     let metrics_platform = platform.clone();
     let app = axum::Router::new()
-        .route("/metrics", axum::routing::get(move || async move { metrics_platform.render_metrics() }))
+        .route("/metrics", axum::routing::get(move || async move { metrics::render(&metrics_platform).await }))
         .fallback(move |request: axum::extract::Request| {
             let (mut api, gateway) = (api.clone(), gateway.clone());
             async move {
