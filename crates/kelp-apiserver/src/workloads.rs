@@ -103,61 +103,29 @@ pub struct LogOptions {
 ///   number, if the client gave one.
 ///
 /// Implementations must be cheap to call concurrently (`&self`, `Send + Sync`).
-/// [`NoWorkloads`] is the implementation with nothing running.
+/// Every method has a default that shows nothing running; [`NoWorkloads`] uses them all.
 pub trait Workloads: Send + Sync + 'static {
-    /// The pods in `namespace`, or in every namespace when `None`.
-    fn list_pods<'a>(&'a self, namespace: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Pod>, WorkloadError>>;
-
-    /// The services in `namespace`, or in every namespace when `None`.
-    fn list_services<'a>(&'a self, namespace: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Service>, WorkloadError>>;
-
-    /// Every pod change from now on, in every namespace.
-    fn watch_pods(&self) -> BoxStream<WorkloadEvent<Pod>>;
-
-    /// Every service change from now on, in every namespace.
-    fn watch_services(&self) -> BoxStream<WorkloadEvent<Service>>;
-
-    /// The log of a pod's container.
-    fn pod_logs<'a>(
-        &'a self,
-        namespace: &'a str,
-        pod: &'a str,
-        options: LogOptions,
-    ) -> BoxFuture<'a, Result<BoxStream<Result<Bytes, std::io::Error>>, WorkloadError>>;
-
-    /// Forwards `request` to the service `service` in `namespace` (on `port`, if given) and
-    /// returns its response.
-    fn proxy<'a>(
-        &'a self,
-        namespace: &'a str,
-        service: &'a str,
-        port: Option<&'a str>,
-        request: http::Request<Body>,
-    ) -> BoxFuture<'a, Result<http::Response<Body>, WorkloadError>>;
-}
-
-/// The [`Workloads`] with nothing running: no pods, no services, no logs; the proxy answers
-/// 503 ServiceUnavailable.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoWorkloads;
-
-impl Workloads for NoWorkloads {
+    /// The pods in `namespace`, or in every namespace when `None`. Default: none.
     fn list_pods<'a>(&'a self, _namespace: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Pod>, WorkloadError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// The services in `namespace`, or in every namespace when `None`. Default: none.
     fn list_services<'a>(&'a self, _namespace: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Service>, WorkloadError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// Every pod change from now on, in every namespace. Default: never any.
     fn watch_pods(&self) -> BoxStream<WorkloadEvent<Pod>> {
         Box::pin(futures_util::stream::pending())
     }
 
+    /// Every service change from now on, in every namespace. Default: never any.
     fn watch_services(&self) -> BoxStream<WorkloadEvent<Service>> {
         Box::pin(futures_util::stream::pending())
     }
 
+    /// The log of a pod's container. Default: the pod does not exist.
     fn pod_logs<'a>(
         &'a self,
         _namespace: &'a str,
@@ -167,6 +135,8 @@ impl Workloads for NoWorkloads {
         Box::pin(async move { Err(WorkloadError::NotFound(format!("pods \"{pod}\" not found"))) })
     }
 
+    /// Forwards `request` to the service `service` in `namespace` (on `port`, if given) and
+    /// returns its response. Default: 503, no endpoints.
     fn proxy<'a>(
         &'a self,
         _namespace: &'a str,
@@ -179,3 +149,10 @@ impl Workloads for NoWorkloads {
         )
     }
 }
+
+/// The [`Workloads`] with nothing running: no pods, no services, no logs; the proxy answers
+/// 503 ServiceUnavailable (every default of the trait).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoWorkloads;
+
+impl Workloads for NoWorkloads {}

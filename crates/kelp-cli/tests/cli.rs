@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use bytes::Bytes;
-use k8s_openapi::api::core::v1::{Pod, Service};
-use kelp_apiserver::{ApiServerConfig, BoxFuture, BoxStream, LogOptions, WorkloadError, WorkloadEvent, Workloads};
+use k8s_openapi::api::core::v1::Pod;
+use kelp_apiserver::{ApiServerConfig, BoxFuture, BoxStream, LogOptions, WorkloadError, Workloads};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "kelp-test-token";
@@ -241,18 +241,6 @@ impl Workloads for FakeWorkloads {
             }
             Ok(vec![pod("sleepy-5c8f", "sleepy", false), pod("hello-7d4b9", "hello", true)])
         })
-    }
-
-    fn list_services<'a>(&'a self, _namespace: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Service>, WorkloadError>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-
-    fn watch_pods(&self) -> BoxStream<WorkloadEvent<Pod>> {
-        Box::pin(futures_util::stream::pending())
-    }
-
-    fn watch_services(&self) -> BoxStream<WorkloadEvent<Service>> {
-        Box::pin(futures_util::stream::pending())
     }
 
     fn pod_logs<'a>(

@@ -58,10 +58,6 @@ impl Workloads for Fake {
         }))
     }
 
-    fn watch_services(&self) -> BoxStream<WorkloadEvent<Service>> {
-        Box::pin(futures_util::stream::pending())
-    }
-
     fn pod_logs<'a>(
         &'a self,
         _namespace: &'a str,
