@@ -75,20 +75,28 @@ pub fn kubectl_bin() -> PathBuf {
         if let Some(path) = std::env::var_os("KELP_KUBECTL") {
             return PathBuf::from(path);
         }
-        let script = repo_root().join("scripts/k8s-bins");
-        let out = Command::new(&script).arg("kubectl").stdin(Stdio::null()).output().expect("running scripts/k8s-bins");
-        assert!(
-            out.status.success(),
-            "{} kubectl failed ({}):\n{}{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let bin = Path::new(&dir).join("kubectl");
-        assert!(bin.is_file(), "scripts/k8s-bins printed {dir:?}, which holds no kubectl");
+        let dir = k8s_bin_dir(&["kubectl"]);
+        let bin = dir.join("kubectl");
+        assert!(bin.is_file(), "scripts/k8s-bins printed {}, which holds no kubectl", dir.display());
         bin
     })
     .clone()
+}
+
+/// The directory `scripts/k8s-bins <tools>` builds the Kubernetes `tools` into (once, from the Go
+/// module proxy; a tool already built is not rebuilt) and prints. Panics with the script's output
+/// when it fails: the tests that need these tools must not pass without them.
+pub fn k8s_bin_dir(tools: &[&str]) -> PathBuf {
+    let script = repo_root().join("scripts/k8s-bins");
+    let out = Command::new(&script).args(tools).stdin(Stdio::null()).output().expect("running scripts/k8s-bins");
+    assert!(
+        out.status.success(),
+        "{} {} failed ({}):\n{}{}",
+        script.display(),
+        tools.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }

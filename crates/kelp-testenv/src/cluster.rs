@@ -1,0 +1,133 @@
+//! What is done through the API: readiness, the kwok Node, the CRDs, namespaces.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+
+/// The fake Node's name.
+const NODE: &str = "kwok-node-0";
+
+/// A client from the kubeconfig at `path`, for the calling runtime.
+pub(crate) async fn client(path: &Path) -> Client {
+    let kubeconfig =
+        Kubeconfig::read_from(path).unwrap_or_else(|e| panic!("kelp-testenv: reading {}: {e}", path.display()));
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("kelp-testenv: the kubeconfig {}: {e}", path.display()));
+    Client::try_from(config).unwrap_or_else(|e| panic!("kelp-testenv: a client for {}: {e}", path.display()))
+}
+
+/// `Ok` once `/readyz` answers 200.
+pub(crate) async fn readyz(client: &Client) -> Result<(), String> {
+    let request = http::Request::get("/readyz").body(Vec::new()).expect("a GET request");
+    client.request_text(request).await.map(drop).map_err(|e| e.to_string())
+}
+
+/// Creates the Node kwok manages (annotation `kwok.x-k8s.io/node: fake`, label `type: kwok`);
+/// kwok fills its status (capacity included).
+pub(crate) async fn create_node(client: &Client) {
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(NODE.to_owned()),
+            annotations: Some([("kwok.x-k8s.io/node".to_owned(), "fake".to_owned())].into()),
+            labels: Some(
+                [
+                    ("type", "kwok"),
+                    ("kubernetes.io/hostname", NODE),
+                    ("kubernetes.io/os", "linux"),
+                    ("kubernetes.io/arch", "amd64"),
+                ]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        },
+        ..Node::default()
+    };
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .unwrap_or_else(|e| panic!("kelp-testenv: creating the Node {NODE}: {e}"));
+}
+
+/// `Ok` once the Node's `Ready` condition is `True`.
+pub(crate) async fn node_ready(client: &Client) -> Result<(), String> {
+    let node = Api::<Node>::all(client.clone()).get(NODE).await.map_err(|e| e.to_string())?;
+    let conditions = node.status.and_then(|s| s.conditions).unwrap_or_default();
+    match conditions.iter().find(|c| c.type_ == "Ready") {
+        Some(ready) if ready.status == "True" => Ok(()),
+        Some(ready) => Err(format!("Ready is {}: {}", ready.status, ready.message.clone().unwrap_or_default())),
+        None => Err("no Ready condition yet".to_owned()),
+    }
+}
+
+/// Applies every CRD of the repository's `deploy/crds/` (server-side, field manager
+/// `kelp-testenv`); returns their names.
+pub(crate) async fn apply_crds(client: &Client) -> Vec<String> {
+    let dir = kelp_testkit::repo_root().join("deploy/crds");
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("kelp-testenv: {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    entries.sort();
+    let mut names = Vec::new();
+    for path in entries {
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("kelp-testenv: {}: {e}", path.display()));
+        let crd: CustomResourceDefinition =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("kelp-testenv: {}: {e}", path.display()));
+        let name = crd.metadata.name.clone().unwrap_or_else(|| panic!("{} has no name", path.display()));
+        api.patch(&name, &PatchParams::apply("kelp-testenv").force(), &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("kelp-testenv: applying {}: {e}", path.display()));
+        names.push(name);
+    }
+    assert!(!names.is_empty(), "kelp-testenv: no CRDs in {}", dir.display());
+    names
+}
+
+/// `Ok` once every CRD named has the condition `Established`.
+pub(crate) async fn crds_established(client: &Client, names: &[String]) -> Result<(), String> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for name in names {
+        let crd = api.get(name).await.map_err(|e| format!("{name}: {e}"))?;
+        let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+        if !conditions.iter().any(|c| c.type_ == "Established" && c.status == "True") {
+            return Err(format!("{name} is not Established yet"));
+        }
+    }
+    Ok(())
+}
+
+/// Creates the namespace `name` and waits (30 s at most) for its `default` ServiceAccount.
+pub(crate) async fn create_namespace(client: &Client, name: &str) {
+    let namespace = Namespace {
+        metadata: ObjectMeta { name: Some(name.to_owned()), ..ObjectMeta::default() },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap_or_else(|e| panic!("kelp-testenv: creating the namespace {name}: {e}"));
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), name);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match accounts.get_opt("default").await {
+            Ok(Some(_)) => return,
+            Ok(None) => {}
+            Err(e) => panic!("kelp-testenv: reading the default ServiceAccount of {name}: {e}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kelp-testenv: namespace {name} has no default ServiceAccount after 30 s \
+             (is kube-controller-manager running? see its log)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,151 @@
+//! The five components and their command lines (the flag set of `engineering-notes.md`,
+//! "Part B, verified"), over one directory: certificates, kubeconfig, etcd's data, logs.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::pki::{self, PkiFiles};
+use crate::process::free_ports;
+
+/// kwok's stage file, beside the binaries (`scripts/k8s-bins kwok` writes it).
+pub(crate) const KWOK_STAGES: &str = "kwok-stages.yaml";
+
+/// The Service ClusterIP range: a /16, so that thousands of Services fit.
+const SERVICE_CIDR: &str = "10.96.0.0/16";
+
+/// The range kwok gives pod IPs from (outside the Service range).
+const POD_CIDR: &str = "10.0.0.0/16";
+
+/// One process of the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Component {
+    /// The store.
+    Etcd,
+    /// The API.
+    ApiServer,
+    /// Deployments → ReplicaSets → Pods, garbage collection, ServiceAccounts, ...
+    ControllerManager,
+    /// Binds pods to the Node.
+    Scheduler,
+    /// Plays the kubelet of the fake Node: pods become Running and Ready.
+    Kwok,
+}
+
+impl Component {
+    /// The binary's name, also the log's.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Component::Etcd => "etcd",
+            Component::ApiServer => "kube-apiserver",
+            Component::ControllerManager => "kube-controller-manager",
+            Component::Scheduler => "kube-scheduler",
+            Component::Kwok => "kwok",
+        }
+    }
+}
+
+/// The files and ports of one control plane.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    /// The temporary directory holding everything below.
+    pub(crate) dir: PathBuf,
+    /// Where the binaries are.
+    bin_dir: PathBuf,
+    /// The components' logs.
+    pub(crate) log_dir: PathBuf,
+    /// The admin kubeconfig.
+    pub(crate) kubeconfig: PathBuf,
+    pki: PkiFiles,
+    etcd_port: u16,
+    etcd_peer_port: u16,
+    apiserver_port: u16,
+}
+
+impl Layout {
+    /// Picks free ports, and writes the certificates and the kubeconfig into `dir`.
+    pub(crate) fn new(dir: PathBuf, bin_dir: PathBuf) -> Layout {
+        let log_dir = dir.join("logs");
+        std::fs::create_dir_all(&log_dir).unwrap_or_else(|e| panic!("kelp-testenv: {}: {e}", log_dir.display()));
+        let (pki, admin) = pki::write(&dir.join("pki")).unwrap_or_else(|e| panic!("kelp-testenv: certificates: {e}"));
+        let [etcd_port, etcd_peer_port, apiserver_port] = free_ports();
+        let kubeconfig = dir.join("kubeconfig");
+        let layout = Layout { dir, bin_dir, log_dir, kubeconfig, pki, etcd_port, etcd_peer_port, apiserver_port };
+        std::fs::write(&layout.kubeconfig, pki::kubeconfig(&layout.server(), &admin))
+            .unwrap_or_else(|e| panic!("kelp-testenv: {}: {e}", layout.kubeconfig.display()));
+        layout
+    }
+
+    /// The API server's URL.
+    pub(crate) fn server(&self) -> String {
+        format!("https://127.0.0.1:{}", self.apiserver_port)
+    }
+
+    /// The command line of `component`.
+    pub(crate) fn command(&self, component: Component) -> Command {
+        let mut command = Command::new(self.bin_dir.join(component.name()));
+        let path = |p: &PathBuf| p.display().to_string();
+        let kubeconfig = format!("--kubeconfig={}", path(&self.kubeconfig));
+        let etcd = format!("http://127.0.0.1:{}", self.etcd_port);
+        let peer = format!("http://127.0.0.1:{}", self.etcd_peer_port);
+        match component {
+            Component::Etcd => command.args([
+                "--name=kelp-testenv".to_owned(),
+                format!("--data-dir={}", path(&self.dir.join("etcd"))),
+                format!("--listen-client-urls={etcd}"),
+                format!("--advertise-client-urls={etcd}"),
+                format!("--listen-peer-urls={peer}"),
+                format!("--initial-advertise-peer-urls={peer}"),
+                format!("--initial-cluster=kelp-testenv={peer}"),
+                "--unsafe-no-fsync=true".to_owned(),
+                "--log-level=warn".to_owned(),
+            ]),
+            Component::ApiServer => command.args([
+                format!("--etcd-servers={etcd}"),
+                format!("--cert-dir={}", path(&self.dir.join("pki"))),
+                format!("--tls-cert-file={}", path(&self.pki.serving_cert)),
+                format!("--tls-private-key-file={}", path(&self.pki.serving_key)),
+                format!("--client-ca-file={}", path(&self.pki.ca_cert)),
+                format!("--secure-port={}", self.apiserver_port),
+                "--bind-address=127.0.0.1".to_owned(),
+                "--advertise-address=127.0.0.1".to_owned(),
+                "--endpoint-reconciler-type=none".to_owned(),
+                format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+                "--allow-privileged=true".to_owned(),
+                "--authorization-mode=RBAC".to_owned(),
+                format!("--service-account-issuer={}", self.server()),
+                format!("--service-account-key-file={}", path(&self.pki.sa_pub)),
+                format!("--service-account-signing-key-file={}", path(&self.pki.sa_key)),
+            ]),
+            Component::ControllerManager => command.args([
+                kubeconfig,
+                "--leader-elect=false".to_owned(),
+                "--controllers=*,-nodeipam".to_owned(),
+                "--use-service-account-credentials=false".to_owned(),
+                format!("--root-ca-file={}", path(&self.pki.ca_cert)),
+                format!("--service-account-private-key-file={}", path(&self.pki.sa_key)),
+                "--kube-api-qps=500".to_owned(),
+                "--kube-api-burst=1000".to_owned(),
+                "--bind-address=127.0.0.1".to_owned(),
+                "--secure-port=0".to_owned(),
+            ]),
+            Component::Scheduler => command.args([
+                kubeconfig,
+                "--leader-elect=false".to_owned(),
+                "--bind-address=127.0.0.1".to_owned(),
+                "--secure-port=0".to_owned(),
+            ]),
+            Component::Kwok => command.args([
+                kubeconfig,
+                format!("--config={}", path(&self.bin_dir.join(KWOK_STAGES))),
+                "--manage-all-nodes=false".to_owned(),
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".to_owned(),
+                "--manage-nodes-with-label-selector=".to_owned(),
+                "--manage-single-node=".to_owned(),
+                format!("--cidr={POD_CIDR}"),
+                "--node-ip=10.0.0.1".to_owned(),
+                "--node-lease-duration-seconds=40".to_owned(),
+            ]),
+        };
+        command
+    }
+}

@@ -1,0 +1,286 @@
+//! A real Kubernetes control plane for tests: etcd, kube-apiserver, kube-controller-manager,
+//! kube-scheduler and kwok, started on 127.0.0.1 (free ports) from the binaries
+//! `scripts/k8s-bins` builds, with one fake kwok Node (pods scheduled there become Running and
+//! Ready without running anything) and Kelp's CRDs (`deploy/crds/`) installed.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use kelp_testenv::ControlPlane;
+//!
+//! let plane = ControlPlane::shared(); // started once per test binary
+//! let namespace = plane.namespace("deploy").await; // a fresh namespace per test
+//! let client = plane.client().await;
+//! let status = plane.kubectl().args(["get", "nodes"]).status().unwrap();
+//! assert!(status.success());
+//! # drop((namespace, client));
+//! # }
+//! ```
+//!
+//! The binaries come from `KELP_K8S_BIN_DIR`, else from `scripts/k8s-bins` (which builds them
+//! once; the first build takes minutes). Without them every test using this crate panics with
+//! the script's output: nothing is skipped.
+//!
+//! Each component runs in its own process group, its output in `<log_dir>/<name>.log`. A
+//! watchdog kills them all and removes the directory once the test process is gone (the shared
+//! control plane is a static, never dropped); a private one ([`ControlPlane::start`]) is also
+//! cleaned up when dropped.
+
+mod cluster;
+mod component;
+mod pki;
+mod process;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::component::{Component, Layout};
+use crate::process::{Proc, Watchdog};
+
+/// The tools `scripts/k8s-bins` must provide.
+const TOOLS: [&str; 5] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok"];
+
+/// A running control plane. See the crate documentation.
+#[derive(Debug)]
+pub struct ControlPlane {
+    layout: Layout,
+    procs: Mutex<Vec<Proc>>,
+    watchdog: Mutex<Watchdog>,
+    startup: Duration,
+}
+
+impl ControlPlane {
+    /// The control plane shared by every test of this test binary, started by the first call
+    /// (the others wait for it). When it cannot start, every call panics with the reason.
+    pub fn shared() -> &'static ControlPlane {
+        static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+        let started = SHARED.get_or_init(|| std::panic::catch_unwind(ControlPlane::start).map_err(panic_text));
+        match started {
+            Ok(plane) => plane,
+            Err(reason) => panic!("kelp-testenv: the shared control plane did not start: {reason}"),
+        }
+    }
+
+    /// Starts a private control plane (for tests that restart or break it), ready when this
+    /// returns: the API server answers `/readyz`, the kwok Node is Ready and the CRDs are
+    /// Established. Dropping it kills its processes and removes its directory.
+    pub fn start() -> ControlPlane {
+        let began = Instant::now();
+        let bin_dir = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("kelp-testenv-")
+            .tempdir()
+            .expect("kelp-testenv: creating a temporary directory")
+            .keep();
+        let watchdog = Watchdog::start(std::process::id(), &dir);
+        let layout = Layout::new(dir, bin_dir);
+        let mut plane = ControlPlane {
+            layout,
+            procs: Mutex::new(Vec::new()),
+            watchdog: Mutex::new(watchdog),
+            startup: Duration::ZERO,
+        };
+        plane.spawn(&[Component::Etcd, Component::ApiServer]);
+        block_on(plane.wait_apiserver_ready());
+        plane.spawn(&[Component::ControllerManager, Component::Scheduler, Component::Kwok]);
+        block_on(plane.install());
+        plane.startup = began.elapsed();
+        eprintln!(
+            "kelp-testenv: control plane at {} ready in {:.1} s (logs: {})",
+            plane.layout.server(),
+            plane.startup.as_secs_f64(),
+            plane.log_dir().display()
+        );
+        plane
+    }
+
+    /// How long [`ControlPlane::start`] took, from finding the binaries to the CRDs Established.
+    pub fn startup_time(&self) -> Duration {
+        self.startup
+    }
+
+    /// The admin kubeconfig (one context, `kelp-testenv`, user in `system:masters`).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.layout.kubeconfig
+    }
+
+    /// Where each component's output is: `etcd.log`, `kube-apiserver.log`,
+    /// `kube-controller-manager.log`, `kube-scheduler.log`, `kwok.log`.
+    pub fn log_dir(&self) -> &Path {
+        &self.layout.log_dir
+    }
+
+    /// A client for the admin, made for the calling runtime.
+    pub async fn client(&self) -> kube::Client {
+        cluster::client(self.kubeconfig()).await
+    }
+
+    /// The real kubectl with `--kubeconfig` set to this control plane's.
+    pub fn kubectl(&self) -> Command {
+        let mut command = Command::new(kelp_testkit::kubectl_bin());
+        command.arg("--kubeconfig").arg(self.kubeconfig());
+        command
+    }
+
+    /// Creates a namespace named `<prefix>-<n>` (`prefix`: lower-case letters, digits and
+    /// dashes), unique in this process, and waits until its `default` ServiceAccount exists (so
+    /// pods can be created in it at once). Returns its name.
+    pub async fn namespace(&self, prefix: &str) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        let name = format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        cluster::create_namespace(&self.client().await, &name).await;
+        name
+    }
+
+    /// Kills the API server (SIGKILL, as a crash) and starts it again on the same port with the
+    /// same etcd, then waits until it is ready: objects survive, clients reconnect. Blocks the
+    /// calling thread for a few seconds; from an async test whose tasks must run meanwhile, call
+    /// it through `tokio::task::spawn_blocking`.
+    pub fn restart_apiserver(&self) {
+        {
+            let mut procs = self.procs();
+            let apiserver = procs
+                .iter_mut()
+                .find(|p| p.name == Component::ApiServer.name())
+                .expect("kelp-testenv: the API server is one of the processes");
+            apiserver.kill();
+            *apiserver =
+                Proc::spawn(Component::ApiServer.name(), self.layout.command(Component::ApiServer), self.log_dir());
+            self.watchdog().record(procs.iter().map(Proc::id));
+        }
+        block_on(self.wait_apiserver_ready());
+    }
+
+    fn spawn(&self, components: &[Component]) {
+        let mut procs = self.procs();
+        for component in components {
+            procs.push(Proc::spawn(component.name(), self.layout.command(*component), self.log_dir()));
+        }
+        self.watchdog().record(procs.iter().map(Proc::id));
+    }
+
+    fn procs(&self) -> MutexGuard<'_, Vec<Proc>> {
+        self.procs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn watchdog(&self) -> MutexGuard<'_, Watchdog> {
+        self.watchdog.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Panics, with the end of its log, when a component has exited.
+    fn check_alive(&self) {
+        for proc in self.procs().iter_mut() {
+            if let Some(status) = proc.exited() {
+                panic!("kelp-testenv: {} exited ({status})\n{}", proc.name, proc.log_tail());
+            }
+        }
+    }
+
+    /// The end of `component`'s log, for panic messages.
+    fn log_tail(&self, component: Component) -> String {
+        process::log_tail(&self.log_dir().join(format!("{}.log", component.name())), 40)
+    }
+
+    /// Polls `probe` every 100 ms until it gives `Ok(())`, checking that every component is still
+    /// running; after `timeout`, panics with the last answer and `blame`'s log.
+    async fn wait_until<F, Fut>(&self, what: &str, blame: Component, timeout: Duration, mut probe: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), String>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_alive();
+            let last = match probe().await {
+                Ok(()) => return,
+                Err(last) => last,
+            };
+            if Instant::now() > deadline {
+                panic!(
+                    "kelp-testenv: {what} not within {} s (last: {last})\n{}",
+                    timeout.as_secs(),
+                    self.log_tail(blame)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_apiserver_ready(&self) {
+        let client = self.client().await;
+        let probe = || cluster::readyz(&client);
+        self.wait_until("kube-apiserver /readyz", Component::ApiServer, Duration::from_secs(120), probe).await;
+    }
+
+    /// Creates the kwok Node and applies the CRDs, then waits for both.
+    async fn install(&self) {
+        let client = self.client().await;
+        cluster::create_node(&client).await;
+        let crds = cluster::apply_crds(&client).await;
+        let node = || cluster::node_ready(&client);
+        self.wait_until("the kwok Node Ready", Component::Kwok, Duration::from_secs(60), node).await;
+        let established = || cluster::crds_established(&client, &crds);
+        self.wait_until("the CRDs Established", Component::ApiServer, Duration::from_secs(60), established).await;
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.watchdog().stop();
+        for proc in self.procs().iter_mut() {
+            proc.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.layout.dir);
+    }
+}
+
+/// `KELP_K8S_BIN_DIR`, else what `scripts/k8s-bins` builds; checked to hold every tool and
+/// kwok's stages.
+fn bin_dir() -> PathBuf {
+    let dir = match std::env::var_os("KELP_K8S_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => kelp_testkit::k8s_bin_dir(&TOOLS),
+    };
+    let mut wanted: Vec<String> = TOOLS.iter().map(|t| (*t).to_owned()).collect();
+    wanted.push(component::KWOK_STAGES.to_owned());
+    let missing: Vec<&String> = wanted.iter().filter(|f| !dir.join(f).is_file()).collect();
+    assert!(
+        missing.is_empty(),
+        "kelp-testenv: {} lacks {missing:?} (KELP_K8S_BIN_DIR, or run scripts/k8s-bins {})",
+        dir.display(),
+        TOOLS.join(" ")
+    );
+    dir
+}
+
+/// Runs `future` to completion on a runtime of its own, in a thread of its own: the start-up
+/// code is synchronous and may be called from inside a test's runtime. Panics pass through.
+fn block_on<F>(future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        let thread = scope.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("kelp-testenv: building a tokio runtime");
+            runtime.block_on(future)
+        });
+        thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(text) => *text,
+        Err(panic) => {
+            panic.downcast_ref::<&str>().map_or_else(|| "(a panic without a message)".to_owned(), |t| (*t).to_owned())
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The throwaway certificates of one control plane: an authority, the API server's serving
+//! certificate, the admin's client certificate and the service-account key pair.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
+
+/// Where each file of [`write`] is.
+#[derive(Clone, Debug)]
+pub(crate) struct PkiFiles {
+    /// The authority's certificate (signs the serving and client certificates).
+    pub(crate) ca_cert: PathBuf,
+    /// The API server's certificate (SAN 127.0.0.1 and localhost) and key.
+    pub(crate) serving_cert: PathBuf,
+    /// The serving certificate's key.
+    pub(crate) serving_key: PathBuf,
+    /// The service-account signing key (private).
+    pub(crate) sa_key: PathBuf,
+    /// The service-account verification key (public).
+    pub(crate) sa_pub: PathBuf,
+}
+
+/// The PEM text a kubeconfig embeds.
+#[derive(Clone, Debug)]
+pub(crate) struct AdminCredentials {
+    /// The authority's certificate.
+    pub(crate) ca_pem: String,
+    /// The admin's client certificate (`O=system:masters`).
+    pub(crate) cert_pem: String,
+    /// Its key.
+    pub(crate) key_pem: String,
+}
+
+/// Makes the certificates and keys and writes them into `dir`.
+pub(crate) fn write(dir: &Path) -> std::io::Result<(PkiFiles, AdminCredentials)> {
+    let err = |e: rcgen::Error| std::io::Error::other(e.to_string());
+    let ca_key = KeyPair::generate().map_err(err)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "kelp-testenv authority");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
+    let issuer = Issuer::new(ca, ca_key);
+
+    let serving_key = KeyPair::generate().map_err(err)?;
+    let mut serving = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).map_err(err)?;
+    serving.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+    serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let serving_cert = serving.signed_by(&serving_key, &issuer).map_err(err)?;
+
+    let admin_key = KeyPair::generate().map_err(err)?;
+    let mut admin = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    admin.distinguished_name.push(DnType::CommonName, "kelp-testenv-admin");
+    admin.distinguished_name.push(DnType::OrganizationName, "system:masters");
+    admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let admin_cert = admin.signed_by(&admin_key, &issuer).map_err(err)?;
+
+    let sa_key = KeyPair::generate().map_err(err)?;
+
+    let files = PkiFiles {
+        ca_cert: dir.join("ca.crt"),
+        serving_cert: dir.join("apiserver.crt"),
+        serving_key: dir.join("apiserver.key"),
+        sa_key: dir.join("sa.key"),
+        sa_pub: dir.join("sa.pub"),
+    };
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(&files.ca_cert, ca_cert.pem())?;
+    std::fs::write(&files.serving_cert, serving_cert.pem())?;
+    std::fs::write(&files.serving_key, serving_key.serialize_pem())?;
+    std::fs::write(&files.sa_key, sa_key.serialize_pem())?;
+    std::fs::write(&files.sa_pub, sa_key.public_key_pem())?;
+    let admin =
+        AdminCredentials { ca_pem: ca_cert.pem(), cert_pem: admin_cert.pem(), key_pem: admin_key.serialize_pem() };
+    Ok((files, admin))
+}
+
+/// A kubeconfig with one context, `kelp-testenv`, for the admin at `server`.
+pub(crate) fn kubeconfig(server: &str, admin: &AdminCredentials) -> String {
+    let b64 = |pem: &str| BASE64_STANDARD.encode(pem);
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: kelp-testenv
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: kelp-testenv-admin
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: kelp-testenv
+  context:
+    cluster: kelp-testenv
+    user: kelp-testenv-admin
+current-context: kelp-testenv
+",
+        ca = b64(&admin.ca_pem),
+        cert = b64(&admin.cert_pem),
+        key = b64(&admin.key_pem),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (files, admin) = write(dir.path()).unwrap();
+        for file in [&files.ca_cert, &files.serving_cert, &files.serving_key, &files.sa_key, &files.sa_pub] {
+            assert!(std::fs::read_to_string(file).unwrap().starts_with("-----BEGIN "), "{}", file.display());
+        }
+        assert!(std::fs::read_to_string(&files.sa_pub).unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+        let config = kubeconfig("https://127.0.0.1:1", &admin);
+        assert!(config.contains("server: https://127.0.0.1:1\n"));
+        assert!(config.contains(&format!("client-key-data: {}\n", BASE64_STANDARD.encode(&admin.key_pem))));
+    }
+}
