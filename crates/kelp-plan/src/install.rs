@@ -114,11 +114,19 @@ pub fn install_objects(options: &InstallOptions) -> Vec<Value> {
     .into()
 }
 
-/// Renders objects as one multi-document YAML file, with a header saying where it comes from.
+/// Renders objects as the multi-document YAML of [`DEPLOY_FILE`], with a header saying where
+/// it comes from.
 pub fn render_yaml(objects: &[Value]) -> String {
+    format!("{HEADER}{}", yaml(objects))
+}
+
+/// Renders objects as multi-document YAML in the style of Kelp's generated files: multi-line
+/// strings as literal blocks, long lines never folded (so no line ends in a space).
+pub fn yaml(objects: &[Value]) -> String {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.folded_wrap_chars = usize::MAX;
     // Plain JSON values: rendering them has no failure mode.
-    let yaml = serde_saphyr::to_string_multiple(objects).expect("JSON values serialize to YAML");
-    format!("{HEADER}{yaml}")
+    serde_saphyr::to_string_multiple_with_options(objects, options).expect("JSON values serialize to YAML")
 }
 
 /// The controller's cluster-wide permissions: no wildcard, and no verb it does not use.

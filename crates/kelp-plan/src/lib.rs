@@ -37,10 +37,14 @@
 //!   `trigger-<function>`, so two CronJobTriggers of one function fought over one CronJob.
 //! - **The Ingress backend is the Service's port** (by name when it has one). Kubeless pointed at
 //!   the `targetPort`, which only worked while both were 8080 (#1130).
-//! - The user's `imagePullSecrets` and init containers are kept next to Kelp's (Kubeless
-//!   replaced them, #1119), the `kubectl.kubernetes.io/last-applied-configuration` annotation is
-//!   not copied onto children (it holds the whole Function, code included), and no list gets two
-//!   entries with one key (server-side apply rejects those).
+//! - Function containers get a readiness probe (`/healthz`, which `kelp-runtime` answers once
+//!   the function is loaded), so a rollout waits for the new pods to serve; an autoscaled
+//!   Deployment leaves `replicas` to its autoscaler.
+//! - The user's `imagePullSecrets`, init containers and Deployment strategy are kept next to (or
+//!   instead of) Kelp's (Kubeless replaced them, #1119), the
+//!   `kubectl.kubernetes.io/last-applied-configuration` annotation is not copied onto children
+//!   (it holds the whole Function, code included), and no list gets two entries with one key
+//!   (server-side apply rejects those).
 //!
 //! # Dependencies: installed once per node, not once per pod
 //!

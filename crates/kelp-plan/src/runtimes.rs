@@ -102,9 +102,12 @@ impl<'a> Resolved<'a> {
     }
 }
 
-/// Parses a `runtime-images` value (JSON, keys matched case-insensitively as Kubeless did).
+/// Parses a `runtime-images` value: JSON (or YAML, which Kubeless's parser also took), keys
+/// matched case-insensitively as Kubeless did.
 pub(crate) fn parse(text: &str) -> Result<Vec<Runtime>, PlanError> {
-    let mut value: Value = serde_json::from_str(text).map_err(|e| PlanError::config(KEY, format!("not JSON: {e}")))?;
+    let mut value: Value = serde_json::from_str(text)
+        .or_else(|json_error| serde_saphyr::from_str(text).map_err(|_| json_error))
+        .map_err(|e| PlanError::config(KEY, format!("not JSON: {e}")))?;
     lowercase_keys(&mut value);
     serde_json::from_value(value).map_err(|e| {
         PlanError::config(KEY, format!("not a list of {{ID, depName, fileNameSuffix, versions: [...]}}: {e}"))
@@ -205,6 +208,13 @@ mod tests {
         assert_eq!(resolved.version.image_pull_secrets[0].image_secret, "regcred");
         let image = resolved.phase(RUNTIME_PHASE).unwrap();
         assert_eq!((image.image.as_str(), image.env.get("PythonPath").map(String::as_str)), ("py:3.8", Some("/x")));
+    }
+
+    #[test]
+    fn yaml_is_read_too() {
+        let runtimes =
+            parse("- ID: nodejs\n  versions:\n  - {version: '14', images: [{phase: runtime, image: n:14}]}\n");
+        assert_eq!(resolve(&runtimes.unwrap(), "nodejs14").unwrap().phase(RUNTIME_PHASE).unwrap().image, "n:14");
     }
 
     #[test]

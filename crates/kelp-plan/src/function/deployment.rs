@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kelp_api::Handler;
 
 use super::Plan;
 use super::init::{self, CODE_DIR, DEPS_DIR, DEPS_VOLUME, Inputs};
@@ -72,77 +73,28 @@ fn pod(plan: &Plan<'_>, pod: &mut PodSpec, target_port: i32) -> Result<(), PlanE
     if pod.containers.is_empty() {
         pod.containers.push(Container::default());
     }
-    let user_env = pod.containers[0].env.clone().unwrap_or_default();
     let custom_image = pod.containers[0].image.as_deref().is_some_and(|image| !image.is_empty());
     let code = plan.function.spec.function.as_deref().unwrap_or_default();
     let handler = plan.handler()?;
     let mut pull_secrets = pod.image_pull_secrets.take().unwrap_or_default();
     pull_secrets.extend(plan.config.image_pull_secrets.iter().cloned());
-    let mut installs = false;
-    if !custom_image {
+    let installs = if custom_image {
+        false
+    } else {
         let handler = handler.ok_or_else(|| PlanError::invalid("spec.handler", NEEDED_WITHOUT_IMAGE))?;
         if code.is_empty() {
             return Err(PlanError::invalid("spec.function", NEEDED_WITHOUT_IMAGE));
         }
-        let runtime = plan.required_runtime()?;
-        let image = runtime.phase(RUNTIME_PHASE).ok_or_else(|| {
-            PlanError::config(
-                runtimes::KEY,
-                format!(
-                    "runtime {} has no image for the \"runtime\" phase (the one that serves the function)",
-                    plan.function.spec.runtime.as_deref().unwrap_or_default()
-                ),
-            )
-        })?;
-        let user_init = pod.init_containers.take().unwrap_or_default();
-        let inputs = Inputs {
-            handler,
-            runtime,
-            user_env: &user_env,
-            resources: user_init.first().and_then(|c| c.resources.clone()),
-        };
-        let generated = init::init_containers(plan, &inputs)?;
-        installs = generated.installs;
-        // The user's own init containers run after Kelp's; an entry without an image only
-        // carried the resources of Kelp's (Kubeless's convention), and Kelp's names are taken.
-        let mut init_containers = generated.containers;
-        for container in user_init {
-            let has_image = container.image.as_deref().is_some_and(|image| !image.is_empty());
-            if has_image && !init_containers.iter().any(|c| c.name == container.name) {
-                init_containers.push(container);
-            }
-        }
-        pod.init_containers = Some(init_containers);
-        let volumes = pod.volumes.get_or_insert_default();
-        upsert(
-            volumes,
-            Volume { name: plan.name.into(), empty_dir: Some(Default::default()), ..Volume::default() },
-            volume_name,
-        );
-        let code_source = ConfigMapVolumeSource { name: plan.name.into(), ..ConfigMapVolumeSource::default() };
-        let code_volume =
-            Volume { name: format!("{}-deps", plan.name), config_map: Some(code_source), ..Volume::default() };
-        upsert(volumes, code_volume, volume_name);
-        for volume in generated.volumes {
-            upsert(volumes, volume, volume_name);
-        }
-        pull_secrets.extend(
-            runtime.version.image_pull_secrets.iter().map(|s| LocalObjectReference { name: s.image_secret.clone() }),
-        );
-        let container = &mut pod.containers[0];
-        container.image = Some(image.image.clone());
-        let mounts = container.volume_mounts.get_or_insert_default();
-        upsert(mounts, init::code_mount(plan), |m| m.mount_path.clone());
-        if installs {
-            upsert(mounts, init::mount(DEPS_VOLUME, DEPS_DIR, true), |m| m.mount_path.clone());
-        }
-    }
+        load_code(plan, pod, handler, &mut pull_secrets)?
+    };
     let mut deduped = Vec::new();
     for secret in pull_secrets {
         upsert(&mut deduped, secret, |s| s.name.clone());
     }
     pod.image_pull_secrets = (!deduped.is_empty()).then_some(deduped);
-    function_container(plan, &mut pod.containers[0], target_port, installs)?;
+    // Kubeless's function environment needs both a handler and code.
+    let loaded = handler.filter(|_| !code.is_empty());
+    function_container(plan, &mut pod.containers[0], loaded, target_port, installs)?;
     pod.security_context.get_or_insert_with(|| PodSecurityContext {
         run_as_user: Some(RUNTIME_USER),
         fs_group: Some(RUNTIME_USER),
@@ -168,13 +120,69 @@ fn pod(plan: &Plan<'_>, pod: &mut PodSpec, target_port: i32) -> Result<(), PlanE
     Ok(())
 }
 
+/// Runs the code in the runtime's image: the init containers that put it (and its
+/// dependencies) into `/kubeless`, their volumes, the image and its pull secrets. Returns
+/// whether the dependencies are installed into the cache, which the function then mounts.
+fn load_code(
+    plan: &Plan<'_>,
+    pod: &mut PodSpec,
+    handler: Handler<'_>,
+    pull_secrets: &mut Vec<LocalObjectReference>,
+) -> Result<bool, PlanError> {
+    let runtime = plan.required_runtime()?;
+    let image = runtime.phase(RUNTIME_PHASE).ok_or_else(|| {
+        let runtime = plan.function.spec.runtime.as_deref().unwrap_or_default();
+        let reason =
+            format!("runtime {runtime} has no image for the \"runtime\" phase (the one that serves the function)");
+        PlanError::config(runtimes::KEY, reason)
+    })?;
+    let user_init = pod.init_containers.take().unwrap_or_default();
+    let user_env = pod.containers[0].env.clone().unwrap_or_default();
+    let inputs = Inputs {
+        handler,
+        runtime,
+        user_env: &user_env,
+        resources: user_init.first().and_then(|c| c.resources.clone()),
+    };
+    let generated = init::init_containers(plan, &inputs)?;
+    // The user's own init containers run after Kelp's; an entry without an image only carried
+    // the resources of Kelp's (Kubeless's convention), and Kelp's names are taken.
+    let mut init_containers = generated.containers;
+    for container in user_init {
+        let has_image = container.image.as_deref().is_some_and(|image| !image.is_empty());
+        if has_image && !init_containers.iter().any(|c| c.name == container.name) {
+            init_containers.push(container);
+        }
+    }
+    pod.init_containers = Some(init_containers);
+    let volumes = pod.volumes.get_or_insert_default();
+    let code_volume = Volume { name: plan.name.into(), empty_dir: Some(Default::default()), ..Volume::default() };
+    let source = ConfigMapVolumeSource { name: plan.name.into(), ..ConfigMapVolumeSource::default() };
+    let source_volume = Volume { name: format!("{}-deps", plan.name), config_map: Some(source), ..Volume::default() };
+    for volume in [code_volume, source_volume].into_iter().chain(generated.volumes) {
+        upsert(volumes, volume, |v| v.name.clone());
+    }
+    let runtime_secrets = runtime.version.image_pull_secrets.iter();
+    pull_secrets.extend(runtime_secrets.map(|s| LocalObjectReference { name: s.image_secret.clone() }));
+    let container = &mut pod.containers[0];
+    container.image = Some(image.image.clone());
+    let mounts = container.volume_mounts.get_or_insert_default();
+    upsert(mounts, init::code_mount(plan), |m| m.mount_path.clone());
+    if generated.installs {
+        upsert(mounts, init::mount(DEPS_VOLUME, DEPS_DIR, true), |m| m.mount_path.clone());
+    }
+    Ok(generated.installs)
+}
+
 const NEEDED_WITHOUT_IMAGE: &str =
     "must not be empty unless the deployment sets a custom image (spec.template.spec.containers[0].image)";
 
-/// The function's container: its name, Kubeless's environment, its port and probes.
+/// The function's container: its name, Kubeless's environment (the `FUNC_*` of `handler`'s
+/// function when there is one), its port and probes.
 fn function_container(
     plan: &Plan<'_>,
     container: &mut Container,
+    handler: Option<Handler<'_>>,
     target_port: i32,
     installs: bool,
 ) -> Result<(), PlanError> {
@@ -186,7 +194,7 @@ fn function_container(
         .and_then(|r| r.limits.as_ref()?.get("memory"))
         .map_or_else(|| "0".to_owned(), |q| q.0.clone());
     let env = container.env.get_or_insert_default();
-    if let (Ok(Some(handler)), false) = (plan.handler(), spec.function.as_deref().unwrap_or_default().is_empty()) {
+    if let Some(handler) = handler {
         let timeout = spec.timeout_seconds().map_err(|e| PlanError::invalid("spec.timeout", e))?;
         set_env(env, "FUNC_HANDLER", handler.function);
         set_env(env, "MOD_NAME", handler.module);
@@ -234,10 +242,6 @@ fn upsert<T, K: PartialEq>(list: &mut Vec<T>, item: T, key: impl Fn(&T) -> K) {
     let item_key = key(&item);
     list.retain(|existing| key(existing) != item_key);
     list.push(item);
-}
-
-fn volume_name(volume: &Volume) -> String {
-    volume.name.clone()
 }
 
 /// `base` with `overrides` added (and winning).
