@@ -30,8 +30,12 @@ pub struct Config {
     /// Largest request body accepted, in bytes: `FUNC_MEMFILE_MAX` (bytes) or `REQ_MB_LIMIT`
     /// (MiB), as in Kubeless's Python and Node.js runtimes; default 100 MiB.
     pub max_body: usize,
-    /// `KELP_CACHE_DIR`: where worker scripts and installed dependencies are kept.
+    /// `KELP_CACHE_DIR`: where worker scripts (and, by default, installed dependencies) are kept.
     pub cache_dir: PathBuf,
+    /// `KELP_DEPS_DIR` (default `<KELP_CACHE_DIR>/deps`): where dependencies are installed, one
+    /// directory per language and content hash. It may be shared, even read-only (an install
+    /// found there is used as it is).
+    pub deps_dir: PathBuf,
     /// `KELP_SHUTDOWN_TIMEOUT` seconds (default 30): how long SIGTERM waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// `KELP_ACCESS_LOG` (default on; `0` or `false` turns the per-request log line off).
@@ -67,6 +71,7 @@ impl Config {
             (None, Some(_)) => parse(&get, "REQ_MB_LIMIT", "a size in MiB", |_: &usize| true)?.map(|mb| mb << 20),
             (None, None) => None,
         };
+        let cache_dir = get("KELP_CACHE_DIR").map_or_else(|| default_cache_dir(&get), PathBuf::from);
         Ok(Config {
             handler: get("FUNC_HANDLER"),
             module: get("MOD_NAME"),
@@ -83,7 +88,8 @@ impl Config {
                 .unwrap_or(min_workers * 4)
                 .max(min_workers),
             max_body: max_body.unwrap_or(100 << 20),
-            cache_dir: get("KELP_CACHE_DIR").map_or_else(|| default_cache_dir(&get), PathBuf::from),
+            deps_dir: get("KELP_DEPS_DIR").map_or_else(|| cache_dir.join("deps"), PathBuf::from),
+            cache_dir,
             shutdown_timeout: Duration::from_secs_f64(
                 parse(&get, "KELP_SHUTDOWN_TIMEOUT", "a number of seconds", |v: &f64| *v >= 0.0)?.unwrap_or(30.0),
             ),
@@ -149,6 +155,13 @@ mod tests {
         assert_eq!(c.code_dir, PathBuf::from("/kubeless"));
         assert_eq!(c.listen, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(c.max_body, 100 << 20);
+        assert_eq!(c.deps_dir, c.cache_dir.join("deps"));
+    }
+
+    #[test]
+    fn dependencies_may_live_outside_the_cache() {
+        let c = config(&[("KELP_CACHE_DIR", "/tmp/c"), ("KELP_DEPS_DIR", "/kelp-deps")]).unwrap();
+        assert_eq!((c.cache_dir, c.deps_dir), (PathBuf::from("/tmp/c"), PathBuf::from("/kelp-deps")));
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! Dependencies installed once per content: `requirements.txt` / `package.json` next to the code
-//! go into `<cache>/deps/<language>/<sha256 of the file>`, shared by every instance on the machine.
+//! go into `<deps dir>/<language>/<sha256 of the file>` (`KELP_DEPS_DIR`, by default
+//! `<KELP_CACHE_DIR>/deps`), shared by every instance that sees the directory.
 //!
 //! An install runs in a private temporary directory that is renamed into place when it succeeds,
-//! so a half-installed directory is never used. A lock file makes concurrent instances wait for
-//! the first one's install instead of repeating it.
+//! so a half-installed directory is never used. An advisory lock (`flock`) on
+//! `<sha256>.lock` makes concurrent instances wait for the first one's install instead of
+//! repeating it; the kernel releases it when its holder dies, so it works across the PID
+//! namespaces of containers sharing a node directory. An install found in place is used
+//! without taking the lock, so the directory may be mounted read-only.
 
 use crate::language::Language;
 use sha2::{Digest, Sha256};
+use std::fs::TryLockError;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,39 +42,38 @@ pub enum DepsError {
     },
 }
 
-/// Installs the dependency file in `code_dir`, if there is one, and returns the module search path
-/// entries to give the worker (empty when the function has no dependencies).
-pub async fn ensure(lang: &'static Language, code_dir: &Path, cache: &Path) -> Result<Vec<PathBuf>, DepsError> {
+/// Installs the dependency file in `code_dir`, if there is one, under `deps_dir` and returns the
+/// module search path entries to give the worker (empty when the function has no dependencies).
+pub async fn ensure(lang: &'static Language, code_dir: &Path, deps_dir: &Path) -> Result<Vec<PathBuf>, DepsError> {
     let io = |context: String| move |cause| DepsError::Io { language: lang.name, context, cause };
     let deps_file = code_dir.join(lang.deps_file);
     let content = match tokio::fs::read(&deps_file).await {
         Ok(c) if !c.iter().all(u8::is_ascii_whitespace) => c,
         _ => return Ok(Vec::new()),
     };
-    let dir = cache.join("deps").join(lang.name);
+    let dir = deps_dir.join(lang.name);
     let target = dir.join(hex(&Sha256::digest(&content)));
     tokio::fs::create_dir_all(&dir).await.map_err(io(format!("creating {}", dir.display())))?;
-    let lock = target.with_extension("lock");
+    let lock_path = target.with_extension("lock");
     loop {
         if target.is_dir() {
             return Ok((lang.dep_paths)(&target));
         }
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
-            Ok(_) => break,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                if lock_is_stale(&lock) {
-                    let _ = std::fs::remove_file(&lock);
-                } else {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-            Err(e) => return Err(io(format!("creating {}", lock.display()))(e)),
+        // The lock file stays: removing it could let a waiter lock an unlinked file.
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io(format!("opening {}", lock_path.display())))?;
+        match lock.try_lock() {
+            // The holder before us may have finished the install while we opened the file.
+            Ok(()) if target.is_dir() => return Ok((lang.dep_paths)(&target)),
+            Ok(()) => return install(lang, &content, &target).await.map(|()| (lang.dep_paths)(&target)),
+            Err(TryLockError::WouldBlock) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(TryLockError::Error(e)) => return Err(io(format!("locking {}", lock_path.display()))(e)),
         }
     }
-    std::fs::write(&lock, std::process::id().to_string()).map_err(io(format!("writing {}", lock.display())))?;
-    let result = install(lang, &content, &target).await;
-    let _ = std::fs::remove_file(&lock);
-    result.map(|()| (lang.dep_paths)(&target))
 }
 
 async fn install(lang: &'static Language, content: &[u8], target: &Path) -> Result<(), DepsError> {
@@ -100,18 +104,6 @@ async fn install(lang: &'static Language, content: &[u8], target: &Path) -> Resu
     let _ = std::fs::remove_dir_all(&tmp);
     tracing::info!(language = lang.name, dir = %target.display(), secs = started.elapsed().as_secs_f64(), "dependencies installed");
     Ok(())
-}
-
-/// A lock whose writer is no longer running (it was killed mid-install) can be taken over.
-fn lock_is_stale(lock: &Path) -> bool {
-    let Ok(pid) = std::fs::read_to_string(lock) else { return false };
-    let Ok(pid) = pid.trim().parse::<i32>() else {
-        // Just created, pid not written yet; a lock that stays unreadable for long is stale.
-        return std::fs::metadata(lock)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(10));
-    };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
 }
 
 /// The installer's lines that say what failed (they name the package), or its last lines.

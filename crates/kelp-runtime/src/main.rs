@@ -4,6 +4,9 @@
 //! `FUNC_RUNTIME`, ...). `kelp-runtime --prewarm` starts its workers before it knows the
 //! function, then reads one line of JSON on stdin: an object of environment variables (the same
 //! names) that completes its environment, and loads the function they describe.
+//! `kelp-runtime --install-deps` installs the dependency file of the code directory into
+//! `KELP_DEPS_DIR` (what a Kubernetes `install` init container runs) and exits: 0 when the
+//! dependencies are in place (or there are none), 1 with the installer's error.
 
 use anyhow::{Context, bail};
 use kelp_runtime::config::Config;
@@ -22,15 +25,18 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KELP_LOG").unwrap_or_else(|_| "info".into()))
         .init();
-    let prewarm = match std::env::args().nth(1).as_deref() {
-        None => false,
-        Some("--prewarm") => true,
+    let mode = match std::env::args().nth(1).as_deref() {
+        None => Mode::Serve,
+        Some("--prewarm") => Mode::Prewarm,
+        Some("--install-deps") => Mode::InstallDeps,
         Some("--version") => {
             println!("kelp-runtime {}", env!("CARGO_PKG_VERSION"));
             return;
         }
         Some(other) => {
-            eprintln!("kelp-runtime: unknown argument {other:?}; usage: kelp-runtime [--prewarm | --version]");
+            eprintln!(
+                "kelp-runtime: unknown argument {other:?}; usage: kelp-runtime [--prewarm | --install-deps | --version]"
+            );
             std::process::exit(2);
         }
     };
@@ -40,7 +46,13 @@ fn main() {
         .build()
         .map_err(anyhow::Error::from)
         .and_then(|rt| {
-            let result = rt.block_on(run(prewarm));
+            let result = rt.block_on(async {
+                match mode {
+                    Mode::Serve => run(false).await,
+                    Mode::Prewarm => run(true).await,
+                    Mode::InstallDeps => install_deps().await,
+                }
+            });
             // A pending read of stdin (a pre-warmed runtime stopped before its hand-off) must not
             // keep the process alive.
             rt.shutdown_background();
@@ -50,6 +62,29 @@ fn main() {
         eprintln!("kelp-runtime: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// What the process was started to do.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Serve the function of the environment.
+    Serve,
+    /// Start the workers, then read the function on stdin and serve it.
+    Prewarm,
+    /// Install the function's dependencies and exit.
+    InstallDeps,
+}
+
+/// Installs the dependency file of the code directory (if any) into `KELP_DEPS_DIR`.
+async fn install_deps() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let lang = language(&config)?;
+    let paths = kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir).await?;
+    match paths.first() {
+        Some(path) => tracing::info!(language = lang.name, dir = %path.display(), "dependencies ready"),
+        None => tracing::info!(language = lang.name, "no dependencies to install"),
+    }
+    Ok(())
 }
 
 /// Threads for the front: `TOKIO_WORKER_THREADS`, else half the cores (at least one). The front
@@ -117,7 +152,7 @@ async fn load_function(
     {
         bail!("FUNC_RUNTIME={:?} is not a {} runtime, which this runtime was started for", config.runtime, lang.name);
     }
-    let paths = kelp_runtime::deps::ensure(lang, &config.code_dir, &config.cache_dir).await?;
+    let paths = kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir).await?;
     let load = Load {
         code_dir: config.code_dir.clone(),
         module: module.clone(),

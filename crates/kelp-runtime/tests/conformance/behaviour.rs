@@ -219,6 +219,34 @@ pub(crate) fn failing_install(rt: &Runtime) {
     );
 }
 
+/// `--install-deps` installs into `KELP_DEPS_DIR` and exits 0, and a runtime given the same
+/// directory (and a cache of its own) finds the install and does not repeat it: what a
+/// Kubernetes `install` init container and the function's container do. A failing install exits
+/// 1, naming the package.
+pub(crate) fn install_deps(rt: &Runtime) {
+    let deps_dir = shared_deps_cache().join("deps");
+    let function = |module: &str| {
+        Function::new(rt, module, "check").code_subdir(module).env("KELP_DEPS_DIR", &deps_dir.to_string_lossy())
+    };
+    let mut install = function("withdeps").install_deps().spawn();
+    let status = install.wait_exit(INSTALL_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exit status\n{}", install.diagnostics());
+
+    let mut serving = function("withdeps").start();
+    serving.wait_ready(crate::process::READY_TIMEOUT).unwrap_or_else(|e| panic!("after --install-deps: {e}"));
+    assert_eq!(serving.get("/").text(), "deps ok");
+    assert!(
+        !serving.stderr().contains("dependencies installed"),
+        "the runtime reinstalled what --install-deps installed\n{}",
+        serving.diagnostics()
+    );
+
+    let mut broken = function("faildeps").install_deps().spawn();
+    let status = broken.wait_exit(INSTALL_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "exit status\n{}", broken.diagnostics());
+    assert!(broken.stderr().contains("kelp-no-such-package-0000"), "{}", broken.diagnostics());
+}
+
 /// A module that fails to load stops the runtime with status 1, naming the module.
 pub(crate) fn load_failure(rt: &Runtime) {
     let mut bad = Function::new(rt, "bad", "hello").start();

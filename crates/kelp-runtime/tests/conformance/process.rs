@@ -58,6 +58,7 @@ pub(crate) struct Function<'a> {
     code_dir: PathBuf,
     cache_dir: Option<PathBuf>,
     prewarm: bool,
+    install_deps: bool,
 }
 
 impl<'a> Function<'a> {
@@ -78,6 +79,7 @@ impl<'a> Function<'a> {
             code_dir: runtime.functions_dir(""),
             cache_dir: None,
             prewarm: true,
+            install_deps: false,
         }
     }
 
@@ -99,6 +101,12 @@ impl<'a> Function<'a> {
         self
     }
 
+    /// Runs `kelp-runtime --install-deps` instead of serving.
+    pub(crate) fn install_deps(mut self) -> Self {
+        self.install_deps = true;
+        self
+    }
+
     /// Starts the process and waits until it listens (or exits). A port taken between choosing
     /// it and the runtime binding it is retried with another port.
     pub(crate) fn start(&self) -> Instance {
@@ -113,7 +121,8 @@ impl<'a> Function<'a> {
         }
     }
 
-    fn spawn(&self) -> Instance {
+    /// Starts the process.
+    pub(crate) fn spawn(&self) -> Instance {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = scratch_root().join(format!("{}-{n}-{}", std::process::id(), self.label));
@@ -139,6 +148,7 @@ impl<'a> Function<'a> {
             .env("RUST_BACKTRACE", "0")
             .envs(&self.env)
             .args(self.prewarm.then_some("--prewarm"))
+            .args(self.install_deps.then_some("--install-deps"))
             .stdin(if self.prewarm { Stdio::piped() } else { Stdio::null() })
             .stdout(log("stdout.log"))
             .stderr(log("stderr.log"));

@@ -1,0 +1,173 @@
+//! [`Config`]: the `kubeless-config` ConfigMap, parsed.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::LocalObjectReference;
+
+use crate::error::PlanError;
+use crate::merge;
+use crate::runtimes::{self, Runtime};
+
+/// The image of the `prepare` init container and of the CronJobs' `curl` when
+/// `provision-image` is not set: it has `sh`, `curl` and busybox's `base64`, `sha256sum`, `unzip`
+/// and `tar`.
+pub const DEFAULT_PROVISION_IMAGE: &str = "curlimages/curl:8.11.1";
+
+/// The node directory holding installed dependencies when `dependency-cache-path` is not set
+/// (see the crate docs).
+pub const DEFAULT_DEPENDENCY_CACHE_PATH: &str = "/var/cache/kelp";
+
+/// The keys read from `kubeless-config`.
+mod key {
+    pub(super) const DEPLOYMENT: &str = "deployment";
+    pub(super) const PROVISION_IMAGE: &str = "provision-image";
+    pub(super) const PROVISION_IMAGE_SECRET: &str = "provision-image-secret";
+    pub(super) const BUILDER_IMAGE_SECRET: &str = "builder-image-secret";
+    pub(super) const FUNCTIONS_NAMESPACE: &str = "functions-namespace";
+    pub(super) const DEPENDENCY_CACHE_PATH: &str = "dependency-cache-path";
+}
+
+/// The `kubeless-config` ConfigMap, parsed: what every planned object depends on besides its
+/// own kind.
+///
+/// Keys (absent keys take the value of [`Config::default_data`]):
+///
+/// | Key | Meaning |
+/// |---|---|
+/// | `runtime-images` | Kubeless's JSON list `[{ID, depName, fileNameSuffix, livenessProbeInfo?, versions: [{name, version, imagePullSecrets?: [{imageSecret}], images: [{phase: installation\|compilation\|runtime, image, command?, env?, secrets?: [{name}]}]}]}]`; keys match case-insensitively, as Kubeless read them |
+/// | `deployment` | a Deployment (YAML or JSON) merged into every function's: the function's own fields win; inside containers (matched by position) the config's `env`, `ports`, `volumeMounts`, ... are appended. Parsed strictly: an unknown or duplicated field is an error |
+/// | `provision-image` | the image of `prepare` and of the CronJobs' `curl` ([`DEFAULT_PROVISION_IMAGE`]) |
+/// | `provision-image-secret`, `builder-image-secret` | Secrets added to the `imagePullSecrets` of every function pod and CronJob |
+/// | `functions-namespace` | the only namespace whose objects the controller serves (empty: all) |
+/// | `dependency-cache-path` | the node directory of installed dependencies ([`DEFAULT_DEPENDENCY_CACHE_PATH`]); empty: a per-pod `emptyDir` |
+///
+/// Kubeless's other keys (`enable-build-step`, `builder-image`, `function-registry-tls-verify`,
+/// `ingress-enabled`, `service-type`) are accepted and ignored: Kelp has no image build step
+/// (dependencies are installed once per node instead), and the last two were unused already.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub(crate) runtimes: Vec<Runtime>,
+    pub(crate) deployment: Option<Deployment>,
+    pub(crate) provision_image: String,
+    pub(crate) image_pull_secrets: Vec<LocalObjectReference>,
+    functions_namespace: Option<String>,
+    pub(crate) dependency_cache_path: Option<String>,
+}
+
+impl Config {
+    /// Parses the `data` of a `kubeless-config` ConfigMap.
+    pub fn from_data(data: &BTreeMap<String, String>) -> Result<Config, PlanError> {
+        let get = |key: &str| data.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let runtimes = match get(runtimes::KEY) {
+            Some(text) => runtimes::parse(text)?,
+            None => runtimes::defaults(),
+        };
+        let deployment = get(key::DEPLOYMENT).map(merge::parse_template).transpose()?;
+        // An empty template (`{}`) merges nothing.
+        let deployment = deployment.filter(|d| *d != Deployment::default());
+        let image_pull_secrets = [key::PROVISION_IMAGE_SECRET, key::BUILDER_IMAGE_SECRET]
+            .into_iter()
+            .filter_map(|k| get(k).map(|name| LocalObjectReference { name: name.to_owned() }))
+            .collect();
+        let dependency_cache_path = match data.get(key::DEPENDENCY_CACHE_PATH).map(|v| v.trim()) {
+            None => Some(DEFAULT_DEPENDENCY_CACHE_PATH.to_owned()),
+            Some("") => None,
+            Some(path) if path.starts_with('/') => Some(path.to_owned()),
+            Some(_) => {
+                return Err(PlanError::config(
+                    key::DEPENDENCY_CACHE_PATH,
+                    "must be an absolute path on the nodes, or empty for a per-pod emptyDir",
+                ));
+            }
+        };
+        Ok(Config {
+            runtimes,
+            deployment,
+            provision_image: get(key::PROVISION_IMAGE).unwrap_or(DEFAULT_PROVISION_IMAGE).to_owned(),
+            image_pull_secrets,
+            functions_namespace: get(key::FUNCTIONS_NAMESPACE).map(str::to_owned),
+            dependency_cache_path,
+        })
+    }
+
+    /// The `data` of the `kubeless-config` that `kelp install` writes: Kelp's runtimes under
+    /// Kubeless's IDs and versions (Python `python3`, `python3.6` … `python3.12`; Node.js
+    /// `nodejs10` … `nodejs22`, each served by `kelp/runtime-python` / `kelp/runtime-nodejs` of
+    /// this version), an empty `deployment`, the default provision image and dependency cache,
+    /// and every namespace served.
+    pub fn default_data() -> BTreeMap<String, String> {
+        // Plain data: serializing it has no failure mode.
+        let runtime_images =
+            serde_json::to_string_pretty(&runtimes::defaults()).expect("the runtime list serializes to JSON");
+        BTreeMap::from([
+            (runtimes::KEY.to_owned(), runtime_images),
+            (key::DEPLOYMENT.to_owned(), "{}".to_owned()),
+            (key::PROVISION_IMAGE.to_owned(), DEFAULT_PROVISION_IMAGE.to_owned()),
+            (key::PROVISION_IMAGE_SECRET.to_owned(), String::new()),
+            (key::BUILDER_IMAGE_SECRET.to_owned(), String::new()),
+            (key::FUNCTIONS_NAMESPACE.to_owned(), String::new()),
+            (key::DEPENDENCY_CACHE_PATH.to_owned(), DEFAULT_DEPENDENCY_CACHE_PATH.to_owned()),
+        ])
+    }
+
+    /// `functions-namespace`: the only namespace to serve, or `None` for all of them.
+    pub fn functions_namespace(&self) -> Option<&str> {
+        self.functions_namespace.as_deref()
+    }
+
+    /// Every runtime the configuration offers, as `<ID><version>` (e.g. `python3.8`).
+    pub fn runtimes(&self) -> Vec<String> {
+        runtimes::names(&self.runtimes)
+    }
+}
+
+impl Default for Config {
+    /// The configuration of [`Config::default_data`].
+    fn default() -> Self {
+        Config::from_data(&Config::default_data()).expect("the default kubeless-config parses")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn absent_keys_take_the_defaults() {
+        let config = Config::from_data(&BTreeMap::new()).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.provision_image, DEFAULT_PROVISION_IMAGE);
+        assert_eq!(config.dependency_cache_path.as_deref(), Some(DEFAULT_DEPENDENCY_CACHE_PATH));
+        assert_eq!(config.functions_namespace(), None);
+        assert!(config.runtimes().contains(&"nodejs20".to_owned()));
+    }
+
+    #[test]
+    fn keys_are_read() {
+        let config = Config::from_data(&data(&[
+            ("provision-image", "registry.example/unzip:1"),
+            ("provision-image-secret", "pull-a"),
+            ("builder-image-secret", "pull-b"),
+            ("functions-namespace", "fns"),
+            ("dependency-cache-path", ""),
+            ("enable-build-step", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(config.provision_image, "registry.example/unzip:1");
+        let secrets: Vec<&str> = config.image_pull_secrets.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(secrets, ["pull-a", "pull-b"]);
+        assert_eq!(config.functions_namespace(), Some("fns"));
+        assert_eq!(config.dependency_cache_path, None);
+    }
+
+    #[test]
+    fn a_relative_cache_path_is_refused() {
+        let err = Config::from_data(&data(&[("dependency-cache-path", "cache")])).unwrap_err();
+        assert!(err.to_string().starts_with("kubeless-config key \"dependency-cache-path\""), "{err}");
+    }
+}

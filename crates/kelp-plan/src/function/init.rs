@@ -1,0 +1,237 @@
+//! The init containers of a function's pods: `prepare` (code into `/kubeless`), `install`
+//! (dependencies) and `compile`, with the volumes they need.
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, HostPathVolumeSource, ResourceRequirements, SecretVolumeSource, SecurityContext,
+    Volume, VolumeMount,
+};
+use kelp_api::{Encoding, Handler};
+use sha2::{Digest, Sha256};
+
+use super::Plan;
+use super::deployment::set_env;
+use crate::error::PlanError;
+use crate::runtimes::{COMPILATION_PHASE, INSTALLATION_PHASE, PhaseImage, Resolved};
+use crate::shell;
+
+/// Where the code is, in every container of the pod (`KUBELESS_INSTALL_VOLUME`).
+pub(super) const CODE_DIR: &str = "/kubeless";
+/// Where `prepare` finds the ConfigMap.
+const SRC_DIR: &str = "/src";
+/// Where the dependency cache is mounted (`KELP_DEPS_DIR`).
+pub(super) const DEPS_DIR: &str = "/kelp-deps";
+/// The name of the dependency cache volume.
+pub(super) const DEPS_VOLUME: &str = "kelp-deps";
+/// Where phase Secrets are mounted: `<dir>/<secret>`.
+const SECRETS_DIR: &str = "/var/run/secrets/kubeless.io";
+
+/// The generated init containers and the volumes only they add.
+pub(super) struct InitContainers {
+    pub(super) containers: Vec<Container>,
+    pub(super) volumes: Vec<Volume>,
+    /// Whether `install` runs, so the function's container must mount the dependency cache.
+    pub(super) installs: bool,
+}
+
+/// What the init containers are built from.
+pub(super) struct Inputs<'a> {
+    pub(super) handler: Handler<'a>,
+    pub(super) runtime: Resolved<'a>,
+    /// The environment of the function's container as the user wrote it.
+    pub(super) user_env: &'a [EnvVar],
+    /// `initContainers[0].resources` of the template, given to every generated init container.
+    pub(super) resources: Option<ResourceRequirements>,
+}
+
+/// `prepare`, then `install` when there are dependencies and the runtime has an `installation`
+/// phase, then `compile` when it has a `compilation` phase.
+pub(super) fn init_containers(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<InitContainers, PlanError> {
+    let mut init = InitContainers { containers: Vec::new(), volumes: Vec::new(), installs: false };
+    if !plan.function.spec.function.as_deref().unwrap_or_default().is_empty() {
+        init.containers.push(prepare(plan, inputs)?);
+    }
+    let deps = plan.function.spec.deps.as_deref().unwrap_or_default();
+    if (!deps.is_empty() || plan.content_type.deps)
+        && let Some(phase) = inputs.runtime.phase(INSTALLATION_PHASE)
+    {
+        init.containers.push(install(plan, inputs, phase, deps, &mut init.volumes));
+        init.installs = true;
+    }
+    if let Some(phase) = inputs.runtime.phase(COMPILATION_PHASE) {
+        init.containers.push(compile(plan, inputs, phase, &mut init.volumes));
+    }
+    Ok(init)
+}
+
+/// `prepare`: Kubeless's `sh -c` step string, in the provision image.
+fn prepare(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<Container, PlanError> {
+    let spec = &plan.function.spec;
+    let file_name = plan.file_name(inputs.handler);
+    let mut origin = format!("{SRC_DIR}/{file_name}");
+    let mut steps = Vec::new();
+    match plan.content_type.encoding {
+        Encoding::Text => {}
+        Encoding::Base64 => {
+            steps.push(format!("base64 -d < {origin} > /tmp/func.decoded"));
+            origin = "/tmp/func.decoded".into();
+        }
+        Encoding::Url => {
+            let url = spec.function.as_deref().unwrap_or_default();
+            steps.push(format!("curl {} -L --silent --output /tmp/func.fromurl", shell::quote(url)));
+            origin = "/tmp/func.fromurl".into();
+        }
+    }
+    if let Some(sha) = spec.checksum_sha256().map_err(|e| PlanError::invalid("spec.checksum", e))? {
+        steps.push(format!("echo '{sha}  {origin}' > /tmp/func.sha256"));
+        steps.push("sha256sum -c /tmp/func.sha256".into());
+    }
+    steps.push(match plan.content_type.archive {
+        kelp_api::Archive::Zip => format!("unzip -o {origin} -d {CODE_DIR}"),
+        kelp_api::Archive::CompressedTar => format!("tar xf {origin} -C {CODE_DIR}"),
+        kelp_api::Archive::None => format!("cp {origin} {CODE_DIR}/{file_name}"),
+    });
+    if let Some(dep_name) = plan.dep_name().filter(|_| !plan.content_type.deps) {
+        steps.push(format!("cp {SRC_DIR}/{dep_name} {CODE_DIR}"));
+    }
+    Ok(Container {
+        name: "prepare".into(),
+        image: Some(plan.config.provision_image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["sh".into(), "-c".into()]),
+        args: Some(vec![shell::escape_kubelet(&steps.join(" && "))]),
+        volume_mounts: Some(vec![code_mount(plan), mount(&format!("{}-deps", plan.name), SRC_DIR, false)]),
+        resources: inputs.resources.clone(),
+        ..Container::default()
+    })
+}
+
+/// `install`: the `installation` phase's command, after checking the dependency file against
+/// `spec.deps`, with the dependency cache mounted (see the crate docs).
+fn install(
+    plan: &Plan<'_>,
+    inputs: &Inputs<'_>,
+    phase: &PhaseImage,
+    deps: &str,
+    volumes: &mut Vec<Volume>,
+) -> Container {
+    let dep_name = plan.dep_name().unwrap_or_default();
+    let deps_file = format!("{CODE_DIR}/{dep_name}");
+    let mut steps = Vec::new();
+    // With `+deps` the file comes from the archive, not from `spec.deps`.
+    if !deps.is_empty() && !plan.content_type.deps {
+        let sha: String = Sha256::digest(deps.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        steps.push(format!("echo '{sha}  {deps_file}' > /tmp/deps.sha256"));
+        steps.push("sha256sum -c /tmp/deps.sha256".into());
+    }
+    steps.push(phase.command.clone());
+    let runtime = plan.function.spec.runtime.as_deref().unwrap_or_default();
+    let env = phase_env(
+        inputs,
+        phase,
+        &[("KUBELESS_DEPS_FILE", &deps_file), ("FUNC_RUNTIME", runtime), ("KELP_DEPS_DIR", DEPS_DIR)],
+    );
+    volumes.push(cache_volume(plan));
+    let mut mounts = vec![code_mount(plan), mount(DEPS_VOLUME, DEPS_DIR, false)];
+    mounts.extend(phase_secrets(phase, volumes));
+    Container {
+        name: "install".into(),
+        image: Some(phase.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["sh".into(), "-c".into()]),
+        args: Some(vec![shell::escape_kubelet(&steps.join(" && "))]),
+        working_dir: Some(CODE_DIR.into()),
+        env: Some(env),
+        volume_mounts: Some(mounts),
+        resources: inputs.resources.clone(),
+        // A node directory is created owned by root: only root may write into it. Nothing else
+        // of root's is needed.
+        security_context: plan.config.dependency_cache_path.is_some().then(|| SecurityContext {
+            run_as_user: Some(0),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+/// `compile`: the `compilation` phase's command.
+fn compile(plan: &Plan<'_>, inputs: &Inputs<'_>, phase: &PhaseImage, volumes: &mut Vec<Volume>) -> Container {
+    let env = phase_env(inputs, phase, &[("KUBELESS_FUNC_NAME", inputs.handler.function)]);
+    let mut mounts = vec![code_mount(plan)];
+    mounts.extend(phase_secrets(phase, volumes));
+    Container {
+        name: "compile".into(),
+        image: Some(phase.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["sh".into(), "-c".into()]),
+        args: Some(vec![shell::escape_kubelet(&phase.command)]),
+        working_dir: Some(CODE_DIR.into()),
+        env: Some(env),
+        volume_mounts: Some(mounts),
+        resources: inputs.resources.clone(),
+        ..Container::default()
+    }
+}
+
+/// The environment of a phase's container: the user's, `KUBELESS_INSTALL_VOLUME`, `own`, then
+/// the phase's.
+fn phase_env(inputs: &Inputs<'_>, phase: &PhaseImage, own: &[(&str, &str)]) -> Vec<EnvVar> {
+    let mut env = inputs.user_env.to_vec();
+    set_env(&mut env, "KUBELESS_INSTALL_VOLUME", CODE_DIR);
+    for (name, value) in own {
+        set_env(&mut env, name, value);
+    }
+    for (name, value) in &phase.env {
+        set_env(&mut env, name, value);
+    }
+    env
+}
+
+/// The dependency cache: the node directory of `dependency-cache-path`, or an `emptyDir`.
+fn cache_volume(plan: &Plan<'_>) -> Volume {
+    let host_path = plan
+        .config
+        .dependency_cache_path
+        .as_ref()
+        .map(|path| HostPathVolumeSource { path: path.clone(), type_: Some("DirectoryOrCreate".into()) });
+    Volume {
+        name: DEPS_VOLUME.into(),
+        empty_dir: host_path.is_none().then(Default::default),
+        host_path,
+        ..Volume::default()
+    }
+}
+
+/// The phase's Secrets: one volume each (added to `volumes` once), mounted read-only.
+fn phase_secrets(phase: &PhaseImage, volumes: &mut Vec<Volume>) -> Vec<VolumeMount> {
+    phase
+        .secrets
+        .iter()
+        .map(|secret| {
+            if !volumes.iter().any(|v| v.name == secret.name) {
+                volumes.push(Volume {
+                    name: secret.name.clone(),
+                    secret: Some(SecretVolumeSource { secret_name: Some(secret.name.clone()), ..Default::default() }),
+                    ..Volume::default()
+                });
+            }
+            mount(&secret.name, &format!("{SECRETS_DIR}/{}", secret.name), true)
+        })
+        .collect()
+}
+
+/// The code volume `<fn>` at `/kubeless`.
+pub(super) fn code_mount(plan: &Plan<'_>) -> VolumeMount {
+    mount(plan.name, CODE_DIR, false)
+}
+
+/// A volume mount.
+pub(super) fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: volume.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}

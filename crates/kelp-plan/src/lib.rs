@@ -1,0 +1,111 @@
+//! The desired state of Kelp's kinds on Kubernetes, as plain values: what a Function, an
+//! HTTPTrigger and a CronJobTrigger become, and what installs Kelp. This crate does no I/O; a
+//! controller applies what it returns (server-side apply) and owns every decision about *when*.
+//!
+//! - [`function_children`]: a [`Function`](kelp_api::Function) and the [`Config`] (the
+//!   `kubeless-config` ConfigMap) → its ConfigMap, Deployment, Service and, when configured, its
+//!   autoscaling/v2 HorizontalPodAutoscaler ([`FunctionChildren`]).
+//! - [`http_trigger_ingress`]: an HTTPTrigger and its function's Service → a networking.k8s.io/v1
+//!   Ingress named after the trigger.
+//! - [`cronjob_trigger_cronjob`]: a CronJobTrigger and its function → a batch/v1 CronJob named
+//!   after the trigger.
+//! - [`adoptable`]: whether an existing object may be taken over (else the controller reports a
+//!   conflict, as Kubeless did).
+//! - [`install`]: the objects of `deploy/kelp.yaml` (namespace, RBAC, `kubeless-config`, the
+//!   controller's Deployment).
+//!
+//! # Shapes
+//!
+//! The objects are Kubeless's (names, the `function` and `created-by: kubeless` labels, the
+//! selector `{created-by: kubeless, function: <fn>}`, the port `http-function-port`, the init
+//! containers `prepare` and `install`, the `FUNC_*` environment, the Prometheus annotations, the
+//! pod defaults `runAsUser`/`fsGroup` 1000 and soft anti-affinity, `maxUnavailable: 0`, the
+//! `/healthz` liveness probe), on the current APIs, running Kelp's `kelp-runtime` images. Where
+//! Kubeless had a bug, Kelp does not copy it:
+//!
+//! - **ownerReferences** name the owner's `uid` and set `controller` and `blockOwnerDeletion`, so
+//!   garbage collection and `kubectl` see one controller; a CronJob's owner kind is
+//!   `CronJobTrigger` (Kubeless wrote `Trigger`).
+//! - **Every change rolls the pods.** The pod template carries [`FUNCTION_HASH_ANNOTATION`], the
+//!   SHA-256 of the function's labels and of its spec except `service` and
+//!   `horizontalPodAutoscaler` (which reach the pods only through values already in the template,
+//!   such as the port). A change of code without a checksum, of the runtime or of a label gives a
+//!   new template, hence a rollout; applying the same Function again gives the same template, so
+//!   no rollout. (Kubeless rolled only when the checksum changed, and ignored runtime and label
+//!   changes.)
+//! - **One CronJob per trigger**, named after the trigger. Kubeless named it
+//!   `trigger-<function>`, so two CronJobTriggers of one function fought over one CronJob.
+//! - **The Ingress backend is the Service's port** (by name when it has one). Kubeless pointed at
+//!   the `targetPort`, which only worked while both were 8080 (#1130).
+//! - Function containers get a readiness probe (`/healthz`, which `kelp-runtime` answers once
+//!   the function is loaded), so a rollout waits for the new pods to serve; an autoscaled
+//!   Deployment leaves `replicas` to its autoscaler.
+//! - The user's `imagePullSecrets`, init containers and Deployment strategy are kept next to (or
+//!   instead of) Kelp's (Kubeless replaced them, #1119), the
+//!   `kubectl.kubernetes.io/last-applied-configuration` annotation is not copied onto children
+//!   (it holds the whole Function, code included), and no list gets two entries with one key
+//!   (server-side apply rejects those).
+//!
+//! # Dependencies: installed once per node, not once per pod
+//!
+//! Kubeless installed a function's `requirements.txt` / `package.json` in an `install` init
+//! container of every pod, at every start (#158). Kelp's runtime images hold `kelp-runtime`,
+//! which installs a dependency file once per SHA-256 of its content, under a lock, into a cache
+//! directory (`KELP_DEPS_DIR`). The `install` init container runs `kelp-runtime --install-deps`
+//! on that cache; the function's container mounts the same volume **read-only** and finds the
+//! install done. The volume is chosen by the `dependency-cache-path` key of `kubeless-config`:
+//!
+//! - a node directory (`hostPath`, type `DirectoryOrCreate`; default `/var/cache/kelp`): every pod
+//!   of every function on a node whose dependency file has the same content reuses one install,
+//!   so a scale-out or a restart installs nothing. The kubelet creates that directory owned by
+//!   root, so the `install` container runs as UID 0, without capabilities and without privilege
+//!   escalation; what it writes is read-only to the functions. Pod Security's `baseline` level
+//!   forbids `hostPath`, and the functions of a node trust each other's installs (an install
+//!   script may write anywhere in the cache);
+//! - `dependency-cache-path: ""`: a per-pod `emptyDir`, as Kubeless had (installed at each pod
+//!   start, as the pod's user), for clusters whose Pod Security forbids `hostPath` or whose
+//!   tenants must not share installs.
+//!
+//! Only the cache is shared: the code stays in the pod's own `emptyDir` at `/kubeless`, and the
+//! runtime's worker scripts in its private `KELP_CACHE_DIR`.
+
+mod config;
+mod cronjob;
+mod error;
+mod function;
+mod ingress;
+pub mod install;
+mod merge;
+mod meta;
+mod runtimes;
+mod shell;
+
+pub use config::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, DEFAULT_PROVISION_IMAGE};
+pub use cronjob::cronjob_trigger_cronjob;
+pub use error::PlanError;
+pub use function::{FunctionChildren, function_children};
+pub use ingress::http_trigger_ingress;
+pub use meta::adoptable;
+
+/// The label naming the function on the Function and on every object made for it.
+pub const FUNCTION_LABEL: &str = "function";
+/// The label marking objects Kelp (or Kubeless) made, with value [`CREATED_BY_KUBELESS`].
+pub const CREATED_BY_LABEL: &str = "created-by";
+/// The value of [`CREATED_BY_LABEL`]: `kubeless`, as Kubeless wrote it, so tools that select on
+/// it (`kubeless autoscale list`, dashboards) keep working.
+pub const CREATED_BY_KUBELESS: &str = "kubeless";
+/// The pod-template annotation whose change rolls a function's pods (see the crate docs).
+pub const FUNCTION_HASH_ANNOTATION: &str = "kelp.dev/function-hash";
+/// The name of the Service port of every function (the `http-` prefix is for Istio).
+pub const FUNCTION_PORT_NAME: &str = "http-function-port";
+
+/// The finalizer Kubeless put on Functions; Kelp keeps the name so existing objects delete.
+pub const FUNCTION_FINALIZER: &str = "kubeless.io/function";
+/// The finalizer Kubeless put on HTTPTriggers.
+pub const HTTP_TRIGGER_FINALIZER: &str = "kubeless.io/httptrigger";
+/// The finalizer Kubeless put on CronJobTriggers.
+pub const CRONJOB_TRIGGER_FINALIZER: &str = "kubeless.io/cronjobtrigger";
+/// The finalizer Kubeless put on KafkaTriggers.
+pub const KAFKA_TRIGGER_FINALIZER: &str = "kubeless.io/kafkatrigger";
+/// The finalizer Kubeless put on NATSTriggers.
+pub const NATS_TRIGGER_FINALIZER: &str = "kubeless.io/natstrigger";

@@ -1,0 +1,217 @@
+//! The install manifests: `deploy/kelp.yaml` and the generated parts of the Helm chart in
+//! `deploy/helm/kelp/` must match what `kelp_plan::install` (and `kelp_api::crd`) generate;
+//! `KELP_UPDATE_DEPLOY=1 cargo test -p kelp-plan --test deploy` rewrites them. The chart's
+//! hand-written templates must declare the same objects.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::PathBuf;
+
+use kelp_plan::install::{DEPLOY_FILE, InstallOptions, install_objects, render_yaml, yaml};
+use kelp_plan::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, DEFAULT_PROVISION_IMAGE};
+use serde_json::{Value, json};
+
+const CHART: &str = "deploy/helm/kelp";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn objects() -> Vec<Value> {
+    install_objects(&InstallOptions::default())
+}
+
+fn object<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    objects.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"))
+}
+
+/// Every generated file: path from the repository root → content.
+fn generated() -> Vec<(String, String)> {
+    let objects = objects();
+    let comment =
+        "# Generated from crates/kelp-plan; KELP_UPDATE_DEPLOY=1 cargo test -p kelp-plan --test deploy regenerates.\n";
+    let mut role = object(&objects, "Role").clone();
+    role["metadata"].as_object_mut().unwrap().remove("namespace");
+    let mut files = vec![
+        (DEPLOY_FILE.to_owned(), render_yaml(&objects)),
+        (format!("{CHART}/files/runtime-images.json"), Config::default_data()["runtime-images"].clone() + "\n"),
+        (
+            format!("{CHART}/templates/clusterrole.yaml"),
+            format!("{comment}{}", yaml(&[object(&objects, "ClusterRole").clone()])),
+        ),
+        (format!("{CHART}/templates/role.yaml"), format!("{comment}{}", yaml(&[role]))),
+    ];
+    for crd in kelp_api::crd::render_all() {
+        let copy = format!(
+            "# A copy of {}/{}, which KELP_UPDATE_DEPLOY=1 refreshes.\n",
+            kelp_api::crd::CRD_DIR,
+            crd.file_name
+        );
+        files.push((format!("{CHART}/crds/{}", crd.file_name), copy + &crd.yaml));
+    }
+    files
+}
+
+#[test]
+fn deploy_is_up_to_date() {
+    let update = std::env::var_os("KELP_UPDATE_DEPLOY").is_some_and(|v| v == "1");
+    let files = generated();
+    let mut stale = Vec::new();
+    for (path, content) in &files {
+        let full = repo().join(path);
+        if fs::read_to_string(&full).ok().as_deref() == Some(content.as_str()) {
+            continue;
+        }
+        if update {
+            fs::create_dir_all(full.parent().unwrap()).unwrap();
+            fs::write(&full, content).unwrap();
+        } else {
+            stale.push(path.clone());
+        }
+    }
+    let crd_dir = repo().join(CHART).join("crds");
+    for entry in fs::read_dir(&crd_dir).unwrap() {
+        let path = format!("{CHART}/crds/{}", entry.unwrap().file_name().to_string_lossy());
+        if !files.iter().any(|(p, _)| *p == path) {
+            if update {
+                fs::remove_file(repo().join(&path)).unwrap();
+            } else {
+                stale.push(format!("{path} (no longer generated)"));
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "out of date: {stale:?}\nregenerate with: KELP_UPDATE_DEPLOY=1 cargo test -p kelp-plan --test deploy"
+    );
+}
+
+/// `(kind, name)` of every object a chart template declares: its top-level `kind:` and the
+/// `name:` of its `metadata:`.
+fn chart_objects() -> BTreeSet<(String, String)> {
+    let mut declared = BTreeSet::new();
+    for entry in fs::read_dir(repo().join(CHART).join("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        for document in text.split("\n---\n") {
+            let kind = document.lines().find_map(|l| l.strip_prefix("kind: "));
+            let mut in_metadata = false;
+            let mut name = None;
+            for line in document.lines() {
+                if !line.starts_with(' ') {
+                    in_metadata = line == "metadata:";
+                } else if in_metadata && name.is_none() {
+                    name = line.strip_prefix("  name: ");
+                }
+            }
+            let (kind, name) = (kind.unwrap(), name.unwrap_or_else(|| panic!("{}: no metadata.name", path.display())));
+            declared.insert((kind.trim().to_owned(), name.trim().to_owned()));
+        }
+    }
+    declared
+}
+
+#[test]
+fn the_chart_declares_the_objects_of_deploy_kelp_yaml() {
+    let expected: BTreeSet<(String, String)> = objects()
+        .iter()
+        // Helm creates the release namespace itself (`--create-namespace`).
+        .filter(|o| o["kind"] != "Namespace")
+        .map(|o| (o["kind"].as_str().unwrap().to_owned(), o["metadata"]["name"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(chart_objects(), expected);
+}
+
+#[test]
+fn the_chart_defaults_are_the_install_defaults() {
+    let read = |file: &str| -> Value {
+        serde_saphyr::from_str(&fs::read_to_string(repo().join(CHART).join(file)).unwrap()).unwrap()
+    };
+    let (chart, values) = (read("Chart.yaml"), read("values.yaml"));
+    assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+    let image =
+        format!("{}:{}", values["image"]["repository"].as_str().unwrap(), chart["appVersion"].as_str().unwrap());
+    let options = InstallOptions::default();
+    assert_eq!(image, options.image);
+    assert_eq!(values["replicas"], options.replicas);
+    assert_eq!(values["functionsNamespace"], options.functions_namespace);
+    assert_eq!(values["provisionImage"], DEFAULT_PROVISION_IMAGE);
+    assert_eq!(values["dependencyCachePath"], DEFAULT_DEPENDENCY_CACHE_PATH);
+    let objects = objects();
+    let controller = &object(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(values["resources"], controller["resources"]);
+}
+
+#[test]
+fn the_controller_gets_least_privilege() {
+    let objects = objects();
+    let rules = object(&objects, "ClusterRole")["rules"].as_array().unwrap().clone();
+    for rule in &rules {
+        for key in ["apiGroups", "resources", "verbs"] {
+            assert!(rule[key].as_array().unwrap().iter().all(|v| !v.as_str().unwrap().contains('*')), "{rule}");
+        }
+    }
+    let verbs = |group: &str, resource: &str| -> BTreeSet<String> {
+        let matches = |r: &&Value| {
+            r["apiGroups"] == json!([group]) && r["resources"].as_array().unwrap().contains(&json!(resource))
+        };
+        rules
+            .iter()
+            .filter(matches)
+            .flat_map(|r| r["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    let manage = set(&["get", "list", "watch", "create", "update", "patch", "delete"]);
+    for kind in ["functions", "httptriggers", "cronjobtriggers", "kafkatriggers", "natstriggers"] {
+        assert_eq!(verbs("kubeless.io", kind), set(&["get", "list", "watch", "update", "patch"]), "{kind}");
+        for sub in ["status", "finalizers"] {
+            assert_eq!(verbs("kubeless.io", &format!("{kind}/{sub}")), set(&["update", "patch"]), "{kind}/{sub}");
+        }
+    }
+    for (group, resource) in [
+        ("", "configmaps"),
+        ("", "services"),
+        ("apps", "deployments"),
+        ("autoscaling", "horizontalpodautoscalers"),
+        ("networking.k8s.io", "ingresses"),
+        ("batch", "cronjobs"),
+    ] {
+        assert_eq!(verbs(group, resource), manage, "{resource}");
+    }
+    assert_eq!(verbs("", "pods"), set(&["get", "list", "watch"]));
+    assert_eq!(verbs("", "secrets"), set(&[]));
+    for group in ["", "events.k8s.io"] {
+        assert_eq!(verbs(group, "events"), set(&["create", "patch"]));
+    }
+    let role = object(&objects, "Role");
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}])
+    );
+    assert_eq!(object(&objects, "RoleBinding")["metadata"]["namespace"], "kubeless");
+}
+
+#[test]
+fn the_controller_runs_locked_down_with_kubeless_labels_and_config() {
+    let objects = objects();
+    let deployment = object(&objects, "Deployment");
+    assert_eq!(deployment["metadata"]["labels"], json!({"kubeless": "controller"}));
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "kelp-controller");
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], format!("kelp/controller:{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(container["env"][0]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
+    assert_eq!(container["env"][1], json!({"name": "KUBELESS_CONFIG", "value": "kubeless-config"}));
+    let security = &container["securityContext"];
+    assert_eq!((&security["runAsNonRoot"], &security["readOnlyRootFilesystem"]), (&json!(true), &json!(true)));
+    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    let config = object(&objects, "ConfigMap");
+    let data: std::collections::BTreeMap<String, String> = serde_json::from_value(config["data"].clone()).unwrap();
+    assert_eq!(Config::from_data(&data).unwrap(), Config::default());
+}
