@@ -26,7 +26,9 @@
 //!   function's answer, and retrying would call it again.
 
 mod build;
+mod bundle;
 mod cmd;
+mod dynamic;
 mod fetch;
 mod kinds;
 mod metrics;
@@ -84,6 +86,12 @@ enum Command {
     },
     /// Run Kelp on this machine: the Kubernetes API for functions, and the functions themselves
     Up(up::UpArgs),
+    /// Install Kelp into the cluster of the context: the CRDs, then the controller and what it
+    /// needs, in namespace -n (default kubeless)
+    Install(cmd::install::InstallArgs),
+    /// Remove what `kelp install` installed from namespace -n (default kubeless); the CRDs, and
+    /// so every Function and trigger, stay unless --crds is given
+    Uninstall(cmd::install::UninstallArgs),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -96,6 +104,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get(args) => cmd::manifest::get(&cli.global, args).await,
         Command::GetServerConfig => cmd::server_config::run(&cli.global).await,
         Command::Up(args) => up::run(&cli.global, args).await,
+        Command::Install(args) => cmd::install::install(&cli.global, args).await,
+        Command::Uninstall(args) => cmd::install::uninstall(&cli.global, args).await,
         Command::Version => output::emit(format!("Kelp version: {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Completion { shell } => {
             let mut buffer = Vec::new();

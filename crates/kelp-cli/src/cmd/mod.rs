@@ -3,6 +3,7 @@
 
 pub(crate) mod autoscale;
 pub(crate) mod function;
+pub(crate) mod install;
 pub(crate) mod manifest;
 pub(crate) mod server_config;
 pub(crate) mod trigger;

@@ -1,0 +1,199 @@
+//! `kelp install` and `kelp uninstall`: the real `kelp` binary installs the real
+//! `deploy/kelp.yaml` and CRDs into a real control plane (`kelp-testenv`: kube-apiserver,
+//! kube-controller-manager, kube-scheduler and kwok, whose pods become Ready without running
+//! anything), checked with the real kubectl.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use kelp_testenv::ControlPlane;
+use serde_json::Value;
+
+/// The objects of `deploy/kelp.yaml`.
+fn manifest() -> Vec<Value> {
+    let path = kelp_testkit::repo_root().join("deploy/kelp.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    documents.into_iter().filter(|d| !d.is_null()).collect()
+}
+
+/// The manifest's objects of `kind`.
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+fn name(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap()
+}
+
+/// `kelp --kubeconfig <plane's> <args>`.
+fn kelp(plane: &ControlPlane, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kelp")).arg("--kubeconfig").arg(plane.kubeconfig()).args(args).output().unwrap()
+}
+
+fn kubectl(plane: &ControlPlane, args: &[&str]) -> Output {
+    plane.kubectl().args(args).output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn all(output: &Output) -> String {
+    format!("{}{}", stdout(output), String::from_utf8_lossy(&output.stderr))
+}
+
+/// `Kind.version.group` (or `Kind` for core kinds), which kubectl resolves without ambiguity.
+fn resource(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap();
+    match object["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((group, version)) => format!("{kind}.{version}.{group}"),
+        None => kind.to_owned(),
+    }
+}
+
+/// How kubectl (and kelp) name an object: `deployment.apps/kelp-controller`.
+fn display(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap().to_lowercase();
+    match object["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((group, _)) => format!("{kind}.{group}/{}", name(object)),
+        None => format!("{kind}/{}", name(object)),
+    }
+}
+
+/// `kubectl get` of the manifest's `object` as installed in `namespace`, as JSON; `None` when it
+/// does not exist.
+fn get(plane: &ControlPlane, object: &Value, namespace: &str) -> Option<Value> {
+    let output = kubectl(plane, &["get", &resource(object), name(object), "-n", namespace, "-o", "json"]);
+    if output.status.success() {
+        return Some(serde_json::from_slice(&output.stdout).unwrap());
+    }
+    assert!(all(&output).contains("NotFound"), "{}", all(&output));
+    None
+}
+
+/// Waits (60 s at most) until the namespace is gone, with everything in it.
+fn wait_namespace_gone(plane: &ControlPlane, namespace: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while kubectl(plane, &["get", "namespace", namespace]).status.success() {
+        assert!(Instant::now() < deadline, "namespace {namespace} still there after 60 s");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn install_creates_everything_again_changes_nothing_and_uninstall_keeps_the_crds() {
+    let plane = ControlPlane::shared();
+    let objects = manifest();
+    let namespace = name(of_kind(&objects, "Namespace")[0]).to_owned();
+
+    let output = kelp(plane, &["install", "--wait=false"]);
+    assert!(output.status.success(), "{}", all(&output));
+    let lines: Vec<String> = stdout(&output).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 6 + objects.len(), "one line per CRD and object:\n{}", all(&output));
+    for object in &objects {
+        let line = format!("{} created", display(object));
+        assert!(lines.contains(&line), "no {line:?} in\n{}", all(&output));
+        let got = get(plane, object, &namespace)
+            .unwrap_or_else(|| panic!("{} {} not created", resource(object), name(object)));
+        if object["metadata"].get("namespace").is_some() {
+            assert_eq!(got["metadata"]["namespace"], namespace.as_str());
+        }
+    }
+
+    // kubeless-config keeps Kubeless's JSON runtime-images, which Kubeless's tools parse.
+    let config = kubectl(plane, &["get", "configmap", "kubeless-config", "-n", &namespace, "-o", "json"]);
+    assert!(config.status.success(), "{}", all(&config));
+    let config: Value = serde_json::from_slice(&config.stdout).unwrap();
+    let images: Value = serde_json::from_str(config["data"]["runtime-images"].as_str().unwrap()).unwrap();
+    assert!(images.is_array(), "runtime-images is not a JSON array: {images}");
+
+    // The controller's rights are spelled out: no wildcard anywhere.
+    for role in of_kind(&objects, "ClusterRole").into_iter().chain(of_kind(&objects, "Role")) {
+        let installed = get(plane, role, &namespace).unwrap();
+        for rule in installed["rules"].as_array().unwrap() {
+            for key in ["verbs", "resources", "apiGroups"] {
+                let values = rule[key].as_array().map(Vec::as_slice).unwrap_or_default();
+                assert!(!values.iter().any(|v| v == "*"), "{} {}: {key} has *: {rule}", role["kind"], name(role));
+            }
+        }
+    }
+
+    // Again: nothing changes, and it says so.
+    let again = kelp(plane, &["install", "--wait=false"]);
+    assert!(again.status.success(), "{}", all(&again));
+    let lines = stdout(&again);
+    assert!(lines.lines().all(|l| l.ends_with(" unchanged")), "{}", all(&again));
+
+    // Uninstall: the manifest's objects go, the CRDs stay.
+    let output = kelp(plane, &["uninstall"]);
+    assert!(output.status.success(), "{}", all(&output));
+    assert!(all(&output).contains("are kept"), "{}", all(&output));
+    assert_eq!(stdout(&output).lines().count(), objects.len(), "one line per object:\n{}", all(&output));
+    wait_namespace_gone(plane, &namespace);
+    for object in &objects {
+        assert!(get(plane, object, &namespace).is_none(), "{} {} left behind", resource(object), name(object));
+    }
+    let crds = kubectl(plane, &["get", "crd", "functions.kubeless.io"]);
+    assert!(crds.status.success(), "{}", all(&crds));
+
+    // Uninstalling what is not there is not an error.
+    let output = kelp(plane, &["uninstall"]);
+    assert!(output.status.success(), "{}", all(&output));
+    assert_eq!(stdout(&output), "");
+}
+
+#[test]
+fn dry_run_prints_every_object_for_the_namespace_and_changes_nothing() {
+    let plane = ControlPlane::shared();
+    let objects = manifest();
+    let yaml = kelp(
+        plane,
+        &["install", "-n", "dry-run-only", "--image", "example.invalid/kelp:dry", "--dryrun", "-o", "yaml"],
+    );
+    assert!(yaml.status.success(), "{}", all(&yaml));
+    let printed: Vec<Value> = serde_saphyr::from_multiple(&stdout(&yaml)).unwrap();
+    assert_eq!(printed.len(), 6 + objects.len());
+    assert!(printed.iter().any(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == "dry-run-only"));
+    let deployment = printed.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(deployment["metadata"]["namespace"], "dry-run-only");
+    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "example.invalid/kelp:dry");
+
+    let json = kelp(plane, &["install", "-n", "dry-run-only", "--dryrun", "-o", "json"]);
+    assert!(json.status.success(), "{}", all(&json));
+    let list: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), 6 + objects.len());
+
+    let namespace = kubectl(plane, &["get", "namespace", "dry-run-only"]);
+    assert!(!namespace.status.success() && all(&namespace).contains("NotFound"), "{}", all(&namespace));
+}
+
+#[test]
+fn install_waits_for_the_controller_uninstall_crds_removes_them_and_install_brings_them_back() {
+    let plane = ControlPlane::start();
+    let output = kelp(&plane, &["install", "-n", "kelp-system", "--image", "example.invalid/kelp-controller:test"]);
+    assert!(output.status.success(), "{}", all(&output));
+    let deployment = of_kind(&manifest(), "Deployment")[0].clone();
+    let ready = format!("deployment kelp-system/{} is ready", name(&deployment));
+    assert!(all(&output).contains(&ready), "{}", all(&output));
+    let installed = get(&plane, &deployment, "kelp-system").unwrap();
+    assert!(installed["status"]["readyReplicas"].as_i64().unwrap() >= 1, "{installed}");
+    assert_eq!(installed["spec"]["template"]["spec"]["containers"][0]["image"], "example.invalid/kelp-controller:test");
+
+    let output = kelp(&plane, &["uninstall", "-n", "kelp-system", "--crds"]);
+    assert!(output.status.success(), "{}", all(&output));
+    assert!(all(&output).contains("The CRDs are deleted"), "{}", all(&output));
+    let crds = kubectl(&plane, &["get", "crd", "-o", "name"]);
+    assert!(crds.status.success(), "{}", all(&crds));
+    assert!(!stdout(&crds).contains("kubeless.io"), "{}", stdout(&crds));
+    wait_namespace_gone(&plane, "kelp-system");
+
+    // On a cluster without them, the CRDs are created and served before the rest is applied.
+    let output = kelp(&plane, &["install", "--wait=false"]);
+    assert!(output.status.success(), "{}", all(&output));
+    let created = "customresourcedefinition.apiextensions.k8s.io/functions.kubeless.io created";
+    assert_eq!(stdout(&output).lines().next(), Some(created), "{}", all(&output));
+    let functions = kubectl(&plane, &["get", "functions", "--all-namespaces"]);
+    assert!(functions.status.success(), "{}", all(&functions));
+}
