@@ -22,8 +22,8 @@ const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 ///
 /// The Ingress is named after the trigger, labelled with the trigger's labels plus
 /// `created-by: kubeless`, and controlled by the trigger. One rule: `spec.host-name` (any host
-/// when empty), path `/<spec.path>` of type `Prefix`, to the Service's first port (by name when
-/// it has one). Per `spec.gateway` (empty: nginx):
+/// when empty), path `/<spec.path>` of type `Prefix`, to the Service's first port, by number (an Ingress
+/// backend's port name may have 15 characters, `http-function-port` has 18). Per `spec.gateway` (empty: nginx):
 ///
 /// - `ingressClassName: <gateway>`; nginx also gets `rewrite-target: /` (the function sees `/`,
 ///   as with Kubeless);
@@ -85,10 +85,9 @@ pub fn http_trigger_ingress(trigger: &HTTPTrigger, service: &Service) -> Result<
     let port = service.spec.as_ref().and_then(first_port).ok_or_else(|| {
         PlanError::invalid("spec.function-name", format!("the Service {:?} has no port", meta::name(&service.metadata)))
     })?;
-    let backend_port = match port.name.as_deref().filter(|n| !n.is_empty()) {
-        Some(port_name) => ServiceBackendPort { name: Some(port_name.to_owned()), number: None },
-        None => ServiceBackendPort { name: None, number: Some(port.port) },
-    };
+    // By number: an Ingress backend's port name is limited to 15 characters, and Kubeless's
+    // `http-function-port` has 18.
+    let backend_port = ServiceBackendPort { name: None, number: Some(port.port) };
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
             name: meta::name(&service.metadata).to_owned(),

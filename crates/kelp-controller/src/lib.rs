@@ -1,0 +1,102 @@
+//! The Kelp controller: runs in a Kubernetes cluster and reconciles the `kubeless.io/v1beta1`
+//! objects into native Kubernetes objects, where Kubeless users expect them.
+//!
+//! - A Function becomes a ConfigMap, a Deployment, a Service and optionally a
+//!   HorizontalPodAutoscaler, all named after it ([`function`]).
+//! - An HTTPTrigger becomes an Ingress, a CronJobTrigger a CronJob ([`triggers`]).
+//!
+//! What each object looks like is decided by the pure planner in `kelp-plan`; this crate is the
+//! thin loop around it: watch, plan, check for conflicts, server-side apply, write the status,
+//! publish Events on failures. Children carry owner references, so the cluster's garbage
+//! collector deletes them with their owner; the finalizers (named as Kubeless's, so objects
+//! Kubeless created are adopted) only clean up what owner references cannot reach.
+
+pub mod apply;
+pub mod context;
+pub mod function;
+pub mod leader;
+pub mod metrics;
+pub mod run;
+pub mod server;
+pub mod settings;
+pub mod status;
+pub mod triggers;
+
+use kube::runtime::finalizer;
+
+/// The field manager of every server-side apply the controller makes.
+pub const FIELD_MANAGER: &str = "kelp-controller";
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the Kubernetes API failed.
+    #[error("Kubernetes API: {}", api_message(.0))]
+    Kube(#[from] kube::Error),
+    /// The object cannot be turned into its children (unknown runtime, bad template, ...).
+    #[error("{0}")]
+    Plan(#[from] kelp_plan::PlanError),
+    /// An object the controller would create exists and was not made by Kelp or Kubeless.
+    #[error(
+        "found a conflicting {kind} {namespace}/{name} that Kelp did not create (no `created-by: kubeless` label); \
+         rename the function or delete that object"
+    )]
+    Conflict {
+        /// The child's kind.
+        kind: &'static str,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// A trigger names a function that does not exist.
+    #[error("function {namespace}/{name} not found")]
+    FunctionNotFound {
+        /// The trigger's namespace.
+        namespace: String,
+        /// The function it names.
+        name: String,
+    },
+    /// Adding or removing the finalizer failed, or the reconcile inside it did.
+    #[error("{0}")]
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A short PascalCase reason: the status condition's `reason`, the Event's reason and the
+    /// `reason` label of the error metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "ApiError",
+            Error::Plan(_) => "InvalidSpec",
+            Error::Conflict { .. } => "Conflict",
+            Error::FunctionNotFound { .. } => "FunctionNotFound",
+            Error::Finalizer(e) => match e.as_ref() {
+                finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => inner.reason(),
+                _ => "FinalizerFailed",
+            },
+        }
+    }
+
+    /// The error a reconcile inside [`finalizer::finalizer`] returned, if that is what failed.
+    pub fn inner(&self) -> &Error {
+        match self {
+            Error::Finalizer(e) => match e.as_ref() {
+                finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => inner.inner(),
+                _ => self,
+            },
+            _ => self,
+        }
+    }
+}
+
+/// What the API server said (its `Status` message alone), or the client error.
+fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The result of a reconcile step.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,256 @@
+//! The controller process: serve health and metrics, win the leader election, read the
+//! configuration, start the caches and the three controllers (Function, HTTPTrigger,
+//! CronJobTrigger), and reconcile until stopped.
+
+use crate::context::{CHILD_SELECTOR, Context, Stores};
+use crate::leader::LeaseLock;
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::{Error, function, server, triggers};
+use anyhow::Context as _;
+use futures_util::{FutureExt, Stream, StreamExt, future};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kelp_api::{CronJobTrigger, Function, HTTPTrigger};
+use kube::api::Api;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// A future that drives one watch.
+type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs the controller until SIGTERM/SIGINT, or until it loses the leader Lease.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let client = Client::try_default().await.context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
+    let metrics = Arc::new(Metrics::default());
+    let listen = settings.listen;
+    let server = tokio::spawn(server::serve(listen, metrics.clone()));
+
+    let lock = settings.leader_elect.then(|| {
+        let api = Api::namespaced(client.clone(), &settings.config_namespace);
+        LeaseLock::new(api, &settings.lease_name, &settings.identity(), settings.lease_duration())
+    });
+    if let Some(lock) = &lock {
+        tracing::info!(lease = %settings.lease_name, "waiting to lead");
+        lock.acquire().await;
+        tracing::info!("leading");
+    }
+    metrics.set_leader(true);
+
+    let config_api: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.config_namespace);
+    let config = load_config(&config_api, &settings.config_name).await?;
+    let scope = settings
+        .functions_namespace
+        .clone()
+        .or_else(|| config.functions_namespace().map(String::from))
+        .unwrap_or_default();
+    tracing::info!(namespace = if scope.is_empty() { "(all)" } else { scope.as_str() }, "watching functions");
+
+    let mut drivers: Vec<Driver> = Vec::new();
+    let (config_maps, config_map_events) = child_cache(&client, &scope, &mut drivers);
+    let (deployments, deployment_events) = child_cache(&client, &scope, &mut drivers);
+    let (services, service_events) = child_cache(&client, &scope, &mut drivers);
+    let (hpas, hpa_events) = child_cache(&client, &scope, &mut drivers);
+    let (ingresses, ingress_events) = child_cache(&client, &scope, &mut drivers);
+    let (cron_jobs, cron_job_events) = child_cache(&client, &scope, &mut drivers);
+
+    let watch = watcher::Config::default().any_semantic();
+    let controller_config = ControllerConfig::default().concurrency(settings.concurrency);
+    let functions =
+        Controller::new(scoped::<Function>(&client, &scope), watch.clone()).with_config(controller_config.clone());
+    let http =
+        Controller::new(scoped::<HTTPTrigger>(&client, &scope), watch.clone()).with_config(controller_config.clone());
+    let cron = Controller::new(scoped::<CronJobTrigger>(&client, &scope), watch).with_config(controller_config);
+    let stores =
+        Stores { functions: functions.store(), config_maps, deployments, services, hpas, ingresses, cron_jobs };
+    let ctx = Arc::new(Context::new(client.clone(), config, stores, metrics.clone()));
+
+    let (reload, _) = broadcast::channel(4);
+    drivers.push(Box::pin(watch_config(config_api, settings.config_name.clone(), ctx.clone(), reload.clone())));
+    drivers.push(Box::pin(report_queue_depth(ctx.clone(), http.store(), cron.store())));
+
+    let functions = functions
+        .owns_shared_stream(config_map_events)
+        .owns_shared_stream(deployment_events)
+        .owns_shared_stream(service_events)
+        .owns_shared_stream(hpa_events)
+        .reconcile_all_on(reloads(&reload))
+        .shutdown_on_signal()
+        .run(function::reconcile, error_policy::<Function>, ctx.clone())
+        .for_each(|_| future::ready(()));
+    let http = http
+        .owns_shared_stream(ingress_events)
+        .reconcile_all_on(reloads(&reload))
+        .shutdown_on_signal()
+        .run(triggers::reconcile_http, error_policy::<HTTPTrigger>, ctx.clone())
+        .for_each(|_| future::ready(()));
+    let cron = cron
+        .owns_shared_stream(cron_job_events)
+        .reconcile_all_on(reloads(&reload))
+        .shutdown_on_signal()
+        .run(triggers::reconcile_cron, error_policy::<CronJobTrigger>, ctx.clone())
+        .for_each(|_| future::ready(()));
+    let controllers = future::join3(functions, http, cron).map(drop);
+    let background = future::join_all(drivers).map(drop);
+    let leadership = async {
+        match &lock {
+            Some(lock) => lock.keep().await,
+            None => future::pending().await,
+        }
+    };
+
+    let outcome = tokio::select! {
+        () = controllers => Ok(()),
+        () = background => Err(anyhow::anyhow!("a watch ended unexpectedly")),
+        () = leadership => Err(anyhow::anyhow!("lost the leader Lease {}", settings.lease_name)),
+        served = server => Err(match served {
+            Ok(Err(e)) => anyhow::anyhow!("cannot serve on {listen}: {e}"),
+            _ => anyhow::anyhow!("the metrics server stopped"),
+        }),
+    };
+    metrics.set_leader(false);
+    if let Some(lock) = &lock
+        && outcome.is_ok()
+        && let Err(e) = lock.release().await
+    {
+        tracing::warn!(error = %e, "could not release the leader Lease");
+    }
+    outcome
+}
+
+/// An API for `K` in `scope` (empty: all namespaces).
+fn scoped<K>(client: &Client, scope: &str) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    if scope.is_empty() { Api::all(client.clone()) } else { Api::namespaced(client.clone(), scope) }
+}
+
+/// A cache of the children of kind `K` (label [`CHILD_SELECTOR`]), the stream of their changes
+/// for a controller to subscribe to, and its watch pushed onto `drivers`.
+fn child_cache<K>(
+    client: &Client,
+    scope: &str,
+    drivers: &mut Vec<Driver>,
+) -> (Store<K>, impl Stream<Item = Arc<K>> + Send + 'static)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store_shared(1024);
+    let events = writer.subscribe().expect("a shared store has subscribers");
+    let watch = watcher(scoped::<K>(client, scope), watcher::Config::default().labels(CHILD_SELECTOR).any_semantic())
+        .default_backoff()
+        .reflect_shared(writer)
+        .for_each(|event| {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying");
+            }
+            future::ready(())
+        });
+    drivers.push(Box::pin(watch));
+    (reader, events)
+}
+
+/// Reads the configuration ConfigMap; Kelp's defaults when there is none.
+async fn load_config(api: &Api<ConfigMap>, name: &str) -> anyhow::Result<kelp_plan::Config> {
+    let data = match api.get_opt(name).await.with_context(|| format!("reading the ConfigMap {name}"))? {
+        Some(config_map) => config_map.data.unwrap_or_default(),
+        None => {
+            tracing::warn!(config = name, "no configuration ConfigMap; using Kelp's defaults");
+            kelp_plan::Config::default_data()
+        }
+    };
+    kelp_plan::Config::from_data(&data).with_context(|| format!("the ConfigMap {name} is not a valid configuration"))
+}
+
+/// Watches the configuration and applies each valid change (every object is then reconciled
+/// again, through `reload`); an invalid change is reported and the previous configuration kept.
+async fn watch_config(api: Api<ConfigMap>, name: String, ctx: Arc<Context>, reload: broadcast::Sender<()>) {
+    let selector = format!("metadata.name={name}");
+    let mut changes =
+        std::pin::pin!(watcher(api, watcher::Config::default().fields(&selector)).default_backoff().applied_objects());
+    let mut seen = None;
+    while let Some(change) = changes.next().await {
+        let Ok(config_map) = change else { continue };
+        let data = config_map.data.clone().unwrap_or_default();
+        if seen.as_ref() == Some(&data) {
+            continue;
+        }
+        match kelp_plan::Config::from_data(&data) {
+            Ok(config) => {
+                if seen.is_some() {
+                    tracing::info!(config = %name, "configuration changed; reconciling everything");
+                    ctx.set_config(config);
+                    let _ = reload.send(());
+                }
+                seen = Some(data);
+            }
+            Err(e) => {
+                tracing::error!(config = %name, error = %e, "invalid configuration; keeping the previous one");
+                ctx.warn(&config_map, "InvalidConfiguration", "Reload", e.to_string()).await;
+            }
+        }
+    }
+}
+
+/// A stream of configuration reloads.
+fn reloads(reload: &broadcast::Sender<()>) -> impl Stream<Item = ()> + Send + 'static {
+    futures_util::stream::unfold(reload.subscribe(), |mut receiver| async move {
+        match receiver.recv().await {
+            Ok(()) | Err(broadcast::error::RecvError::Lagged(_)) => Some(((), receiver)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    })
+}
+
+/// Publishes the queue depth of each kind once a second.
+async fn report_queue_depth(ctx: Arc<Context>, http: Store<HTTPTrigger>, cron: Store<CronJobTrigger>) {
+    fn keys<K>(store: &Store<K>) -> Vec<(String, String, String)>
+    where
+        K: Resource + Clone,
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        store
+            .state()
+            .iter()
+            .map(|o| (o.namespace().unwrap_or_default(), o.name_any(), o.resource_version().unwrap_or_default()))
+            .collect()
+    }
+    loop {
+        for (kind, current) in [
+            (function::KIND, keys(&ctx.stores.functions)),
+            ("HTTPTrigger", keys(&http)),
+            ("CronJobTrigger", keys(&cron)),
+        ] {
+            let depth = ctx.pending(kind, current.iter().map(|(ns, n, rv)| (ns.clone(), n.clone(), rv.as_str())));
+            ctx.metrics.set_queue_depth(kind, depth);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// After a failed reconcile: count it and try again later (sooner when waiting for another
+/// object, later for a conflict only a person can resolve).
+fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let kind = crate::apply::kind_name::<K>();
+    ctx.metrics.error(kind, error.reason());
+    tracing::warn!(kind, name = %object.meta().name.as_deref().unwrap_or_default(), error = %error, "reconcile failed");
+    match error.inner() {
+        Error::Conflict { .. } | Error::Plan(_) => Action::requeue(Duration::from_secs(60)),
+        Error::FunctionNotFound { .. } => Action::requeue(Duration::from_secs(3)),
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}

@@ -1,0 +1,55 @@
+//! The controller's command line and environment (Kubeless's environment names where it had
+//! them).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How the controller is run.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(name = "kelp-controller", version, about = "Reconciles kubeless.io objects into Kubernetes objects")]
+pub struct Settings {
+    /// Where `/healthz` and `/metrics` are served. Loopback by default; the Deployment that
+    /// `kelp install` creates listens on the pod's address.
+    #[arg(long, env = "KELP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The namespace of the `kubeless-config` ConfigMap (and of the leader Lease).
+    #[arg(long, env = "KUBELESS_NAMESPACE", default_value = "kubeless")]
+    pub config_namespace: String,
+    /// The name of the configuration ConfigMap.
+    #[arg(long, env = "KUBELESS_CONFIG", default_value = "kubeless-config")]
+    pub config_name: String,
+    /// Watch only this namespace; overrides the configuration's `functions-namespace`. Empty:
+    /// all namespaces.
+    #[arg(long, env = "KELP_FUNCTIONS_NAMESPACE")]
+    pub functions_namespace: Option<String>,
+    /// Elect one active replica through a Lease; the others wait.
+    #[arg(long, env = "KELP_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// The name of the leader Lease.
+    #[arg(long, default_value = "kelp-controller")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds a leader's Lease lasts without renewal before another replica takes over.
+    #[arg(long, default_value_t = 15)]
+    pub lease_seconds: u64,
+    /// Objects reconciled at the same time, per kind.
+    #[arg(long, env = "KELP_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+}
+
+impl Settings {
+    /// The identity written into the Lease: `--identity`, else the host name plus the PID.
+    pub fn identity(&self) -> String {
+        self.identity.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        })
+    }
+
+    /// How long a Lease lasts.
+    pub fn lease_duration(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds.max(2))
+    }
+}

@@ -1,0 +1,173 @@
+//! The `status` the controller writes: a `Ready` condition with a reason when not ready,
+//! `observedGeneration`, and for Functions `readyReplicas`, read from the Deployment.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kelp_api::READY_CONDITION;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// The field manager of status writes (apart from the children's, so neither takes the other's
+/// fields).
+const STATUS_MANAGER: &str = "kelp-controller-status";
+
+/// Whether a function's pods serve, and why not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// All desired pods run the current template and are ready.
+    pub ready: bool,
+    /// PascalCase reason.
+    pub reason: String,
+    /// A sentence for people.
+    pub message: String,
+    /// Ready pods.
+    pub ready_replicas: i32,
+}
+
+impl Readiness {
+    /// Not ready for `reason`.
+    pub fn failed(reason: &str, message: String) -> Self {
+        Self { ready: false, reason: reason.into(), message, ready_replicas: 0 }
+    }
+}
+
+/// How ready `deployment` is, as its own status says.
+pub fn deployment_readiness(deployment: &Deployment) -> Readiness {
+    let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let status = deployment.status.clone().unwrap_or_default();
+    let ready = status.ready_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    let seen = status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(0);
+    let stalled = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing" && c.status == "False")
+        .map(|c| (c.reason.clone().unwrap_or_else(|| "ProgressDeadlineExceeded".into()), c.message.clone()));
+    let pods = format!("{ready} of {desired} pod(s) ready");
+    let (ok, reason, message) = if !seen {
+        (false, "RollingOut".to_string(), "the Deployment has not started the change yet".to_string())
+    } else if let Some((reason, message)) = stalled {
+        (false, reason, message.unwrap_or(pods))
+    } else if desired == 0 {
+        (true, "ScaledToZero".into(), "the function has 0 replicas".into())
+    } else if updated < desired || total > updated {
+        (false, "RollingOut".into(), format!("{updated} of {desired} pod(s) updated, {pods}"))
+    } else if ready < desired {
+        (false, "PodsNotReady".into(), pods)
+    } else {
+        (true, "PodsReady".into(), pods)
+    };
+    Readiness { ready: ok, reason, message, ready_replicas: ready }
+}
+
+/// The `Ready` condition for `generation`, keeping `previous`'s transition time when the status
+/// did not change.
+pub fn ready_condition(
+    generation: Option<i64>,
+    ready: bool,
+    reason: &str,
+    message: &str,
+    previous: &[Condition],
+) -> Condition {
+    let status = if ready { "True" } else { "False" };
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == READY_CONDITION && c.status == status)
+        .map_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()), |c| c.last_transition_time.clone());
+    Condition {
+        type_: READY_CONDITION.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Writes `status` (a JSON object) to `object` with server-side apply, unless it equals what is
+/// there already. Returns the resourceVersion afterwards.
+pub async fn write<K>(api: &Api<K>, object: &K, current: Option<Value>, status: Value) -> kube::Result<Option<String>>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    if current.as_ref() == Some(&status) {
+        return Ok(object.resource_version());
+    }
+    let body = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(STATUS_MANAGER).force();
+    let stored = api.patch_status(&object.name_any(), &params, &Patch::Apply(&body)).await?;
+    Ok(stored.resource_version())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+
+    fn deployment(replicas: i32, generation: i64, status: DeploymentStatus) -> Deployment {
+        let mut d = Deployment {
+            spec: Some(DeploymentSpec { replicas: Some(replicas), ..Default::default() }),
+            status: Some(status),
+            ..Default::default()
+        };
+        d.metadata.generation = Some(generation);
+        d
+    }
+
+    fn status(observed: i64, replicas: i32, updated: i32, ready: i32) -> DeploymentStatus {
+        DeploymentStatus {
+            observed_generation: Some(observed),
+            replicas: Some(replicas),
+            updated_replicas: Some(updated),
+            ready_replicas: Some(ready),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn readiness_follows_the_rollout() {
+        let r = deployment_readiness(&deployment(2, 3, status(2, 2, 2, 2)));
+        assert_eq!((r.ready, r.reason.as_str()), (false, "RollingOut"), "a generation not observed yet");
+        let r = deployment_readiness(&deployment(2, 3, status(3, 3, 2, 2)));
+        assert_eq!((r.ready, r.reason.as_str()), (false, "RollingOut"), "an old pod still running");
+        let r = deployment_readiness(&deployment(2, 3, status(3, 2, 2, 1)));
+        assert_eq!((r.ready, r.reason.as_str(), r.ready_replicas), (false, "PodsNotReady", 1));
+        let r = deployment_readiness(&deployment(2, 3, status(3, 2, 2, 2)));
+        assert_eq!((r.ready, r.reason.as_str(), r.message.as_str()), (true, "PodsReady", "2 of 2 pod(s) ready"));
+        let r = deployment_readiness(&deployment(0, 1, status(1, 0, 0, 0)));
+        assert_eq!((r.ready, r.reason.as_str()), (true, "ScaledToZero"));
+    }
+
+    #[test]
+    fn a_stalled_rollout_says_why() {
+        let mut s = status(1, 1, 1, 0);
+        s.conditions = Some(vec![k8s_openapi::api::apps::v1::DeploymentCondition {
+            type_: "Progressing".into(),
+            status: "False".into(),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            message: Some("ReplicaSet \"f-1\" has timed out progressing.".into()),
+            ..Default::default()
+        }]);
+        let r = deployment_readiness(&deployment(1, 1, s));
+        assert_eq!((r.ready, r.reason.as_str()), (false, "ProgressDeadlineExceeded"));
+        assert!(r.message.contains("timed out"));
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_changes() {
+        let first = ready_condition(Some(1), false, "RollingOut", "0 of 1", &[]);
+        let again = ready_condition(Some(2), false, "PodsNotReady", "0 of 1", std::slice::from_ref(&first));
+        assert_eq!(again.last_transition_time, first.last_transition_time);
+        assert_eq!(again.observed_generation, Some(2));
+        let flipped = ready_condition(Some(2), true, "PodsReady", "1 of 1", std::slice::from_ref(&again));
+        assert_eq!(flipped.status, "True");
+    }
+}
