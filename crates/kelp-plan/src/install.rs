@@ -138,6 +138,8 @@ fn cluster_rules() -> Vec<PolicyRule> {
     status_and_finalizers.extend(subresources("finalizers"));
     vec![
         rule(kelp_api::GROUP, &KINDS, &["get", "list", "watch", "update", "patch"]),
+        // A deleted Function takes its HTTP and cron triggers along, as with Kubeless.
+        rule(kelp_api::GROUP, &["httptriggers", "cronjobtriggers"], &["delete"]),
         rule(kelp_api::GROUP, &status_and_finalizers, &["update", "patch"]),
         rule("", &["configmaps", "services"], &MANAGE),
         rule("apps", &["deployments"], &MANAGE),

@@ -27,6 +27,7 @@
 
 mod cluster;
 mod component;
+mod controller;
 mod pki;
 mod process;
 
@@ -36,6 +37,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
+
+pub use crate::controller::ControllerProcess;
 
 use crate::component::{Component, Layout};
 use crate::process::{Proc, Watchdog};

@@ -1,9 +1,10 @@
 //! What Kelp's integration tests share: the binaries they drive, found (and built when missing or
 //! stale) the same way everywhere. Only tests depend on this crate.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 /// The repository's root directory: two levels above the package under test (`crates/<name>`),
@@ -14,38 +15,57 @@ pub fn repo_root() -> PathBuf {
     package.join("../..")
 }
 
-/// The `kelp-runtime` binary: `KELP_RUNTIME_BIN`, else `target/<profile>/kelp-runtime` next to
-/// the running test binary. `cargo test --workspace` builds it; when it is missing or older than
-/// the runtime's sources (`cargo test -p <one crate>` does not build it), it is built here with
-/// `cargo build -p kelp-runtime` into the same target directory and profile.
+/// The `kelp-runtime` binary: `KELP_RUNTIME_BIN`, else the one [`workspace_bin`] finds or builds.
 pub fn runtime_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("KELP_RUNTIME_BIN") {
-            return PathBuf::from(bin);
+    workspace_bin("kelp-runtime", "KELP_RUNTIME_BIN", &["crates/kelp-runtime", "runtimes"])
+}
+
+/// The `kelp-controller` binary: `KELP_CONTROLLER_BIN`, else the one [`workspace_bin`] finds or
+/// builds.
+pub fn controller_bin() -> PathBuf {
+    workspace_bin(
+        "kelp-controller",
+        "KELP_CONTROLLER_BIN",
+        &["crates/kelp-controller", "crates/kelp-plan", "crates/kelp-api"],
+    )
+}
+
+/// The binary `package` builds (named as the package): `$override_var` when set, else
+/// `target/<profile>/<package>` next to the running test binary. `cargo test --workspace` builds
+/// it; when it is missing or older than its `sources` (directories of the repository; `cargo test
+/// -p <one crate>` does not build other packages' binaries), it is built here with `cargo build
+/// -p <package>` into the same target directory and profile.
+pub fn workspace_bin(package: &'static str, override_var: &str, sources: &[&str]) -> PathBuf {
+    static BINS: Mutex<BTreeMap<&'static str, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut bins = BINS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(bin) = bins.get(package) {
+        return bin.clone();
+    }
+    let bin = std::env::var_os(override_var).map_or_else(|| build(package, sources), PathBuf::from);
+    bins.insert(package, bin.clone());
+    bin
+}
+
+fn build(package: &str, sources: &[&str]) -> PathBuf {
+    // The test binary is target/<profile>/deps/<name>-<hash>.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
+    let bin = profile_dir.join(package);
+    let root = repo_root();
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    if built.is_none_or(|built| sources.iter().any(|dir| newest(&root.join(dir)) > built)) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", package, "--bin", package]);
+        build.env("CARGO_TARGET_DIR", profile_dir.parent().expect("the target directory"));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
         }
-        // The test binary is target/<profile>/deps/<name>-<hash>.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
-        let bin = profile_dir.join("kelp-runtime");
-        let root = repo_root();
-        let sources = [root.join("crates/kelp-runtime"), root.join("runtimes")];
-        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-        if built.is_none_or(|built| sources.iter().any(|dir| newest(dir) > built)) {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut build = Command::new(cargo);
-            build.args(["build", "-p", "kelp-runtime", "--bin", "kelp-runtime"]);
-            build.env("CARGO_TARGET_DIR", profile_dir.parent().expect("the target directory"));
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                build.arg("--release");
-            }
-            let status = build.status().expect("running cargo build -p kelp-runtime");
-            assert!(status.success(), "cargo build -p kelp-runtime failed");
-        }
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
-    .clone()
+        let status = build.status().unwrap_or_else(|e| panic!("running cargo build -p {package}: {e}"));
+        assert!(status.success(), "cargo build -p {package} failed");
+    }
+    assert!(bin.is_file(), "{} was not built", bin.display());
+    bin
 }
 
 /// The latest modification time of the files under `dir` (`tests` directories excluded).
