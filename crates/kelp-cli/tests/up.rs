@@ -364,12 +364,20 @@ fn http_trigger_routes_host_and_path() {
             "greet",
         ])
         .ok();
+    // traefik has no rewrite: the function sees the request's path.
+    let traefik = ["--gateway", "traefik", "--hostname", "kept.test", "--path", "keep"];
+    platform.kelp(&[&["trigger", "http", "create", "kept", "--function-name", "greeter"][..], &traefik].concat()).ok();
     let host = [("Host", "example.test")];
-    let body = eventually("the route answers", DEADLINE, || match request(platform.port, "GET", "/greet", &host, "") {
-        Ok(r) if r.status == 200 => Ok(r.body),
-        other => Err(format!("{other:?}")),
-    });
-    assert_eq!(body, "greetings from /greet");
+    let answer = |path: &str, headers: &[(&str, &str)]| {
+        eventually(&format!("{path} answers"), DEADLINE, || match request(platform.port, "GET", path, headers, "") {
+            Ok(r) if r.status == 200 => Ok(r.body),
+            other => Err(format!("{other:?}")),
+        })
+    };
+    // nginx (the default) rewrites the path to `/`, as Kubeless's Ingress did on a cluster.
+    assert_eq!(answer("/greet", &host), "greetings from /");
+    assert_eq!(answer("/greet/deeper?x=1", &host), "greetings from /");
+    assert_eq!(answer("/keep/x", &[("Host", "kept.test")]), "greetings from /keep/x");
     let other_host = request(platform.port, "GET", "/greet", &[("Host", "elsewhere.test")], "").unwrap();
     assert_eq!(other_host.status, 404, "another host is not routed: {other_host:?}");
 
@@ -790,6 +798,7 @@ fn the_example_manifests_run() {
     assert_eq!(reply("GET", "/default/hello/", &[], ""), "hello world");
     let echoed: Value = serde_json::from_str(&reply("GET", "/echo?x=1", &[("Host", "echo.example.test")], "")).unwrap();
     assert_eq!((echoed["method"].as_str(), echoed["query"]["x"].as_str()), (Some("GET"), Some("1")), "{echoed}");
+    assert_eq!(echoed["path"], "/", "the nginx route rewrites the path: {echoed}");
     let html = "<html><head><title>Kelp</title></head></html>";
     assert_eq!(reply("POST", "/default/titles/", &[("Content-Type", "text/html")], html), "Kelp");
     let dated: Value =

@@ -114,18 +114,25 @@ async fn the_gateway_sets_event_headers_and_follows_routes() {
     assert_eq!(event["data"], json!({"it-s": "alive"}));
     assert_eq!(event["method"], "POST");
 
+    let route = |host: Option<&str>, prefix: &str, function: &str, rewrite_target: Option<&str>| Route {
+        host: host.map(str::to_owned),
+        path_prefix: prefix.into(),
+        namespace: "default".into(),
+        function: function.into(),
+        rewrite_target: rewrite_target.map(str::to_owned),
+    };
     platform.set_routes(vec![
-        Route { host: None, path_prefix: "/api".into(), namespace: "default".into(), function: "echo".into() },
-        Route {
-            host: Some("fn.example.com".into()),
-            path_prefix: "/api/deeper".into(),
-            namespace: "default".into(),
-            function: "nope".into(),
-        },
+        route(None, "/api", "echo", None),
+        route(Some("fn.example.com"), "/api/deeper", "nope", None),
+        route(Some("rewritten.example.com"), "/api", "echo", Some("/")),
     ]);
     let routed = get(&format!("{}/api/x", served.base)).await;
     let event: Value = serde_json::from_str(&routed.body).unwrap();
-    assert_eq!(event["path"], "/api/x", "routes forward the whole path");
+    assert_eq!(event["path"], "/api/x", "routes without a rewrite target forward the whole path");
+    let rewritten =
+        send("GET", &format!("{}/api/x/y?q=1", served.base), &[("host", "rewritten.example.com")], "").await;
+    let event: Value = serde_json::from_str(&rewritten.body).unwrap();
+    assert_eq!((event["path"].as_str(), event["url"].as_str()), (Some("/"), Some("/?q=1")), "rewritten, query kept");
     let other_host = send("GET", &format!("{}/api/deeper/y", served.base), &[("host", "other.example.com")], "").await;
     assert_eq!(other_host.status, StatusCode::OK, "the host-specific route does not match another host");
     let longest = send("GET", &format!("{}/api/deeper/y", served.base), &[("host", "FN.example.com:80")], "").await;
