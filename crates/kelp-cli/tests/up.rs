@@ -389,6 +389,54 @@ fn http_trigger_routes_host_and_path() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 5b. Secrets as files (`--secrets`; Kubeless's `get-python-secrets`).
+
+/// A Secret volume is a file under `KELP_VOLUMES_DIR`, written again for a restarted instance; a
+/// missing Secret is named in the function's status until it exists; the value is in no log.
+#[test]
+fn secrets_are_files_under_the_volumes_dir() {
+    let platform = Platform::start(&[]);
+    platform.kubectl(&["create", "secret", "generic", "test-secret", "--from-literal=key=MY_KEY"]).ok();
+    // A POST removes the file and kills the instance's runtime: the restarted instance has it again.
+    let code = "import os, signal\n\
+                def handler(event, context):\n    \
+                    path = os.environ['KELP_VOLUMES_DIR'] + '/test-secret/key'\n    \
+                    value = open(path).read()\n    \
+                    if event['extensions']['request'].method == 'POST':\n        \
+                        os.remove(path)\n        \
+                        os.kill(os.getppid(), signal.SIGKILL)\n    \
+                    return value\n";
+    platform.deploy(
+        "get-python-secrets",
+        "python3.8",
+        "secrets.py",
+        code,
+        "secrets.handler",
+        &["--secrets", "test-secret"],
+    );
+    assert_eq!(platform.call_until("get-python-secrets", |_| true), "MY_KEY");
+    let called = platform.kelp(&["function", "call", "get-python-secrets"]).ok();
+    assert_eq!(called.stdout.trim(), "MY_KEY");
+    let crashed = request(platform.port, "POST", "/default/get-python-secrets/", &[], "x").unwrap();
+    assert_ne!(crashed.status, 200, "the instance's runtime was killed: {crashed:?}");
+    assert_eq!(platform.call_until("get-python-secrets", |_| true), "MY_KEY", "written again after the restart");
+
+    let late = code.replace("test-secret", "absent");
+    platform.deploy("no-secret", "python3.8", "late.py", &late, "late.handler", &["--secrets", "absent"]);
+    let message = "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}";
+    let said = eventually("the status names the missing Secret", DEADLINE, || {
+        let now = platform.kubectl(&["get", "fn", "no-secret", "-o", message]).ok().stdout;
+        if now.is_empty() { Err(now) } else { Ok(now) }
+    });
+    assert_eq!(said, "volume absent-vol: secret default/absent not found");
+    platform.kubectl(&["create", "secret", "generic", "absent", "--from-literal=key=LATE_KEY"]).ok();
+    assert_eq!(platform.call_until("no-secret", |_| true), "LATE_KEY");
+
+    let logs = platform.stderr_text() + &platform.logs("get-python-secrets") + &platform.logs("no-secret");
+    assert!(!logs.contains("MY_KEY") && !logs.contains("LATE_KEY"), "a secret value in the logs:\n{logs}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. Cron triggers (60 times faster than real time: `* * * * *` fires every second).
 
 #[test]

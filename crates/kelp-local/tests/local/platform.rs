@@ -453,3 +453,49 @@ async fn the_pool_serves_a_new_function_first_call() {
         without_pool.as_secs_f64() * 1e3
     );
 }
+
+/// Secret and ConfigMap volumes are files under `KELP_VOLUMES_DIR`, whether the instance was
+/// started cold or handed to a pre-warmed runtime, and a change of their content is a new
+/// revision.
+#[tokio::test]
+async fn volumes_are_files_under_the_volumes_dir() {
+    let _serial = SERIAL.lock().await;
+    let code = "import os\n\
+                def read(event, context):\n    \
+                    path = os.environ['KELP_VOLUMES_DIR'] + '/s1/key'\n    \
+                    return open(path).read() + ' ' + oct(os.stat(path).st_mode & 0o777)\n";
+    let secret = |value: &str| kelp_local::Volume {
+        mount_path: "/s1".into(),
+        secret: true,
+        files: vec![("key".into(), value.as_bytes().to_vec())],
+    };
+    for prewarm in [0, 1] {
+        let (platform, _dir) = platform(prewarm);
+        let served = serve(&platform).await;
+        if prewarm > 0 {
+            eventually("a warm python runtime", MINUTE, || {
+                sample(&platform.render_metrics(), "kelp_prewarmed_processes{language=\"python\"}") == Some(1.0)
+            })
+            .await;
+        }
+        let mut d = deployment("reader", python("reader.read", code), Default::default());
+        d.volumes = vec![secret("MY_KEY")];
+        platform.deploy(d.clone()).await.unwrap();
+        let reply = get(&format!("{}/default/reader/", served.base)).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "MY_KEY 0o400"), "prewarm {prewarm}");
+        assert_eq!(platform.instances()[0].pooled, prewarm > 0);
+
+        d.volumes = vec![secret("NEW_KEY")];
+        platform.deploy(d).await.unwrap();
+        let start = Instant::now();
+        let body = loop {
+            let body = get(&format!("{}/default/reader/", served.base)).await.body;
+            if body.starts_with("NEW_KEY") || start.elapsed() > MINUTE {
+                break body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(body, "NEW_KEY 0o400", "a new secret value rolls the function over");
+        platform.shutdown().await;
+    }
+}
