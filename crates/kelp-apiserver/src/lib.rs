@@ -28,6 +28,7 @@
 
 mod discovery;
 mod kinds;
+mod pages;
 mod patch;
 mod paths;
 mod protobuf;

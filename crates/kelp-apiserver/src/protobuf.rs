@@ -6,6 +6,8 @@
 //! kind and whose `raw` holds the object's message. Only decoding is needed: responses are JSON,
 //! which the clients accept.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -115,20 +117,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Standard base64 with padding.
-pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
-}
-
 fn text(bytes: &[u8]) -> Result<String, String> {
     String::from_utf8(bytes.to_vec()).map_err(|e| format!("invalid UTF-8: {e}"))
 }
@@ -162,7 +150,7 @@ fn message(bytes: &[u8], fields: &[Field]) -> Result<Map<String, Value>, String>
             (Ty::Int, Payload::Varint(v)) => Value::from(v as i64),
             (Ty::Bool, Payload::Varint(v)) => Value::Bool(v != 0),
             (Ty::Str, Payload::Bytes(b)) => Value::String(text(b)?),
-            (Ty::Bytes, Payload::Bytes(b)) => Value::String(base64(b)),
+            (Ty::Bytes, Payload::Bytes(b)) => Value::String(STANDARD.encode(b)),
             (Ty::Time, Payload::Bytes(b)) => time(b)?,
             (Ty::Msg(inner), Payload::Bytes(b)) => Value::Object(message(b, inner)?),
             (Ty::RepeatedStr, Payload::Bytes(b)) => {

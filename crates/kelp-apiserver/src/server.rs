@@ -9,17 +9,21 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use kelp_store::{DeleteOutcome, Preconditions, Selector, Store, StoreError, WatchEvent, resource_version_of};
+use kelp_store::{
+    DeleteOutcome, ObjectList, Page, Preconditions, Selector, Store, StoreError, WatchEvent, resource_version_of,
+};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::discovery;
 use crate::kinds::{Backend, Kind, Kinds};
+use crate::pages;
 use crate::patch::{self, PatchType};
 use crate::paths::{self, Route, Target};
-use crate::protobuf::base64;
 use crate::schema;
 use crate::status::ApiError;
 use crate::table::{self, IncludeObject};
@@ -157,6 +161,10 @@ impl Query {
     fn selector(&self) -> Result<Selector, ApiError> {
         Selector::parse(self.get("labelSelector"), self.get("fieldSelector"))
             .map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+
+    fn page(&self) -> Result<Page, ApiError> {
+        pages::requested(self.get("limit"), self.get("continue"), self.get("resourceVersion"))
     }
 
     fn resource_version(&self) -> Result<Option<u64>, ApiError> {
@@ -298,11 +306,16 @@ async fn stored(app: &Arc<App>, request: Request, target: Target, query: Query) 
 fn render_one(kind: &Kind, object: &Value, format: Format) -> Value {
     match format {
         Format::Json => object.clone(),
-        Format::Table(include) => {
-            let rv = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
-            table::table(kind, [object], rv, include, true)
-        }
+        Format::Table(include) => table::table(kind, [object], object_metadata(object), include, true),
         Format::Metadata => partial_metadata(object),
+    }
+}
+
+/// The `metadata` of a Table of one object: its resourceVersion.
+fn object_metadata(object: &Value) -> Value {
+    match object.pointer("/metadata/resourceVersion") {
+        Some(rv) => json!({"resourceVersion": rv}),
+        None => json!({}),
     }
 }
 
@@ -319,8 +332,8 @@ fn partial_metadata(object: &Value) -> Value {
 enum ListBody<'a> {
     /// A Table or metadata-only list, built as a value.
     Built(Value),
-    /// `{apiVersion, kind: <Kind>List, metadata: {resourceVersion}, items}`.
-    Items { api_version: String, kind: String, resource_version: String, items: Vec<&'a Value> },
+    /// `{apiVersion, kind: <Kind>List, metadata, items}`.
+    Items { api_version: String, kind: String, metadata: Value, items: Vec<&'a Value> },
 }
 
 impl serde::Serialize for ListBody<'_> {
@@ -328,11 +341,11 @@ impl serde::Serialize for ListBody<'_> {
         use serde::ser::SerializeMap;
         match self {
             ListBody::Built(value) => value.serialize(serializer),
-            ListBody::Items { api_version, kind, resource_version, items } => {
+            ListBody::Items { api_version, kind, metadata, items } => {
                 let mut map = serializer.serialize_map(Some(4))?;
                 map.serialize_entry("apiVersion", api_version)?;
                 map.serialize_entry("kind", kind)?;
-                map.serialize_entry("metadata", &json!({"resourceVersion": resource_version}))?;
+                map.serialize_entry("metadata", metadata)?;
                 map.serialize_entry("items", items)?;
                 map.end()
             }
@@ -340,19 +353,25 @@ impl serde::Serialize for ListBody<'_> {
     }
 }
 
-fn render_list<'a>(kind: &Kind, items: impl IntoIterator<Item = &'a Value>, rv: u64, format: Format) -> ListBody<'a> {
+/// A list of `items` with `metadata` ([`pages::list_metadata`]) in `format`.
+fn render_list<'a>(
+    kind: &Kind,
+    items: impl IntoIterator<Item = &'a Value>,
+    metadata: Value,
+    format: Format,
+) -> ListBody<'a> {
     match format {
-        Format::Table(include) => ListBody::Built(table::table(kind, items, Some(rv.to_string()), include, true)),
+        Format::Table(include) => ListBody::Built(table::table(kind, items, metadata, include, true)),
         Format::Metadata => ListBody::Built(json!({
             "kind": "PartialObjectMetadataList",
             "apiVersion": "meta.k8s.io/v1",
-            "metadata": {"resourceVersion": rv.to_string()},
+            "metadata": metadata,
             "items": items.into_iter().map(partial_metadata).collect::<Vec<_>>(),
         })),
         Format::Json => ListBody::Items {
             api_version: kind.api_version(),
             kind: format!("{}List", kind.kind),
-            resource_version: rv.to_string(),
+            metadata,
             items: items.into_iter().collect(),
         },
     }
@@ -366,8 +385,13 @@ fn list_stored(
     format: Format,
 ) -> Result<Response, ApiError> {
     let selector = query.selector()?;
-    let list = app.store.list(&kind.store_key(), namespace, &selector);
-    let body = render_list(kind, list.items.iter().map(|o| o.as_ref()), list.resource_version, format);
+    let page = query.page()?;
+    let list =
+        app.store.list_page(&kind.store_key(), namespace, &selector, &page).map_err(|e| match (e, &page.cursor) {
+            (StoreError::Gone { .. }, Some(cursor)) => pages::expired(cursor),
+            (e, _) => ApiError::from_store(kind, e),
+        })?;
+    let body = render_list(kind, list.items.iter().map(|o| o.as_ref()), pages::list_metadata(&list), format);
     Ok(serialized_response(StatusCode::OK, &body))
 }
 
@@ -543,7 +567,7 @@ fn apply_defaults(kind: &Kind, object: &mut Value) {
                 if let Some(data) = data {
                     for (key, value) in string_data {
                         let text = value.as_str().unwrap_or_default().to_owned();
-                        data.insert(key, Value::String(base64(text.as_bytes())));
+                        data.insert(key, Value::String(STANDARD.encode(text)));
                     }
                 }
             }
@@ -773,8 +797,9 @@ async fn delete_collection(app: &App, kind: &Kind, namespace: &str, query: &Quer
             Err(e) => return Err(ApiError::from_store(kind, e)),
         }
     }
-    let rv = app.store.resource_version();
-    Ok(serialized_response(StatusCode::OK, &render_list(kind, deleted.iter(), rv, Format::Json)))
+    let metadata =
+        pages::list_metadata(&ObjectList { resource_version: app.store.resource_version(), ..ObjectList::default() });
+    Ok(serialized_response(StatusCode::OK, &render_list(kind, deleted.iter(), metadata, Format::Json)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -794,9 +819,8 @@ impl Encoder {
             Format::Json => object.clone(),
             Format::Metadata => partial_metadata(object),
             Format::Table(include) => {
-                let rv = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
                 let headers = !std::mem::replace(&mut self.headers_sent, true);
-                table::table(&self.kind, [object], rv, include, headers)
+                table::table(&self.kind, [object], object_metadata(object), include, headers)
             }
         };
         line(&json!({"type": type_, "object": object}))
@@ -980,8 +1004,9 @@ async fn workload(app: &Arc<App>, request: Request, target: Target, query: Query
         (None, _) => {
             let objects = workload_objects(app, &kind, namespace).await?;
             let matching: Vec<&Value> = objects.iter().filter(|o| selector.matches(o)).collect();
-            let rv = objects.iter().filter_map(resource_version_of).max().unwrap_or(0);
-            Ok(serialized_response(StatusCode::OK, &render_list(&kind, matching, rv, format)))
+            let resource_version = objects.iter().filter_map(resource_version_of).max().unwrap_or(0);
+            let metadata = pages::list_metadata(&ObjectList { resource_version, ..ObjectList::default() });
+            Ok(serialized_response(StatusCode::OK, &render_list(&kind, matching, metadata, format)))
         }
         (Some(name), None) => {
             let objects = workload_objects(app, &kind, namespace).await?;
@@ -1067,20 +1092,6 @@ async fn proxy(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_encoding() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("hello world", "aGVsbG8gd29ybGQ="),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
-    }
 
     #[test]
     fn tokens_compare_exactly() {

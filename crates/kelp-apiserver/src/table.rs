@@ -215,21 +215,17 @@ pub(crate) fn row(kind: &Kind, object: &Value, include: IncludeObject, now: Offs
     row
 }
 
-/// A Table of `objects`; `headers` false leaves out the column definitions (watch events after
+/// A Table of `objects` with `metadata` (the list's); `headers` false leaves out the column definitions (watch events after
 /// the first).
 pub(crate) fn table<'a>(
     kind: &Kind,
     objects: impl IntoIterator<Item = &'a Value>,
-    resource_version: Option<String>,
+    metadata: Value,
     include: IncludeObject,
     headers: bool,
 ) -> Value {
     let now = OffsetDateTime::now_utc();
     let rows: Vec<Value> = objects.into_iter().map(|o| row(kind, o, include, now)).collect();
-    let mut metadata = json!({});
-    if let Some(rv) = resource_version {
-        metadata["resourceVersion"] = Value::String(rv);
-    }
     let mut t = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "rows": rows});
     t["columnDefinitions"] = if headers { column_definitions(kind) } else { Value::Null };
     t
@@ -290,11 +286,11 @@ mod tests {
         let r = row(kind, &f, IncludeObject::Metadata, now);
         assert_eq!(r["cells"], json!(["hello", null, "python3.8", "h.f", null, "5m"]));
         assert_eq!(r["object"]["kind"], "PartialObjectMetadata");
-        let t = table(kind, [&f], Some("7".into()), IncludeObject::None, true);
+        let t = table(kind, [&f], json!({"resourceVersion": "7"}), IncludeObject::None, true);
         assert_eq!(t["columnDefinitions"][0]["format"], "name");
         assert_eq!(t["columnDefinitions"][5]["name"], "Age");
         assert_eq!(t["metadata"]["resourceVersion"], "7");
         assert!(t["rows"][0].get("object").is_none());
-        assert!(table(kind, [&f], None, IncludeObject::None, false)["columnDefinitions"].is_null());
+        assert!(table(kind, [&f], json!({}), IncludeObject::None, false)["columnDefinitions"].is_null());
     }
 }

@@ -364,12 +364,20 @@ fn http_trigger_routes_host_and_path() {
             "greet",
         ])
         .ok();
+    // traefik has no rewrite: the function sees the request's path.
+    let traefik = ["--gateway", "traefik", "--hostname", "kept.test", "--path", "keep"];
+    platform.kelp(&[&["trigger", "http", "create", "kept", "--function-name", "greeter"][..], &traefik].concat()).ok();
     let host = [("Host", "example.test")];
-    let body = eventually("the route answers", DEADLINE, || match request(platform.port, "GET", "/greet", &host, "") {
-        Ok(r) if r.status == 200 => Ok(r.body),
-        other => Err(format!("{other:?}")),
-    });
-    assert_eq!(body, "greetings from /greet");
+    let answer = |path: &str, headers: &[(&str, &str)]| {
+        eventually(&format!("{path} answers"), DEADLINE, || match request(platform.port, "GET", path, headers, "") {
+            Ok(r) if r.status == 200 => Ok(r.body),
+            other => Err(format!("{other:?}")),
+        })
+    };
+    // nginx (the default) rewrites the path to `/`, as Kubeless's Ingress did on a cluster.
+    assert_eq!(answer("/greet", &host), "greetings from /");
+    assert_eq!(answer("/greet/deeper?x=1", &host), "greetings from /");
+    assert_eq!(answer("/keep/x", &[("Host", "kept.test")]), "greetings from /keep/x");
     let other_host = request(platform.port, "GET", "/greet", &[("Host", "elsewhere.test")], "").unwrap();
     assert_eq!(other_host.status, 404, "another host is not routed: {other_host:?}");
 
@@ -378,6 +386,54 @@ fn http_trigger_routes_host_and_path() {
         Ok(r) if r.status == 404 => Ok(()),
         other => Err(format!("{other:?}")),
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5b. Secrets as files (`--secrets`; Kubeless's `get-python-secrets`).
+
+/// A Secret volume is a file under `KELP_VOLUMES_DIR`, written again for a restarted instance; a
+/// missing Secret is named in the function's status until it exists; the value is in no log.
+#[test]
+fn secrets_are_files_under_the_volumes_dir() {
+    let platform = Platform::start(&[]);
+    platform.kubectl(&["create", "secret", "generic", "test-secret", "--from-literal=key=MY_KEY"]).ok();
+    // A POST removes the file and kills the instance's runtime: the restarted instance has it again.
+    let code = "import os, signal\n\
+                def handler(event, context):\n    \
+                    path = os.environ['KELP_VOLUMES_DIR'] + '/test-secret/key'\n    \
+                    value = open(path).read()\n    \
+                    if event['extensions']['request'].method == 'POST':\n        \
+                        os.remove(path)\n        \
+                        os.kill(os.getppid(), signal.SIGKILL)\n    \
+                    return value\n";
+    platform.deploy(
+        "get-python-secrets",
+        "python3.8",
+        "secrets.py",
+        code,
+        "secrets.handler",
+        &["--secrets", "test-secret"],
+    );
+    assert_eq!(platform.call_until("get-python-secrets", |_| true), "MY_KEY");
+    let called = platform.kelp(&["function", "call", "get-python-secrets"]).ok();
+    assert_eq!(called.stdout.trim(), "MY_KEY");
+    let crashed = request(platform.port, "POST", "/default/get-python-secrets/", &[], "x").unwrap();
+    assert_ne!(crashed.status, 200, "the instance's runtime was killed: {crashed:?}");
+    assert_eq!(platform.call_until("get-python-secrets", |_| true), "MY_KEY", "written again after the restart");
+
+    let late = code.replace("test-secret", "absent");
+    platform.deploy("no-secret", "python3.8", "late.py", &late, "late.handler", &["--secrets", "absent"]);
+    let message = "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}";
+    let said = eventually("the status names the missing Secret", DEADLINE, || {
+        let now = platform.kubectl(&["get", "fn", "no-secret", "-o", message]).ok().stdout;
+        if now.is_empty() { Err(now) } else { Ok(now) }
+    });
+    assert_eq!(said, "volume absent-vol: secret default/absent not found");
+    platform.kubectl(&["create", "secret", "generic", "absent", "--from-literal=key=LATE_KEY"]).ok();
+    assert_eq!(platform.call_until("no-secret", |_| true), "LATE_KEY");
+
+    let logs = platform.stderr_text() + &platform.logs("get-python-secrets") + &platform.logs("no-secret");
+    assert!(!logs.contains("MY_KEY") && !logs.contains("LATE_KEY"), "a secret value in the logs:\n{logs}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -790,6 +846,7 @@ fn the_example_manifests_run() {
     assert_eq!(reply("GET", "/default/hello/", &[], ""), "hello world");
     let echoed: Value = serde_json::from_str(&reply("GET", "/echo?x=1", &[("Host", "echo.example.test")], "")).unwrap();
     assert_eq!((echoed["method"].as_str(), echoed["query"]["x"].as_str()), (Some("GET"), Some("1")), "{echoed}");
+    assert_eq!(echoed["path"], "/", "the nginx route rewrites the path: {echoed}");
     let html = "<html><head><title>Kelp</title></head></html>";
     assert_eq!(reply("POST", "/default/titles/", &[("Content-Type", "text/html")], html), "Kelp");
     let dated: Value =

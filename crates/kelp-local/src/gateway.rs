@@ -28,7 +28,8 @@ pub type GatewayBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 const CONNECT_ATTEMPTS: usize = 3;
 
 /// An HTTPTrigger's route: requests for `host` (any host when `None`) whose path starts with
-/// `path_prefix` (by whole segments) go to `namespace/function`, path unchanged. The longest
+/// `path_prefix` (by whole segments) go to `namespace/function`, with their path replaced by
+/// `rewrite_target` when set (the query is kept), as nginx's `rewrite-target` does. The longest
 /// prefix wins; between equal prefixes, a route with a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -40,6 +41,8 @@ pub struct Route {
     pub namespace: String,
     /// The function's name.
     pub function: String,
+    /// The whole path the function sees instead of the request's (`None`: the request's).
+    pub rewrite_target: Option<String>,
 }
 
 /// The gateway service. Cheap to clone.
@@ -81,7 +84,8 @@ impl Gateway {
         graceful.shutdown().await;
     }
 
-    /// Routes and forwards one request: a matching [`Route`] first, then the short URL
+    /// Routes and forwards one request: a matching [`Route`] first (path rewritten if it says
+    /// so), then the short URL
     /// `/<namespace>/<function>/<rest>` (forwarded as `/<rest>` with the query).
     pub async fn handle<B>(&self, request: Request<B>) -> Response<GatewayBody>
     where
@@ -96,7 +100,7 @@ impl Gateway {
         let path = request.uri().path().to_owned();
         let routed = self.route(host.as_deref(), &path);
         let (namespace, name, forwarded_path) = match routed {
-            Some((ns, name)) => (ns, name, path),
+            Some((ns, name, rewrite_target)) => (ns, name, rewrite_target.unwrap_or(path)),
             None => match short_url(&path) {
                 Some((ns, name, rest)) => (ns.to_owned(), name.to_owned(), rest.to_owned()),
                 None => {
@@ -134,15 +138,15 @@ impl Gateway {
         forward(&self.shared, &function, &parts, body).await
     }
 
-    /// The function of the best route for `host` and `path`.
-    fn route(&self, host: Option<&str>, path: &str) -> Option<(String, String)> {
+    /// The function of the best route for `host` and `path`, and the route's rewrite target.
+    fn route(&self, host: Option<&str>, path: &str) -> Option<(String, String, Option<String>)> {
         let routes = self.shared.routes.read().unwrap();
         routes
             .iter()
             .filter(|r| r.host.as_deref().is_none_or(|h| host.is_some_and(|host| host.eq_ignore_ascii_case(h))))
             .filter(|r| prefix_matches(&r.path_prefix, path))
             .max_by_key(|r| (r.path_prefix.trim_end_matches('/').len(), r.host.is_some()))
-            .map(|r| (r.namespace.clone(), r.function.clone()))
+            .map(|r| (r.namespace.clone(), r.function.clone(), r.rewrite_target.clone()))
     }
 }
 

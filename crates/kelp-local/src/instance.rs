@@ -5,6 +5,7 @@
 use crate::memory;
 use crate::platform::Shared;
 use crate::process::{Mode, Process};
+use crate::volumes::Volume;
 use http::StatusCode;
 use kelp_runtime::language::Language;
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ pub(crate) struct Launch {
     pub(crate) memory_limit: u64,
     /// `FUNC_TIMEOUT`.
     pub(crate) timeout: Duration,
+    /// The Secret and ConfigMap volumes, written for every process.
+    pub(crate) volumes: Vec<Volume>,
 }
 
 /// The phase of an instance, as a Pod's.
@@ -397,12 +400,12 @@ async fn start(shared: &Arc<Shared>, instance: &Instance) -> std::io::Result<(Pr
     let launch = &instance.launch;
     while let Some(mut process) = shared.pool.take(launch.language) {
         process.sink().attach(&instance.log_path)?;
-        match process.hand_off(&launch.env).await {
+        match process.hand_off(&launch.env, &launch.volumes).await {
             Ok(()) => return Ok((process, true)),
             Err(e) => tracing::debug!(error = %e, "a pre-warmed runtime could not take its function; trying another"),
         }
     }
-    let process = shared.launcher.spawn(Mode::Direct, &launch.env)?;
+    let process = shared.launcher.spawn(Mode::Direct, &launch.env, &launch.volumes)?;
     process.sink().attach(&instance.log_path)?;
     Ok((process, false))
 }

@@ -22,7 +22,8 @@
 //! Everything lives under [`PlatformConfig::data_dir`]: `code/` (materialised code), `cache/`
 //! (`KELP_CACHE_DIR` of every instance: worker scripts and installed dependencies), `logs/<ns>/`
 //! (`<instance>.log` and the rotated `<instance>.log.1`) and `run/<n>/` (each process's working
-//! directory, removed when it exits).
+//! directory, removed when it exits, with the function's Secret and ConfigMap [`Volume`]s as files
+//! in `run/<n>/volumes/`, named to the function by [`VOLUMES_DIR_VAR`]).
 
 mod archive;
 mod download;
@@ -37,6 +38,7 @@ mod pool;
 mod process;
 mod procs;
 mod scaler;
+mod volumes;
 
 pub use gateway::{EVENT_NAMESPACE, Gateway, GatewayBody, Route};
 pub use instance::{InstanceInfo, Phase, Termination};
@@ -45,6 +47,7 @@ pub use materialise::{MaterialiseError, MaterialiseErrorKind, materialise};
 pub use memory::{QuantityError, parse_quantity};
 pub use platform::{FunctionDeployment, Platform, PlatformConfig, Scaling};
 pub use scaler::FunctionRunStatus;
+pub use volumes::{VOLUMES_DIR_VAR, Volume};
 
 /// The HTTP client used for health probes, forwarding and downloads.
 pub(crate) type HttpClient = hyper_util::client::legacy::Client<

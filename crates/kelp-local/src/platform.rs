@@ -10,6 +10,7 @@ use crate::metrics::{Metrics, escape};
 use crate::pool::Pool;
 use crate::process::Launcher;
 use crate::scaler::{Function, FunctionRunStatus};
+use crate::volumes::{self, Volume};
 use crate::{Error, HttpClient};
 use kelp_api::FunctionSpec;
 use kelp_runtime::language::LANGUAGES;
@@ -89,6 +90,8 @@ pub struct FunctionDeployment {
     pub spec: FunctionSpec,
     /// Its environment (the container's `env`, already resolved), before Kubeless's contract.
     pub env: Vec<(String, String)>,
+    /// Its Secret and ConfigMap volumes (already read), written as files for every process.
+    pub volumes: Vec<Volume>,
     /// Its scaling.
     pub scaling: Scaling,
 }
@@ -171,7 +174,7 @@ impl Platform {
     /// they are ready, then drains and stops the old ones. Code that cannot be materialised is an
     /// error, also reported by [`Platform::status`] (older instances keep serving).
     pub async fn deploy(&self, deployment: FunctionDeployment) -> Result<(), Error> {
-        let FunctionDeployment { namespace, name, uid: _, spec, env, scaling } = deployment;
+        let FunctionDeployment { namespace, name, uid: _, spec, env, volumes, scaling } = deployment;
         let label = format!("{namespace}/{name}");
         let invalid = |reason: String| Error::Invalid { function: label.clone(), reason };
         if spec.custom_image().is_some() {
@@ -182,9 +185,12 @@ impl Platform {
         let timeout = spec.timeout_seconds().map_err(|e| invalid(format!("spec.timeout: {e}")))?;
         let memory = memory_limit(&spec);
         let memory_limit = parse_quantity(&memory).map_err(|e| invalid(format!("memory limit: {e}")))?;
+        volumes::check(&volumes).map_err(invalid)?;
         let spec_json = serde_json::to_vec(&spec).unwrap_or_default();
         let env_json = serde_json::to_vec(&env).unwrap_or_default();
-        let hash = digest_of(&[&spec_json, &env_json])[..10].to_owned();
+        let mut volume_bytes = Vec::new();
+        volumes.iter().for_each(|v| v.digest_input(&mut volume_bytes));
+        let hash = digest_of(&[&spec_json, &env_json, &volume_bytes])[..10].to_owned();
 
         let function = {
             let mut functions = self.shared.functions.lock().unwrap();
@@ -210,7 +216,7 @@ impl Platform {
                 ("FUNC_MEMORY_LIMIT".to_owned(), memory.clone()),
                 ("KUBELESS_INSTALL_VOLUME".to_owned(), code_dir.display().to_string()),
             ]);
-            Arc::new(Launch { language, env, memory_limit, timeout: Duration::from_secs(timeout) })
+            Arc::new(Launch { language, env, memory_limit, timeout: Duration::from_secs(timeout), volumes })
         });
         function.add_revision(&self.shared, hash, launch);
         materialised.map(drop).map_err(Error::from)

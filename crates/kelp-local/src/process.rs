@@ -4,6 +4,7 @@
 use crate::HttpClient;
 use crate::logs::{LogSink, pump};
 use crate::procs::{Table, kill_tree, signal_groups};
+use crate::volumes::{self, Volume};
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::Full;
@@ -67,11 +68,15 @@ impl Launcher {
     }
 
     /// Starts a process with `env` (after the shared environment) on a free loopback port, in its
-    /// own process group and working directory, its output going to a fresh [`LogSink`].
-    pub(crate) fn spawn(&self, mode: Mode, env: &[(String, String)]) -> io::Result<Process> {
+    /// own process group and working directory (with `volumes` written there first), its output
+    /// going to a fresh [`LogSink`].
+    pub(crate) fn spawn(&self, mode: Mode, env: &[(String, String)], volumes: &[Volume]) -> io::Result<Process> {
         let port = free_port()?;
         let workdir = self.run_dir.join(self.next_id.fetch_add(1, Ordering::Relaxed).to_string());
         std::fs::create_dir_all(&workdir)?;
+        let volumes_var = volumes::write(&workdir.join("volumes"), volumes).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&workdir);
+        })?;
         let mut cmd = Command::new(&self.runtime_bin);
         if mode == Mode::Prewarm {
             cmd.arg("--prewarm");
@@ -79,6 +84,7 @@ impl Launcher {
         cmd.env_clear()
             .envs(self.base_env.iter().cloned())
             .envs(env.iter().cloned())
+            .envs(volumes_var)
             .env("FUNC_PORT", port.to_string())
             .env("KELP_LISTEN", "127.0.0.1")
             .current_dir(&workdir)
@@ -137,10 +143,12 @@ impl Process {
         &self.sink
     }
 
-    /// Hands a pre-warmed process its function: one JSON object of environment variables.
-    pub(crate) async fn hand_off(&mut self, env: &[(String, String)]) -> io::Result<()> {
+    /// Hands a pre-warmed process its function: its `volumes` written to its directory, then one
+    /// JSON object of environment variables.
+    pub(crate) async fn hand_off(&mut self, env: &[(String, String)], volumes: &[Volume]) -> io::Result<()> {
+        let volumes_var = volumes::write(&self.workdir.join("volumes"), volumes)?;
         let map: serde_json::Map<String, serde_json::Value> =
-            env.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+            env.iter().chain(&volumes_var).map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
         let mut line = serde_json::to_vec(&map)?;
         line.push(b'\n');
         let mut stdin =

@@ -16,6 +16,8 @@
 //! - finalizers: deleting an object whose `metadata.finalizers` is not empty only sets
 //!   `metadata.deletionTimestamp`; the update that empties the finalizers removes it;
 //! - label and field selectors ([`Selector`]);
+//! - paged lists ([`Store::list_page`]) whose pages all read the state of the first one, for as
+//!   long as the history window reaches back to it;
 //! - watches ([`Store::watch`]) resumable from any resourceVersion still in an in-memory history
 //!   window, with [`StoreError::Gone`] for older ones.
 //!
@@ -35,7 +37,7 @@ mod writer;
 pub use error::StoreError;
 pub use meta::{now_rfc3339, resource_version_of};
 pub use selector::{FieldSelector, LabelSelector, Selector, SelectorError};
-pub use store::{DeleteOutcome, ObjectList, Preconditions, Store, StoreConfig};
+pub use store::{DeleteOutcome, ListCursor, ObjectList, Page, Preconditions, Store, StoreConfig};
 pub use watch::{EventType, Watch, WatchEvent};
 
 /// `Result` with [`StoreError`].

@@ -2,6 +2,7 @@
 //! history of events that watches read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::{Arc, RwLock, RwLockReadGuard, mpsc};
 
@@ -77,8 +78,33 @@ impl DeleteOutcome {
 pub struct ObjectList {
     /// The objects.
     pub items: Vec<Arc<Value>>,
-    /// The store's resourceVersion when listed (a watch from it misses nothing).
+    /// The resourceVersion of the state listed (a watch from it misses nothing).
     pub resource_version: u64,
+    /// When the page was cut short by its limit: where the next page starts.
+    pub next: Option<ListCursor>,
+    /// How many matching objects come after this page.
+    pub remaining: usize,
+}
+
+/// Where a paged list goes on: after the object `after` ((namespace, name)), in the state at
+/// `resource_version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListCursor {
+    /// The state to read: the one the first page was read from, so that the pages of one list
+    /// are consistent; `None` reads the latest state (after [`StoreError::Gone`], knowingly
+    /// inconsistent).
+    pub resource_version: Option<u64>,
+    /// The key of the last object already returned.
+    pub after: (String, String),
+}
+
+/// Which part of a list to read ([`Store::list_page`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    /// At most this many objects (`None`: all).
+    pub limit: Option<usize>,
+    /// Where the previous page ended (`None`: from the start, in the latest state).
+    pub cursor: Option<ListCursor>,
 }
 
 /// Objects of one resource, by (namespace, name).
@@ -91,8 +117,8 @@ pub(crate) struct HistoryEntry {
     pub rv: u64,
     /// The resource key.
     pub resource: Arc<str>,
-    /// The object's namespace.
-    pub namespace: String,
+    /// The object's (namespace, name).
+    pub key: (String, String),
     /// What happened.
     pub event: EventType,
     /// The object after the change (for a deletion: its last state).
@@ -242,26 +268,55 @@ impl Store {
     /// matches, sorted by namespace then name.
     pub fn list(&self, resource: &str, namespace: Option<&str>, selector: &Selector) -> ObjectList {
         let state = self.shared.read();
-        let items = match state.objects.get(resource) {
-            None => Vec::new(),
-            Some(objects) => {
-                let matching = |o: &&Arc<Value>| selector.matches(o);
-                match namespace {
-                    Some(ns) => {
-                        let start = (ns.to_owned(), String::new());
-                        objects
-                            .range(start..)
-                            .take_while(|((n, _), _)| n == ns)
-                            .map(|(_, o)| o)
-                            .filter(matching)
-                            .cloned()
-                            .collect()
-                    }
-                    None => objects.values().filter(matching).cloned().collect(),
-                }
-            }
+        let objects = state.objects.get(resource);
+        let view = objects.into_iter().flat_map(|o| o.range(start_of(namespace, None)));
+        select(view, namespace, selector, None, state.head)
+    }
+
+    /// One page of [`Store::list`]: at most `page.limit` matching objects after `page.cursor`,
+    /// with the cursor of the next page and how many objects remain. Every page of a list reads
+    /// the state of its first page (as Kubernetes lists from etcd do), rebuilt from the current
+    /// objects and the history of changes since.
+    ///
+    /// Errors: [`StoreError::Gone`] when the cursor's state is older than the history window
+    /// (the list must start again, or go on from the latest state); [`StoreError::Invalid`] for a
+    /// cursor from a resourceVersion the store never had.
+    pub fn list_page(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        selector: &Selector,
+        page: &Page,
+    ) -> Result<ObjectList> {
+        let state = self.shared.read();
+        let after = page.cursor.as_ref().map(|c| &c.after);
+        let start = start_of(namespace, after);
+        let objects = state.objects.get(resource);
+        let current = objects.into_iter().flat_map(|o| o.range(start.clone()));
+        let Some(rv) = page.cursor.as_ref().and_then(|c| c.resource_version) else {
+            return Ok(select(current, namespace, selector, page.limit, state.head));
         };
-        ObjectList { items, resource_version: state.head }
+        if rv < state.floor {
+            return Err(StoreError::Gone { requested: rv, oldest: state.floor });
+        }
+        if rv > state.head {
+            return Err(StoreError::Invalid(format!("resource version {rv} is newer than the store ({})", state.head)));
+        }
+        // The state at `rv`: the current objects with every later change undone (the oldest
+        // change of a key after `rv` knows its state at `rv`).
+        let mut past: BTreeMap<&(String, String), &Arc<Value>> = current.collect();
+        let first_after = state.history.partition_point(|e| e.rv <= rv);
+        let mut undone = BTreeSet::new();
+        for entry in state.history.range(first_after..).filter(|e| *e.resource == *resource) {
+            if !undone.insert(&entry.key) || !start.contains(&entry.key) {
+                continue;
+            }
+            match &entry.previous {
+                Some(previous) => past.insert(&entry.key, previous),
+                None => past.remove(&entry.key),
+            };
+        }
+        Ok(select(past.into_iter(), namespace, selector, page.limit, rv))
     }
 
     /// Whether any object of `resource` exists in `namespace`.
@@ -307,6 +362,41 @@ impl Store {
     pub fn has_status_subresource(&self, resource: &str) -> bool {
         self.shared.config.status_subresources.contains(resource)
     }
+}
+
+/// A range of (namespace, name) keys.
+type KeyRange = (Bound<(String, String)>, Bound<(String, String)>);
+
+/// The keys a list reads: those of `namespace` (all when `None`), after `after` when given.
+fn start_of(namespace: Option<&str>, after: Option<&(String, String)>) -> KeyRange {
+    let first = namespace.map(|ns| (ns.to_owned(), String::new()));
+    let lower = match (after, first) {
+        (Some(after), Some(first)) if *after < first => Bound::Included(first),
+        (Some(after), _) => Bound::Excluded(after.clone()),
+        (None, Some(first)) => Bound::Included(first),
+        (None, None) => Bound::Unbounded,
+    };
+    (lower, Bound::Unbounded)
+}
+
+/// The objects of `view` (in key order, from the start of the list) in `namespace` that
+/// `selector` matches: the first `limit`, and where the rest starts.
+fn select<'a>(
+    view: impl Iterator<Item = (&'a (String, String), &'a Arc<Value>)>,
+    namespace: Option<&str>,
+    selector: &Selector,
+    limit: Option<usize>,
+    resource_version: u64,
+) -> ObjectList {
+    let mut matching =
+        view.take_while(|((ns, _), _)| namespace.is_none_or(|n| n == ns)).filter(|(_, o)| selector.matches(o));
+    let items: Vec<(&(String, String), &Arc<Value>)> = matching.by_ref().take(limit.unwrap_or(usize::MAX)).collect();
+    let remaining = matching.count();
+    let next = (remaining > 0).then(|| ListCursor {
+        resource_version: Some(resource_version),
+        after: items.last().map(|(k, _)| (*k).clone()).unwrap_or_default(),
+    });
+    ObjectList { items: items.into_iter().map(|(_, o)| o.clone()).collect(), resource_version, next, remaining }
 }
 
 /// The sender side, for [`WriterHandle`].

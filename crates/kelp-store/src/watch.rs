@@ -109,7 +109,7 @@ impl Watch {
     }
 
     fn convert(&self, entry: &HistoryEntry) -> Option<WatchEvent> {
-        if *entry.resource != *self.resource || self.namespace.as_ref().is_some_and(|ns| *ns != entry.namespace) {
+        if *entry.resource != *self.resource || self.namespace.as_ref().is_some_and(|ns| *ns != entry.key.0) {
             return None;
         }
         let now = self.selector.matches(&entry.object);

@@ -248,11 +248,11 @@ impl Batch<'_> {
         let namespace = non_empty(&object, "namespace").unwrap_or_default().to_owned();
         let name = non_empty(&object, "name").unwrap_or_default().to_owned();
         let stored = if event == EventType::Deleted { None } else { Some(object.clone()) };
-        self.overlay.insert((resource.to_owned(), namespace.clone(), name), stored);
+        self.overlay.insert((resource.to_owned(), namespace.clone(), name.clone()), stored);
         self.events.push(HistoryEntry {
             rv: self.rv,
             resource: Arc::from(resource),
-            namespace,
+            key: (namespace, name),
             event,
             object,
             previous,

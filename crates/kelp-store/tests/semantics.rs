@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use kelp_store::{
-    DeleteOutcome, EventType, Preconditions, Selector, Store, StoreConfig, StoreError, WatchEvent, resource_version_of,
+    DeleteOutcome, EventType, ListCursor, Page, Preconditions, Selector, Store, StoreConfig, StoreError, WatchEvent,
+    resource_version_of,
 };
 use serde_json::{Value, json};
 
@@ -269,6 +270,61 @@ async fn lists_filter_by_namespace_and_selectors() {
     assert_eq!(list.resource_version, store.resource_version());
     assert!(store.list("kubeless.io/none", None, &all).items.is_empty());
     assert!(store.contains_namespace(FN, "other") && !store.contains_namespace(FN, "nope"));
+}
+
+#[tokio::test]
+async fn pages_read_the_state_of_the_first_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kelp.redb");
+    let store = Store::open(&path, StoreConfig::default().history_size(8)).unwrap();
+    for (ns, name, app) in [("a", "1", "x"), ("a", "2", "y"), ("a", "3", "x"), ("b", "4", "x"), ("b", "5", "x")] {
+        let mut f = function(name, json!({"app": app}));
+        f["metadata"]["namespace"] = json!(ns);
+        store.create(FN, f).await.unwrap();
+    }
+    let names = |list: &kelp_store::ObjectList| -> Vec<String> {
+        list.items.iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let x = Selector::parse(Some("app=x"), None).unwrap();
+    let page = |cursor: Option<ListCursor>| Page { limit: Some(2), cursor };
+
+    // The selector applies before the limit; the cursor carries the state of the first page.
+    let first = store.list_page(FN, None, &x, &page(None)).unwrap();
+    assert_eq!((names(&first), first.remaining), (vec!["1".to_owned(), "3".to_owned()], 2));
+    let cursor = first.next.clone().unwrap();
+    assert_eq!(cursor, ListCursor { resource_version: Some(first.resource_version), after: ("a".into(), "3".into()) });
+
+    // Changes after the first page do not show in the next ones: a deleted object is still
+    // listed, a new one is not, a modified one is listed as it was.
+    let mut changed = (*store.get(FN, "b", "4").unwrap()).clone();
+    changed["spec"]["handler"] = json!("changed.f");
+    store.update(FN, changed).await.unwrap();
+    store.delete(FN, "b", "5", Preconditions::default()).await.unwrap();
+    let mut late = function("6", json!({"app": "x"}));
+    late["metadata"]["namespace"] = json!("b");
+    store.create(FN, late).await.unwrap();
+    let second = store.list_page(FN, None, &x, &page(Some(cursor.clone()))).unwrap();
+    assert_eq!((names(&second), second.remaining, second.next), (vec!["4".to_owned(), "5".to_owned()], 0, None));
+    assert_eq!(second.items[0]["spec"]["handler"], "h.f");
+    assert_eq!(second.resource_version, first.resource_version);
+    // The latest state instead (what Kubernetes offers after a 410): the changes show.
+    let latest = ListCursor { resource_version: None, ..cursor.clone() };
+    let now = store.list_page(FN, None, &x, &page(Some(latest))).unwrap();
+    assert_eq!(names(&now), ["4", "6"]);
+    assert_eq!(now.items[0]["spec"]["handler"], "changed.f");
+
+    // One namespace; a limit larger than the list.
+    let in_a = store.list_page(FN, Some("a"), &Selector::everything(), &Page { limit: Some(5), cursor: None }).unwrap();
+    assert_eq!((names(&in_a), in_a.next), (vec!["1".to_owned(), "2".to_owned(), "3".to_owned()], None));
+
+    // Once the history no longer reaches back to the first page, its cursor is gone.
+    for name in ["7", "8", "9", "10", "11", "12", "13", "14"] {
+        store.create(FN, function(name, json!({}))).await.unwrap();
+    }
+    let gone = store.list_page(FN, None, &x, &page(Some(cursor))).unwrap_err();
+    assert!(matches!(gone, StoreError::Gone { .. }), "{gone:?}");
+    let future = ListCursor { resource_version: Some(store.resource_version() + 1), after: ("a".into(), "1".into()) };
+    assert!(matches!(store.list_page(FN, None, &x, &page(Some(future))), Err(StoreError::Invalid(_))));
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! What the engine should run for a Function: its spec, its resolved environment and its scaling.
 
 use crate::env::{self, EnvError, Lookup};
+use crate::volumes::{self, VolumeError};
 use kelp_api::Function;
 use kelp_local::{FunctionDeployment, Scaling};
 use std::time::Duration;
@@ -20,6 +21,9 @@ pub enum DesiredError {
     /// Its environment names a Secret, ConfigMap or key that does not exist.
     #[error(transparent)]
     Env(#[from] EnvError),
+    /// A Secret or ConfigMap volume names an object or key that does not exist.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
     /// An annotation or the autoscaler has a value that cannot be used.
     #[error("{field}: {reason}")]
     Invalid {
@@ -34,19 +38,18 @@ pub enum DesiredError {
 pub fn deployment(function: &Function, lookup: &dyn Lookup) -> Result<FunctionDeployment, DesiredError> {
     let namespace = function.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let name = function.metadata.name.clone().unwrap_or_default();
-    let template = function.spec.deployment.as_ref();
-    let container = template
-        .and_then(|d| d.spec.as_ref())
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|p| p.containers.first());
-    let env = match container {
-        Some(c) => env::resolve(c, &namespace, &name, lookup)?,
-        None => Vec::new(),
+    let pod = function.spec.deployment.as_ref().and_then(|d| d.spec.as_ref()).and_then(|s| s.template.spec.as_ref());
+    let (env, volumes) = match pod.and_then(|p| Some((p, p.containers.first()?))) {
+        Some((pod, container)) => {
+            (env::resolve(container, &namespace, &name, lookup)?, volumes::resolve(pod, container, &namespace, lookup)?)
+        }
+        None => (Vec::new(), Vec::new()),
     };
     Ok(FunctionDeployment {
         uid: function.metadata.uid.clone().unwrap_or_default(),
         spec: function.spec.clone(),
         env,
+        volumes,
         scaling: scaling(function)?,
         namespace,
         name,

@@ -81,14 +81,13 @@ fn keyed(
     key: &str,
     optional: bool,
 ) -> Result<Option<String>, String> {
-    let kind = &resource[1..resource.len() - 1];
     let Some(data) = lookup.get(resource, namespace, object).map(|o| data(resource, &o)) else {
-        return if optional { Ok(None) } else { Err(format!("{kind} {namespace}/{object} not found")) };
+        return if optional { Ok(None) } else { Err(format!("{} not found", named(resource, namespace, object))) };
     };
     match data.into_iter().find(|(k, _)| k == key) {
-        Some((_, v)) => Ok(Some(v)),
+        Some((_, v)) => Ok(Some(String::from_utf8_lossy(&v).into_owned())),
         None if optional => Ok(None),
-        None => Err(format!("{kind} {namespace}/{object} has no key {key:?}")),
+        None => Err(format!("{} has no key {key:?}", named(resource, namespace, object))),
     }
 }
 
@@ -100,31 +99,40 @@ fn env_from(source: &EnvFromSource, namespace: &str, lookup: &dyn Lookup) -> Res
     };
     let prefix = source.prefix.as_deref().unwrap_or("");
     match lookup.get(resource, namespace, object) {
-        Some(o) => Ok(data(resource, &o).into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)).collect()),
+        Some(o) => Ok(data(resource, &o)
+            .into_iter()
+            .map(|(k, v)| (format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned()))
+            .collect()),
         None if optional => Ok(Vec::new()),
         None => Err(EnvError { var: format!("envFrom {object}"), reason: format!("{namespace}/{object} not found") }),
     }
 }
 
-/// The string data of a Secret (`data` base64-decoded, then `stringData`) or ConfigMap (`data`).
-fn data(resource: &str, object: &Value) -> Vec<(String, String)> {
-    let entries = |key: &str| object.get(key).and_then(Value::as_object).into_iter().flatten();
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (k, v) in entries("data") {
-        let text = v.as_str().unwrap_or_default();
-        let value = if resource == "/secrets" {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(text).unwrap_or_default();
-            String::from_utf8_lossy(&bytes).into_owned()
-        } else {
-            text.to_string()
-        };
-        out.push((k.clone(), value));
-    }
-    for (k, v) in entries("stringData") {
-        out.retain(|(name, _)| name != k);
-        out.push((k.clone(), v.as_str().unwrap_or_default().to_string()));
+/// `secret <namespace>/<name>` (or `configmap ...`) for `resource` `"/secrets"` or `"/configmaps"`.
+pub(crate) fn named(resource: &str, namespace: &str, name: &str) -> String {
+    let kind = &resource[1..resource.len() - 1];
+    format!("{kind} {namespace}/{name}")
+}
+
+/// The data of a Secret (`data` base64-decoded, then `stringData`) or ConfigMap (`data`; its
+/// `binaryData` is for volumes only, as with a kubelet), by key.
+pub(crate) fn data(resource: &str, object: &Value) -> Vec<(String, Vec<u8>)> {
+    let secret = resource == "/secrets";
+    let sources: &[(&str, bool)] = if secret { &[("data", true), ("stringData", false)] } else { &[("data", false)] };
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    for (field, encoded) in sources {
+        for (k, v) in object.get(*field).and_then(Value::as_object).into_iter().flatten() {
+            out.retain(|(name, _)| name != k);
+            out.push((k.clone(), bytes(v, *encoded)));
+        }
     }
     out
+}
+
+/// The bytes of a data value: base64-decoded when `encoded`.
+pub(crate) fn bytes(value: &Value, encoded: bool) -> Vec<u8> {
+    let text = value.as_str().unwrap_or_default();
+    if encoded { base64::engine::general_purpose::STANDARD.decode(text).unwrap_or_default() } else { text.into() }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod status;
 pub mod tls;
+pub mod volumes;
 pub mod workloads;
 
 use axum::body::Body;

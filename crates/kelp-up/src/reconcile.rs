@@ -123,7 +123,8 @@ impl Reconciler {
         }
     }
 
-    /// HTTPTriggers become the gateway's host/path routes.
+    /// HTTPTriggers become the gateway's host/path routes, with the path rewrite of the Ingress
+    /// Kubeless would make ([`rewrite_target`]).
     async fn route_http_triggers(&self) {
         let routes = self
             .live_objects(HTTP_TRIGGERS)
@@ -137,6 +138,7 @@ impl Reconciler {
                     path_prefix: format!("/{}", text("path").unwrap_or_default().trim_start_matches('/')),
                     namespace: key_of(t).0,
                     function: text("function-name")?,
+                    rewrite_target: rewrite_target(t),
                 })
             })
             .collect();
@@ -177,7 +179,44 @@ impl Reconciler {
     }
 }
 
+/// The annotation with which nginx replaces the path of a request before passing it on.
+const NGINX_REWRITE_TARGET: &str = "nginx.ingress.kubernetes.io/rewrite-target";
+
+/// What the Ingress of an HTTPTrigger does to the path on a cluster: for the nginx gateway (the
+/// default) Kubeless annotates it `rewrite-target: /` unless the trigger's own annotations say
+/// otherwise, and nginx then replaces the whole path (`/<path>/x` reaches the function as `/`);
+/// traefik and kong get no such annotation and pass the path as it is.
+fn rewrite_target(trigger: &Value) -> Option<String> {
+    let gateway = trigger.pointer("/spec/gateway").and_then(Value::as_str).unwrap_or_default();
+    if !matches!(gateway, "" | "nginx") {
+        return None;
+    }
+    let annotation = trigger.pointer("/metadata/annotations").and_then(|a| a.get(NGINX_REWRITE_TARGET));
+    match annotation.and_then(Value::as_str) {
+        Some(target) => Some(target.to_string()).filter(|t| !t.is_empty()),
+        None => Some("/".to_string()),
+    }
+}
+
 fn key_of(object: &Value) -> (String, String) {
     let text = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
     (text("/metadata/namespace"), text("/metadata/name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nginx_rewrites_the_path_as_kubeless_annotates_it() {
+        let trigger = |gateway: &str, annotations: Value| json!({"metadata": {"annotations": annotations}, "spec": {"gateway": gateway, "function-name": "f"}});
+        assert_eq!(rewrite_target(&trigger("nginx", json!({}))).as_deref(), Some("/"));
+        assert_eq!(rewrite_target(&trigger("", json!(null))).as_deref(), Some("/"));
+        let own = json!({NGINX_REWRITE_TARGET: "/v2"});
+        assert_eq!(rewrite_target(&trigger("nginx", own)).as_deref(), Some("/v2"));
+        assert_eq!(rewrite_target(&trigger("nginx", json!({NGINX_REWRITE_TARGET: ""}))), None);
+        assert_eq!(rewrite_target(&trigger("traefik", json!({}))), None);
+        assert_eq!(rewrite_target(&trigger("kong", json!({NGINX_REWRITE_TARGET: "/"}))), None);
+    }
 }

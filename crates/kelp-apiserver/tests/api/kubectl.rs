@@ -199,3 +199,30 @@ async fn kubectl_creates_namespaces_secrets_and_configmaps() {
         k.run(&["get", "secrets,configmaps,functions", "-n", "team-a"]).await.stderr.contains("No resources found")
     );
 }
+
+/// `kubectl get --chunk-size` pages through the list (`limit` and `continue` requests) and
+/// shows every object once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_gets_in_chunks() {
+    let server = Server::start(None).await;
+    let k = Kubectl::new(&server);
+    let mut files = Vec::new();
+    for name in ["f1", "f2", "f3", "f4", "f5"] {
+        files.push(k.file(&format!("{name}.yaml"), &manifest(name, "")));
+    }
+    for file in &files {
+        k.ok(&["apply", "-f", file]).await;
+    }
+    let run = k.run(&["get", "functions", "--chunk-size=2", "-v=6"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let rows: Vec<&str> = run.stdout.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(rows, ["f1", "f2", "f3", "f4", "f5"], "{}", run.stdout);
+    assert_eq!(run.stdout.matches("NAME").count(), 1, "one header: {}", run.stdout);
+    let requests: Vec<&str> = run.stderr.lines().filter(|l| l.contains("/functions?")).collect();
+    assert_eq!(requests.len(), 3, "three pages of at most 2: {requests:#?}");
+    assert!(requests.iter().all(|r| r.contains("limit=2")), "{requests:#?}");
+    assert_eq!(requests.iter().filter(|r| r.contains("continue=")).count(), 2, "{requests:#?}");
+
+    let named = k.ok(&["get", "functions", "-l", "foo=bar", "--chunk-size=1", "-o", "name"]).await;
+    assert_eq!(named.lines().count(), 5, "{named}");
+}

@@ -114,18 +114,25 @@ async fn the_gateway_sets_event_headers_and_follows_routes() {
     assert_eq!(event["data"], json!({"it-s": "alive"}));
     assert_eq!(event["method"], "POST");
 
+    let route = |host: Option<&str>, prefix: &str, function: &str, rewrite_target: Option<&str>| Route {
+        host: host.map(str::to_owned),
+        path_prefix: prefix.into(),
+        namespace: "default".into(),
+        function: function.into(),
+        rewrite_target: rewrite_target.map(str::to_owned),
+    };
     platform.set_routes(vec![
-        Route { host: None, path_prefix: "/api".into(), namespace: "default".into(), function: "echo".into() },
-        Route {
-            host: Some("fn.example.com".into()),
-            path_prefix: "/api/deeper".into(),
-            namespace: "default".into(),
-            function: "nope".into(),
-        },
+        route(None, "/api", "echo", None),
+        route(Some("fn.example.com"), "/api/deeper", "nope", None),
+        route(Some("rewritten.example.com"), "/api", "echo", Some("/")),
     ]);
     let routed = get(&format!("{}/api/x", served.base)).await;
     let event: Value = serde_json::from_str(&routed.body).unwrap();
-    assert_eq!(event["path"], "/api/x", "routes forward the whole path");
+    assert_eq!(event["path"], "/api/x", "routes without a rewrite target forward the whole path");
+    let rewritten =
+        send("GET", &format!("{}/api/x/y?q=1", served.base), &[("host", "rewritten.example.com")], "").await;
+    let event: Value = serde_json::from_str(&rewritten.body).unwrap();
+    assert_eq!((event["path"].as_str(), event["url"].as_str()), (Some("/"), Some("/?q=1")), "rewritten, query kept");
     let other_host = send("GET", &format!("{}/api/deeper/y", served.base), &[("host", "other.example.com")], "").await;
     assert_eq!(other_host.status, StatusCode::OK, "the host-specific route does not match another host");
     let longest = send("GET", &format!("{}/api/deeper/y", served.base), &[("host", "FN.example.com:80")], "").await;
@@ -445,4 +452,50 @@ async fn the_pool_serves_a_new_function_first_call() {
         with_pool.as_secs_f64() * 1e3,
         without_pool.as_secs_f64() * 1e3
     );
+}
+
+/// Secret and ConfigMap volumes are files under `KELP_VOLUMES_DIR`, whether the instance was
+/// started cold or handed to a pre-warmed runtime, and a change of their content is a new
+/// revision.
+#[tokio::test]
+async fn volumes_are_files_under_the_volumes_dir() {
+    let _serial = SERIAL.lock().await;
+    let code = "import os\n\
+                def read(event, context):\n    \
+                    path = os.environ['KELP_VOLUMES_DIR'] + '/s1/key'\n    \
+                    return open(path).read() + ' ' + oct(os.stat(path).st_mode & 0o777)\n";
+    let secret = |value: &str| kelp_local::Volume {
+        mount_path: "/s1".into(),
+        secret: true,
+        files: vec![("key".into(), value.as_bytes().to_vec())],
+    };
+    for prewarm in [0, 1] {
+        let (platform, _dir) = platform(prewarm);
+        let served = serve(&platform).await;
+        if prewarm > 0 {
+            eventually("a warm python runtime", MINUTE, || {
+                sample(&platform.render_metrics(), "kelp_prewarmed_processes{language=\"python\"}") == Some(1.0)
+            })
+            .await;
+        }
+        let mut d = deployment("reader", python("reader.read", code), Default::default());
+        d.volumes = vec![secret("MY_KEY")];
+        platform.deploy(d.clone()).await.unwrap();
+        let reply = get(&format!("{}/default/reader/", served.base)).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "MY_KEY 0o400"), "prewarm {prewarm}");
+        assert_eq!(platform.instances()[0].pooled, prewarm > 0);
+
+        d.volumes = vec![secret("NEW_KEY")];
+        platform.deploy(d).await.unwrap();
+        let start = Instant::now();
+        let body = loop {
+            let body = get(&format!("{}/default/reader/", served.base)).await.body;
+            if body.starts_with("NEW_KEY") || start.elapsed() > MINUTE {
+                break body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(body, "NEW_KEY 0o400", "a new secret value rolls the function over");
+        platform.shutdown().await;
+    }
 }

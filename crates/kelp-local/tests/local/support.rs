@@ -43,6 +43,7 @@ pub(crate) fn deployment(name: &str, spec: FunctionSpec, scaling: Scaling) -> Fu
         uid: format!("uid-{name}"),
         spec,
         env: Vec::new(),
+        volumes: Vec::new(),
         scaling,
     }
 }
