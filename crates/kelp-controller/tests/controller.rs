@@ -386,3 +386,162 @@ async fn metrics_count_reconciles() {
         assert!(body.contains(series), "{series} missing:\n{body}");
     }
 }
+
+/// Where `planned` is not contained in `live` (every key it has, with the same value; lists
+/// element by element), as JSON paths.
+fn not_contained(live: &Value, planned: &Value, path: &str, out: &mut Vec<String>) {
+    match (live, planned) {
+        (Value::Object(live), Value::Object(planned)) => {
+            for (key, value) in planned {
+                match live.get(key) {
+                    Some(l) => not_contained(l, value, &format!("{path}.{key}"), out),
+                    // The API server drops nulls and empty maps and lists.
+                    None if value.is_null() || value == &json!({}) || value == &json!([]) => {}
+                    None => out.push(format!("{path}.{key}: missing")),
+                }
+            }
+        }
+        (Value::Array(live), Value::Array(planned)) if live.len() == planned.len() => {
+            for (i, (l, p)) in live.iter().zip(planned).enumerate() {
+                not_contained(l, p, &format!("{path}[{i}]"), out);
+            }
+        }
+        (live, planned) if live != planned => out.push(format!("{path}: {live} != planned {planned}")),
+        _ => {}
+    }
+}
+
+/// The fixture's object as a user would apply it: metadata reduced to what a client sends.
+fn as_applied(mut doc: Value) -> Value {
+    if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|key, _| matches!(key.as_str(), "name" | "labels" | "annotations" | "finalizers"));
+    }
+    doc
+}
+
+#[tokio::test]
+async fn every_kubeless_manifest_shape_reconciles_and_matches_the_plan() {
+    let (plane, client, ns, controller) = setup("shapes").await;
+    let dir = kelp_testkit::repo_root().join("crates/kelp-api/tests/fixtures");
+    let mut docs: Vec<Value> = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        docs.extend(manifest(&entry.unwrap().path()).into_iter().map(as_applied));
+    }
+    docs.sort_by_key(|d| d["kind"] != "Function");
+    for doc in &docs {
+        apply(plane, &ns, doc);
+    }
+    let config = kelp_plan::Config::default();
+    let runtimes = config.runtimes();
+    let fns: Api<Function> = Api::namespaced(client.clone(), &ns);
+    for doc in docs.iter().filter(|d| d["kind"] == "Function") {
+        let name = doc["metadata"]["name"].as_str().unwrap();
+        let runtime = doc["spec"]["runtime"].as_str().unwrap_or_default();
+        let known = runtime.is_empty() || runtimes.iter().any(|r| r == runtime);
+        if !known {
+            let condition = eventually(&format!("{name}: a status naming runtime {runtime}"), READY, || async {
+                let f = fns.get(name).await.ok()?;
+                let status = f.status?;
+                (status.observed_generation == f.metadata.generation).then_some(())?;
+                status.condition("Ready").cloned()
+            })
+            .await;
+            assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("False", "InvalidSpec"), "{name}");
+            assert!(condition.message.contains(runtime), "{name}: {}", condition.message);
+            continue;
+        }
+        let function = ready(&fns, name, &controller).await;
+        let planned = kelp_plan::function_children(&function, &config).unwrap();
+        let mut differences = Vec::new();
+        let live = |kind: &str| {
+            let (ok, out, err) = kubectl(plane, &["get", kind, name, "-n", &ns, "-o", "json"], None);
+            assert!(ok, "{name}: {kind}: {err}");
+            serde_json::from_str::<Value>(&out).unwrap()
+        };
+        not_contained(
+            &live("configmap"),
+            &serde_json::to_value(&planned.config_map).unwrap(),
+            "configmap",
+            &mut differences,
+        );
+        not_contained(&live("service"), &serde_json::to_value(&planned.service).unwrap(), "service", &mut differences);
+        not_contained(
+            &live("deployment"),
+            &serde_json::to_value(&planned.deployment).unwrap(),
+            "deployment",
+            &mut differences,
+        );
+        if let Some(hpa) = &planned.hpa {
+            not_contained(&live("hpa"), &serde_json::to_value(hpa).unwrap(), "hpa", &mut differences);
+        }
+        assert!(differences.is_empty(), "{name}: the live objects differ from the plan:\n{}", differences.join("\n"));
+    }
+    for doc in docs.iter().filter(|d| matches!(d["kind"].as_str(), Some("HTTPTrigger" | "CronJobTrigger"))) {
+        let (kind, name) = (doc["kind"].as_str().unwrap(), doc["metadata"]["name"].as_str().unwrap());
+        let resource = if kind == "HTTPTrigger" { "httptriggers" } else { "cronjobtriggers" };
+        eventually(&format!("{kind} {name} to be Ready"), READY, || async {
+            let (_, out, _) = kubectl(plane, &["get", resource, name, "-n", &ns, "-o", "json"], None);
+            let object: Value = serde_json::from_str(&out).ok()?;
+            let conditions = object["status"]["conditions"].as_array()?;
+            conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True").then_some(())
+        })
+        .await;
+    }
+    for kind in ["kafkatriggers", "natstriggers", "kinesistriggers"] {
+        let (ok, out, _) = kubectl(plane, &["get", kind, "-n", &ns, "-o", "name"], None);
+        assert!(ok && !out.trim().is_empty(), "{kind} are stored");
+    }
+}
+
+#[tokio::test]
+async fn a_cron_trigger_makes_jobs_on_its_schedule() {
+    let (plane, client, ns, controller) = setup("cronjobs").await;
+    apply(plane, &ns, &python_function("ticked", "def handler(event, context):\n    return 1\n"));
+    let cron = json!({
+        "apiVersion": "kubeless.io/v1beta1", "kind": "CronJobTrigger",
+        "metadata": {"name": "every-minute"},
+        "spec": {"function-name": "ticked", "schedule": "* * * * *", "payload": {"n": 1}},
+    });
+    apply(plane, &ns, &cron);
+    ready(&Api::namespaced(client.clone(), &ns), "ticked", &controller).await;
+    // kube-controller-manager's CronJob controller makes a Job within the minute; kwok completes
+    // its pod (the curl inside does not run on a fake node).
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), &ns);
+    let job = eventually("a Job of the CronJob", Duration::from_secs(80), || async {
+        let list = jobs.list(&Default::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|j| j.owner_references().iter().any(|o| o.kind == "CronJob" && o.name == "every-minute"))
+    })
+    .await;
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    let command = pod.containers[0].args.clone().unwrap_or_default().join(" ")
+        + &pod.containers[0].command.clone().unwrap_or_default().join(" ");
+    assert!(command.contains("Event-Namespace: cronjobtrigger.kubeless.io"), "the Job calls the function: {command}");
+    assert!(command.contains("ticked."), "the Job calls the function's Service: {command}");
+}
+
+#[tokio::test]
+async fn the_configuration_names_the_watched_namespace() {
+    let plane = ControlPlane::shared();
+    let config_ns = plane.namespace("config").await;
+    let watched = plane.namespace("watched").await;
+    let other = plane.namespace("other").await;
+    let client = plane.client().await;
+    let mut data = kelp_plan::Config::default_data();
+    data.insert("functions-namespace".into(), watched.clone());
+    let config: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "kubeless-config"}, "data": data})).unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), &config_ns).create(&PostParams::default(), &config).await.unwrap();
+    let controller =
+        ControllerProcess::start(plane, "configured", &["--leader-elect=false", "--config-namespace", &config_ns]);
+    apply(plane, &watched, &python_function("seen", "def handler(event, context):\n    return 1\n"));
+    apply(plane, &other, &python_function("unseen", "def handler(event, context):\n    return 1\n"));
+    ready(&Api::namespaced(client.clone(), &watched), "seen", &controller).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let unseen: Function = Api::namespaced(client.clone(), &other).get("unseen").await.unwrap();
+    assert!(
+        unseen.status.is_none() && unseen.finalizers().is_empty(),
+        "a Function outside functions-namespace is left alone"
+    );
+}
