@@ -53,3 +53,37 @@ impl Settings {
         Duration::from_secs(self.lease_seconds.max(2))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The environment the installed Deployment gives the controller (`deploy/kelp.yaml`).
+    fn installed_env() -> Vec<(String, String)> {
+        let objects = kelp_plan::install::install_objects(&kelp_plan::install::InstallOptions::default());
+        let deployment = objects.iter().find(|o| o["kind"] == "Deployment").expect("the controller Deployment");
+        let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+        env.iter().filter_map(|e| Some((e["name"].as_str()?.to_owned(), e["value"].as_str()?.to_owned()))).collect()
+    }
+
+    #[test]
+    fn the_installed_deployment_configures_what_the_binary_reads() {
+        let env = installed_env();
+        let value = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let listen = value("KELP_LISTEN").expect("the Deployment sets KELP_LISTEN");
+        let settings = Settings::try_parse_from(["kelp-controller", "--listen", &listen]).unwrap();
+        assert!(settings.listen.ip().is_unspecified(), "probes reach the pod's address");
+        assert_eq!(settings.listen.port(), 8080);
+        let config = value("KUBELESS_CONFIG").unwrap();
+        let settings = Settings::try_parse_from(["kelp-controller", "--config-name", &config]).unwrap();
+        assert_eq!(settings.config_name, "kubeless-config");
+    }
+
+    #[test]
+    fn loopback_unless_told() {
+        let settings = Settings::try_parse_from(["kelp-controller"]).unwrap();
+        assert!(settings.listen.ip().is_loopback());
+        assert!(settings.leader_elect);
+    }
+}

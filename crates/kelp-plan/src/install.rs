@@ -188,6 +188,10 @@ fn controller(options: &InstallOptions, metadata: ObjectMeta) -> Deployment {
         env: Some(vec![
             env("KUBELESS_NAMESPACE", None, Some("metadata.namespace")),
             env("KUBELESS_CONFIG", Some(CONFIG_NAME), None),
+            // The pod's own address, so the kubelet's probes reach /healthz.
+            env("KELP_LISTEN", Some(&format!("0.0.0.0:{CONTROLLER_PORT}")), None),
+            // Each replica's identity in the leader Lease.
+            env("POD_NAME", None, Some("metadata.name")),
         ]),
         ports: Some(vec![ContainerPort {
             name: Some("metrics".into()),
