@@ -1056,3 +1056,38 @@ fn server_config_version_and_completion() {
         assert!(help.stdout.contains(flag), "{flag} in {help:?}");
     }
 }
+
+/// A controller writing a Function's status (here every 2 ms) does not fail a concurrent
+/// `function update`: the CLI sends its change again over the newer version.
+#[test]
+fn update_retries_over_concurrent_status_writes() {
+    let server = Server::start();
+    assert_eq!(server.deploy("busy", &[]).code, 0);
+    let client = server.client();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let api: kube::Api<kelp_api::Function> = kube::Api::namespaced(client.clone(), "default");
+        server.runtime.spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let status = json!({"status": {"readyReplicas": n % 2}});
+                let _ = api
+                    .patch_status("busy", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&status))
+                    .await;
+            }
+            n
+        })
+    };
+    for i in 0..10 {
+        let run = server.kelp(&["function", "update", "busy", "--env", &format!("ROUND={i}")]);
+        assert_eq!(run.code, 0, "update {i} while the status changes: {run:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = server.runtime.block_on(writer).unwrap();
+    assert!(writes > 10, "the status was written concurrently ({writes} writes)");
+    let function = server.get("function", "busy").unwrap();
+    let env = &function["spec"]["deployment"]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(env.to_string().contains("ROUND") && env.to_string().contains("\"9\""), "the last update won: {env}");
+}

@@ -81,7 +81,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: AutoscaleCommand) -> anyho
             );
             patched_function(&current, &patch)?;
             info("Adding autoscaling rule to the function...");
-            patch_json(&target, function_kind, &target.namespace, &args.name, &patch).await?;
+            patch_json(&target, function_kind, &target.namespace, &args.name, &current, &patch).await?;
             info(format!("Autoscaling rule for {} submitted for deployment", args.name));
             Ok(())
         }
@@ -95,7 +95,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: AutoscaleCommand) -> anyho
             }
             let patch = with_resource_version(&current, json!({"spec": {"horizontalPodAutoscaler": null}}));
             info("Removing autoscaling rule from the function...");
-            patch_json(&target, function_kind, &target.namespace, &args.name, &patch).await?;
+            patch_json(&target, function_kind, &target.namespace, &args.name, &current, &patch).await?;
             info(format!("Removed Autoscaling rule for {}", args.name));
             Ok(())
         }

@@ -337,7 +337,7 @@ async fn update(global: &GlobalArgs, args: UpdateArgs) -> anyhow::Result<()> {
         return emit(render(format, &function)?);
     }
     info("Redeploying function...");
-    patch_json(&target, kind("Function"), &namespace, &args.name, &patch).await?;
+    patch_json(&target, kind("Function"), &namespace, &args.name, &current, &patch).await?;
     info(format!("Function {} submitted for deployment", args.name));
     info(ls_hint(&args.name, &target));
     Ok(())

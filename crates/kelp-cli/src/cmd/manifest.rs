@@ -193,7 +193,7 @@ pub(crate) async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Resul
                     emit(format!("{display} unchanged\n"))?;
                     continue;
                 }
-                patch_json(&target, document.kind, &document.namespace, &document.name, &patch)
+                patch_json(&target, document.kind, &document.namespace, &document.name, &current, &patch)
                     .await
                     .with_context(|| document.origin.clone())?;
                 emit(format!("{display} configured\n"))?;

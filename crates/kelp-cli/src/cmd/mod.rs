@@ -113,22 +113,68 @@ pub(crate) async fn create_json(
     }
 }
 
-/// Sends a JSON merge patch.
+/// Sends a JSON merge patch computed from `base`, the object as read (the patch carries its
+/// resourceVersion). When the object changed in between (409) only in what its controller writes
+/// (status, resourceVersion), the change is sent again as a JSON patch that first tests that the
+/// spec, labels and annotations are still `base`'s, so it cannot lose anyone's edit and no status
+/// write can make it fail; an edit of those by someone else is an error.
 pub(crate) async fn patch_json(
     target: &Target,
     kind: &KindInfo,
     namespace: &str,
     name: &str,
+    base: &Value,
     patch: &Value,
 ) -> anyhow::Result<Value> {
-    match api(target, kind, namespace).patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
-        Ok(patched) => Ok(serde_json::to_value(patched)?),
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            Err(anyhow!("{} {name:?} was changed by someone else meanwhile; run the command again", human_kind(kind)))
-        }
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(not_found(kind, namespace, name)),
-        Err(e) => Err(describe(e, target)),
+    let api = api(target, kind, namespace);
+    let changed =
+        || anyhow!("{} {name:?} was changed by someone else meanwhile; run the command again", human_kind(kind));
+    let error = |e: kube::Error| match e {
+        kube::Error::Api(status) if status.code == 404 => not_found(kind, namespace, name),
+        kube::Error::Api(status) if status.code == 409 || status.code == 422 => changed(),
+        e => describe(e, target),
+    };
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(patched) => return Ok(serde_json::to_value(patched)?),
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(e) => return Err(error(e)),
     }
+    let fresh = get_json(target, kind, namespace, name).await?.ok_or_else(|| not_found(kind, namespace, name))?;
+    let mut merged = fresh.clone();
+    json_patch::merge(&mut merged, patch);
+    let operations = guarded_replace(base, &fresh, &merged).ok_or_else(changed)?;
+    let patched = api.patch(name, &PatchParams::default(), &Patch::Json::<()>(operations)).await.map_err(error)?;
+    Ok(serde_json::to_value(patched)?)
+}
+
+/// The user-owned parts of an object: its spec, labels and annotations.
+const USER_FIELDS: [&str; 3] = ["/spec", "/metadata/labels", "/metadata/annotations"];
+
+/// A JSON patch that tests each of [`USER_FIELDS`] still has `base`'s value, then sets it to
+/// `merged`'s; `None` when `fresh` already differs from `base` there.
+fn guarded_replace(base: &Value, fresh: &Value, merged: &Value) -> Option<json_patch::Patch> {
+    let mut operations = Vec::new();
+    for field in USER_FIELDS {
+        if base.pointer(field) != fresh.pointer(field) {
+            return None;
+        }
+        let path = json_patch::jsonptr::PointerBuf::parse(field).ok()?;
+        if let Some(value) = base.pointer(field) {
+            operations.push(json_patch::PatchOperation::Test(json_patch::TestOperation {
+                path: path.clone(),
+                value: value.clone(),
+            }));
+        }
+        match merged.pointer(field) {
+            Some(value) => operations
+                .push(json_patch::PatchOperation::Add(json_patch::AddOperation { path, value: value.clone() })),
+            None if base.pointer(field).is_some() => {
+                operations.push(json_patch::PatchOperation::Remove(json_patch::RemoveOperation { path }))
+            }
+            None => {}
+        }
+    }
+    Some(json_patch::Patch(operations))
 }
 
 /// Deletes an object; `Ok(false)` when it did not exist.
@@ -221,5 +267,30 @@ impl Spinner {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod patch_tests {
+    use super::guarded_replace;
+    use serde_json::json;
+
+    #[test]
+    fn a_retry_tests_the_user_fields_and_sets_them() {
+        let base = json!({"metadata": {"labels": {"a": "1"}, "resourceVersion": "1"}, "spec": {"x": 1}});
+        let fresh =
+            json!({"metadata": {"labels": {"a": "1"}, "resourceVersion": "7"}, "spec": {"x": 1}, "status": {"n": 3}});
+        let mut merged = fresh.clone();
+        json_patch::merge(&mut merged, &json!({"spec": {"x": 2}, "metadata": {"labels": null}}));
+        let patch = guarded_replace(&base, &fresh, &merged).unwrap();
+        let mut applied = fresh.clone();
+        json_patch::patch(&mut applied, &patch).unwrap();
+        assert_eq!(applied["spec"], json!({"x": 2}));
+        assert_eq!(applied["status"], json!({"n": 3}), "the status is not touched");
+        assert!(applied["metadata"].get("labels").is_none(), "a removed field is removed");
+        // Someone changed the spec meanwhile: the test operation refuses the patch.
+        let edited = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"x": 5}});
+        assert!(json_patch::patch(&mut edited.clone(), &patch).is_err());
+        assert!(guarded_replace(&base, &edited, &merged).is_none(), "an edit seen before sending is refused");
     }
 }

@@ -348,7 +348,7 @@ async fn apply_patch<T: serde::de::DeserializeOwned + kelp_api::Validate>(
     if dry_run.dryrun {
         return emit(render(dry_run.output, &merged)?);
     }
-    patch_json(target, kind, &target.namespace, name, patch).await.map(drop)
+    patch_json(target, kind, &target.namespace, name, current, patch).await.map(drop)
 }
 
 async fn cron_create(global: &GlobalArgs, args: CronCreateArgs) -> anyhow::Result<()> {
@@ -424,7 +424,7 @@ async fn topic(global: &GlobalArgs, topic_kind: TopicKind, command: TopicCommand
             if args.dry_run.dryrun {
                 return emit(render(args.dry_run.output, &merged)?);
             }
-            patch_json(&target, trigger_kind, &target.namespace, &args.name, &patch).await?;
+            patch_json(&target, trigger_kind, &target.namespace, &args.name, &current, &patch).await?;
             info(format!("{label} trigger {} updated in namespace {} successfully!", args.name, target.namespace));
             Ok(())
         }
