@@ -20,6 +20,9 @@ const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A process that stayed up this long resets the back-off.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long a pre-warmed process taken by an instance waits at most for its first request before
+/// the pool starts its replacement.
+const REFILL_AFTER: Duration = Duration::from_millis(100);
 /// Added to the function's timeout for how long a stopping instance may drain.
 const DRAIN_MARGIN: Duration = Duration::from_secs(2);
 
@@ -115,6 +118,8 @@ pub(crate) struct Instance {
     done: watch::Sender<bool>,
     /// The function's event counter, bumped when an instance becomes ready or fails.
     events: watch::Sender<u64>,
+    /// Requests served (leases dropped).
+    served: watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -154,6 +159,8 @@ impl Drop for Lease {
         let mut state = self.0.state.lock().unwrap();
         state.last_used = Instant::now();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        drop(state);
+        self.0.served.send_modify(|n| *n += 1);
     }
 }
 
@@ -192,6 +199,7 @@ impl Instance {
                 last_used: Instant::now(),
             }),
             in_flight: AtomicUsize::new(0),
+            served: watch::Sender::new(0),
             stop: watch::Sender::new(false),
             done: watch::Sender::new(false),
             events,
@@ -336,6 +344,9 @@ async fn supervise(shared: Arc<Shared>, instance: Arc<Instance>) {
             used = memory::exceeded(pid, limit) => Err(Ended::OutOfMemory(used)),
             _ = stop.wait_for(|s| *s) => Err(Ended::Stopped),
         };
+        if pooled {
+            refill_after_first_request(&shared, &instance, healthy.is_ok());
+        }
         let ran = Instant::now();
         let ended = match healthy {
             Err(ended) => ended,
@@ -402,12 +413,30 @@ async fn start(shared: &Arc<Shared>, instance: &Instance) -> std::io::Result<(Pr
         process.sink().attach(&instance.log_path)?;
         match process.hand_off(&launch.env, &launch.volumes).await {
             Ok(()) => return Ok((process, true)),
-            Err(e) => tracing::debug!(error = %e, "a pre-warmed runtime could not take its function; trying another"),
+            Err(e) => {
+                tracing::debug!(error = %e, "a pre-warmed runtime could not take its function; trying another");
+                shared.pool.refill(launch.language);
+            }
         }
     }
     let process = shared.launcher.spawn(Mode::Direct, &launch.env, &launch.volumes)?;
     process.sink().attach(&instance.log_path)?;
     Ok((process, false))
+}
+
+/// Starts the replacement of the pre-warmed process `instance` took once that process has served
+/// its first request (at most [`REFILL_AFTER`] after it is `healthy`; at once if it is not):
+/// starting an interpreter while it loads its function and serves would slow both.
+fn refill_after_first_request(shared: &Arc<Shared>, instance: &Instance, healthy: bool) {
+    let pool = shared.pool.clone();
+    let language = instance.launch.language;
+    let mut served = instance.served.subscribe();
+    tokio::spawn(async move {
+        if healthy {
+            let _ = tokio::time::timeout(REFILL_AFTER, served.changed()).await;
+        }
+        pool.refill(language);
+    });
 }
 
 /// Waits until the stopping instance serves no request, at most the function's timeout (and a

@@ -29,6 +29,8 @@ const FOLLOW_POLL: Duration = Duration::from_millis(100);
 pub(crate) struct LogSink {
     state: Mutex<SinkState>,
     max_bytes: u64,
+    /// Lines written so far from the process's stderr.
+    stderr_lines: watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -49,7 +51,14 @@ impl LogSink {
         Arc::new(LogSink {
             state: Mutex::new(SinkState { target: Target::Memory(Vec::new()), recent: VecDeque::new() }),
             max_bytes,
+            stderr_lines: watch::Sender::new(0),
         })
+    }
+
+    /// Changes whenever a line from the process's stderr is written: where the runtime logs
+    /// (its access log, which probes add to, is on stdout).
+    pub(crate) fn stderr_lines(&self) -> watch::Receiver<u64> {
+        self.stderr_lines.subscribe()
     }
 
     /// From now on appends to the log file `path`, starting with what was kept in memory.
@@ -68,14 +77,18 @@ impl LogSink {
         Ok(())
     }
 
-    /// Writes one line (with its newline).
-    fn write_line(&self, line: &[u8]) {
+    /// Writes one line (with its newline), from stderr or stdout.
+    fn write_line(&self, line: &[u8], stderr: bool) {
         let mut state = self.state.lock().unwrap();
         if state.recent.len() == RECENT_LINES {
             state.recent.pop_front();
         }
         state.recent.push_back(String::from_utf8_lossy(line).trim_end().to_owned());
         self.write_to(&mut state.target, line);
+        drop(state);
+        if stderr {
+            self.stderr_lines.send_modify(|n| *n += 1);
+        }
     }
 
     fn write_to(&self, target: &mut Target, bytes: &[u8]) {
@@ -114,8 +127,8 @@ fn rotated(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Copies `reader` into `sink` line by line until end of file.
-pub(crate) fn pump(reader: impl AsyncRead + Unpin + Send + 'static, sink: Arc<LogSink>) {
+/// Copies `reader` (the process's stderr, or stdout) into `sink` line by line until end of file.
+pub(crate) fn pump(reader: impl AsyncRead + Unpin + Send + 'static, sink: Arc<LogSink>, stderr: bool) {
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
         let mut line = Vec::new();
@@ -127,7 +140,7 @@ pub(crate) fn pump(reader: impl AsyncRead + Unpin + Send + 'static, sink: Arc<Lo
                     if !line.ends_with(b"\n") {
                         line.push(b'\n');
                     }
-                    sink.write_line(&line);
+                    sink.write_line(&line, stderr);
                 }
             }
         }
@@ -229,10 +242,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kelp-local-logs-{}", std::process::id()));
         let path = dir.join("fn-abc-1.log");
         let sink = LogSink::new(64);
-        sink.write_line(b"before the file\n");
+        sink.write_line(b"before the file\n", false);
         sink.attach(&path).unwrap();
         for i in 0..20 {
-            sink.write_line(format!("line {i:02}\n").as_bytes());
+            sink.write_line(format!("line {i:02}\n").as_bytes(), false);
         }
         assert!(std::fs::metadata(&path).unwrap().len() <= 64);
         assert!(rotated(&path).is_file());

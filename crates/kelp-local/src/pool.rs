@@ -43,7 +43,8 @@ impl Pool {
         pool
     }
 
-    /// A warm process of `language`, if there is one; a replacement is started.
+    /// A warm process of `language`, if there is one. The caller starts its replacement
+    /// ([`Pool::refill`]) when the process is no longer busy starting.
     pub(crate) fn take(self: &Arc<Self>, language: &'static Language) -> Option<Process> {
         let taken = {
             let mut state = self.state.lock().unwrap();
@@ -57,7 +58,9 @@ impl Pool {
             }
             found
         };
-        self.refill(language);
+        if taken.is_none() {
+            self.refill(language);
+        }
         taken
     }
 
@@ -67,7 +70,7 @@ impl Pool {
     }
 
     /// Starts processes until `language` has `per_language` warm or starting.
-    fn refill(self: &Arc<Self>, language: &'static Language) {
+    pub(crate) fn refill(self: &Arc<Self>, language: &'static Language) {
         let mut state = self.state.lock().unwrap();
         let entry = state.entry(language.name).or_default();
         while !self.closed.load(Ordering::Acquire) && entry.warm.len() + entry.starting < self.per_language {

@@ -99,10 +99,10 @@ impl Launcher {
         let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
         let sink = LogSink::new(self.log_max_bytes);
         if let Some(out) = child.stdout.take() {
-            pump(out, sink.clone());
+            pump(out, sink.clone(), false);
         }
         if let Some(err) = child.stderr.take() {
-            pump(err, sink.clone());
+            pump(err, sink.clone(), true);
         }
         let stdin = child.stdin.take();
         Ok(Process { child, pid, port, stdin, sink, workdir, client: self.client.clone(), exited: None })
@@ -183,10 +183,13 @@ impl Process {
     }
 
     /// Polls `/healthz` until it answers `want`; `Err` with the exit status if the process exits first.
-    /// A ready runtime answers within a millisecond or two of its hand-off, so the first probes
-    /// are 1 ms apart; a slow start (dependency installs) backs off to 50 ms.
+    /// The runtime logs on stderr when it has loaded the function (`KELP_LOG` at `info`, the
+    /// default), so a line there is probed at once; otherwise the probes are 1 ms apart at first
+    /// (a ready runtime answers within a millisecond or two of its hand-off, but the timer's
+    /// granularity makes that 2), backing off to 50 ms for a slow start (dependency installs).
     pub(crate) async fn wait_for_health(&mut self, want: StatusCode) -> Result<(), ExitStatus> {
         let mut delay = Duration::from_millis(1);
+        let mut logged = self.sink.stderr_lines();
         loop {
             if self.has_exited() {
                 return Err(self.wait().await);
@@ -194,7 +197,10 @@ impl Process {
             if self.probe().await == Some(want) {
                 return Ok(());
             }
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = logged.changed() => {}
+            }
             delay = (delay + delay / 4).min(Duration::from_millis(50));
         }
     }

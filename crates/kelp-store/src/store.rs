@@ -101,7 +101,7 @@ pub struct ListCursor {
 /// Which part of a list to read ([`Store::list_page`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Page {
-    /// At most this many objects (`None`: all).
+    /// At most this many objects (`None` or 0: all).
     pub limit: Option<usize>,
     /// Where the previous page ended (`None`: from the start, in the latest state).
     pub cursor: Option<ListCursor>,
@@ -390,7 +390,8 @@ fn select<'a>(
 ) -> ObjectList {
     let mut matching =
         view.take_while(|((ns, _), _)| namespace.is_none_or(|n| n == ns)).filter(|(_, o)| selector.matches(o));
-    let items: Vec<(&(String, String), &Arc<Value>)> = matching.by_ref().take(limit.unwrap_or(usize::MAX)).collect();
+    let items: Vec<(&(String, String), &Arc<Value>)> =
+        matching.by_ref().take(limit.filter(|l| *l > 0).unwrap_or(usize::MAX)).collect();
     let remaining = matching.count();
     let next = (remaining > 0).then(|| ListCursor {
         resource_version: Some(resource_version),

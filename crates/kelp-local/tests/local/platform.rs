@@ -440,6 +440,14 @@ async fn the_pool_serves_a_new_function_first_call() {
     assert!(used_pool, "{}", pooled.render_metrics());
     assert!(pooled.instances().iter().any(|i| i.function == "pooled" && i.pooled));
     eventually("the pool is refilled", MINUTE, warm).await;
+    // An instance that gets no request (kept by `min`) does not hold the refill back.
+    let kept = deployment("kept", python("hello.hello", HELLO_PY), scaling(1, 1, Duration::ZERO));
+    pooled.deploy(kept).await.unwrap();
+    eventually("the kept instance is ready", MINUTE, || {
+        pooled.instances().iter().any(|i| i.function == "kept" && i.ready && i.pooled)
+    })
+    .await;
+    eventually("the pool is refilled without a request", MINUTE, warm).await;
     pooled.shutdown().await;
 
     let (cold, _dir) = platform(0);
