@@ -76,6 +76,21 @@ pub enum UpError {
     Tls(String),
 }
 
+/// Creates the `kubeless-config` ConfigMap in `kubeless` when it is missing: the one `kelp
+/// install` writes on a cluster (Kelp's runtimes under Kubeless's IDs and versions, and
+/// Kubeless's other keys), for the clients that read it: the runtime check of `kelp function
+/// deploy`, `kelp get-server-config`, the Serverless Framework's kubeless plugin. One that exists
+/// (edited by the user, say) is kept.
+async fn serve_kubeless_config(store: &kelp_store::Store) -> Result<(), kelp_store::StoreError> {
+    let objects = kelp_plan::install::install_objects(&kelp_plan::install::InstallOptions::default());
+    let config_map =
+        objects.into_iter().find(|o| o["kind"] == "ConfigMap").expect("kelp install writes kubeless-config");
+    match store.create("/configmaps", config_map).await {
+        Ok(_) | Err(kelp_store::StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Paths the Kubernetes API serves; everything else goes to the gateway.
 fn is_api_path(path: &str) -> bool {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
@@ -88,6 +103,7 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data(e.to_string()))?;
     let store =
         kelp_apiserver::open_store(config.data_dir.join("objects.redb")).await.map_err(|e| data(e.to_string()))?;
+    serve_kubeless_config(&store).await.map_err(|e| data(e.to_string()))?;
     let mut platform_config = PlatformConfig::new(config.data_dir.join("platform"), &config.runtime_bin);
     platform_config.prewarm_per_language = config.prewarm_per_language;
     let platform = Arc::new(Platform::new(platform_config)?);
