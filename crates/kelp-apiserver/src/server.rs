@@ -213,6 +213,15 @@ fn serialized_response(code: StatusCode, body: &impl serde::Serialize) -> Respon
     (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
+/// What kube-apiserver answers for a group or group version it does not serve: its mux's plain
+/// `404 page not found` (Go's `http.NotFound`), not a `Status`. Clients tell the two apart: the
+/// Serverless Framework's kubeless plugin takes this one for "no such object" (its `http` events'
+/// `extensions/v1beta1` Ingress, which current Kubernetes no longer serves).
+fn page_not_found() -> Response {
+    let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")];
+    (StatusCode::NOT_FOUND, headers, "404 page not found\n").into_response()
+}
+
 fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     for warning in warnings {
         let text = format!("299 - {}", serde_json::Value::String(warning.clone()));
@@ -225,7 +234,13 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 
 async fn dispatch(app: &Arc<App>, request: Request) -> Result<Response, ApiError> {
     let query = Query::parse(request.uri().query());
-    let route = paths::parse(&app.kinds, request.uri().path()).ok_or_else(ApiError::no_route)?;
+    let Some(route) = paths::parse(&app.kinds, request.uri().path()) else {
+        return if paths::is_unserved_group(&app.kinds, request.uri().path()) {
+            Ok(page_not_found())
+        } else {
+            Err(ApiError::no_route())
+        };
+    };
     let method = request.method().clone();
     let read_only = |body: Value| {
         if method == Method::GET {

@@ -120,8 +120,15 @@ async fn discovery_and_openapi() {
     let doc = get(&client, &url).await.json();
     assert!(doc["components"]["schemas"]["io.kubeless.v1beta1.Function"].is_object());
     assert_eq!(get(&client, "/openapi/v2").await.code, 404);
-    let missing = get(&client, "/apis/apps/v1/deployments").await;
+    let missing = get(&client, "/apis/kubeless.io/v1beta1/nothings").await;
     assert_eq!((missing.code, missing.json()["reason"].as_str()), (404, Some("NotFound")));
+    // A group version not served at all gets the plain answer of kube-apiserver's mux, which
+    // clients such as the Serverless Framework's kubeless plugin read as "not found".
+    for path in ["/apis/extensions/v1beta1/namespaces/default/ingresses/x", "/apis/kubeless.io/v1", "/apis/apps"] {
+        let unserved = get(&client, path).await;
+        assert_eq!((unserved.code, unserved.body.as_str()), (404, "404 page not found\n"), "{path}");
+        assert_eq!(unserved.content_type, "text/plain; charset=utf-8", "{path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
