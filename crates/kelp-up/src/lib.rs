@@ -13,6 +13,7 @@ pub mod env;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod reconcile;
+pub mod runtimes;
 pub mod status;
 pub mod tls;
 pub mod volumes;
@@ -119,10 +120,12 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
         Some((tls::Tls::new(addr.ip()).map_err(|e| UpError::Tls(e.to_string()))?, tls::new_token()))
     };
     let engine = Arc::new(workloads::Engine::new(platform.clone(), store.clone()));
+    let interpreters = runtimes::Interpreters::find().await;
     let api = kelp_apiserver::router(
         kelp_apiserver::ApiServerConfig::new(store.clone())
             .with_workloads(engine)
-            .with_token(secured.as_ref().map(|(_, token)| token.clone())),
+            .with_token(secured.as_ref().map(|(_, token)| token.clone()))
+            .with_admission(Arc::new(runtimes::RuntimeAdmission(interpreters.clone()))),
     );
     let gateway = platform.gateway();
     let metrics_platform = platform.clone();
@@ -143,12 +146,19 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
         store.clone(),
         platform.clone(),
         cron::Cron::new(platform.clone(), config.cron_clock),
+        interpreters.clone(),
     );
     let controller = tokio::spawn(controller.run());
     let local = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
     let server = format!("{}://{local}", if secured.is_some() { "https" } else { "http" });
     eprintln!("kelp up: listening on {addr}: the Kubernetes API and functions at {server}");
     eprintln!("kelp up: functions answer at {server}/<namespace>/<function>/ ; data in {}", config.data_dir.display());
+    let found: Vec<String> =
+        interpreters.found().iter().map(|i| format!("{} functions on {}", i.language.name, i.describe())).collect();
+    eprintln!(
+        "kelp up: runs {}",
+        if found.is_empty() { "no functions: no interpreter found".into() } else { found.join(", ") }
+    );
     if let Some(path) = &config.kubeconfig {
         let token = secured.as_ref().map(|(_, token)| token.as_str());
         let written = kubeconfig::write(path, &server, token, secured.as_ref().map(|(tls, _)| tls.ca_pem.as_str()))?;
