@@ -38,10 +38,14 @@ fn service(name: &str, dir: &Path, edit: impl FnOnce(String) -> String) -> PathB
 }
 
 /// `serverless <args>` in `service`, with `kubeconfig` as `$KUBECONFIG` (the plugin takes its
-/// current context), off the network, HOME in `home`.
+/// current context), off the network, HOME in `home`. A run still going after 5 minutes is hung
+/// (the plugin's deploy polls without end while pods exist but are not ready): `timeout` stops
+/// it, exit code 124.
 fn sls(service: &Path, kubeconfig: &Path, home: &Path, args: &[&str]) -> Run {
     support::run(
-        Command::new(kelp_testkit::serverless_bin())
+        Command::new("timeout")
+            .args(["--kill-after=10", "300"])
+            .arg(kelp_testkit::serverless_bin())
             .args(args)
             .current_dir(service)
             .env("KUBECONFIG", kubeconfig)
