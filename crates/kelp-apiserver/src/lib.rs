@@ -24,8 +24,9 @@
 //! Modules: `kinds` (what is served, from `kelp-api`), `paths` (URL parsing), `server` (the
 //! verbs), `schema` (unknown fields and types against the CRD schemas), `patch`, `table`
 //! (`kubectl get` output), `discovery` (discovery and OpenAPI), `status` (errors),
-//! `workloads` (the supervisor's extension point).
+//! `workloads` (the supervisor's extension point), `admission` (the embedding server's checks).
 
+mod admission;
 mod discovery;
 mod kinds;
 mod pages;
@@ -41,6 +42,7 @@ mod workloads;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use admission::Admission;
 pub use discovery::KUBERNETES_VERSION;
 use kelp_store::{Store, StoreConfig, StoreError};
 pub use kinds::{Backend, CellFn, CellSource, Column, Kind, Kinds, Validator};

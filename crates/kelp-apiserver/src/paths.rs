@@ -73,6 +73,16 @@ pub(crate) fn parse(kinds: &Kinds, path: &str) -> Option<Route> {
     }
 }
 
+/// Whether `path` is under `/apis/{group}` for a group, or `/apis/{group}/{version}` for a group
+/// version, that is not served at all (as opposed to an unknown resource of a served one).
+pub(crate) fn is_unserved_group(kinds: &Kinds, path: &str) -> bool {
+    match segments(path).as_slice() {
+        ["apis", group] => !kinds.groups().iter().any(|(g, _)| g == group),
+        ["apis", group, version, ..] => kinds.in_group_version(group, version).next().is_none(),
+        _ => false,
+    }
+}
+
 fn target(kind: &Arc<Kind>, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>) -> Route {
     Route::Resource(Target {
         kind: kind.clone(),

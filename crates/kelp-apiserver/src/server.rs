@@ -19,6 +19,7 @@ use kelp_store::{
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::admission::Admission;
 use crate::discovery;
 use crate::kinds::{Backend, Kind, Kinds};
 use crate::pages;
@@ -48,6 +49,8 @@ pub struct ApiServerConfig {
     pub workloads: Arc<dyn Workloads>,
     /// When set, every request needs `Authorization: Bearer <token>` (401 otherwise).
     pub token: Option<String>,
+    /// When set, checks every object written (but status) after its validation.
+    pub admission: Option<Arc<dyn Admission>>,
 }
 
 impl std::fmt::Debug for ApiServerConfig {
@@ -62,7 +65,7 @@ impl std::fmt::Debug for ApiServerConfig {
 impl ApiServerConfig {
     /// Serves `store`, with no workloads ([`NoWorkloads`]) and no token.
     pub fn new(store: Store) -> Self {
-        Self { store, workloads: Arc::new(NoWorkloads), token: None }
+        Self { store, workloads: Arc::new(NoWorkloads), token: None, admission: None }
     }
 
     /// Serves pods, services, logs and the proxy from `workloads`.
@@ -76,12 +79,19 @@ impl ApiServerConfig {
         self.token = token.filter(|t| !t.is_empty());
         self
     }
+
+    /// Checks every object written with `admission` (after its validation; not status writes).
+    pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Self {
+        self.admission = Some(admission);
+        self
+    }
 }
 
 struct App {
     store: Store,
     workloads: Arc<dyn Workloads>,
     token: Option<String>,
+    admission: Option<Arc<dyn Admission>>,
     kinds: Kinds,
 }
 
@@ -90,8 +100,13 @@ struct App {
 /// Watches stay open until their `timeoutSeconds` (30 minutes when the client gives none), so
 /// a graceful shutdown should bound how long it waits for open connections.
 pub fn router(config: ApiServerConfig) -> Router {
-    let app =
-        Arc::new(App { store: config.store, workloads: config.workloads, token: config.token, kinds: Kinds::new() });
+    let app = Arc::new(App {
+        store: config.store,
+        workloads: config.workloads,
+        token: config.token,
+        admission: config.admission,
+        kinds: Kinds::new(),
+    });
     Router::new().fallback(handle).with_state(app)
 }
 
@@ -213,6 +228,15 @@ fn serialized_response(code: StatusCode, body: &impl serde::Serialize) -> Respon
     (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
+/// What kube-apiserver answers for a group or group version it does not serve: its mux's plain
+/// `404 page not found` (Go's `http.NotFound`), not a `Status`. Clients tell the two apart: the
+/// Serverless Framework's kubeless plugin takes this one for "no such object" (its `http` events'
+/// `extensions/v1beta1` Ingress, which current Kubernetes no longer serves).
+fn page_not_found() -> Response {
+    let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")];
+    (StatusCode::NOT_FOUND, headers, "404 page not found\n").into_response()
+}
+
 fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     for warning in warnings {
         let text = format!("299 - {}", serde_json::Value::String(warning.clone()));
@@ -225,7 +249,13 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 
 async fn dispatch(app: &Arc<App>, request: Request) -> Result<Response, ApiError> {
     let query = Query::parse(request.uri().query());
-    let route = paths::parse(&app.kinds, request.uri().path()).ok_or_else(ApiError::no_route)?;
+    let Some(route) = paths::parse(&app.kinds, request.uri().path()) else {
+        return if paths::is_unserved_group(&app.kinds, request.uri().path()) {
+            Ok(page_not_found())
+        } else {
+            Err(ApiError::no_route())
+        };
+    };
     let method = request.method().clone();
     let read_only = |body: Value| {
         if method == Method::GET {
@@ -551,6 +581,25 @@ fn prepare(
     Ok(object)
 }
 
+/// [`prepare`], then the server's [`Admission`] (not for status writes), whose warnings join
+/// `warnings`.
+fn prepare_admitted(
+    app: &App,
+    kind: &Kind,
+    namespace: &str,
+    name: Option<&str>,
+    object: Value,
+    (validation, status_write): (FieldValidation, bool),
+    warnings: &mut Vec<String>,
+) -> Result<Value, ApiError> {
+    let object = prepare(kind, namespace, name, object, (validation, status_write), warnings)?;
+    if let Some(admission) = app.admission.as_ref().filter(|_| !status_write) {
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        warnings.extend(admission.admit(kind, &object).map_err(|errors| ApiError::invalid(kind, name, &errors))?);
+    }
+    Ok(object)
+}
+
 /// Server-side defaults of core kinds.
 fn apply_defaults(kind: &Kind, object: &mut Value) {
     if !kind.group.is_empty() {
@@ -604,7 +653,7 @@ async fn create(
     let validation = FieldValidation::from_query(query)?;
     let body = read_body(request).await?;
     let mut warnings = Vec::new();
-    let object = prepare(kind, namespace, None, body, (validation, false), &mut warnings)?;
+    let object = prepare_admitted(app, kind, namespace, None, body, (validation, false), &mut warnings)?;
     ensure_namespace(app, kind, namespace)?;
     if dry_run(query) {
         return Ok(with_warnings(json_response(StatusCode::CREATED, &object), &warnings));
@@ -633,7 +682,7 @@ async fn replace(
     let validation = FieldValidation::from_query(query)?;
     let body = read_body(request).await?;
     let mut warnings = Vec::new();
-    let object = prepare(kind, namespace, Some(name), body, (validation, status), &mut warnings)?;
+    let object = prepare_admitted(app, kind, namespace, Some(name), body, (validation, status), &mut warnings)?;
     if dry_run(query) {
         app.store.get(&kind.store_key(), namespace, name).map_err(|e| ApiError::from_store(kind, e))?;
         return Ok(with_warnings(json_response(StatusCode::OK, &object), &warnings));
@@ -677,8 +726,15 @@ async fn patch_object(
             Ok(current) => current,
             Err(StoreError::NotFound { .. }) if patch_type == PatchType::Apply && !status => {
                 // Server-side apply of a new object creates it.
-                let object =
-                    prepare(kind, namespace, Some(name), patch_body.clone(), (validation, false), &mut warnings)?;
+                let object = prepare_admitted(
+                    app,
+                    kind,
+                    namespace,
+                    Some(name),
+                    patch_body.clone(),
+                    (validation, false),
+                    &mut warnings,
+                )?;
                 ensure_namespace(app, kind, namespace)?;
                 if dry_run(query) {
                     return Ok(with_warnings(json_response(StatusCode::CREATED, &object), &warnings));
@@ -700,7 +756,7 @@ async fn patch_object(
         if !explicit_rv && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), current["metadata"]["resourceVersion"].clone());
         }
-        let object = prepare(kind, namespace, Some(name), object, (validation, status), &mut warnings)?;
+        let object = prepare_admitted(app, kind, namespace, Some(name), object, (validation, status), &mut warnings)?;
         if dry_run(query) {
             return Ok(with_warnings(json_response(StatusCode::OK, &object), &warnings));
         }

@@ -5,7 +5,7 @@
 //!
 //! Layout: `target` (kubeconfig → client), `build` (flags → objects, pure), `cmd` (the
 //! commands), `kinds` (what `apply`/`get` handle), `fetch` (files and URLs), `table`,
-//! `output`, `metrics` (`function top`).
+//! `output`, `metrics` (`function top`), `warnings` (the API server's, printed as kubectl does).
 //!
 //! Data goes to stdout, information to stderr; an error is one line on stderr,
 //! `kelp: error: ...`, and exit code 1.
@@ -36,6 +36,7 @@ mod output;
 mod table;
 mod target;
 mod up;
+mod warnings;
 
 use std::process::ExitCode;
 

@@ -252,7 +252,7 @@ pub(crate) async fn connect(args: &GlobalArgs) -> anyhow::Result<Target> {
                 config.default_namespace = ns.clone();
             }
             config.default_retry = false;
-            let client = kube::Client::try_from(config.clone())?;
+            let client = crate::warnings::client(config.clone())?;
             return Ok(Target {
                 namespace: config.default_namespace.clone(),
                 namespace_explicit: explicit_namespace.is_some(),
@@ -278,7 +278,7 @@ pub(crate) async fn connect(args: &GlobalArgs) -> anyhow::Result<Target> {
     // fail fast, and a 503 through the service proxy is a function's answer: retrying would
     // call the function again.
     config.default_retry = false;
-    let client = kube::Client::try_from(config.clone()).map_err(|e| TargetError::Invalid {
+    let client = crate::warnings::client(config.clone()).map_err(|e| TargetError::Invalid {
         source_name: loaded.source_name.clone(),
         context: resolved.context.clone(),
         reason: e.to_string(),

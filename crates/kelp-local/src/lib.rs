@@ -11,7 +11,8 @@
 //!   its process tree exceeds `FUNC_MEMORY_LIMIT`. New instances come from a pool of pre-warmed
 //!   `kelp-runtime --prewarm` processes per language. Functions scale between `min` and `max`
 //!   instances on in-flight requests, to zero after an idle period, and roll over to new code
-//!   without failing a request.
+//!   without failing a request; a deployment with `start_now` starts an instance of new code at
+//!   once rather than on its first request.
 //! - [`Gateway`] forwards HTTP requests to a function's instances (short URL
 //!   `/<namespace>/<function>/...`, HTTPTrigger [`Route`]s, or [`Platform::proxy`]), adding
 //!   Kubeless's event headers.

@@ -94,6 +94,11 @@ pub struct FunctionDeployment {
     pub volumes: Vec<Volume>,
     /// Its scaling.
     pub scaling: Scaling,
+    /// Whether a new revision starts an instance at once even when `scaling.min` is 0 (a
+    /// function just created or changed: its code is loaded and its dependencies installed now,
+    /// not on the first call; the instance then idles out like any other). A deploy that changes
+    /// nothing starts nothing either way.
+    pub start_now: bool,
 }
 
 /// What every part of the platform shares.
@@ -174,7 +179,7 @@ impl Platform {
     /// they are ready, then drains and stops the old ones. Code that cannot be materialised is an
     /// error, also reported by [`Platform::status`] (older instances keep serving).
     pub async fn deploy(&self, deployment: FunctionDeployment) -> Result<(), Error> {
-        let FunctionDeployment { namespace, name, uid: _, spec, env, volumes, scaling } = deployment;
+        let FunctionDeployment { namespace, name, uid: _, spec, env, volumes, scaling, start_now } = deployment;
         let label = format!("{namespace}/{name}");
         let invalid = |reason: String| Error::Invalid { function: label.clone(), reason };
         if spec.custom_image().is_some() {
@@ -218,7 +223,7 @@ impl Platform {
             ]);
             Arc::new(Launch { language, env, memory_limit, timeout: Duration::from_secs(timeout), volumes })
         });
-        function.add_revision(&self.shared, hash, launch);
+        function.add_revision(&self.shared, hash, launch, start_now);
         materialised.map(drop).map_err(Error::from)
     }
 

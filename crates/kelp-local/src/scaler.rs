@@ -118,12 +118,19 @@ impl Function {
     }
 
     /// Makes `hash` the wanted revision, starting as many instances as the older ones have live
-    /// (within `min` and `max`); they take over once ready.
-    pub(crate) fn add_revision(&self, shared: &Arc<Shared>, hash: String, launch: Result<Arc<Launch>, String>) {
+    /// (within `min` and `max`, and at least one with `start_now`); they take over once ready.
+    pub(crate) fn add_revision(
+        &self,
+        shared: &Arc<Shared>,
+        hash: String,
+        launch: Result<Arc<Launch>, String>,
+        start_now: bool,
+    ) {
         let scaling = self.scaling();
         let mut revisions = self.revisions.lock().unwrap();
         let live: usize = revisions.iter().map(|r| r.live().len()).sum();
-        let target = if launch.is_ok() { live.max(scaling.min).min(scaling.max.max(1)) } else { 0 };
+        let wanted = live.max(scaling.min).max(usize::from(start_now));
+        let target = if launch.is_ok() { wanted.min(scaling.max.max(1)) } else { 0 };
         let revision =
             Arc::new(Revision { hash, launch, instances: Mutex::default(), next_index: AtomicUsize::new(1), target });
         // A revision whose code failed to materialise has no instances and is replaced.

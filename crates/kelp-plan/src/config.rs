@@ -28,6 +28,18 @@ mod key {
     pub(super) const DEPENDENCY_CACHE_PATH: &str = "dependency-cache-path";
 }
 
+/// Kubeless's keys that Kelp writes with the values saying what Kelp does, and then ignores:
+/// no image build step (dependencies are installed once per node instead), and the two keys
+/// Kubeless itself no longer used. Tools that read them (the Serverless Framework's plugin reads
+/// the whole ConfigMap) find them.
+const IGNORED_KEYS: [(&str, &str); 5] = [
+    ("enable-build-step", "false"),
+    ("function-registry-tls-verify", "true"),
+    ("builder-image", ""),
+    ("ingress-enabled", "false"),
+    ("service-type", "ClusterIP"),
+];
+
 /// The `kubeless-config` ConfigMap, parsed: what every planned object depends on besides its
 /// own kind.
 ///
@@ -43,7 +55,8 @@ mod key {
 /// | `dependency-cache-path` | the node directory of installed dependencies ([`DEFAULT_DEPENDENCY_CACHE_PATH`]); empty: a per-pod `emptyDir` |
 ///
 /// Kubeless's other keys (`enable-build-step`, `builder-image`, `function-registry-tls-verify`,
-/// `ingress-enabled`, `service-type`) are accepted and ignored: Kelp has no image build step
+/// `ingress-enabled`, `service-type`) are written by [`Config::default_data`] (`false`, empty,
+/// `true`, `false`, `ClusterIP`), accepted, and ignored: Kelp has no image build step
 /// (dependencies are installed once per node instead), and the last two were unused already.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -95,20 +108,25 @@ impl Config {
     /// Kubeless's IDs and versions (Python `python3`, `python3.6` … `python3.12`; Node.js
     /// `nodejs10` … `nodejs22`, each served by `kelp/runtime-python` / `kelp/runtime-nodejs` of
     /// this version), an empty `deployment`, the default provision image and dependency cache,
-    /// and every namespace served.
+    /// every namespace served, and Kubeless's other keys with the values that say what Kelp does
+    /// (no build step). `kelp install` writes it, and `kelp up` serves it, so both backends
+    /// answer readers of the ConfigMap (the `kelp` CLI, the Serverless Framework) alike.
     pub fn default_data() -> BTreeMap<String, String> {
         // Plain data: serializing it has no failure mode.
         let runtime_images =
             serde_json::to_string_pretty(&runtimes::defaults()).expect("the runtime list serializes to JSON");
-        BTreeMap::from([
-            (runtimes::KEY.to_owned(), runtime_images),
-            (key::DEPLOYMENT.to_owned(), "{}".to_owned()),
-            (key::PROVISION_IMAGE.to_owned(), DEFAULT_PROVISION_IMAGE.to_owned()),
-            (key::PROVISION_IMAGE_SECRET.to_owned(), String::new()),
-            (key::BUILDER_IMAGE_SECRET.to_owned(), String::new()),
-            (key::FUNCTIONS_NAMESPACE.to_owned(), String::new()),
-            (key::DEPENDENCY_CACHE_PATH.to_owned(), DEFAULT_DEPENDENCY_CACHE_PATH.to_owned()),
-        ])
+        let ignored = IGNORED_KEYS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        ignored
+            .chain([
+                (runtimes::KEY.to_owned(), runtime_images),
+                (key::DEPLOYMENT.to_owned(), "{}".to_owned()),
+                (key::PROVISION_IMAGE.to_owned(), DEFAULT_PROVISION_IMAGE.to_owned()),
+                (key::PROVISION_IMAGE_SECRET.to_owned(), String::new()),
+                (key::BUILDER_IMAGE_SECRET.to_owned(), String::new()),
+                (key::FUNCTIONS_NAMESPACE.to_owned(), String::new()),
+                (key::DEPENDENCY_CACHE_PATH.to_owned(), DEFAULT_DEPENDENCY_CACHE_PATH.to_owned()),
+            ])
+            .collect()
     }
 
     /// `functions-namespace`: the only namespace to serve, or `None` for all of them.
@@ -145,6 +163,27 @@ mod tests {
         assert_eq!(config.dependency_cache_path.as_deref(), Some(DEFAULT_DEPENDENCY_CACHE_PATH));
         assert_eq!(config.functions_namespace(), None);
         assert!(config.runtimes().contains(&"nodejs20".to_owned()));
+    }
+
+    #[test]
+    fn the_default_data_has_every_kubeless_key() {
+        let data = Config::default_data();
+        for key in [
+            "runtime-images",
+            "deployment",
+            "provision-image",
+            "provision-image-secret",
+            "builder-image-secret",
+            "enable-build-step",
+            "function-registry-tls-verify",
+            "builder-image",
+            "functions-namespace",
+            "ingress-enabled",
+            "service-type",
+        ] {
+            assert!(data.contains_key(key), "{key}");
+        }
+        assert_eq!((data["enable-build-step"].as_str(), data["service-type"].as_str()), ("false", "ClusterIP"));
     }
 
     #[test]

@@ -141,6 +141,10 @@ fn the_chart_defaults_are_the_install_defaults() {
     assert_eq!(values["functionsNamespace"], options.functions_namespace);
     assert_eq!(values["provisionImage"], DEFAULT_PROVISION_IMAGE);
     assert_eq!(values["dependencyCachePath"], DEFAULT_DEPENDENCY_CACHE_PATH);
+    let config_map = fs::read_to_string(repo().join(CHART).join("templates/configmap.yaml")).unwrap();
+    for key in Config::default_data().keys() {
+        assert!(config_map.contains(&format!("\n  {key}: ")), "the chart's ConfigMap lacks {key}");
+    }
     let objects = objects();
     let controller = &object(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(values["resources"], controller["resources"]);

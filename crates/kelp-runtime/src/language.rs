@@ -4,6 +4,7 @@
 //! and one entry in [`LANGUAGES`].
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::process::Command;
 
 /// One supported language.
@@ -11,6 +12,8 @@ use tokio::process::Command;
 pub struct Language {
     /// Name used in messages and cache paths.
     pub name: &'static str,
+    /// The language's own name, for people: `Python`, `Node.js`.
+    pub title: &'static str,
     /// Kubeless runtime IDs (the part of `FUNC_RUNTIME` before the version) this language serves.
     pub runtime_ids: &'static [&'static str],
     /// Suffix of the code file Kubeless writes for this runtime (`MOD_NAME` + suffix).
@@ -28,12 +31,19 @@ pub struct Language {
     pub install: fn(interpreter: &str, target: &Path) -> Command,
     /// The module search path entries of an installed `target` directory.
     pub dep_paths: fn(target: &Path) -> Vec<PathBuf>,
+    /// How many parts of the interpreter's version a Kubeless runtime version names: 2 for
+    /// Python (`python3.8`), 1 for Node.js (`nodejs14`).
+    pub version_parts: usize,
+    /// Whether code for another major version cannot run on the installed one (Python 2 on
+    /// Python 3): such a runtime is [`Fit::Incompatible`] rather than [`Fit::Substituted`].
+    pub same_major_only: bool,
 }
 
 /// Every language this runtime can run.
 pub static LANGUAGES: &[Language] = &[
     Language {
         name: "python",
+        title: "Python",
         runtime_ids: &["python"],
         file_suffix: ".py",
         deps_file: "requirements.txt",
@@ -42,9 +52,12 @@ pub static LANGUAGES: &[Language] = &[
         interpreter_args: &["-u"],
         install: pip_install,
         dep_paths: |target| vec![target.to_path_buf()],
+        version_parts: 2,
+        same_major_only: true,
     },
     Language {
         name: "nodejs",
+        title: "Node.js",
         runtime_ids: &["nodejs", "nodejs_distroless", "nodejsCE"],
         file_suffix: ".js",
         deps_file: "package.json",
@@ -53,6 +66,8 @@ pub static LANGUAGES: &[Language] = &[
         interpreter_args: &[],
         install: npm_install,
         dep_paths: |target| vec![target.join("node_modules")],
+        version_parts: 1,
+        same_major_only: false,
     },
 ];
 
@@ -73,10 +88,16 @@ fn npm_install(_node: &str, target: &Path) -> Command {
     cmd
 }
 
+/// A Kubeless runtime string split into its ID and version: `python3.8` is `("python", "3.8")`.
+fn split_runtime(runtime: &str) -> (&str, &str) {
+    let id = runtime.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    (id, &runtime[id.len()..])
+}
+
 impl Language {
     /// Finds the language of a Kubeless runtime string such as `python3.8` or `nodejs14`.
     pub fn for_runtime(runtime: &str) -> Option<&'static Language> {
-        let id = runtime.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+        let (id, _) = split_runtime(runtime);
         LANGUAGES.iter().find(|l| l.runtime_ids.contains(&id))
     }
 
@@ -93,6 +114,80 @@ impl Language {
     /// A comma-separated list of the runtime IDs of every language, for error messages.
     pub fn known_ids() -> String {
         LANGUAGES.iter().flat_map(|l| l.runtime_ids).copied().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// How long `<interpreter> --version` may take.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The interpreter of a language installed on this machine: what [`Language::interpreter`]
+/// names, and the version it reports.
+#[derive(Clone, Debug)]
+pub struct Interpreter {
+    /// Its language.
+    pub language: &'static Language,
+    /// The command (`python3`, or what `KELP_PYTHON` says).
+    pub command: String,
+    /// Its version: `3.11.7`, `20.20.2`.
+    pub version: String,
+}
+
+/// How an [`Interpreter`] serves a runtime string of its language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// The runtime names the interpreter's version (`python3.11` or `python3` on 3.11.7).
+    Exact,
+    /// The runtime names another version, which the interpreter runs (`python3.8` or
+    /// `nodejs14` on Python 3.11.7 and Node.js 20).
+    Substituted,
+    /// Code for the runtime's version cannot run on the interpreter (`python2.7` on Python 3).
+    Incompatible,
+}
+
+impl Interpreter {
+    /// Runs `<interpreter> --version` for `language`: `None` when it does not run or says no
+    /// version.
+    pub async fn find(language: &'static Language) -> Option<Interpreter> {
+        let command = language.interpreter();
+        let mut probe = Command::new(&command);
+        probe.arg("--version").kill_on_drop(true);
+        let output = tokio::time::timeout(VERSION_TIMEOUT, probe.output()).await.ok()?.ok()?;
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        Interpreter::from_version_output(language, command, &text)
+    }
+
+    /// The interpreter `command` of `language` whose `--version` printed `output`
+    /// (`Python 3.11.7`, `v20.20.2`).
+    pub fn from_version_output(language: &'static Language, command: String, output: &str) -> Option<Interpreter> {
+        let version = output.split_whitespace().map(|w| w.trim_start_matches('v')).find(|w| {
+            w.split('.').next().is_some_and(|major| !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()))
+        })?;
+        Some(Interpreter { language, command, version: version.to_owned() })
+    }
+
+    /// Its Kubeless runtime string: `python3.11`, `nodejs20`.
+    pub fn runtime(&self) -> String {
+        let parts: Vec<&str> = self.version.split('.').take(self.language.version_parts).collect();
+        format!("{}{}", self.language.runtime_ids[0], parts.join("."))
+    }
+
+    /// How it serves `runtime`, a runtime string of its language.
+    pub fn fit(&self, runtime: &str) -> Fit {
+        let (_, wanted) = split_runtime(runtime);
+        let wanted: Vec<&str> = wanted.split('.').filter(|p| !p.is_empty()).collect();
+        let installed: Vec<&str> = self.version.split('.').collect();
+        if wanted.first().is_some_and(|major| Some(major) != installed.first()) && self.language.same_major_only {
+            Fit::Incompatible
+        } else if installed.starts_with(&wanted) {
+            Fit::Exact
+        } else {
+            Fit::Substituted
+        }
+    }
+
+    /// `Python 3.11.7 (python3)`.
+    pub fn describe(&self) -> String {
+        format!("{} {} ({})", self.language.title, self.version, self.command)
     }
 }
 
@@ -113,5 +208,41 @@ mod tests {
         }
         assert!(Language::for_runtime("ruby2.6").is_none());
         assert!(Language::for_runtime("go1.14").is_none());
+    }
+
+    fn interpreter(language: &str, output: &str) -> Interpreter {
+        let language = LANGUAGES.iter().find(|l| l.name == language).unwrap();
+        Interpreter::from_version_output(language, language.interpreter.1.to_owned(), output).unwrap()
+    }
+
+    #[test]
+    fn interpreter_versions_and_runtimes() {
+        let python = interpreter("python", "Python 3.11.7\n");
+        assert_eq!((python.version.as_str(), python.runtime()), ("3.11.7", "python3.11".to_owned()));
+        assert_eq!(python.describe(), "Python 3.11.7 (python3)");
+        let node = interpreter("nodejs", "v20.20.2\n");
+        assert_eq!((node.version.as_str(), node.runtime()), ("20.20.2", "nodejs20".to_owned()));
+        let python = LANGUAGES.iter().find(|l| l.name == "python").unwrap();
+        assert!(Interpreter::from_version_output(python, "python3".into(), "command not found").is_none());
+    }
+
+    #[test]
+    fn runtimes_fit_the_installed_interpreter() {
+        let python = interpreter("python", "Python 3.11.7");
+        for (runtime, fit) in [
+            ("python3.11", Fit::Exact),
+            ("python3", Fit::Exact),
+            ("python3.8", Fit::Substituted),
+            ("python3.1", Fit::Substituted),
+            ("python2.7", Fit::Incompatible),
+        ] {
+            assert_eq!(python.fit(runtime), fit, "{runtime}");
+        }
+        let node = interpreter("nodejs", "v20.20.2");
+        for (runtime, fit) in
+            [("nodejs20", Fit::Exact), ("nodejs14", Fit::Substituted), ("nodejsCE8", Fit::Substituted)]
+        {
+            assert_eq!(node.fit(runtime), fit, "{runtime}");
+        }
     }
 }

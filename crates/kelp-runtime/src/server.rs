@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 pub struct App {
     pool: Pool,
     metrics: Metrics,
-    /// Whether to log requests before the function is loaded.
+    /// Whether to log requests before the function is loaded (never `/healthz`, answered 503).
     access_log: bool,
     /// The function's settings, set once it is loaded.
     function: OnceLock<Settings>,
@@ -104,7 +104,14 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Resu
         }
         _ => call(&app, &parts, body, started).await,
     };
-    if app.function.get().map_or(app.access_log, |f| f.access_log) {
+    let logged = match app.function.get() {
+        Some(settings) => settings.access_log,
+        // Readiness probes while the function is not loaded yet (pre-warmed, or installing its
+        // dependencies) come from the platform, many a second: logged, they would bury the
+        // function's own output.
+        None => app.access_log && parts.uri.path() != "/healthz",
+    };
+    if logged {
         access_log(peer, &parts, &response, started.elapsed());
     }
     Ok(response)

@@ -107,13 +107,40 @@ pub fn kubectl_bin() -> PathBuf {
 /// module proxy; a tool already built is not rebuilt) and prints. Panics with the script's output
 /// when it fails: the tests that need these tools must not pass without them.
 pub fn k8s_bin_dir(tools: &[&str]) -> PathBuf {
-    let script = repo_root().join("scripts/k8s-bins");
-    let out = Command::new(&script).args(tools).stdin(Stdio::null()).output().expect("running scripts/k8s-bins");
+    script_dir("k8s-bins", tools)
+}
+
+/// The Serverless Framework's `serverless` command, with the kubeless plugin installed beside it
+/// (which is where the Framework finds it): `KELP_SERVERLESS`, else the one `scripts/serverless`
+/// installs once from the npm registry into its cache. Panics with the script's output when there
+/// is none: the tests that need it must not pass without it.
+pub fn serverless_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(path) = std::env::var_os("KELP_SERVERLESS") {
+            return PathBuf::from(path);
+        }
+        let bin = script_dir("serverless", &[]).join("node_modules/.bin/serverless");
+        assert!(bin.is_file(), "scripts/serverless installed no {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// Runs `scripts/<script> <args>`, which installs or builds something into a cache once and
+/// prints the directory holding it. Panics with the script's output when it fails.
+fn script_dir(script: &str, args: &[&str]) -> PathBuf {
+    let script = repo_root().join("scripts").join(script);
+    let out = Command::new(&script)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
     assert!(
         out.status.success(),
         "{} {} failed ({}):\n{}{}",
         script.display(),
-        tools.join(" "),
+        args.join(" "),
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)

@@ -34,7 +34,11 @@ pub enum DesiredError {
     },
 }
 
-/// The deployment of `function`, reading Secrets and ConfigMaps through `lookup`.
+/// The deployment of `function`, reading Secrets and ConfigMaps through `lookup`. A generation
+/// the status has not observed yet (a Function just created or changed) starts an instance at
+/// once, as a Deployment would on a cluster: the code is loaded and its dependencies installed
+/// now, and clients that wait for a ready Pod (the Serverless Framework) find one. A Function
+/// deployed again unchanged (as at every start of `kelp up`) starts nothing before a request.
 pub fn deployment(function: &Function, lookup: &dyn Lookup) -> Result<FunctionDeployment, DesiredError> {
     let namespace = function.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let name = function.metadata.name.clone().unwrap_or_default();
@@ -51,6 +55,7 @@ pub fn deployment(function: &Function, lookup: &dyn Lookup) -> Result<FunctionDe
         env,
         volumes,
         scaling: scaling(function)?,
+        start_now: function.status.as_ref().and_then(|s| s.observed_generation) != function.metadata.generation,
         namespace,
         name,
     })
@@ -135,6 +140,14 @@ mod tests {
         assert_eq!((d.namespace.as_str(), d.name.as_str(), d.uid.as_str()), ("team", "hello", "u1"));
         assert_eq!(d.env, vec![("A".to_string(), "1".to_string())]);
         assert_eq!((d.scaling.min, d.scaling.max, d.scaling.idle_timeout), (0, 4, DEFAULT_IDLE_TIMEOUT));
+    }
+
+    #[test]
+    fn only_a_generation_not_yet_observed_starts_now() {
+        let new = function(json!({"metadata": {"generation": 2}, "status": {"observedGeneration": 1}}));
+        assert!(deployment(&new, &Nothing).unwrap().start_now);
+        let seen = function(json!({"metadata": {"generation": 2}, "status": {"observedGeneration": 2}}));
+        assert!(!deployment(&seen, &Nothing).unwrap().start_now);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod env;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod reconcile;
+pub mod runtimes;
 pub mod status;
 pub mod tls;
 pub mod volumes;
@@ -76,6 +77,21 @@ pub enum UpError {
     Tls(String),
 }
 
+/// Creates the `kubeless-config` ConfigMap in `kubeless` when it is missing: the one `kelp
+/// install` writes on a cluster (Kelp's runtimes under Kubeless's IDs and versions, and
+/// Kubeless's other keys), for the clients that read it: the runtime check of `kelp function
+/// deploy`, `kelp get-server-config`, the Serverless Framework's kubeless plugin. One that exists
+/// (edited by the user, say) is kept.
+async fn serve_kubeless_config(store: &kelp_store::Store) -> Result<(), kelp_store::StoreError> {
+    let objects = kelp_plan::install::install_objects(&kelp_plan::install::InstallOptions::default());
+    let config_map =
+        objects.into_iter().find(|o| o["kind"] == "ConfigMap").expect("kelp install writes kubeless-config");
+    match store.create("/configmaps", config_map).await {
+        Ok(_) | Err(kelp_store::StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Paths the Kubernetes API serves; everything else goes to the gateway.
 fn is_api_path(path: &str) -> bool {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
@@ -88,6 +104,7 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data(e.to_string()))?;
     let store =
         kelp_apiserver::open_store(config.data_dir.join("objects.redb")).await.map_err(|e| data(e.to_string()))?;
+    serve_kubeless_config(&store).await.map_err(|e| data(e.to_string()))?;
     let mut platform_config = PlatformConfig::new(config.data_dir.join("platform"), &config.runtime_bin);
     platform_config.prewarm_per_language = config.prewarm_per_language;
     let platform = Arc::new(Platform::new(platform_config)?);
@@ -103,10 +120,12 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
         Some((tls::Tls::new(addr.ip()).map_err(|e| UpError::Tls(e.to_string()))?, tls::new_token()))
     };
     let engine = Arc::new(workloads::Engine::new(platform.clone(), store.clone()));
+    let interpreters = runtimes::Interpreters::find().await;
     let api = kelp_apiserver::router(
         kelp_apiserver::ApiServerConfig::new(store.clone())
             .with_workloads(engine)
-            .with_token(secured.as_ref().map(|(_, token)| token.clone())),
+            .with_token(secured.as_ref().map(|(_, token)| token.clone()))
+            .with_admission(Arc::new(runtimes::RuntimeAdmission(interpreters.clone()))),
     );
     let gateway = platform.gateway();
     let metrics_platform = platform.clone();
@@ -127,12 +146,19 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
         store.clone(),
         platform.clone(),
         cron::Cron::new(platform.clone(), config.cron_clock),
+        interpreters.clone(),
     );
     let controller = tokio::spawn(controller.run());
     let local = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
     let server = format!("{}://{local}", if secured.is_some() { "https" } else { "http" });
     eprintln!("kelp up: listening on {addr}: the Kubernetes API and functions at {server}");
     eprintln!("kelp up: functions answer at {server}/<namespace>/<function>/ ; data in {}", config.data_dir.display());
+    let found: Vec<String> =
+        interpreters.found().iter().map(|i| format!("{} functions on {}", i.language.name, i.describe())).collect();
+    eprintln!(
+        "kelp up: runs {}",
+        if found.is_empty() { "no functions: no interpreter found".into() } else { found.join(", ") }
+    );
     if let Some(path) = &config.kubeconfig {
         let token = secured.as_ref().map(|(_, token)| token.as_str());
         let written = kubeconfig::write(path, &server, token, secured.as_ref().map(|(tls, _)| tls.ca_pem.as_str()))?;

@@ -6,6 +6,7 @@
 
 use crate::cron::Cron;
 use crate::desired;
+use crate::runtimes::{Interpreters, RuntimeFit, runtime_of};
 use kelp_api::Function;
 use kelp_local::{Platform, Route};
 use kelp_store::{Selector, Store, StoreError};
@@ -39,14 +40,16 @@ pub struct Reconciler {
     store: Store,
     platform: Arc<Platform>,
     cron: Cron,
+    /// The interpreters that run Functions' runtimes.
+    interpreters: Interpreters,
     /// Functions handed to the engine, with the error of their last deployment if any.
     deployed: BTreeMap<(String, String), Option<String>>,
 }
 
 impl Reconciler {
-    /// A controller of `platform` from `store`.
-    pub fn new(store: Store, platform: Arc<Platform>, cron: Cron) -> Self {
-        Reconciler { store, platform, cron, deployed: BTreeMap::new() }
+    /// A controller of `platform` from `store`, running runtimes on `interpreters`.
+    pub fn new(store: Store, platform: Arc<Platform>, cron: Cron, interpreters: Interpreters) -> Self {
+        Reconciler { store, platform, cron, interpreters, deployed: BTreeMap::new() }
     }
 
     /// Runs rounds until the task is dropped.
@@ -75,13 +78,19 @@ impl Reconciler {
                 continue;
             }
             live.insert(key.clone());
-            let error = self.deploy(object).await.err();
+            // The API refuses runtimes that cannot run here; one stored before its interpreter
+            // went away is not deployed.
+            let runtime = runtime_of(object);
+            let (error, fit) = match runtime.map(|r| self.interpreters.check(r)).transpose() {
+                Ok(fit) => (self.deploy(object).await.err(), fit),
+                Err(refused) => (Some(format!("runtime {:?} {refused}", runtime.unwrap_or_default())), None),
+            };
             if let Some(e) = &error
                 && self.deployed.get(&key) != Some(&Some(e.clone()))
             {
                 tracing::warn!(function = %format!("{}/{}", key.0, key.1), error = %e, "cannot run function");
             }
-            self.write_status(object, error.as_deref()).await;
+            self.write_status(object, error.as_deref(), fit.as_ref()).await;
             self.deployed.insert(key, error);
         }
         let gone: Vec<_> = self.deployed.keys().filter(|k| !live.contains(*k)).cloned().collect();
@@ -105,11 +114,11 @@ impl Reconciler {
     }
 
     /// Writes the Function's status when it changed.
-    async fn write_status(&self, object: &Value, error: Option<&str>) {
+    async fn write_status(&self, object: &Value, error: Option<&str>, runtime: Option<&RuntimeFit>) {
         let (namespace, name) = key_of(object);
         let generation = object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
         let run = self.platform.status(&namespace, &name);
-        let status = crate::status::function_status(generation, run.as_ref(), error);
+        let status = crate::status::function_status(generation, run.as_ref(), error, runtime);
         let now = crate::workloads::rfc3339(std::time::SystemTime::now());
         if let Some(status) = crate::status::merge_transition_times(object.get("status"), status, &now) {
             let mut updated = object.clone();

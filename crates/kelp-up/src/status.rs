@@ -1,13 +1,20 @@
 //! A Function's `status` from what the engine reports: the `Ready` condition, `readyReplicas`
-//! and `observedGeneration`.
+//! and `observedGeneration`, and the `RuntimeSubstituted` condition saying which interpreter
+//! runs it.
 
+use crate::runtimes::{RUNTIME_SUBSTITUTED_CONDITION, RuntimeFit};
 use kelp_local::FunctionRunStatus;
 use serde_json::{Value, json};
 
 /// The status of a Function whose generation is `generation`: from the engine's report, or from
 /// `error` when the Function could not be handed to the engine (bad environment, code that
-/// cannot be materialised, ...).
-pub fn function_status(generation: i64, run: Option<&FunctionRunStatus>, error: Option<&str>) -> Value {
+/// cannot be materialised, ...), with the interpreter that runs its runtime when it has one.
+pub fn function_status(
+    generation: i64,
+    run: Option<&FunctionRunStatus>,
+    error: Option<&str>,
+    runtime: Option<&RuntimeFit>,
+) -> Value {
     let (ready, reason, message, ready_replicas) = match (error, run) {
         (Some(e), _) => (false, "DeployFailed".to_string(), e.to_string(), 0),
         (None, None) => (false, "Pending".to_string(), "waiting for the platform".to_string(), 0),
@@ -24,17 +31,23 @@ pub fn function_status(generation: i64, run: Option<&FunctionRunStatus>, error: 
             r.ready_instances,
         ),
     };
-    json!({
+    let mut conditions = vec![json!({
+        "type": kelp_api::READY_CONDITION,
+        "status": if ready { "True" } else { "False" },
+        "reason": reason,
+        "message": message,
         "observedGeneration": generation,
-        "readyReplicas": ready_replicas,
-        "conditions": [{
-            "type": kelp_api::READY_CONDITION,
-            "status": if ready { "True" } else { "False" },
-            "reason": reason,
-            "message": message,
+    })];
+    if let Some(fit) = runtime {
+        conditions.push(json!({
+            "type": RUNTIME_SUBSTITUTED_CONDITION,
+            "status": if fit.substituted { "True" } else { "False" },
+            "reason": if fit.substituted { "OtherVersionInstalled" } else { "VersionInstalled" },
+            "message": fit.message,
             "observedGeneration": generation,
-        }],
-    })
+        }));
+    }
+    json!({"observedGeneration": generation, "readyReplicas": ready_replicas, "conditions": conditions})
 }
 
 /// `new` with each condition's `lastTransitionTime` taken from `old` when the condition's status
@@ -69,26 +82,41 @@ mod tests {
 
     #[test]
     fn ready_scaled_to_zero_and_failing() {
-        let s = function_status(3, Some(&run(true, 1)), None);
+        let s = function_status(3, Some(&run(true, 1)), None, None);
         assert_eq!((s["readyReplicas"].as_u64(), s["observedGeneration"].as_i64()), (Some(1), Some(3)));
         assert_eq!(s["conditions"][0]["status"], "True");
-        assert_eq!(function_status(3, Some(&run(true, 0)), None)["conditions"][0]["reason"], "ScaledToZero");
-        let failing = function_status(3, Some(&run(false, 0)), None);
+        assert_eq!(function_status(3, Some(&run(true, 0)), None, None)["conditions"][0]["reason"], "ScaledToZero");
+        let failing = function_status(3, Some(&run(false, 0)), None, None);
         assert_eq!(failing["conditions"][0]["reason"], "OOMKilled");
         assert_eq!(failing["conditions"][0]["message"], "memory limit exceeded");
-        let bad = function_status(1, None, Some("env T: secret default/x not found"));
+        let bad = function_status(1, None, Some("env T: secret default/x not found"), None);
         assert_eq!(bad["conditions"][0]["status"], "False");
         assert_eq!(bad["conditions"][0]["message"], "env T: secret default/x not found");
     }
 
     #[test]
+    fn the_interpreter_is_a_condition() {
+        let fit = RuntimeFit { substituted: true, message: "runtime python3.8 runs on Python 3.11.7 (python3)".into() };
+        let s = function_status(2, Some(&run(true, 1)), None, Some(&fit));
+        let runtime = &s["conditions"][1];
+        assert_eq!((runtime["type"].as_str(), runtime["status"].as_str()), (Some("RuntimeSubstituted"), Some("True")));
+        assert_eq!(runtime["message"], fit.message);
+        let exact = RuntimeFit { substituted: false, ..fit };
+        assert_eq!(function_status(2, None, None, Some(&exact))["conditions"][1]["status"], "False");
+    }
+
+    #[test]
     fn transition_times_move_only_on_change() {
-        let first = merge_transition_times(None, function_status(1, Some(&run(true, 1)), None), "t1").unwrap();
+        let first = merge_transition_times(None, function_status(1, Some(&run(true, 1)), None, None), "t1").unwrap();
         assert_eq!(first["conditions"][0]["lastTransitionTime"], "t1");
-        assert!(merge_transition_times(Some(&first), function_status(1, Some(&run(true, 1)), None), "t2").is_none());
-        let later = merge_transition_times(Some(&first), function_status(1, Some(&run(true, 2)), None), "t3").unwrap();
+        assert!(
+            merge_transition_times(Some(&first), function_status(1, Some(&run(true, 1)), None, None), "t2").is_none()
+        );
+        let later =
+            merge_transition_times(Some(&first), function_status(1, Some(&run(true, 2)), None, None), "t3").unwrap();
         assert_eq!(later["conditions"][0]["lastTransitionTime"], "t1");
-        let down = merge_transition_times(Some(&later), function_status(1, Some(&run(false, 0)), None), "t4").unwrap();
+        let down =
+            merge_transition_times(Some(&later), function_status(1, Some(&run(false, 0)), None, None), "t4").unwrap();
         assert_eq!(down["conditions"][0]["lastTransitionTime"], "t4");
     }
 }

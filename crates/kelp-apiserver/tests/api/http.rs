@@ -9,6 +9,8 @@ use crate::Server;
 struct Reply {
     code: u16,
     content_type: String,
+    /// The `Warning` headers.
+    warnings: Vec<String>,
     body: String,
 }
 
@@ -28,8 +30,9 @@ async fn call(client: &kube::Client, method: &str, path: &str, headers: &[(&str,
     let code = response.status().as_u16();
     let content_type =
         response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let warnings = response.headers().get_all("warning").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    Reply { code, content_type, body: String::from_utf8_lossy(&bytes).into_owned() }
+    Reply { code, content_type, warnings, body: String::from_utf8_lossy(&bytes).into_owned() }
 }
 
 async fn get(client: &kube::Client, path: &str) -> Reply {
@@ -120,8 +123,15 @@ async fn discovery_and_openapi() {
     let doc = get(&client, &url).await.json();
     assert!(doc["components"]["schemas"]["io.kubeless.v1beta1.Function"].is_object());
     assert_eq!(get(&client, "/openapi/v2").await.code, 404);
-    let missing = get(&client, "/apis/apps/v1/deployments").await;
+    let missing = get(&client, "/apis/kubeless.io/v1beta1/nothings").await;
     assert_eq!((missing.code, missing.json()["reason"].as_str()), (404, Some("NotFound")));
+    // A group version not served at all gets the plain answer of kube-apiserver's mux, which
+    // clients such as the Serverless Framework's kubeless plugin read as "not found".
+    for path in ["/apis/extensions/v1beta1/namespaces/default/ingresses/x", "/apis/kubeless.io/v1", "/apis/apps"] {
+        let unserved = get(&client, path).await;
+        assert_eq!((unserved.code, unserved.body.as_str()), (404, "404 page not found\n"), "{path}");
+        assert_eq!(unserved.content_type, "text/plain; charset=utf-8", "{path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,4 +294,55 @@ async fn workloads_are_read_only_and_errors_are_statuses() {
     .await
     .json();
     assert!(generated["metadata"]["name"].as_str().unwrap().starts_with("gen-"));
+}
+
+/// Refuses Functions whose runtime is `cobol1`, and warns about every other Function.
+struct NoCobol;
+
+impl kelp_apiserver::Admission for NoCobol {
+    fn admit(&self, kind: &kelp_apiserver::Kind, object: &Value) -> Result<Vec<String>, kelp_api::ValidationErrors> {
+        if kind.kind != "Function" {
+            return Ok(Vec::new());
+        }
+        match object.pointer("/spec/runtime").and_then(Value::as_str) {
+            Some("cobol1") => {
+                let mut errors = kelp_api::ValidationErrors::default();
+                errors.not_supported("spec.runtime", "\"cobol1\": no COBOL here");
+                Err(errors)
+            }
+            runtime => Ok(vec![format!("{} runs elsewhere", runtime.unwrap_or_default())]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_refuses_or_warns() {
+    let server = Server::start_with(None, |config| config.with_admission(std::sync::Arc::new(NoCobol))).await;
+    let client = server.client().await;
+    let json = [("content-type", "application/json")];
+    let created = call(&client, "POST", FUNCTIONS, &json, &function("hello")).await;
+    assert_eq!(
+        (created.code, created.warnings.as_slice()),
+        (201, [r#"299 - "python3.8 runs elsewhere""#.to_owned()].as_slice())
+    );
+
+    let cobol = function("old").replace("python3.8", "cobol1");
+    let refused = call(&client, "POST", FUNCTIONS, &json, &cobol).await;
+    assert_eq!(refused.code, 422, "{}", refused.body);
+    assert_eq!(
+        refused.json()["message"],
+        r#"Function.kubeless.io "old" is invalid: spec.runtime: Unsupported value: "cobol1": no COBOL here"#
+    );
+    let merge = [("content-type", "application/merge-patch+json")];
+    let patch =
+        call(&client, "PATCH", &format!("{FUNCTIONS}/hello"), &merge, r#"{"spec": {"runtime": "cobol1"}}"#).await;
+    assert_eq!(patch.code, 422, "{}", patch.body);
+    // Status writes are not the admission's business.
+    let status = r#"{"status": {"observedGeneration": 1}}"#;
+    let written = call(&client, "PATCH", &format!("{FUNCTIONS}/hello/status"), &merge, status).await;
+    assert_eq!((written.code, written.warnings.len()), (200, 0), "{}", written.body);
+    // Other kinds pass untouched.
+    let config_map = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}"#;
+    let other = call(&client, "POST", "/api/v1/namespaces/default/configmaps", &json, config_map).await;
+    assert_eq!((other.code, other.warnings.len()), (201, 0), "{}", other.body);
 }

@@ -29,9 +29,15 @@ pub struct Server {
 impl Server {
     /// Starts a server, requiring `token` when given.
     pub async fn start(token: Option<&str>) -> Self {
+        Self::start_with(token, |config| config).await
+    }
+
+    /// Starts a server, requiring `token` when given, with what `configure` adds.
+    pub async fn start_with(token: Option<&str>, configure: impl FnOnce(ApiServerConfig) -> ApiServerConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = kelp_apiserver::open_store(dir.path().join("kelp.redb")).await.unwrap();
-        let app = kelp_apiserver::router(ApiServerConfig::new(store.clone()).with_token(token.map(str::to_owned)));
+        let config = configure(ApiServerConfig::new(store.clone()).with_token(token.map(str::to_owned)));
+        let app = kelp_apiserver::router(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -4,11 +4,9 @@
 //! `$KUBELESS_NAMESPACE/$KUBELESS_CONFIG` (default `kubeless/kubeless-config`) when the server
 //! has one, as for Kubeless; otherwise Kelp's own languages, with the versions installed here.
 
-use std::time::Duration;
-
 use anyhow::bail;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kelp_runtime::language::{LANGUAGES, Language};
+use kelp_runtime::language::{Interpreter, LANGUAGES, Language};
 use kube::Api;
 use serde_json::Value;
 
@@ -54,32 +52,12 @@ async fn server_runtimes(target: &Target) -> anyhow::Result<Option<Vec<String>>>
     }
 }
 
-/// The runtime name of an interpreter's `--version` output: `python3.12`, `nodejs22`.
-pub(crate) fn runtime_of_version(language: &str, version_output: &str) -> Option<String> {
-    let version = version_output
-        .split_whitespace()
-        .find(|w| w.trim_start_matches('v').starts_with(|c: char| c.is_ascii_digit()))?;
-    let mut parts = version.trim_start_matches('v').split('.');
-    let major = parts.next().filter(|m| m.chars().all(|c| c.is_ascii_digit()))?;
-    match language {
-        "python" => {
-            let minor = parts.next().filter(|m| !m.is_empty() && m.chars().all(|c| c.is_ascii_digit()))?;
-            Some(format!("python{major}.{minor}"))
-        }
-        other => Some(format!("{other}{major}")),
-    }
-}
-
 /// Kelp's languages with the interpreter versions installed on this machine.
 async fn local_runtimes() -> Vec<String> {
     let mut runtimes = Vec::new();
     for language in LANGUAGES {
-        let mut command = tokio::process::Command::new(language.interpreter());
-        command.arg("--version").kill_on_drop(true);
-        let Ok(Ok(output)) = tokio::time::timeout(Duration::from_secs(5), command.output()).await else { continue };
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        if let Some(runtime) = runtime_of_version(language.name, &text) {
-            runtimes.push(runtime);
+        if let Some(interpreter) = Interpreter::find(language).await {
+            runtimes.push(interpreter.runtime());
         }
     }
     runtimes
@@ -130,13 +108,6 @@ mod tests {
         ]"#;
         assert_eq!(runtimes_from_config(images).unwrap(), vec!["python3.6", "python3.8", "nodejs14"]);
         assert!(runtimes_from_config("{oops").is_err());
-    }
-
-    #[test]
-    fn interpreter_versions() {
-        assert_eq!(runtime_of_version("python", "Python 3.12.3\n").as_deref(), Some("python3.12"));
-        assert_eq!(runtime_of_version("nodejs", "v22.3.0\n").as_deref(), Some("nodejs22"));
-        assert_eq!(runtime_of_version("python", "nothing here"), None);
     }
 
     #[tokio::test]

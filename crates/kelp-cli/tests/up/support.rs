@@ -127,7 +127,8 @@ impl Run {
     }
 }
 
-fn run(command: &mut Command) -> Run {
+/// Runs `command` (stdin closed) to completion.
+pub(crate) fn run(command: &mut Command) -> Run {
     let Output { status, stdout, stderr } =
         command.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
     Run {

@@ -237,6 +237,20 @@ async fn idle_functions_scale_to_zero_and_the_next_call_cold_starts() {
 }
 
 #[tokio::test]
+async fn start_now_starts_new_code_before_any_request() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let mut wanted = deployment("eager", python("hello.hello", HELLO_PY), scaling(0, 2, Duration::from_secs(1)));
+    wanted.start_now = true;
+    platform.deploy(wanted.clone()).await.unwrap();
+    eventually("an instance is ready without a request", MINUTE, || platform.instances().iter().any(|i| i.ready)).await;
+    eventually("the idle instance scaled to zero", MINUTE, || platform.instances().is_empty()).await;
+    platform.deploy(wanted).await.unwrap();
+    assert!(platform.instances().is_empty(), "deploying the same code again starts nothing");
+    platform.shutdown().await;
+}
+
+#[tokio::test]
 async fn concurrent_slow_requests_scale_out_up_to_max() {
     let _serial = SERIAL.lock().await;
     let (platform, _dir) = platform(0);

@@ -45,6 +45,7 @@ pub(crate) fn deployment(name: &str, spec: FunctionSpec, scaling: Scaling) -> Fu
         env: Vec::new(),
         volumes: Vec::new(),
         scaling,
+        start_now: false,
     }
 }
 

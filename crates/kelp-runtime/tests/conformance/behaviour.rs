@@ -139,6 +139,9 @@ pub(crate) fn prewarm(rt: &Runtime) {
     assert_eq!((r.status, r.text().as_str()), (200, "hi"), "the hand-off's env var\n{}", warm.diagnostics());
     drop(stdin);
     assert!(warm.exit_status().is_none(), "closing stdin after the hand-off stopped the runtime");
+    let stdout = warm.stdout();
+    assert!(stdout.contains("\"GET / HTTP/1.1\" 503"), "a call before the hand-off is logged:\n{stdout}");
+    assert!(!stdout.contains("\"GET /healthz HTTP/1.1\" 503"), "probes before the hand-off are not:\n{stdout}");
 }
 
 /// The function's settings in the pre-warm hand-off apply as if they had been in the
