@@ -133,7 +133,7 @@ fn format(dir: &Path) {
     getrandom::fill(&mut id).expect("kelp-brokers: the operating system's random source");
     let cluster_id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id);
     let out = java(dir)
-        .args(["kafka.tools.StorageTool", "format", "--standalone", "-t", &cluster_id, "-c"])
+        .args(["kafka.tools.StorageTool", "format", "--standalone", &format!("--cluster-id={cluster_id}"), "-c"])
         .arg(dir.join("server.properties"))
         .stdin(Stdio::null())
         .output()
