@@ -5,7 +5,7 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use super::{DryRunArgs, create_json, delete_object, describe, kind, not_found, patch_json, require_json};
-use crate::build::kv::{format_label_selector, parse_label_selector};
+use crate::build::kv::parse_label_selector;
 use crate::build::to_object;
 use crate::build::trigger::{
     CronTriggerFlags, HttpTriggerFlags, TopicKind, cron_trigger_patch, http_trigger_patch, new_cron_trigger,
@@ -461,7 +461,7 @@ pub(crate) fn list_table(trigger_kind: &KindInfo, triggers: &[Value]) -> Table {
                 let selector = trigger
                     .pointer("/spec/functionSelector")
                     .and_then(|s| serde_json::from_value(s.clone()).ok())
-                    .map(|s| format_label_selector(&s))
+                    .map(|s| kelp_api::label_query(&s))
                     .unwrap_or_default();
                 table.row([name, namespace, text(trigger, "/spec/topic"), selector])
             }
