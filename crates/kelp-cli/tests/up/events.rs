@@ -1,0 +1,254 @@
+//! KafkaTriggers and NATSTriggers on the real `kelp up`, with real brokers (`kelp-brokers`) and
+//! real Python functions: Kubeless's Kafka test (a random payload reaches the function with the
+//! event fields), a function failing three times then succeeding, deleting a trigger, the
+//! trigger's status and metrics, and a NATS wildcard subject.
+
+use crate::support::{DEADLINE, Platform, eventually, get};
+use kelp_brokers::{Kafka, Nats};
+use kelp_events::{KafkaSettings, topics};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Prints what Kubeless's tests grep for, one JSON line per call.
+const PUBSUB: &str = r#"import json
+
+def handler(event, context):
+    request = event['extensions']['request']
+    print('EVENT ' + json.dumps({
+        'data': event['data'] if isinstance(event['data'], (dict, str)) else event['data'].decode(),
+        'event-id': event['event-id'],
+        'event-time': event['event-time'],
+        'event-type': event['event-type'],
+        'event-namespace': event['event-namespace'],
+        'event-topic': request.get_header('event-topic'),
+        'user-agent': request.get_header('user-agent'),
+    }), flush=True)
+    return 'ok'
+"#;
+
+/// Fails the first three calls (counted in the file `$COUNTER`), then succeeds.
+const FLAKY: &str = r#"import os
+
+def handler(event, context):
+    path = os.environ['COUNTER']
+    with open(path, 'a') as f:
+        f.write('x')
+    calls = os.path.getsize(path)
+    print('CALL', calls, flush=True)
+    if calls <= 3:
+        raise Exception('failure %d' % calls)
+    return 'ok'
+"#;
+
+fn kafka_platform(kafka: &Kafka) -> Platform {
+    Platform::start(&["--kafka-brokers", &kafka.bootstrap(), "--backoff-interval", "200ms"])
+}
+
+fn settings(kafka: &Kafka) -> KafkaSettings {
+    KafkaSettings::from_env(Some(kafka.bootstrap()), |_| None)
+}
+
+/// A topic (or subject) name no other test uses.
+fn unique(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+fn publish(kafka: &Kafka, topic: &str, payload: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(topics::publish(&settings(kafka), topic, None, payload.as_bytes())).unwrap();
+}
+
+/// The trigger as stored, once `ready(status)` holds.
+fn trigger_status(platform: &Platform, kind: &str, name: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    eventually(&format!("{kind} {name}'s status"), DEADLINE, || {
+        let out = platform.kubectl(&["get", kind, name, "-o", "json"]).ok().stdout;
+        let trigger: Value = serde_json::from_str(&out).unwrap();
+        if ready(&trigger["status"]) { Ok(trigger) } else { Err(trigger["status"].to_string()) }
+    })
+}
+
+fn is_ready(status: &Value) -> bool {
+    status["conditions"][0]["status"] == "True"
+}
+
+/// The `EVENT` lines the function printed, parsed.
+fn events(platform: &Platform, function: &str) -> Vec<Value> {
+    platform
+        .logs(function)
+        .lines()
+        .filter_map(|l| l.split_once("EVENT ").map(|(_, json)| serde_json::from_str(json).unwrap()))
+        .collect()
+}
+
+fn metric(platform: &Platform, name: &str, trigger: &str) -> Option<f64> {
+    let text = get(platform.port, "/metrics").unwrap().body;
+    let wanted = format!("trigger=\"{trigger}\"");
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&wanted))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn kafka_trigger_delivers_a_random_payload_with_kubeless_event_fields_to_every_matching_function() {
+    let kafka = Kafka::shared();
+    let platform = kafka_platform(kafka);
+    let topic = unique("s3-python");
+    for name in ["pubsub-a", "pubsub-b"] {
+        platform.deploy(
+            name,
+            "python3.8",
+            &format!("{name}.py"),
+            PUBSUB,
+            &format!("{name}.handler"),
+            &["--label", &format!("topic={topic}")],
+        );
+    }
+    platform.deploy("bystander", "python3.8", "bystander.py", PUBSUB, "bystander.handler", &[]);
+    let selector = format!("created-by=kubeless,topic={topic}");
+    platform
+        .kelp(&["trigger", "kafka", "create", "s3", "--trigger-topic", &topic, "--function-selector", &selector])
+        .ok();
+    let trigger = trigger_status(&platform, "kafkatrigger", "s3", is_ready);
+    assert_eq!(trigger["status"]["functions"], serde_json::json!(["pubsub-a", "pubsub-b"]));
+
+    let random =
+        format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    let payload = format!(r#"{{"payload":"{random}"}}"#);
+    publish(kafka, &topic, &payload);
+    for function in ["pubsub-a", "pubsub-b"] {
+        let event = eventually(&format!("{function} logs the payload"), DEADLINE, || {
+            events(&platform, function)
+                .into_iter()
+                .find(|e| e["data"]["payload"] == random.as_str())
+                .ok_or_else(|| platform.logs(function))
+        });
+        assert_eq!(event["event-namespace"], "kafkatriggers.kubeless.io");
+        assert_eq!(event["event-type"], "application/json");
+        assert_eq!(event["event-topic"], topic.as_str());
+        assert!(event["event-time"].as_str().unwrap().ends_with("UTC"), "{event}");
+        assert_eq!(event["event-id"].as_str().unwrap().len(), 16);
+        assert!(event["user-agent"].as_str().unwrap().starts_with("kubeless-kafka-trigger-controller/"));
+    }
+    assert!(events(&platform, "bystander").is_empty());
+    eventually("the delivered counter", DEADLINE, || {
+        match metric(&platform, "kelp_trigger_messages_delivered_total", "s3") {
+            Some(n) if n >= 1.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let listed = platform.kelp(&["trigger", "kafka", "list"]).ok().stdout;
+    assert!(listed.contains(&topic), "{listed}");
+}
+
+#[test]
+fn kafka_trigger_retries_a_failing_function_until_it_succeeds_and_counts_the_retries() {
+    let kafka = Kafka::shared();
+    let platform = kafka_platform(kafka);
+    let topic = unique("flaky");
+    let counter = platform.write("counter", "");
+    let env = format!("COUNTER={counter}");
+    platform.deploy("flaky", "python3.8", "flaky.py", FLAKY, "flaky.handler", &["--env", &env]);
+    platform
+        .kelp(&[
+            "trigger",
+            "kafka",
+            "create",
+            "retry",
+            "--trigger-topic",
+            &topic,
+            "--function-selector",
+            "function=flaky",
+        ])
+        .ok();
+    trigger_status(&platform, "kafkatrigger", "retry", is_ready);
+    publish(kafka, &topic, "hello");
+    eventually("delivered after three failures", DEADLINE, || {
+        match (
+            metric(&platform, "kelp_trigger_messages_delivered_total", "retry"),
+            metric(&platform, "kelp_trigger_message_retries_total", "retry"),
+        ) {
+            (Some(delivered), Some(retries)) if delivered >= 1.0 => Ok(retries),
+            other => Err(format!("{other:?}: {}", platform.logs("flaky"))),
+        }
+    });
+    assert_eq!(metric(&platform, "kelp_trigger_message_retries_total", "retry"), Some(3.0));
+    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "xxxx", "one call and three retries");
+    let trigger = trigger_status(&platform, "kafkatrigger", "retry", |s| s.get("lastError").is_some());
+    assert!(trigger["status"]["lastError"].as_str().unwrap().contains("500"), "{trigger}");
+}
+
+#[test]
+fn deleting_a_kafka_trigger_stops_consumption() {
+    let kafka = Kafka::shared();
+    let platform = kafka_platform(kafka);
+    let topic = unique("stop");
+    platform.deploy("listener", "python3.8", "listener.py", PUBSUB, "listener.handler", &[]);
+    platform
+        .kelp(&[
+            "trigger",
+            "kafka",
+            "create",
+            "t",
+            "--trigger-topic",
+            &topic,
+            "--function-selector",
+            "function=listener",
+        ])
+        .ok();
+    trigger_status(&platform, "kafkatrigger", "t", is_ready);
+    publish(kafka, &topic, "first");
+    eventually("the first message", DEADLINE, || {
+        if events(&platform, "listener").iter().any(|e| e["data"] == "first") {
+            Ok(())
+        } else {
+            Err(platform.logs("listener"))
+        }
+    });
+    platform.kelp(&["trigger", "kafka", "delete", "t"]).ok();
+    eventually("the trigger's series gone from /metrics", DEADLINE, || {
+        match metric(&platform, "kelp_trigger_messages_consumed_total", "t") {
+            None => Ok(()),
+            Some(n) => Err(n.to_string()),
+        }
+    });
+    publish(kafka, &topic, "after delete");
+    // Nothing consumes the topic any more: give a consumer that wrongly survived time to show.
+    std::thread::sleep(Duration::from_secs(3));
+    let seen: Vec<Value> = events(&platform, "listener");
+    assert!(!seen.iter().any(|e| e["data"] == "after delete"), "{seen:?}");
+}
+
+#[test]
+fn nats_trigger_delivers_messages_of_a_wildcard_subject() {
+    let nats = Nats::shared();
+    let platform = Platform::start(&["--nats-url", &nats.url()]);
+    let prefix = unique("nats-topic-test");
+    platform.deploy("nats-python", "python3.8", "natspy.py", PUBSUB, "natspy.handler", &[]);
+    let subject = format!("{prefix}.*");
+    platform
+        .kelp(&[
+            "trigger",
+            "nats",
+            "create",
+            "n",
+            "--trigger-topic",
+            &subject,
+            "--function-selector",
+            "function=nats-python",
+        ])
+        .ok();
+    trigger_status(&platform, "natstrigger", "n", is_ready);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        client.publish(format!("{prefix}.eu"), r#"{"payload":"nats"}"#.into()).await.unwrap();
+        client.flush().await.unwrap();
+    });
+    let event = eventually("the NATS message", DEADLINE, || {
+        events(&platform, "nats-python").into_iter().next().ok_or_else(|| platform.logs("nats-python"))
+    });
+    assert_eq!(event["data"]["payload"], "nats");
+    assert_eq!(event["event-namespace"], "natstriggers.kubeless.io");
+    assert_eq!(event["event-topic"], format!("{prefix}.eu"));
+}
