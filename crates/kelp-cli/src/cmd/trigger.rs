@@ -31,7 +31,16 @@ pub(crate) enum TriggerCommand {
     Kafka(TopicCommand),
     /// NATS triggers: call the selected functions for each message of a subject
     #[command(subcommand)]
-    Nats(TopicCommand),
+    Nats(NatsCommand),
+}
+
+/// `trigger nats ...`: the Kafka trigger commands, plus `publish`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum NatsCommand {
+    #[command(flatten)]
+    Trigger(TopicCommand),
+    /// Publish a message to a NATS subject
+    Publish(crate::cmd::topic::NatsPublishArgs),
 }
 
 /// `trigger http ...`
@@ -245,7 +254,8 @@ pub(crate) async fn run(global: &GlobalArgs, command: TriggerCommand) -> anyhow:
         }
         TriggerCommand::Cronjob(CronCommand::List(args)) => list(global, kind("CronJobTrigger"), args).await,
         TriggerCommand::Kafka(command) => topic(global, TopicKind::Kafka, command).await,
-        TriggerCommand::Nats(command) => topic(global, TopicKind::Nats, command).await,
+        TriggerCommand::Nats(NatsCommand::Trigger(command)) => topic(global, TopicKind::Nats, command).await,
+        TriggerCommand::Nats(NatsCommand::Publish(args)) => crate::cmd::topic::nats_publish(args).await,
     }
 }
 

@@ -115,7 +115,8 @@ fn kafka_trigger_delivers_a_random_payload_with_kubeless_event_fields_to_every_m
     let random =
         format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
     let payload = format!(r#"{{"payload":"{random}"}}"#);
-    publish(kafka, &topic, &payload);
+    let brokers = kafka.bootstrap();
+    platform.kelp(&["topic", "publish", "--topic", &topic, "--data", &payload, "--kafka-brokers", &brokers]).ok();
     for function in ["pubsub-a", "pubsub-b"] {
         let event = eventually(&format!("{function} logs the payload"), DEADLINE, || {
             events(&platform, function)
@@ -139,6 +140,28 @@ fn kafka_trigger_delivers_a_random_payload_with_kubeless_event_fields_to_every_m
     });
     let listed = platform.kelp(&["trigger", "kafka", "list"]).ok().stdout;
     assert!(listed.contains(&topic), "{listed}");
+}
+
+#[test]
+fn topic_commands_go_through_the_kafka_admin_api() {
+    let kafka = Kafka::shared();
+    let platform = kafka_platform(kafka);
+    let brokers = kafka.bootstrap();
+    let (one, two) = (unique("topic1"), unique("topic2"));
+    for topic in [&one, &two] {
+        let created = platform.kelp(&["topic", "create", topic, "--kafka-brokers", &brokers, "--partitions", "2"]).ok();
+        assert!(created.stderr.contains(&format!("Created topic {topic}.")), "{created:?}");
+    }
+    let listed = platform.kelp(&["topic", "list", "--kafka-brokers", &brokers]).ok().stdout;
+    assert!(listed.lines().any(|l| l == one) && listed.lines().any(|l| l == two), "{listed}");
+    assert!(!listed.lines().any(|l| l.starts_with("__")), "internal topics are not listed: {listed}");
+    platform.kelp(&["topic", "delete", &one, "--kafka-brokers", &brokers, "--kafka-namespace", "kubeless"]).ok();
+    eventually("the deleted topic gone from the list", DEADLINE, || {
+        let listed = platform.kelp(&["topic", "ls", "--kafka-brokers", &brokers]).ok().stdout;
+        if listed.lines().any(|l| l == one) { Err(listed) } else { Ok(()) }
+    });
+    let failed = platform.kelp(&["topic", "create", &two, "--kafka-brokers", &brokers]);
+    assert!(failed.code == 1 && failed.stderr.contains("already exists"), "{failed:?}");
 }
 
 #[test]
@@ -239,12 +262,10 @@ fn nats_trigger_delivers_messages_of_a_wildcard_subject() {
         ])
         .ok();
     trigger_status(&platform, "natstrigger", "n", is_ready);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let client = async_nats::connect(nats.url()).await.unwrap();
-        client.publish(format!("{prefix}.eu"), r#"{"payload":"nats"}"#.into()).await.unwrap();
-        client.flush().await.unwrap();
-    });
+    let published = format!("{prefix}.eu");
+    let url = nats.url();
+    let message = r#"{"payload":"nats"}"#;
+    platform.kelp(&["trigger", "nats", "publish", "--url", &url, "--topic", &published, "--message", message]).ok();
     let event = eventually("the NATS message", DEADLINE, || {
         events(&platform, "nats-python").into_iter().next().ok_or_else(|| platform.logs("nats-python"))
     });
