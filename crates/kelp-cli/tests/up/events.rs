@@ -273,3 +273,77 @@ fn nats_trigger_delivers_messages_of_a_wildcard_subject() {
     assert_eq!(event["event-namespace"], "natstriggers.kubeless.io");
     assert_eq!(event["event-topic"], format!("{prefix}.eu"));
 }
+
+/// Appends each message to the file `$SINK`, one line per call.
+const SINK: &str = r#"import os
+
+def handler(event, context):
+    data = event['data']
+    with open(os.environ['SINK'], 'a') as f:
+        f.write((data.decode() if isinstance(data, bytes) else str(data)) + '\n')
+    return 'ok'
+"#;
+
+#[test]
+fn sigkill_of_kelp_up_in_a_stream_of_10000_messages_loses_none_after_a_restart() {
+    const MESSAGES: usize = 10_000;
+    let kafka = Kafka::shared();
+    let mut platform = kafka_platform(kafka);
+    let topic = unique("stream");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(topics::create(&settings(kafka), &topic, 2, 1)).unwrap();
+    let sink = platform.write("sink", "");
+    platform.deploy("sink", "python3.8", "sink.py", SINK, "sink.handler", &["--env", &format!("SINK={sink}")]);
+    platform
+        .kelp(&[
+            "trigger",
+            "kafka",
+            "create",
+            "stream",
+            "--trigger-topic",
+            &topic,
+            "--function-selector",
+            "function=sink",
+        ])
+        .ok();
+    trigger_status(&platform, "kafkatrigger", "stream", is_ready);
+
+    let producer: rdkafka::producer::FutureProducer = settings(kafka).client_config().create().unwrap();
+    runtime.block_on(async {
+        let sends: Vec<_> = (0..MESSAGES)
+            .map(|n| {
+                let (key, payload) = (format!("k{}", n % 97), format!("m{n}"));
+                let record = rdkafka::producer::FutureRecord::to(&topic).key(&key).payload(&payload);
+                producer.send_result(record).map_err(|(e, _)| e).unwrap()
+            })
+            .collect();
+        for send in sends {
+            send.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    });
+    let lines = || std::fs::read_to_string(&sink).unwrap().lines().map(str::to_owned).collect::<Vec<_>>();
+    let before_kill = eventually("the stream half-way through", Duration::from_secs(300), || {
+        let seen = lines().len();
+        if seen >= MESSAGES / 5 { Ok(seen) } else { Err(format!("{seen} delivered")) }
+    });
+    platform.sigkill();
+    let at_kill = lines().len();
+    assert!(at_kill < MESSAGES, "the whole stream was delivered before the kill: choose a longer one");
+    platform.restart();
+    let delivered = eventually("every message delivered after the restart", Duration::from_secs(600), || {
+        let all = lines();
+        let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
+        if distinct.len() == MESSAGES {
+            Ok(all.len())
+        } else {
+            Err(format!("{} of {MESSAGES} distinct", distinct.len()))
+        }
+    });
+    let duplicates = delivered - MESSAGES;
+    eprintln!(
+        "{MESSAGES} messages, SIGKILL after {before_kill}..{at_kill} deliveries: every message delivered, \
+         {duplicates} delivered twice (at least once)"
+    );
+    let unexpected: Vec<String> = lines().into_iter().filter(|l| !l.starts_with('m')).collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+}
