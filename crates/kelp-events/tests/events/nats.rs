@@ -139,3 +139,57 @@ async fn a_durable_trigger_consumes_through_jetstream_with_explicit_acks() {
     assert_eq!(calls.iter().map(|c| c.text()).collect::<Vec<_>>(), ["late"]);
     consumer.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumption_resumes_by_itself_after_the_server_is_stopped_and_started_again() {
+    let server = Nats::start();
+    let metrics = Arc::new(Metrics::default());
+    let subject = unique("resilient");
+    let setup = client(&server).await;
+    let jetstream = async_nats::jetstream::new(setup.clone());
+    let stream = async_nats::jetstream::stream::Config {
+        name: subject.clone(),
+        subjects: vec![format!("{subject}.durable")],
+        ..Default::default()
+    };
+    jetstream.create_stream(stream).await.unwrap();
+    let core = subscription(Source::Nats, &format!("{subject}.core"), "core", &[]);
+    let durable =
+        subscription(Source::Nats, &format!("{subject}.durable"), "durable", &[(kelp_events::DURABLE, "true")]);
+    let functions = Functions::ok();
+    let consumers = [start(&server, &core, &functions, &metrics), start(&server, &durable, &functions, &metrics)];
+    for consumer in &consumers {
+        subscribed(consumer).await;
+    }
+    publish_both(setup, &subject, "before").await;
+    functions.wait_for("both before the restart", |calls| calls.len() == 2).await;
+
+    tokio::task::block_in_place(|| server.stop());
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while consumers.iter().any(|c| c.status().subscribed) {
+        assert!(std::time::Instant::now() < deadline, "the consumers did not notice the server is gone");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::task::block_in_place(|| server.start_again());
+    for consumer in &consumers {
+        subscribed(consumer).await;
+    }
+    publish_both(client(&server).await, &subject, "after").await;
+    let calls = functions
+        .wait_for("both after the restart", |calls| calls.iter().filter(|c| c.text() == "after").count() == 2)
+        .await;
+    let functions_called: BTreeSet<String> =
+        calls.iter().filter(|c| c.text() == "after").map(|c| c.function.clone()).collect();
+    assert_eq!(functions_called, BTreeSet::from(["core".to_owned(), "durable".to_owned()]));
+    for consumer in consumers {
+        consumer.stop().await;
+    }
+}
+
+/// Publishes `text` to `<subject>.core` and, through JetStream, to `<subject>.durable`.
+async fn publish_both(client: async_nats::Client, subject: &str, text: &'static str) {
+    client.publish(format!("{subject}.core"), text.into()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client.clone());
+    jetstream.publish(format!("{subject}.durable"), text.into()).await.unwrap().await.unwrap();
+    client.flush().await.unwrap();
+}
