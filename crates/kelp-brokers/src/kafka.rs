@@ -103,7 +103,11 @@ group.initial.rebalance.delay.ms=0
     )
 }
 
-/// `java` with a small heap and a fast-starting JIT, the jars on the class path.
+/// The JVM options of the broker unless `KELP_KAFKA_JVM_OPTS` (space-separated) replaces them:
+/// a small heap and a fast-starting JIT, right for tests (a benchmark wants the full JIT).
+const JVM_OPTS: &str = "-Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1";
+
+/// `java` with [`JVM_OPTS`], the jars on the class path.
 fn java(dir: &Path) -> Command {
     let java = std::env::var_os("JAVA_HOME")
         .map(|home| Path::new(&home).join("bin/java"))
@@ -112,7 +116,8 @@ fn java(dir: &Path) -> Command {
     let mut command = Command::new(java);
     command
         .current_dir(dir)
-        .args(["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"])
+        .args(std::env::var("KELP_KAFKA_JVM_OPTS").as_deref().unwrap_or(JVM_OPTS).split_whitespace())
+        .arg("-Djava.awt.headless=true")
         .arg(format!("-Dlog4j2.configurationFile={}", dir.join("log4j2.properties").display()))
         .arg("-cp")
         .arg(installed().kafka_lib.join("*"));

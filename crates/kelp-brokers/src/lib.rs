@@ -18,7 +18,8 @@
 //!
 //! The Kafka jars come from `KELP_KAFKA_LIB` and nats-server from `KELP_NATS_SERVER`, else from
 //! `scripts/brokers`, which fetches them once into a cache (`scripts/test` runs it first). Java
-//! is `$JAVA_HOME/bin/java`, else `java`. Without them every test using this crate panics with
+//! is `$JAVA_HOME/bin/java`, else `java`, with a small heap and a fast-starting JIT unless
+//! `KELP_KAFKA_JVM_OPTS` says otherwise. Without them every test using this crate panics with
 //! the reason: nothing is skipped.
 //!
 //! Each broker runs in its own process group, its output in `<dir>/<name>.log`. A watchdog kills
