@@ -20,6 +20,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const SIZE: usize = 1024;
+/// `kelp.dev/concurrency` of the NATS trigger (its default, 1, delivers in order).
+const NATS_CONCURRENCY: usize = 8;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -89,17 +91,18 @@ impl Platform {
     }
 
     /// Creates a trigger of `kind` (`kafka`, `nats`) and waits until it is subscribed.
-    fn trigger(&self, kind: &str, name: &str, topic: &str) {
-        self.kelp(&[
-            "trigger",
-            kind,
-            "create",
-            name,
-            "--trigger-topic",
-            topic,
-            "--function-selector",
-            "function=hello",
-        ]);
+    /// Creates a trigger of `kind` (`kafka`, `nats`) with the annotation `kelp.dev/concurrency:
+    /// <concurrency>` (`kelp apply -f`) and waits until it is subscribed.
+    fn trigger(&self, work: &Path, kind: &str, name: &str, topic: &str, concurrency: usize) {
+        let manifest = work.join(format!("{kind}-trigger.yaml"));
+        let kind_name = if kind == "kafka" { "KafkaTrigger" } else { "NATSTrigger" };
+        let yaml = format!(
+            "apiVersion: kubeless.io/v1beta1\nkind: {kind_name}\nmetadata:\n  name: {name}\n  namespace: default\n  \
+             annotations:\n    kelp.dev/concurrency: \"{concurrency}\"\nspec:\n  topic: {topic}\n  functionSelector:\n    \
+             matchLabels:\n      function: hello\n"
+        );
+        std::fs::write(&manifest, yaml).unwrap();
+        self.kelp(&["apply", "-f", manifest.to_str().unwrap()]);
         let path = format!("/apis/kubeless.io/v1beta1/namespaces/default/{kind}triggers/{name}");
         self.wait(&format!("trigger {name}"), || {
             self.get(&path).is_some_and(|body| body.contains(r#""reason":"Subscribed""#))
@@ -112,6 +115,13 @@ impl Drop for Platform {
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
+}
+
+/// Milliseconds since the time at the start of `message` (see [`message`]).
+fn latency_ms(message: &[u8]) -> f64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let sent: u128 = std::str::from_utf8(&message[..19]).unwrap().parse().unwrap();
+    (now - sent) as f64 / 1e6
 }
 
 /// The latencies (ms) the function noted so far.
@@ -181,7 +191,7 @@ async fn main() {
     log("ceilings: the brokers alone, a bare client publishing and consuming");
     let kafka_ceiling = {
         // Partitions assigned directly: no group to join, the broker's own rate.
-        let consumer: BaseConsumer = settings.client_config().create().unwrap();
+        let consumer: BaseConsumer = settings.client_config().set("group.id", "ceiling").create().unwrap();
         let mut assignment = rdkafka::TopicPartitionList::new();
         for partition in 0..partitions_i32 {
             assignment.add_partition_offset("ceiling", partition, rdkafka::Offset::Beginning).unwrap();
@@ -228,6 +238,57 @@ async fn main() {
         messages as f64 / began.elapsed().as_secs_f64()
     };
 
+    log("ceilings: publish → bare consumer at 1,000 msg/s");
+    let kafka_latency = {
+        topics::create(&settings, "ceiling-rate", partitions_i32, 1).await.unwrap();
+        let consumer: BaseConsumer = settings.client_config().set("group.id", "ceiling-rate").create().unwrap();
+        let mut assignment = rdkafka::TopicPartitionList::new();
+        for partition in 0..partitions_i32 {
+            assignment.add_partition_offset("ceiling-rate", partition, rdkafka::Offset::Beginning).unwrap();
+        }
+        consumer.assign(&assignment).unwrap();
+        let total = (1000 * seconds) as usize;
+        let received = tokio::task::spawn_blocking(move || {
+            let mut latencies = Vec::with_capacity(total);
+            while latencies.len() < total {
+                if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+                    latencies.push(latency_ms(rdkafka::Message::payload(&message).unwrap_or_default()));
+                }
+            }
+            latencies
+        });
+        at_rate(1000, seconds, |payload| {
+            let producer = &producer;
+            async move {
+                let record = FutureRecord::<(), _>::to("ceiling-rate").payload(&payload);
+                producer.send(record, Duration::from_secs(30)).await.unwrap();
+            }
+        })
+        .await;
+        received.await.unwrap()
+    };
+    let nats_latency = {
+        let mut subscriber = nats_client.subscribe("ceiling-rate").await.unwrap();
+        nats_client.flush().await.unwrap();
+        let total = (1000 * seconds) as usize;
+        let received = tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(total);
+            while latencies.len() < total {
+                latencies.push(latency_ms(&subscriber.next().await.unwrap().payload));
+            }
+            latencies
+        });
+        at_rate(1000, seconds, |payload| {
+            let client = &nats_client;
+            async move {
+                client.publish("ceiling-rate", payload.into()).await.unwrap();
+            }
+        })
+        .await;
+        nats_client.flush().await.unwrap();
+        received.await.unwrap()
+    };
+
     log("starting kelp up and the Python hello function");
     let platform = tokio::task::block_in_place(|| Platform::start(&kelp, &work, &kafka, &nats));
     let sink_path = work.join("sink");
@@ -237,12 +298,12 @@ async fn main() {
         let file = function.to_str().unwrap();
         let deploy = ["function", "deploy", "hello", "--runtime", "python3", "--from-file", file];
         platform.kelp(&[&deploy[..], &["--handler", "events.hello", "--env", &env]].concat());
-        platform.trigger("kafka", "bench", "bench");
-        platform.trigger("nats", "bench", "bench");
+        platform.trigger(&work, "kafka", "bench", "bench", kelp_events::DEFAULT_CONCURRENCY);
+        platform.trigger(&work, "nats", "bench", "bench", NATS_CONCURRENCY);
     });
 
-    for (label, ceiling, target_rate, target_p99) in
-        [("Kafka", kafka_ceiling, 5_000.0, 20.0), ("NATS", nats_ceiling, 10_000.0, 5.0)]
+    for (label, ceiling, mut ceiling_latency, target_rate, target_p99) in
+        [("Kafka", kafka_ceiling, kafka_latency, 5_000.0, 20.0), ("NATS", nats_ceiling, nats_latency, 10_000.0, 5.0)]
     {
         let publish = |payload: Vec<u8>| {
             let (producer, client) = (&producer, &nats_client);
@@ -282,7 +343,14 @@ async fn main() {
         let took = tokio::task::block_in_place(|| delivered(&sink_path, messages, began));
         let rate = messages as f64 / took.as_secs_f64();
         rows.push(Row {
-            name: format!("{label} → Python hello, {messages} × 1 KiB, at least once"),
+            name: if label == "Kafka" {
+                format!(
+                    "Kafka → Python hello, {messages} × 1 KiB, at least once ({partitions} partitions, concurrency {})",
+                    kelp_events::DEFAULT_CONCURRENCY
+                )
+            } else {
+                format!("NATS → Python hello, {messages} × 1 KiB (`kelp.dev/concurrency: \"{NATS_CONCURRENCY}\"`)")
+            },
             result: format!("{} msg/s", thousands(rate)),
             ceiling: format!("{} msg/s", thousands(ceiling)),
             ratio: format!("{:.2}", rate / ceiling),
@@ -296,12 +364,14 @@ async fn main() {
         tokio::task::block_in_place(|| delivered(&sink_path, sent, Instant::now()));
         let mut latencies = sink(&sink_path);
         latencies.sort_by(f64::total_cmp);
+        ceiling_latency.sort_by(f64::total_cmp);
         let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+        let (c50, c99) = (percentile(&ceiling_latency, 0.5), percentile(&ceiling_latency, 0.99));
         rows.push(Row {
             name: format!("{label} → Python hello, publish → function at 1,000 msg/s"),
             result: format!("p50 {p50:.2} ms · p99 {p99:.2} ms"),
-            ceiling: String::new(),
-            ratio: String::new(),
+            ceiling: format!("p50 {c50:.2} ms · p99 {c99:.2} ms"),
+            ratio: format!("{:.2} · {:.2}", p50 / c50, p99 / c99),
             target: format!("p99 ≤ {target_p99} ms: {}", verdict(p99 <= target_p99)),
         });
     }
@@ -319,8 +389,9 @@ async fn main() {
          function (bench/functions/events.py, which notes publish → call time per message); \
          throughput: {messages} messages of 1 KiB published as fast as the client goes, timed from the \
          first publish to the last call; latency: {seconds} s at 1,000 msg/s, percentiles of every \
-         message. Ceiling: the same number of messages produced and consumed by a bare client \
-         (rdkafka consumer / async-nats subscriber) in the same run."
+         message. Ceiling: the same measures with a bare client (an rdkafka consumer with its \
+         partitions assigned / an async-nats subscriber) in place of kelp up and the function, in the \
+         same run; ratio: kelp's figure over the ceiling's."
     );
 }
 

@@ -1,6 +1,7 @@
 //! The NATS consumer of one [`Subscription`]: its own connection (reconnecting by itself),
 //! a queue subscription named after Kubeless's group, so replicas share the messages, and the
-//! messages delivered one after the other. Core NATS has no acknowledgements: a message is
+//! messages delivered one after the other (or up to the policy's `concurrency` at once, then in
+//! no particular order). Core NATS has no acknowledgements: a message is
 //! retried while this process runs and dead-lettered after the retries, but one in flight when
 //! the process dies is lost, as NATS core promises no more.
 //!
@@ -61,12 +62,13 @@ async fn run<I: Invoke>(url: String, shared: Arc<Shared>, invoker: Arc<I>, mut s
     if shared.subscription.policy.durable {
         durable(client, &shared, invoker.as_ref(), stop).await;
     } else {
-        core(client, &shared, invoker.as_ref(), stop).await;
+        core(client, shared, invoker, stop).await;
     }
 }
 
-/// Core NATS: a queue subscription.
-async fn core<I: Invoke>(client: async_nats::Client, shared: &Shared, invoker: &I, mut stop: Stop) {
+/// Core NATS: a queue subscription, up to the policy's `concurrency` messages delivered at once
+/// (one by one, in order, by default).
+async fn core<I: Invoke>(client: async_nats::Client, shared: Arc<Shared>, invoker: Arc<I>, mut stop: Stop) {
     let subscription = &shared.subscription;
     let subscribe = || async {
         client.queue_subscribe(subscription.topic.clone(), subscription.group()).await.map_err(|e| e.to_string())
@@ -82,30 +84,44 @@ async fn core<I: Invoke>(client: async_nats::Client, shared: &Shared, invoker: &
         }
     };
     shared.state.set_subscribed(true);
+    let permits = Arc::new(tokio::sync::Semaphore::new(subscription.policy.concurrency));
+    let mut deliveries = tokio::task::JoinSet::new();
     while let Some(Some(message)) = stop.unless_stopped(subscriber.next()).await {
         shared.counters.consumed.inc();
-        let event = Event::new(Source::Nats, message.subject.as_str(), message.payload.clone());
-        match deliver(invoker, shared, &event, &mut stop).await {
-            Outcome::Delivered => {}
-            Outcome::Stopped => break,
-            Outcome::Failed(reason) => {
-                let headers = dead_letter_headers(shared, message.headers.as_ref(), &event, &reason);
-                let publish = || async {
-                    let dead_letter = subscription.policy.dead_letter.clone();
-                    client
-                        .publish_with_headers(dead_letter, headers.clone(), message.payload.clone())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    client.flush().await.map_err(|e| e.to_string())
-                };
-                if !until_done(shared, &dead_letter_what(shared), &mut stop, publish).await {
-                    break;
-                }
-                shared.counters.dead_lettered.inc();
-            }
-        }
+        let Some(Ok(permit)) = stop.unless_stopped(permits.clone().acquire_owned()).await else { break };
+        let (client, shared, invoker, stop) = (client.clone(), shared.clone(), invoker.clone(), stop.clone());
+        deliveries.spawn(async move {
+            deliver_core(&client, &shared, invoker.as_ref(), message, stop).await;
+            drop(permit);
+        });
+        while deliveries.try_join_next().is_some() {}
     }
+    while deliveries.join_next().await.is_some() {}
     let _ = subscriber.unsubscribe().await;
+}
+
+/// Delivers one core NATS message, or publishes it to the dead-letter subject.
+async fn deliver_core<I: Invoke>(
+    client: &async_nats::Client,
+    shared: &Shared,
+    invoker: &I,
+    message: async_nats::Message,
+    mut stop: Stop,
+) {
+    let event = Event::new(Source::Nats, message.subject.as_str(), message.payload.clone());
+    let Outcome::Failed(reason) = deliver(invoker, shared, &event, &mut stop).await else { return };
+    let headers = dead_letter_headers(shared, message.headers.as_ref(), &event, &reason);
+    let publish = || async {
+        let dead_letter = shared.subscription.policy.dead_letter.clone();
+        client
+            .publish_with_headers(dead_letter, headers.clone(), message.payload.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        client.flush().await.map_err(|e| e.to_string())
+    };
+    if until_done(shared, &dead_letter_what(shared), &mut stop, publish).await {
+        shared.counters.dead_lettered.inc();
+    }
 }
 
 /// JetStream: a durable pull consumer with explicit acknowledgements.

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `kelp.dev/retries` | `5` | retries after a failed call before the message is dead-lettered |
 //! | `kelp.dev/dead-letter` | Kafka: `kelp-dead-letter.<namespace>.<trigger>`; NATS: `kelp.dead-letter.<namespace>.<trigger>` | the topic (Kafka) or subject (NATS) a message goes to when every retry failed |
-//! | `kelp.dev/concurrency` | `8` | Kafka partitions delivered at once (order is kept within each) |
+//! | `kelp.dev/concurrency` | Kafka `8`, NATS `1` | Kafka: partitions delivered at once (order is kept within each); NATS core: messages delivered at once (above 1 their order is not kept) |
 //! | `kelp.dev/durable` | `false` | NATS: `true` consumes through JetStream with explicit acks |
 //!
 //! Retry `n` (from 0) waits `100 ms × 2ⁿ`, at most `BACKOFF_INTERVAL` (default 10 s).
@@ -19,14 +19,14 @@ use crate::event::Source;
 pub const RETRIES: &str = "kelp.dev/retries";
 /// Annotation: the dead-letter topic or subject.
 pub const DEAD_LETTER: &str = "kelp.dev/dead-letter";
-/// Annotation: Kafka partitions delivered at once.
+/// Annotation: Kafka partitions, or NATS core messages, delivered at once.
 pub const CONCURRENCY: &str = "kelp.dev/concurrency";
 /// Annotation: NATS through JetStream.
 pub const DURABLE: &str = "kelp.dev/durable";
 
 /// Default of [`RETRIES`].
 pub const DEFAULT_RETRIES: u32 = 5;
-/// Default of [`CONCURRENCY`].
+/// Default of [`CONCURRENCY`] for Kafka (NATS: 1, in order, as Kubeless delivered).
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// The first retry's wait.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(100);
@@ -44,7 +44,7 @@ pub struct Policy {
     pub backoff_cap: Duration,
     /// Where a message goes when every call failed.
     pub dead_letter: String,
-    /// Kafka partitions delivered at once.
+    /// Kafka partitions, or NATS core messages, delivered at once.
     pub concurrency: usize,
     /// NATS: consume through JetStream (a durable consumer, explicit acks).
     pub durable: bool,
@@ -68,7 +68,10 @@ impl Policy {
         };
         let concurrency = match get(CONCURRENCY) {
             Some(v) => v.parse().ok().filter(|n| *n > 0).ok_or_else(|| invalid(CONCURRENCY, "must be at least 1"))?,
-            None => DEFAULT_CONCURRENCY,
+            None => match source {
+                Source::Kafka => DEFAULT_CONCURRENCY,
+                Source::Nats => 1,
+            },
         };
         let durable = match get(DURABLE) {
             Some(v) => v.parse().map_err(|_| invalid(DURABLE, "must be true or false"))?,
@@ -107,7 +110,7 @@ mod tests {
             (DEFAULT_RETRIES, DEFAULT_CONCURRENCY, false, "kelp-dead-letter.default.orders")
         );
         let nats = Policy::from_annotations(Source::Nats, "ns", "t", &annotations(&[]), cap).unwrap();
-        assert_eq!(nats.dead_letter, "kelp.dead-letter.ns.t");
+        assert_eq!((nats.dead_letter.as_str(), nats.concurrency), ("kelp.dead-letter.ns.t", 1));
         let given = annotations(&[(RETRIES, "0"), (CONCURRENCY, "2"), (DURABLE, "true"), (DEAD_LETTER, "dlq")]);
         let set = Policy::from_annotations(Source::Nats, "ns", "t", &given, cap).unwrap();
         assert_eq!((set.retries, set.concurrency, set.durable, set.dead_letter.as_str()), (0, 2, true, "dlq"));
