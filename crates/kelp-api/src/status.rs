@@ -23,11 +23,7 @@ pub struct FunctionStatus {
     pub ready_replicas: Option<i32>,
 }
 
-/// Status of a trigger (HTTP, cron, Kafka, NATS, Kinesis).
-///
-/// Shared by all trigger kinds for now; a kind that needs more (e.g. Kafka/NATS consumer
-/// details) gets its own struct with these fields plus its own, which is compatible with what
-/// is already stored.
+/// Status of a trigger (HTTP, cron, Kinesis; Kafka and NATS triggers have these fields and more).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerStatus {
@@ -38,6 +34,32 @@ pub struct TriggerStatus {
     /// The `metadata.generation` these conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// Status of a Kafka or NATS trigger: the trigger status plus what its consumers report.
+///
+/// The `Ready` condition is `True` (reason `Subscribed`) when a consumer runs for every matched
+/// function and each is connected to the broker; `False` with the reason otherwise (`NoFunctions`,
+/// `NotSubscribed`, `InvalidTrigger`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicTriggerStatus {
+    /// Latest observations (at least `Ready`), one per `type`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` these conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The names of the Functions the `functionSelector` matches, each called for every message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<String>,
+    /// The latest error a consumer met (a failed call, the broker unreachable, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Kafka: messages published to the topic and not yet delivered, summed over the functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
 }
 
 /// Read access to a status's conditions.
@@ -57,6 +79,12 @@ pub trait Conditions {
 }
 
 impl Conditions for FunctionStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+
+impl Conditions for TopicTriggerStatus {
     fn conditions(&self) -> &[Condition] {
         &self.conditions
     }

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::status::TriggerStatus;
+use crate::status::{TopicTriggerStatus, TriggerStatus};
 use crate::validation::{
     NameRule, Validate, ValidationErrors, check_dns1123_subdomain, collect_metadata_errors, collect_reference_errors,
     collect_required,
@@ -184,7 +184,7 @@ macro_rules! topic_trigger {
             plural = $plural,
             singular = $singular,
             namespaced,
-            status = "TriggerStatus",
+            status = "TopicTriggerStatus",
             derive = "PartialEq",
             doc = $doc,
             printcolumn(name = "Topic", type_ = "string", json_path = ".spec.topic"),
@@ -225,6 +225,24 @@ topic_trigger!(
     NATSTriggerSpec, "NATSTrigger", "natstriggers", "natstrigger",
     "A NATS trigger (kubeless.io/v1beta1): calls the selected functions per message, served by Kelp."
 );
+
+/// A label selector as a label query (`k=v,k2 in (a,b),k3,!k4`), the form `kubectl -l`, the
+/// `kelp` CLI's `--function-selector` and its tables use.
+pub fn label_query(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> =
+        selector.match_labels.iter().flatten().map(|(key, value)| format!("{key}={value}")).collect();
+    for expression in selector.match_expressions.iter().flatten() {
+        let values = expression.values.as_deref().unwrap_or_default().join(",");
+        parts.push(match expression.operator.as_str() {
+            "In" => format!("{} in ({values})", expression.key),
+            "NotIn" => format!("{} notin ({values})", expression.key),
+            "Exists" => expression.key.clone(),
+            "DoesNotExist" => format!("!{}", expression.key),
+            other => format!("{} {other} ({values})", expression.key),
+        });
+    }
+    parts.join(",")
+}
 
 /// Checks `matchExpressions` (operators and their values) of a label selector.
 fn collect_selector_errors(field: &str, selector: &LabelSelector, errors: &mut ValidationErrors) {

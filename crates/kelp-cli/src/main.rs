@@ -66,6 +66,9 @@ enum Command {
     /// Create, update, delete and list triggers
     #[command(subcommand)]
     Trigger(cmd::trigger::TriggerCommand),
+    /// Create, delete, list and publish to Kafka topics (through the brokers' admin API)
+    #[command(subcommand)]
+    Topic(cmd::topic::TopicCommand),
     /// Scale functions automatically
     #[command(subcommand)]
     Autoscale(cmd::autoscale::AutoscaleCommand),
@@ -99,6 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Function(command) => cmd::function::run(&cli.global, command).await,
         Command::Trigger(command) => cmd::trigger::run(&cli.global, command).await,
+        Command::Topic(command) => cmd::topic::run(command).await,
         Command::Autoscale(command) => cmd::autoscale::run(&cli.global, command).await,
         Command::Apply(args) => cmd::manifest::apply(&cli.global, args).await,
         Command::Delete(args) => cmd::manifest::delete(&cli.global, args).await,

@@ -26,6 +26,17 @@ pub(crate) struct UpArgs {
     /// The kelp-runtime binary (default: the one next to `kelp`, else `kelp-runtime` on PATH)
     #[arg(long, value_name = "FILE", env = "KELP_RUNTIME_BIN")]
     runtime_bin: Option<PathBuf>,
+    /// Kafka bootstrap servers of KafkaTriggers, comma-separated (TLS and SASL: Kubeless's
+    /// KAFKA_ENABLE_TLS, KAFKA_CACERTS, KAFKA_CERT, KAFKA_KEY, KAFKA_INSECURE, KAFKA_ENABLE_SASL,
+    /// KAFKA_USERNAME, KAFKA_PASSWORD)
+    #[arg(long, value_name = "HOST:PORT,...", env = "KAFKA_BROKERS", default_value = kelp_events::DEFAULT_KAFKA_BROKERS)]
+    kafka_brokers: String,
+    /// NATS server of NATSTriggers
+    #[arg(long, value_name = "URL", env = "NATS_URL", default_value = kelp_events::DEFAULT_NATS_URL)]
+    nats_url: String,
+    /// Longest wait between retries of a failed event delivery (a Go duration: 500ms, 10s, 1m)
+    #[arg(long, value_name = "DURATION", env = "BACKOFF_INTERVAL", default_value = "10s", value_parser = parse_backoff)]
+    backoff_interval: std::time::Duration,
     /// Testing aid: cron schedules run this many times faster than real time
     #[arg(long, hide = true, default_value_t = 1.0)]
     cron_speed: f64,
@@ -46,9 +57,18 @@ pub(crate) async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()>
         runtime_bin: args.runtime_bin.unwrap_or_else(default_runtime_bin),
         prewarm_per_language: args.prewarm,
         cron_clock: kelp_up::cron::Clock::sped_up(args.cron_speed),
+        events: kelp_up::events::EventConfig {
+            kafka: kelp_events::KafkaSettings::from_env(Some(args.kafka_brokers), |name| std::env::var(name).ok()),
+            nats_url: args.nats_url,
+            backoff_cap: args.backoff_interval,
+        },
     };
     kelp_up::run(config, stop_signal()).await?;
     Ok(())
+}
+
+fn parse_backoff(text: &str) -> Result<std::time::Duration, String> {
+    kelp_events::parse_go_duration(text).map_err(|e| e.to_string())
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {

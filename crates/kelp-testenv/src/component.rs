@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::pki::{self, PkiFiles};
-use crate::process::free_ports;
+use kelp_testkit::process::free_ports;
 
 /// kwok's stage file, beside the binaries (`scripts/k8s-bins kwok` writes it).
 pub(crate) const KWOK_STAGES: &str = "kwok-stages.yaml";

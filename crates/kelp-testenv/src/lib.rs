@@ -29,7 +29,6 @@ mod cluster;
 mod component;
 mod controller;
 mod pki;
-mod process;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -41,7 +40,7 @@ use std::time::{Duration, Instant};
 pub use crate::controller::ControllerProcess;
 
 use crate::component::{Component, Layout};
-use crate::process::{Proc, Watchdog};
+use kelp_testkit::process::{self, Proc, Watchdog};
 
 /// The tools `scripts/k8s-bins` must provide.
 const TOOLS: [&str; 5] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok"];

@@ -1,5 +1,8 @@
 //! What Kelp's integration tests share: the binaries they drive, found (and built when missing or
-//! stale) the same way everywhere. Only tests depend on this crate.
+//! stale) the same way everywhere, and the [`process`] supervision of what they start. Only tests
+//! depend on this crate.
+
+pub mod process;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,12 +4,14 @@
 //! `kelp-store`, with the engine's instances shown as Pods and Services by [`workloads`]) and
 //! the functions themselves (the `kelp-local` gateway: short URLs `/<namespace>/<function>/...`
 //! and HTTPTrigger routes). The local controller ([`reconcile`]) keeps the engine running what
-//! the store holds and writes each Function's status; [`cron`] fires CronJobTriggers; and
+//! the store holds and writes each Function's status; [`cron`] fires CronJobTriggers; [`events`]
+//! consumes Kafka topics and NATS subjects for KafkaTriggers and NATSTriggers; and
 //! [`kubeconfig`] adds the `kelp-local` context so kubectl, kube-rs and the `kelp` CLI reach it.
 
 pub mod cron;
 pub mod desired;
 pub mod env;
+pub mod events;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod reconcile;
@@ -45,6 +47,8 @@ pub struct UpConfig {
     pub prewarm_per_language: usize,
     /// The clock schedules are read against ([`cron::Clock::real`] but in tests).
     pub cron_clock: cron::Clock,
+    /// The Kafka and NATS brokers of KafkaTriggers and NATSTriggers.
+    pub events: events::EventConfig,
 }
 
 /// Why the platform could not start.
@@ -128,9 +132,13 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
             .with_admission(Arc::new(runtimes::RuntimeAdmission(interpreters.clone()))),
     );
     let gateway = platform.gateway();
-    let metrics_platform = platform.clone();
+    let event_triggers = events::EventTriggers::new(config.events.clone(), platform.clone());
+    let (metrics_platform, trigger_metrics) = (platform.clone(), event_triggers.metrics());
     let app = axum::Router::new()
-        .route("/metrics", axum::routing::get(move || async move { metrics::render(&metrics_platform).await }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || async move { metrics::render(&metrics_platform, &trigger_metrics).await }),
+        )
         .fallback(move |request: axum::extract::Request| {
             let (mut api, gateway) = (api.clone(), gateway.clone());
             async move {
@@ -147,8 +155,12 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
         platform.clone(),
         cron::Cron::new(platform.clone(), config.cron_clock),
         interpreters.clone(),
+        event_triggers,
     );
-    let controller = tokio::spawn(controller.run());
+    let (stop_controller, controller_stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller.run(async move {
+        let _ = controller_stopped.await;
+    }));
     let local = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
     let server = format!("{}://{local}", if secured.is_some() { "https" } else { "http" });
     eprintln!("kelp up: listening on {addr}: the Kubernetes API and functions at {server}");
@@ -198,7 +210,10 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
         served = serve => served,
         () = async { stopped(stopping).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
     };
-    controller.abort();
+    let _ = stop_controller.send(());
+    if tokio::time::timeout(SHUTDOWN_GRACE * 4, controller).await.is_err() {
+        tracing::warn!("the controller did not stop in time");
+    }
     eprintln!("kelp up: stopping functions");
     platform.shutdown().await;
     served.map_err(|cause| UpError::Listen { addr, cause })

@@ -1,4 +1,5 @@
-//! The platform's `/metrics`: the engine's own series, then every running instance's function
+//! The platform's `/metrics`: the engine's own series, the Kafka and NATS consumers' series
+//! (`kelp_trigger_*`, per trigger and function), then every running instance's function
 //! metrics (`function_calls_total`, `function_failures_total`, `function_duration_seconds`), with
 //! `namespace`, `function` and `pod` labels added — what Prometheus's relabelling added for
 //! Kubeless's pods, so `sum(rate(function_calls_total[5m])) by (function)` works unchanged.
@@ -13,9 +14,10 @@ use std::time::Duration;
 /// How long one instance may take to answer its `/metrics`.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The whole exposition.
-pub async fn render(platform: &Platform) -> String {
+/// The whole exposition (`triggers`: the Kafka and NATS consumers' series).
+pub async fn render(platform: &Platform, triggers: &kelp_events::Metrics) -> String {
     let mut out = platform.render_metrics();
+    out.push_str(&triggers.render());
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let mut described = BTreeSet::new();
     for instance in platform.instances().into_iter().filter(|i| i.ready) {

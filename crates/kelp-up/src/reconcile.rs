@@ -1,11 +1,13 @@
 //! The local controller: keeps the engine running what the store says. Whenever the store
 //! changes (and every few seconds, for what the engine changes on its own) it deploys every
 //! Function, removes deleted ones, writes each Function's `status`, routes HTTPTriggers,
-//! schedules CronJobTriggers, and takes Kubeless's finalizers off objects being deleted — the
-//! platform owns nothing outside itself that they would protect.
+//! schedules CronJobTriggers, runs the consumers of KafkaTriggers and NATSTriggers (and writes
+//! their status), and takes Kubeless's finalizers off objects being deleted — the platform owns
+//! nothing outside itself that they would protect.
 
 use crate::cron::Cron;
 use crate::desired;
+use crate::events::EventTriggers;
 use crate::runtimes::{Interpreters, RuntimeFit, runtime_of};
 use kelp_api::Function;
 use kelp_local::{Platform, Route};
@@ -18,8 +20,10 @@ use std::time::Duration;
 const FUNCTIONS: &str = "kubeless.io/functions";
 const HTTP_TRIGGERS: &str = "kubeless.io/httptriggers";
 const CRON_TRIGGERS: &str = "kubeless.io/cronjobtriggers";
+const KAFKA_TRIGGERS: &str = "kubeless.io/kafkatriggers";
+const NATS_TRIGGERS: &str = "kubeless.io/natstriggers";
 /// Kinds stored (and deletable) but not acted on by the local platform yet.
-const STORED_ONLY: [&str; 3] = ["kubeless.io/kafkatriggers", "kubeless.io/natstriggers", "kubeless.io/kinesistriggers"];
+const STORED_ONLY: [&str; 1] = ["kubeless.io/kinesistriggers"];
 /// The finalizers Kubeless's controllers put on objects; objects carrying them must still delete.
 const KUBELESS_FINALIZERS: [&str; 5] = [
     "kubeless.io/function",
@@ -42,18 +46,29 @@ pub struct Reconciler {
     cron: Cron,
     /// The interpreters that run Functions' runtimes.
     interpreters: Interpreters,
+    /// Kafka and NATS consumers of the triggers.
+    events: EventTriggers,
     /// Functions handed to the engine, with the error of their last deployment if any.
     deployed: BTreeMap<(String, String), Option<String>>,
 }
 
 impl Reconciler {
-    /// A controller of `platform` from `store`, running runtimes on `interpreters`.
-    pub fn new(store: Store, platform: Arc<Platform>, cron: Cron, interpreters: Interpreters) -> Self {
-        Reconciler { store, platform, cron, interpreters, deployed: BTreeMap::new() }
+    /// A controller of `platform` from `store`, running runtimes on `interpreters` and event
+    /// triggers' consumers in `events`.
+    pub fn new(
+        store: Store,
+        platform: Arc<Platform>,
+        cron: Cron,
+        interpreters: Interpreters,
+        events: EventTriggers,
+    ) -> Self {
+        Reconciler { store, platform, cron, interpreters, events, deployed: BTreeMap::new() }
     }
 
-    /// Runs rounds until the task is dropped.
-    pub async fn run(mut self) {
+    /// Runs rounds until `stop` completes, then stops the event consumers (committing what they
+    /// delivered).
+    pub async fn run(mut self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
         let mut seen = None;
         let mut last_round = tokio::time::Instant::now();
         loop {
@@ -63,8 +78,12 @@ impl Reconciler {
                 last_round = tokio::time::Instant::now();
                 self.round().await;
             }
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                () = &mut stop => break,
+                () = tokio::time::sleep(POLL) => {}
+            }
         }
+        self.events.stop_all().await;
     }
 
     /// One pass over everything.
@@ -101,6 +120,12 @@ impl Reconciler {
         self.route_http_triggers().await;
         let cron = self.live_objects(CRON_TRIGGERS).await;
         self.cron.sync(&cron);
+        let live_functions: Vec<Arc<Value>> =
+            functions.into_iter().filter(|f| f.pointer("/metadata/deletionTimestamp").is_none()).collect();
+        let (kafka, nats) = (self.live_objects(KAFKA_TRIGGERS).await, self.live_objects(NATS_TRIGGERS).await);
+        for (resource, trigger, status) in self.events.sync(&kafka, &nats, &live_functions).await {
+            self.put_status(resource, &trigger, status).await;
+        }
         for resource in STORED_ONLY {
             self.live_objects(resource).await;
         }
@@ -119,15 +144,21 @@ impl Reconciler {
         let generation = object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
         let run = self.platform.status(&namespace, &name);
         let status = crate::status::function_status(generation, run.as_ref(), error, runtime);
+        self.put_status(FUNCTIONS, object, status).await;
+    }
+
+    /// Writes `status` into the object of `resource` when it changed (conditions keep their
+    /// `lastTransitionTime` while their status does not change).
+    async fn put_status(&self, resource: &str, object: &Value, status: Value) {
         let now = crate::workloads::rfc3339(std::time::SystemTime::now());
         if let Some(status) = crate::status::merge_transition_times(object.get("status"), status, &now) {
             let mut updated = object.clone();
             updated["status"] = status;
             // A conflict means the object changed meanwhile; the next round writes again.
-            if let Err(e) = self.store.update_status(FUNCTIONS, updated).await
+            if let Err(e) = self.store.update_status(resource, updated).await
                 && !matches!(e, StoreError::Conflict { .. } | StoreError::NotFound { .. })
             {
-                tracing::warn!(error = %e, "writing function status");
+                tracing::warn!(error = %e, resource, "writing status");
             }
         }
     }

@@ -212,23 +212,6 @@ fn set_requirement(requirement: &str) -> Option<(&str, &'static str, Vec<String>
     Some((key, operator, values))
 }
 
-/// Renders a label selector back as a label query (`k=v,k2 in (a,b)`), for tables.
-pub(crate) fn format_label_selector(selector: &LabelSelector) -> String {
-    let mut parts: Vec<String> =
-        selector.match_labels.iter().flatten().map(|(key, value)| format!("{key}={value}")).collect();
-    for expression in selector.match_expressions.iter().flatten() {
-        let values = expression.values.as_deref().unwrap_or_default().join(",");
-        parts.push(match expression.operator.as_str() {
-            "In" => format!("{} in ({values})", expression.key),
-            "NotIn" => format!("{} notin ({values})", expression.key),
-            "Exists" => expression.key.clone(),
-            "DoesNotExist" => format!("!{}", expression.key),
-            other => format!("{} {other} ({values})", expression.key),
-        });
-    }
-    parts.join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,7 +274,7 @@ mod tests {
         assert_eq!(ops, vec![("tier", "NotIn"), ("env", "In"), ("off", "DoesNotExist"), ("on", "Exists")]);
         assert_eq!(expressions[1].values.as_deref().unwrap(), ["a", "b"]);
         assert_eq!(
-            format_label_selector(&selector),
+            kelp_api::label_query(&selector),
             "created-by=kubeless,function=x,tier notin (db),env in (a,b),!off,on"
         );
         assert!(parse_label_selector("").is_err());

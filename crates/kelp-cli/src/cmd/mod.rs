@@ -6,6 +6,7 @@ pub(crate) mod function;
 pub(crate) mod install;
 pub(crate) mod manifest;
 pub(crate) mod server_config;
+pub(crate) mod topic;
 pub(crate) mod trigger;
 
 use std::io::IsTerminal as _;

@@ -5,7 +5,7 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use super::{DryRunArgs, create_json, delete_object, describe, kind, not_found, patch_json, require_json};
-use crate::build::kv::{format_label_selector, parse_label_selector};
+use crate::build::kv::parse_label_selector;
 use crate::build::to_object;
 use crate::build::trigger::{
     CronTriggerFlags, HttpTriggerFlags, TopicKind, cron_trigger_patch, http_trigger_patch, new_cron_trigger,
@@ -31,7 +31,16 @@ pub(crate) enum TriggerCommand {
     Kafka(TopicCommand),
     /// NATS triggers: call the selected functions for each message of a subject
     #[command(subcommand)]
-    Nats(TopicCommand),
+    Nats(NatsCommand),
+}
+
+/// `trigger nats ...`: the Kafka trigger commands, plus `publish`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum NatsCommand {
+    #[command(flatten)]
+    Trigger(TopicCommand),
+    /// Publish a message to a NATS subject
+    Publish(crate::cmd::topic::NatsPublishArgs),
 }
 
 /// `trigger http ...`
@@ -245,7 +254,8 @@ pub(crate) async fn run(global: &GlobalArgs, command: TriggerCommand) -> anyhow:
         }
         TriggerCommand::Cronjob(CronCommand::List(args)) => list(global, kind("CronJobTrigger"), args).await,
         TriggerCommand::Kafka(command) => topic(global, TopicKind::Kafka, command).await,
-        TriggerCommand::Nats(command) => topic(global, TopicKind::Nats, command).await,
+        TriggerCommand::Nats(NatsCommand::Trigger(command)) => topic(global, TopicKind::Nats, command).await,
+        TriggerCommand::Nats(NatsCommand::Publish(args)) => crate::cmd::topic::nats_publish(args).await,
     }
 }
 
@@ -461,7 +471,7 @@ pub(crate) fn list_table(trigger_kind: &KindInfo, triggers: &[Value]) -> Table {
                 let selector = trigger
                     .pointer("/spec/functionSelector")
                     .and_then(|s| serde_json::from_value(s.clone()).ok())
-                    .map(|s| format_label_selector(&s))
+                    .map(|s| kelp_api::label_query(&s))
                     .unwrap_or_default();
                 table.row([name, namespace, text(trigger, "/spec/topic"), selector])
             }

@@ -1,5 +1,6 @@
-//! The children of a control plane: each in its own process group, its output appended to a log
-//! file; a watchdog that kills them once the test process is gone; free loopback ports.
+//! Processes a test starts and must not outlive it (a control plane, a message broker): each in
+//! its own process group, its output appended to a log file; a watchdog that kills them once the
+//! test process is gone; free loopback ports.
 
 use std::fs::{File, OpenOptions};
 use std::net::TcpListener;
@@ -10,45 +11,45 @@ use std::process::{Child, Command, Stdio};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-/// One running component.
+/// One running process.
 #[derive(Debug)]
-pub(crate) struct Proc {
-    /// `etcd`, `kube-apiserver`, ...
-    pub(crate) name: &'static str,
+pub struct Proc {
+    /// `etcd`, `kube-apiserver`, `kafka`, ...
+    pub name: &'static str,
     /// The process, leader of its own process group.
     child: Child,
     /// Its stdout and stderr.
-    pub(crate) log: PathBuf,
+    pub log: PathBuf,
 }
 
 impl Proc {
     /// Starts `command` as `name` in a new process group, stdin closed, stdout and stderr
     /// appended to `<log_dir>/<name>.log` (a restart keeps the earlier output).
-    pub(crate) fn spawn(name: &'static str, mut command: Command, log_dir: &Path) -> Proc {
+    pub fn spawn(name: &'static str, mut command: Command, log_dir: &Path) -> Proc {
         let log = log_dir.join(format!("{name}.log"));
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
-            .unwrap_or_else(|e| panic!("kelp-testenv: cannot open {}: {e}", log.display()));
-        let clone = |f: &File| f.try_clone().unwrap_or_else(|e| panic!("kelp-testenv: {}: {e}", log.display()));
+            .unwrap_or_else(|e| panic!("kelp-testkit: cannot open {}: {e}", log.display()));
+        let clone = |f: &File| f.try_clone().unwrap_or_else(|e| panic!("kelp-testkit: {}: {e}", log.display()));
         let child = command
             .stdin(Stdio::null())
             .stdout(clone(&file))
             .stderr(file)
             .process_group(0)
             .spawn()
-            .unwrap_or_else(|e| panic!("kelp-testenv: cannot start {name} ({:?}): {e}", command.get_program()));
+            .unwrap_or_else(|e| panic!("kelp-testkit: cannot start {name} ({:?}): {e}", command.get_program()));
         Proc { name, child, log }
     }
 
     /// The process (and group) id.
-    pub(crate) fn id(&self) -> u32 {
+    pub fn id(&self) -> u32 {
         self.child.id()
     }
 
     /// `Some(description)` when the process has ended.
-    pub(crate) fn exited(&mut self) -> Option<String> {
+    pub fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
             Ok(Some(status)) => Some(status.to_string()),
             Ok(None) => None,
@@ -57,26 +58,26 @@ impl Proc {
     }
 
     /// Kills the whole process group and reaps the leader.
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         kill_group(self.id());
         let _ = self.child.wait();
     }
 
     /// The end of its log, for panic messages.
-    pub(crate) fn log_tail(&self) -> String {
+    pub fn log_tail(&self) -> String {
         log_tail(&self.log, 40)
     }
 }
 
 /// SIGKILL to the process group `id` (gone already is fine).
-pub(crate) fn kill_group(id: u32) {
+pub fn kill_group(id: u32) {
     if let Ok(id) = i32::try_from(id) {
         let _ = killpg(Pid::from_raw(id), Signal::SIGKILL);
     }
 }
 
 /// The last `lines` lines of a log file, or why there are none.
-pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
+pub fn log_tail(path: &Path, lines: usize) -> String {
     match std::fs::read(path) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
@@ -89,9 +90,9 @@ pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
 }
 
 /// `N` distinct free TCP ports on 127.0.0.1: bound to port 0 together, then released.
-pub(crate) fn free_ports<const N: usize>() -> [u16; N] {
+pub fn free_ports<const N: usize>() -> [u16; N] {
     let listeners: Vec<TcpListener> =
-        (0..N).map(|_| TcpListener::bind("127.0.0.1:0").expect("kelp-testenv: binding 127.0.0.1:0")).collect();
+        (0..N).map(|_| TcpListener::bind("127.0.0.1:0").expect("kelp-testkit: binding 127.0.0.1:0")).collect();
     std::array::from_fn(|i| listeners[i].local_addr().expect("a bound listener's address").port())
 }
 
@@ -102,10 +103,10 @@ for group in $(cat "$2/pids" 2>/dev/null); do kill -KILL "-$group" 2>/dev/null; 
 rm -rf "$2""#;
 
 /// A `sh` loop, in its own process group, that outlives the test process by at most a second:
-/// statics are never dropped, so this is what ends the shared control plane's children (and
-/// removes its directory) when the test binary exits, panics or is killed.
+/// statics are never dropped, so this is what ends a shared control plane's or broker's children
+/// (and removes its directory) when the test binary exits, panics or is killed.
 #[derive(Debug)]
-pub(crate) struct Watchdog {
+pub struct Watchdog {
     child: Child,
     dir: PathBuf,
 }
@@ -113,11 +114,11 @@ pub(crate) struct Watchdog {
 impl Watchdog {
     /// Starts watching the process `watched` (the test process) on behalf of the groups that
     /// [`Watchdog::record`] lists in `dir`.
-    pub(crate) fn start(watched: u32, dir: &Path) -> Watchdog {
+    pub fn start(watched: u32, dir: &Path) -> Watchdog {
         let child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
-            .arg("kelp-testenv-watchdog")
+            .arg("kelp-testkit-watchdog")
             .arg(watched.to_string())
             .arg(dir)
             .stdin(Stdio::null())
@@ -125,21 +126,21 @@ impl Watchdog {
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
-            .expect("kelp-testenv: starting the watchdog (sh)");
+            .expect("kelp-testkit: starting the watchdog (sh)");
         Watchdog { child, dir: dir.to_owned() }
     }
 
     /// Replaces the list of process groups to kill with `ids`.
-    pub(crate) fn record(&self, ids: impl IntoIterator<Item = u32>) {
+    pub fn record(&self, ids: impl IntoIterator<Item = u32>) {
         let text: String = ids.into_iter().map(|id| format!("{id}\n")).collect();
         let tmp = self.dir.join("pids.tmp");
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, self.dir.join("pids")))
-            .unwrap_or_else(|e| panic!("kelp-testenv: writing {}: {e}", tmp.display()));
+            .unwrap_or_else(|e| panic!("kelp-testkit: writing {}: {e}", tmp.display()));
     }
 
     /// Stops watching (the owner cleans up itself).
-    pub(crate) fn stop(&mut self) {
+    pub fn stop(&mut self) {
         kill_group(self.child.id());
         let _ = self.child.wait();
     }

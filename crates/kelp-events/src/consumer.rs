@@ -1,0 +1,189 @@
+//! What a consumer is asked to do ([`Subscription`]), the handle its host keeps ([`Consumer`]),
+//! and what the consumer's task and its host share: its state, its series and the stop signal.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::Metrics;
+use crate::event::Source;
+use crate::metrics::Counters;
+use crate::policy::Policy;
+
+/// How long [`Consumer::stop`] waits for the consumer to finish (leave its group, commit).
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One function called for each message of one trigger's topic or subject.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Subscription {
+    /// Kafka or NATS.
+    pub source: Source,
+    /// The trigger's (and the function's) namespace.
+    pub namespace: String,
+    /// The trigger's name.
+    pub trigger: String,
+    /// The function's name.
+    pub function: String,
+    /// The topic (Kafka) or subject (NATS, wildcards allowed).
+    pub topic: String,
+    /// Retries, dead letter, concurrency, durability.
+    pub policy: Policy,
+    /// When the trigger was created: a new consumer group starts at the messages published
+    /// since (the group of an existing trigger continues from its committed offsets).
+    pub since: Option<SystemTime>,
+}
+
+impl Subscription {
+    /// Kubeless's name of the consumer group (Kafka) and queue group (NATS):
+    /// `<namespace>_<trigger>_<function>_<topic>`. Kelp keeps it, so the offsets a Kubeless
+    /// trigger committed carry over, and replicas of a consumer share the work.
+    pub fn group(&self) -> String {
+        format!("{}_{}_{}_{}", self.namespace, self.trigger, self.function, self.topic)
+    }
+}
+
+/// What a consumer reports, for its trigger's status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsumerStatus {
+    /// Connected to the broker and subscribed (Kafka: partitions assigned, or waiting for the
+    /// topic to have some).
+    pub subscribed: bool,
+    /// The latest error (a failed call, the broker unreachable, a dead letter not written).
+    pub last_error: Option<String>,
+    /// Kafka: messages in the assigned partitions not yet delivered (`None` until known).
+    pub lag: Option<i64>,
+}
+
+/// A running consumer. Dropping it without [`Consumer::stop`] also stops it, abruptly.
+#[derive(Debug)]
+pub struct Consumer {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Consumer {
+    /// Runs `task` (given the shared state and the stop signal) as the consumer of `shared`.
+    pub(crate) fn spawn<F, Fut>(shared: Arc<Shared>, metrics: Arc<Metrics>, task: F) -> Consumer
+    where
+        F: FnOnce(Arc<Shared>, Stop) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(task(shared.clone(), Stop(stopped)));
+        Consumer { shared, stop, task: Some(task), metrics }
+    }
+
+    /// What it is subscribed to.
+    pub fn subscription(&self) -> &Subscription {
+        &self.shared.subscription
+    }
+
+    /// Its current state.
+    pub fn status(&self) -> ConsumerStatus {
+        let state = &self.shared.state;
+        let lag = self.shared.counters.lag.get();
+        ConsumerStatus {
+            subscribed: state.subscribed.load(Ordering::Relaxed),
+            last_error: state.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            lag: (self.shared.subscription.source == crate::Source::Kafka && lag >= 0 && state.lag_known())
+                .then_some(lag),
+        }
+    }
+
+    /// Stops consuming: a call in progress is abandoned (its message is not committed or
+    /// acknowledged, so it is delivered again later), delivered offsets are committed, the
+    /// consumer leaves its group, and its series are removed.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(STOP_TIMEOUT, &mut task).await.is_err()
+        {
+            tracing::warn!(group = %self.shared.subscription.group(), "consumer did not stop in time");
+            task.abort();
+        }
+        self.metrics.forget(&self.shared.subscription);
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// What a consumer's task and its handle share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) subscription: Subscription,
+    pub(crate) counters: Counters,
+    pub(crate) state: State,
+}
+
+impl Shared {
+    pub(crate) fn new(subscription: Subscription, metrics: &Metrics) -> Arc<Shared> {
+        let counters = metrics.counters(&subscription);
+        Arc::new(Shared { subscription, counters, state: State::default() })
+    }
+}
+
+/// A consumer's connection state and latest error.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    subscribed: AtomicBool,
+    lag_known: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl State {
+    /// Records an error (logged once per distinct text).
+    pub(crate) fn failed(&self, error: &str) {
+        let mut last = self.last_error.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.as_deref() != Some(error) {
+            tracing::warn!(%error, "event consumer");
+            *last = Some(error.to_owned());
+        }
+    }
+
+    /// Whether the consumer is connected and subscribed.
+    pub(crate) fn set_subscribed(&self, subscribed: bool) {
+        self.subscribed.store(subscribed, Ordering::Relaxed);
+    }
+
+    /// The lag gauge holds a measured value.
+    pub(crate) fn set_lag_known(&self) {
+        self.lag_known.store(true, Ordering::Relaxed);
+    }
+
+    fn lag_known(&self) -> bool {
+        self.lag_known.load(Ordering::Relaxed)
+    }
+}
+
+/// The stop signal, as the consumer's task sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Whether the consumer is to stop.
+    pub(crate) fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// `future`'s output, or `None` when the consumer is stopped first.
+    pub(crate) async fn unless_stopped<F: Future>(&mut self, future: F) -> Option<F::Output> {
+        if self.is_stopped() {
+            return None;
+        }
+        tokio::select! {
+            output = future => Some(output),
+            _ = self.0.wait_for(|stopped| *stopped) => None,
+        }
+    }
+}
