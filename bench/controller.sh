@@ -283,7 +283,7 @@ run_one() {
             PIDS+=("$ctl_pid")
             for ((t = 0; ; t++)); do
                 kill -0 "$ctl_pid" 2>/dev/null || die_log "$ctl_log" "the Kubeless controller exited"
-                grep -q "Function controller synced and ready" "$ctl_log" && break
+                grep -qs "Function controller synced and ready" "$ctl_log" && break
                 [ "$t" -lt 300 ] || die_log "$ctl_log" "the Kubeless controller was not ready within 30 s"
                 sleep 0.1
             done
