@@ -4,7 +4,7 @@
 # controller measured the same way in the same run; prints one Markdown table (see
 # bench/README.md, "Controller benchmark").
 #
-#   bench/controller.sh                  # full run: N = 100 and 1,000, ~12-15 min (most of it the
+#   bench/controller.sh                  # full run: N = 100 and 1,000, ~12-16 min (7 of them the
 #                                        # Kubeless baseline, which does ~2.5 Functions/s)
 #   N=100 bench/controller.sh            # quick check, ~2 min
 #   SKIP_KUBELESS=1 bench/controller.sh  # Kelp only (no Go build of Kubeless)
