@@ -11,6 +11,8 @@
 //	cold      time the first call to a function scaled to zero, RUNS times
 //	deploy    time create -> first 200 through the gateway, RUNS times (each Function deleted after)
 //	wait-gone wait until a function has no pods (instances)
+//	controller create N Functions and time their children and readiness (bench/controller.sh;
+//	          controller.go), authenticated by -kubeconfig FILE
 //
 // Common flags: -server URL, -token TOKEN (sent as a bearer token), -ca FILE (PEM, for https),
 // -ns NAMESPACE (default "default").
@@ -683,10 +685,10 @@ func check(err error) {
 func main() {
 	commands := map[string]func([]string){
 		"api": cmdAPI, "ceiling": cmdCeiling, "crds": cmdCRDs, "function": cmdFunction,
-		"cold": cmdCold, "deploy": cmdDeploy, "wait-gone": cmdWaitGone,
+		"cold": cmdCold, "deploy": cmdDeploy, "wait-gone": cmdWaitGone, "controller": cmdController,
 	}
 	if len(os.Args) < 2 || commands[os.Args[1]] == nil {
-		fail("usage: platform-bench api|ceiling|crds|function|cold|deploy|wait-gone [flags] (see the source)")
+		fail("usage: platform-bench api|ceiling|crds|function|cold|deploy|wait-gone|controller [flags] (see the source)")
 	}
 	commands[os.Args[1]](os.Args[2:])
 }
