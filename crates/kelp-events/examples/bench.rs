@@ -4,7 +4,7 @@
 //! same brokers measured alone. Prints one Markdown table on stdout, progress on stderr.
 //!
 //! `cargo run --release -p kelp-events --example bench -- <kelp binary> <work dir>`; knobs in the
-//! environment: `MESSAGES` (per throughput run, default 20000), `PARTITIONS` (default 4),
+//! environment: `MESSAGES` (per throughput run, default 20000), `PARTITIONS` (default 8),
 //! `RATE_SECONDS` (seconds at 1,000 msg/s, default 10).
 
 use std::io::{Read as _, Write as _};
@@ -177,7 +177,7 @@ async fn main() {
     let kelp = PathBuf::from(args.next().expect("usage: bench <kelp binary> <work dir>"));
     let work = PathBuf::from(args.next().expect("usage: bench <kelp binary> <work dir>"));
     let (messages, partitions, seconds) =
-        (env_or("MESSAGES", 20_000), env_or("PARTITIONS", 4), env_or("RATE_SECONDS", 10) as u64);
+        (env_or("MESSAGES", 20_000), env_or("PARTITIONS", 8), env_or("RATE_SECONDS", 10) as u64);
     log("starting Kafka and nats-server");
     let (kafka, nats) = tokio::task::block_in_place(|| (Kafka::start(), Nats::start()));
     let settings = KafkaSettings::from_env(Some(kafka.bootstrap()), |_| None);
