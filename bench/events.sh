@@ -10,7 +10,7 @@
 # nats-server (kelp-brokers, from scripts/brokers), `kelp up` (release build) with one KafkaTrigger
 # and one NATSTrigger on a Python hello function (bench/functions/events.py), publishes, and
 # measures. Knobs (environment): MESSAGES (per throughput run, default 20000), PARTITIONS (of the
-# Kafka topic, default 4), RATE_SECONDS (seconds at 1,000 msg/s, default 10), KELP_KAFKA_JVM_OPTS
+# Kafka topic, default 8), RATE_SECONDS (seconds at 1,000 msg/s, default 10), KELP_KAFKA_JVM_OPTS
 # (the broker's JVM, default -Xms512m -Xmx1g -XX:+UseG1GC), SKIP_BUILD=1,
 # KEEP_WORK=1 (keep the temporary directory: kelp up's log, the function's latencies).
 set -euo pipefail

@@ -4,7 +4,7 @@
 //! same brokers measured alone. Prints one Markdown table on stdout, progress on stderr.
 //!
 //! `cargo run --release -p kelp-events --example bench -- <kelp binary> <work dir>`; knobs in the
-//! environment: `MESSAGES` (per throughput run, default 20000), `PARTITIONS` (default 4),
+//! environment: `MESSAGES` (per throughput run, default 20000), `PARTITIONS` (default 8),
 //! `RATE_SECONDS` (seconds at 1,000 msg/s, default 10).
 
 use std::io::{Read as _, Write as _};
@@ -20,6 +20,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const SIZE: usize = 1024;
+/// Messages sent at 1,000 msg/s before those whose latency counts (the first second).
+const WARMUP: usize = 1000;
 /// `kelp.dev/concurrency` of the NATS trigger (its default, 1, delivers in order).
 const NATS_CONCURRENCY: usize = 8;
 
@@ -145,7 +147,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Publishes one message with `publish`, `rate` per second for `seconds`.
+/// Publishes one message with `publish`, `rate` per second for `seconds`, after [`WARMUP`] more.
 async fn at_rate<F, Fut>(rate: u64, seconds: u64, mut publish: F) -> usize
 where
     F: FnMut(Vec<u8>) -> Fut,
@@ -153,7 +155,7 @@ where
 {
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let total = (rate * seconds) as usize;
+    let total = (rate * seconds) as usize + WARMUP;
     for _ in 0..total {
         tick.tick().await;
         publish(message()).await;
@@ -175,7 +177,7 @@ async fn main() {
     let kelp = PathBuf::from(args.next().expect("usage: bench <kelp binary> <work dir>"));
     let work = PathBuf::from(args.next().expect("usage: bench <kelp binary> <work dir>"));
     let (messages, partitions, seconds) =
-        (env_or("MESSAGES", 20_000), env_or("PARTITIONS", 4), env_or("RATE_SECONDS", 10) as u64);
+        (env_or("MESSAGES", 20_000), env_or("PARTITIONS", 8), env_or("RATE_SECONDS", 10) as u64);
     log("starting Kafka and nats-server");
     let (kafka, nats) = tokio::task::block_in_place(|| (Kafka::start(), Nats::start()));
     let settings = KafkaSettings::from_env(Some(kafka.bootstrap()), |_| None);
@@ -247,7 +249,7 @@ async fn main() {
             assignment.add_partition_offset("ceiling-rate", partition, rdkafka::Offset::Beginning).unwrap();
         }
         consumer.assign(&assignment).unwrap();
-        let total = (1000 * seconds) as usize;
+        let total = (1000 * seconds) as usize + WARMUP;
         let received = tokio::task::spawn_blocking(move || {
             let mut latencies = Vec::with_capacity(total);
             while latencies.len() < total {
@@ -265,12 +267,12 @@ async fn main() {
             }
         })
         .await;
-        received.await.unwrap()
+        received.await.unwrap().split_off(WARMUP)
     };
     let nats_latency = {
         let mut subscriber = nats_client.subscribe("ceiling-rate").await.unwrap();
         nats_client.flush().await.unwrap();
-        let total = (1000 * seconds) as usize;
+        let total = (1000 * seconds) as usize + WARMUP;
         let received = tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(total);
             while latencies.len() < total {
@@ -286,7 +288,7 @@ async fn main() {
         })
         .await;
         nats_client.flush().await.unwrap();
-        received.await.unwrap()
+        received.await.unwrap().split_off(WARMUP)
     };
 
     log("starting kelp up and the Python hello function");
@@ -362,7 +364,7 @@ async fn main() {
         let sent = at_rate(1000, seconds, publish).await;
         nats_client.flush().await.unwrap();
         tokio::task::block_in_place(|| delivered(&sink_path, sent, Instant::now()));
-        let mut latencies = sink(&sink_path);
+        let mut latencies = sink(&sink_path).split_off(WARMUP);
         latencies.sort_by(f64::total_cmp);
         ceiling_latency.sort_by(f64::total_cmp);
         let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
@@ -388,8 +390,8 @@ async fn main() {
          (kelp-brokers), `kelp up` with a KafkaTrigger and a NATSTrigger calling one Python hello \
          function (bench/functions/events.py, which notes publish → call time per message); \
          throughput: {messages} messages of 1 KiB published as fast as the client goes, timed from the \
-         first publish to the last call; latency: {seconds} s at 1,000 msg/s, percentiles of every \
-         message. Ceiling: the same measures with a bare client (an rdkafka consumer with its \
+         first publish to the last call; latency: {seconds} s at 1,000 msg/s after a second of \
+         warm-up, percentiles of every message. Ceiling: the same measures with a bare client (an rdkafka consumer with its \
          partitions assigned / an async-nats subscriber) in place of kelp up and the function, in the \
          same run; ratio: kelp's figure over the ceiling's."
     );

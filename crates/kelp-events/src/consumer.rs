@@ -31,8 +31,9 @@ pub struct Subscription {
     pub topic: String,
     /// Retries, dead letter, concurrency, durability.
     pub policy: Policy,
-    /// When the trigger was created: a new consumer group starts at the messages published
-    /// since (the group of an existing trigger continues from its committed offsets).
+    /// Where a new consumer group starts: the messages published since (`kelp up` gives the
+    /// time both the trigger and the function existed). A group with committed offsets continues
+    /// from them.
     pub since: Option<SystemTime>,
 }
 

@@ -35,7 +35,7 @@ const PAUSE_AT: usize = 1000;
 const RESUME_AT: usize = 100;
 /// Bound on the blocking calls made when a consumer starts (metadata, offsets).
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// Tries at starting a new group at the trigger's creation before falling back to the earliest
+/// Tries at starting a new group at the subscription's `since` before falling back to the earliest
 /// offsets (duplicates rather than losses).
 const SEED_ATTEMPTS: u32 = 20;
 /// Headers a dead letter carries besides the original message's.
@@ -81,9 +81,7 @@ async fn run<I: Invoke>(
             let (seeding, topic) = (consumer.clone(), subscription.topic.clone());
             async move {
                 let seeded = tokio::task::spawn_blocking(move || seed_offsets(&seeding, &topic, since)).await;
-                seeded
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| format!("starting the group at the trigger's creation: {e}"))
+                seeded.map_err(|e| e.to_string())?.map_err(|e| format!("starting the group at its start time: {e}"))
             }
         };
         for attempt in 1..=SEED_ATTEMPTS {

@@ -123,28 +123,26 @@ impl EventTriggers {
         let policy = Policy::from_annotations(source, &namespace, &name, &annotations, self.config.backoff_cap)
             .map_err(|e| e.to_string())?;
         let selector = function_selector(trigger)?;
-        let since = trigger
-            .pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str)
-            .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-            .map(SystemTime::from);
-        let mut matched: Vec<String> = functions
+        let trigger_created = created(trigger);
+        let mut matched: Vec<(String, Option<SystemTime>)> = functions
             .iter()
             .filter(|f| f.pointer("/metadata/namespace").and_then(Value::as_str) == Some(&namespace))
             .filter(|f| selector.matches_labels(f.pointer("/metadata/labels").and_then(Value::as_object)))
-            .filter_map(|f| f.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned))
+            .filter_map(|f| Some((f.pointer("/metadata/name").and_then(Value::as_str)?.to_owned(), created(f))))
             .collect();
         matched.sort();
         Ok(matched
             .into_iter()
-            .map(|function| Subscription {
+            .map(|(function, function_created)| Subscription {
                 source,
                 namespace: namespace.clone(),
                 trigger: name.clone(),
                 function,
                 topic: topic.clone(),
                 policy: policy.clone(),
-                since,
+                // A new group delivers what was published once both the trigger and the
+                // function existed.
+                since: trigger_created.max(function_created),
             })
             .collect())
     }
@@ -191,6 +189,12 @@ impl EventTriggers {
 
 const KAFKA_TRIGGERS: &str = "kubeless.io/kafkatriggers";
 const NATS_TRIGGERS: &str = "kubeless.io/natstriggers";
+
+/// An object's `metadata.creationTimestamp`.
+fn created(object: &Value) -> Option<SystemTime> {
+    let text = object.pointer("/metadata/creationTimestamp").and_then(Value::as_str)?;
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok().map(SystemTime::from)
+}
 
 /// The trigger's `functionSelector` as a label selector (absent: everything).
 fn function_selector(trigger: &Value) -> Result<kelp_store::LabelSelector, String> {
