@@ -63,13 +63,15 @@ pub fn start<I: Invoke>(
         .set("statistics.interval.ms", "1000");
     let context = Context { shared: shared.clone(), generations: Mutex::default() };
     let consumer: KafkaConsumer = config.create_with_context(context).map_err(kafka_error)?;
-    let producer: FutureProducer = settings.client_config().create().map_err(kafka_error)?;
-    Ok(Consumer::spawn(shared, metrics, move |shared, stop| run(Arc::new(consumer), producer, shared, invoker, stop)))
+    let dead_letters = DeadLetters { config: settings.client_config(), producer: tokio::sync::OnceCell::new() };
+    Ok(Consumer::spawn(shared, metrics, move |shared, stop| {
+        run(Arc::new(consumer), dead_letters, shared, invoker, stop)
+    }))
 }
 
 async fn run<I: Invoke>(
     consumer: Arc<KafkaConsumer>,
-    producer: FutureProducer,
+    dead_letters: DeadLetters,
     shared: Arc<Shared>,
     invoker: Arc<I>,
     mut stop: Stop,
@@ -104,7 +106,7 @@ async fn run<I: Invoke>(
     shared.state.set_subscribed(true);
     let partitions = Partitions {
         consumer: consumer.clone(),
-        producer,
+        dead_letters,
         shared: shared.clone(),
         invoker,
         permits: Arc::new(Semaphore::new(subscription.policy.concurrency)),
@@ -142,10 +144,23 @@ async fn run<I: Invoke>(
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
 }
 
+/// The producer of dead letters, made when the first one is written (most consumers never
+/// write one, and every librdkafka client has threads of its own).
+struct DeadLetters {
+    config: rdkafka::ClientConfig,
+    producer: tokio::sync::OnceCell<FutureProducer>,
+}
+
+impl DeadLetters {
+    async fn get(&self) -> Result<&FutureProducer, String> {
+        self.producer.get_or_try_init(|| async { self.config.create().map_err(|e: KafkaError| e.to_string()) }).await
+    }
+}
+
 /// What every partition worker of a consumer shares.
 struct Partitions<I> {
     consumer: Arc<KafkaConsumer>,
-    producer: FutureProducer,
+    dead_letters: DeadLetters,
     shared: Arc<Shared>,
     invoker: Arc<I>,
     permits: Arc<Semaphore>,
@@ -276,12 +291,8 @@ impl<I: Invoke> PartitionTask<I> {
             if let Some(key) = message.key() {
                 record = record.key(key);
             }
-            self.partitions
-                .producer
-                .send(record, Duration::from_secs(30))
-                .await
-                .map(drop)
-                .map_err(|(e, _)| e.to_string())
+            let producer = self.partitions.dead_letters.get().await?;
+            producer.send(record, Duration::from_secs(30)).await.map(drop).map_err(|(e, _)| e.to_string())
         })
         .await
     }

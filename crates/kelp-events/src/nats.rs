@@ -83,7 +83,9 @@ async fn core<I: Invoke>(client: async_nats::Client, shared: Arc<Shared>, invoke
             return;
         }
     };
-    shared.state.set_subscribed(true);
+    // The connection may still be on its way (a server that is down): the event callback
+    // says when it is up.
+    shared.state.set_subscribed(client.connection_state() == async_nats::connection::State::Connected);
     let permits = Arc::new(tokio::sync::Semaphore::new(subscription.policy.concurrency));
     let mut deliveries = tokio::task::JoinSet::new();
     while let Some(Some(message)) = stop.unless_stopped(subscriber.next()).await {

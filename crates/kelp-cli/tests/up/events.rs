@@ -132,6 +132,9 @@ fn kafka_trigger_delivers_a_random_payload_with_kubeless_event_fields_to_every_m
         assert!(event["user-agent"].as_str().unwrap().starts_with("kubeless-kafka-trigger-controller/"));
     }
     assert!(events(&platform, "bystander").is_empty());
+    // librdkafka's statistics (every second) give the lag: nothing left once both delivered.
+    let trigger = trigger_status(&platform, "kafkatrigger", "s3", |s| s["lag"] == 0);
+    assert_eq!(trigger["status"]["conditions"][0]["reason"], "Subscribed", "{trigger}");
     eventually("the delivered counter", DEADLINE, || {
         match metric(&platform, "kelp_trigger_messages_delivered_total", "s3") {
             Some(n) if n >= 1.0 => Ok(()),

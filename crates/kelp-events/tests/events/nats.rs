@@ -193,3 +193,24 @@ async fn publish_both(client: async_nats::Client, subject: &str, text: &'static 
     jetstream.publish(format!("{subject}.durable"), text.into()).await.unwrap().await.unwrap();
     client.flush().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_made_while_the_server_is_down_subscribes_and_delivers_once_it_is_up() {
+    let server = Nats::start();
+    tokio::task::block_in_place(|| server.stop());
+    let metrics = Arc::new(Metrics::default());
+    let subject = unique("late");
+    let functions = Functions::ok();
+    let consumer = start(&server, &subscription(Source::Nats, &subject, "patient", &[]), &functions, &metrics);
+    // Nothing listens: the consumer must not claim to be subscribed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!consumer.status().subscribed, "{:?}", consumer.status());
+    tokio::task::block_in_place(|| server.start_again());
+    subscribed(&consumer).await;
+    let publisher = client(&server).await;
+    publisher.publish(subject.clone(), "hello".into()).await.unwrap();
+    publisher.flush().await.unwrap();
+    let calls = functions.wait_for("the message", |calls| !calls.is_empty()).await;
+    assert_eq!(calls[0].text(), "hello");
+    consumer.stop().await;
+}
