@@ -6,9 +6,8 @@
 //! instance of `hello` (which echoes the request and serves `/metrics`), an instance of
 //! `sleepy` that is not ready, `slow` answers 408 and `broken` 500.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -16,6 +15,11 @@ use bytes::Bytes;
 use k8s_openapi::api::core::v1::Pod;
 use kelp_apiserver::{ApiServerConfig, BoxFuture, BoxStream, LogOptions, WorkloadError, Workloads};
 use serde_json::{Value, json};
+
+#[path = "common/run.rs"]
+mod common_run;
+
+use common_run::{Run, run};
 
 const TOKEN: &str = "kelp-test-token";
 
@@ -74,7 +78,7 @@ impl Server {
     fn kelp_in(&self, args: &[&str], stdin: Option<&str>) -> Run {
         let mut command = bare_kelp(self.dir.path());
         command.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
-        run(command, stdin)
+        run(&mut command, stdin)
     }
 
     /// A kube client for checks and for playing the controller (writing status).
@@ -142,59 +146,6 @@ fn bare_kelp(home: &Path) -> Command {
         .env_remove("KUBELESS_NAMESPACE")
         .env_remove("KUBELESS_CONFIG");
     command
-}
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "kelp failed: {self:?}");
-        self
-    }
-
-    /// Exit code 1 and one error line on stderr, `kelp: error: ...` containing `needle`, last
-    /// (informational lines such as `Deploying function...` may come before it).
-    #[track_caller]
-    fn fails_with(self, needle: &str) -> Self {
-        assert_eq!(self.code, 1, "{self:?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        let errors = lines.iter().filter(|l| l.starts_with("kelp: error: ")).count();
-        assert_eq!(errors, 1, "one error line: {self:?}");
-        let last = lines.last().copied().unwrap_or_default();
-        assert!(last.starts_with("kelp: error: "), "the error comes last: {self:?}");
-        assert!(last.contains(needle), "{needle:?} not in {last:?}");
-        self
-    }
-
-    /// [`Run::fails_with`], and nothing else on stderr.
-    #[track_caller]
-    fn fails_alone_with(self, needle: &str) -> Self {
-        let run = self.fails_with(needle);
-        assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
-        assert_eq!(run.stdout, "", "{run:?}");
-        run
-    }
-}
-
-fn run(mut command: Command, stdin: Option<&str>) -> Run {
-    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    }
-    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -988,18 +939,18 @@ fn kubeconfig_context_and_connection_errors() {
     // No kubeconfig at all.
     let mut command = bare_kelp(home.path());
     command.args(["function", "ls"]);
-    run(command, None)
+    run(&mut command, None)
         .fails_with("no kubeconfig found: pass --kubeconfig FILE, set $KUBECONFIG, or create ~/.kube/config");
 
     // $KUBECONFIG, then ~/.kube/config, are used like kubectl.
     let mut command = bare_kelp(home.path());
     command.env("KUBECONFIG", &server.kubeconfig).args(["function", "ls"]);
-    run(command, None).ok();
+    run(&mut command, None).ok();
     std::fs::create_dir(home.path().join(".kube")).unwrap();
     std::fs::copy(&server.kubeconfig, home.path().join(".kube/config")).unwrap();
     let mut command = bare_kelp(home.path());
     command.args(["function", "ls"]);
-    run(command, None).ok();
+    run(&mut command, None).ok();
 
     // --context picks another context and its namespace.
     server.kelp(&["--context", "nope", "function", "ls"]).fails_with("context \"nope\" not found in kubeconfig");
@@ -1009,12 +960,12 @@ fn kubeconfig_context_and_connection_errors() {
     let down = server.write("down", &kubeconfig_text("http://127.0.0.1:9", TOKEN));
     let mut command = bare_kelp(server.dir.path());
     command.arg("--kubeconfig").arg(&down).args(["function", "ls"]);
-    run(command, None)
+    run(&mut command, None)
         .fails_with("cannot connect to the API server at http://127.0.0.1:9 (context \"kelp\"): connection refused");
     let wrong = server.write("wrong", &kubeconfig_text(&server.url, "not-the-token"));
     let mut command = bare_kelp(server.dir.path());
     command.arg("--kubeconfig").arg(&wrong).args(["function", "ls"]);
-    run(command, None).fails_with("refused the credentials");
+    run(&mut command, None).fails_with("refused the credentials");
 }
 
 #[test]

@@ -52,6 +52,7 @@ fn sls(service: &Path, kubeconfig: &Path, home: &Path, args: &[&str]) -> Run {
             .env("HOME", home)
             .env("SLS_TELEMETRY_DISABLED", "1")
             .env("SLS_NOTIFICATIONS_MODE", "off"),
+        None,
     )
 }
 
@@ -224,6 +225,7 @@ fn on_a_cluster_deploy_waits_for_the_kelp_made_pods_then_info_and_remove() {
             .arg("--kubeconfig")
             .arg(plane.kubeconfig())
             .args(["install", "--wait=false"]),
+        None,
     );
     assert_eq!(install.code, 0, "{install:?}");
     let controller = ControllerProcess::start(plane, "sls", &["--leader-elect=false"]);

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long eventual conditions (a function ready, a route installed...) are waited for. The
@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
 pub(crate) use kelp_testkit::{kubectl_bin, runtime_bin};
+
+#[path = "../common/run.rs"]
+mod common_run;
+pub(crate) use common_run::{Run, run};
 
 /// A port that was free a moment ago.
 pub(crate) fn free_port() -> u16 {
@@ -93,48 +97,6 @@ impl Proc {
         if self.alive() {
             let _ = kill(Pid::from_raw(self.pid), signal);
         }
-    }
-}
-
-/// The result of a command.
-#[derive(Debug)]
-pub(crate) struct Run {
-    pub(crate) code: i32,
-    pub(crate) stdout: String,
-    pub(crate) stderr: String,
-}
-
-impl Run {
-    /// Exit code 0.
-    #[track_caller]
-    pub(crate) fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "the command failed: {self:?}");
-        self
-    }
-
-    /// Exit code 1 and exactly one error line, `kelp: error: ...` containing `needle`, last on
-    /// stderr (information lines may come before it).
-    #[track_caller]
-    pub(crate) fn fails_with(self, needle: &str) -> Self {
-        assert_eq!(self.code, 1, "{self:?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        let errors = lines.iter().filter(|l| l.starts_with("kelp: error: ")).count();
-        assert_eq!(errors, 1, "one error line: {self:?}");
-        let last = lines.last().copied().unwrap_or_default();
-        assert!(last.starts_with("kelp: error: "), "the error comes last: {self:?}");
-        assert!(last.contains(needle), "{needle:?} not in {last:?}");
-        self
-    }
-}
-
-/// Runs `command` (stdin closed) to completion.
-pub(crate) fn run(command: &mut Command) -> Run {
-    let Output { status, stdout, stderr } =
-        command.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
 
@@ -246,14 +208,17 @@ impl Platform {
 
     /// `kelp --kubeconfig <ours> <args>`, with HOME in the scratch directory.
     pub(crate) fn kelp(&self, args: &[&str]) -> Run {
-        run(Command::new(env!("CARGO_BIN_EXE_kelp"))
-            .env("HOME", self.dir.path())
-            .env_remove("KUBECONFIG")
-            .env_remove("KUBELESS_NAMESPACE")
-            .env_remove("KUBELESS_CONFIG")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args))
+        run(
+            Command::new(env!("CARGO_BIN_EXE_kelp"))
+                .env("HOME", self.dir.path())
+                .env_remove("KUBECONFIG")
+                .env_remove("KUBELESS_NAMESPACE")
+                .env_remove("KUBELESS_CONFIG")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(args),
+            None,
+        )
     }
 
     /// `kubectl --kubeconfig <ours> <args>`.
@@ -270,7 +235,7 @@ impl Platform {
 
     /// Runs `kubectl --kubeconfig <ours> <args>`.
     pub(crate) fn kubectl(&self, args: &[&str]) -> Run {
-        run(&mut self.kubectl_command(args))
+        run(&mut self.kubectl_command(args), None)
     }
 
     /// Deploys a text function with the CLI, from the file `file` holding `code`.
