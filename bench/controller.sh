@@ -129,20 +129,6 @@ unset KUBECONFIG KELP_LOG
 freeport() { python3 "$BENCH/coldstart.py" freeport; }
 json() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
-# wait_quiet ID: waits until the machine is idle enough to measure; notes the run when it never is.
-wait_quiet() {
-    local id=$1 busy waited=0
-    while busy=$(cpu_busy); [ "$busy" -gt "$QUIET_MAX" ]; do
-        if [ "$waited" -ge "$QUIET_WAIT" ]; then
-            log "$id: the machine is still ${busy}% busy after ${QUIET_WAIT}s; measuring anyway"
-            BUSY_ROWS+=("$id (${busy}% before)")
-            return 0
-        fi
-        [ "$waited" -eq 0 ] && log "$id: waiting for the machine to be idle (${busy}% CPU busy)"
-        waited=$((waited + 1))
-    done
-}
-
 # start_plane DIR: a fresh control plane; sets PLANE_PID and KC (its kubeconfig). Its stdin is a
 # FIFO only this script holds open (every child started while it is open closes it): if the
 # script dies, the control plane sees end of file and stops.

@@ -1,4 +1,4 @@
-# Helpers shared by bench/runtime.sh and bench/platform.sh (sourced, not run).
+# Helpers shared by the benchmark scripts (sourced, not run).
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -40,4 +40,19 @@ ensure_wrk() {
         { "${sudo[@]}" apt-get update >&2 && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2; } ||
         die "could not install wrk with apt-get"
     command -v wrk >/dev/null 2>&1 || die "wrk is still not on PATH after apt-get install"
+}
+
+# wait_quiet ID: waits (up to $QUIET_WAIT seconds) until the machine is under $QUIET_MAX % busy;
+# when it never is, measures anyway and adds ID to BUSY_ROWS, which the caution line reports.
+wait_quiet() {
+    local id=$1 busy waited=0
+    while busy=$(cpu_busy); [ "$busy" -gt "$QUIET_MAX" ]; do
+        if [ "$waited" -ge "$QUIET_WAIT" ]; then
+            log "$id: the machine is still ${busy}% busy after ${QUIET_WAIT}s; measuring anyway"
+            BUSY_ROWS+=("$id (${busy}% before)")
+            return 0
+        fi
+        [ "$waited" -eq 0 ] && log "$id: waiting for the machine to be idle (${busy}% CPU busy)"
+        waited=$((waited + 1))
+    done
 }

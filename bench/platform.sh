@@ -139,20 +139,6 @@ unset KUBECONFIG KELP_LOG
 freeport() { python3 "$BENCH/coldstart.py" freeport; }
 
 
-# wait_quiet ID: waits until the machine is idle enough to measure; notes the row when it never is.
-wait_quiet() {
-    local id=$1 busy waited=0
-    while busy=$(cpu_busy); [ "$busy" -gt "$QUIET_MAX" ]; do
-        if [ "$waited" -ge "$QUIET_WAIT" ]; then
-            log "$id: the machine is still ${busy}% busy after ${QUIET_WAIT}s; measuring anyway"
-            BUSY_ROWS+=("$id (${busy}% before)")
-            return 0
-        fi
-        [ "$waited" -eq 0 ] && log "$id: waiting for the machine to be idle (${busy}% CPU busy)"
-        waited=$((waited + 1))
-    done
-}
-
 # other_check ID PCT: notes a row during which other processes used more than QUIET_MAX % of the CPUs.
 other_check() {
     awk -v p="$2" -v m="$QUIET_MAX" 'BEGIN { exit !(p > m) }' && BUSY_ROWS+=("$1 ($(printf '%.0f' "$2")%)")
