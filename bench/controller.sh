@@ -91,7 +91,7 @@ for tool in curl python3 cargo go; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
 
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+TARGET=$CARGO_TARGET_DIR
 if [ "${SKIP_BUILD:-0}" = 1 ]; then
     log "SKIP_BUILD=1: using kelp-controller and kelp-control-plane already in $TARGET/release"
 else

@@ -19,8 +19,6 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 cd "$ROOT"
-checkout_key=$(pwd -P | sha256sum | cut -c1-12)
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kelp/target-$checkout_key}"
 
 eval "$(scripts/brokers)"
 export KELP_KAFKA_LIB KELP_NATS_SERVER

@@ -3,6 +3,13 @@
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# The cargo target directory the scripts build into: the checkout's own, in the cache
+# (scripts/target-dir), unless CARGO_TARGET_DIR says otherwise.
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+    CARGO_TARGET_DIR=$("$(dirname "${BASH_SOURCE[0]}")/../scripts/target-dir") || die "no target directory"
+fi
+export CARGO_TARGET_DIR
+
 # descendants PID...: every process below the given ones, from /proc.
 descendants() {
     local p kids k

@@ -95,7 +95,7 @@ for tool in curl python3 cargo go; do
 done
 [ "$SKIP_K8S" = 1 ] || command -v openssl >/dev/null 2>&1 || die "openssl is required (kube-apiserver certificates)"
 
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+TARGET=$CARGO_TARGET_DIR
 if [ "${SKIP_BUILD:-0}" = 1 ]; then
     log "SKIP_BUILD=1: using kelp and kelp-runtime already in $TARGET/release"
 else

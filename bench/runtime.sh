@@ -86,7 +86,7 @@ else
     (cd "$ROOT" && cargo build --release -p kelp-runtime) >&2 || die "cargo build --release -p kelp-runtime failed"
 fi
 # A private copy, so a rebuild running in parallel cannot swap the binary in the middle of a run.
-cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/kelp-runtime" "$WORK/kelp-runtime"
+cp "$CARGO_TARGET_DIR/release/kelp-runtime" "$WORK/kelp-runtime"
 BIN=$WORK/kelp-runtime
 
 # The real interpreter behind `python3` (which may be a pyenv shim script): for the workers unless
