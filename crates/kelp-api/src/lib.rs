@@ -28,10 +28,13 @@ pub use content_type::{Archive, ContentType, Encoding};
 pub use embedded::Embedded;
 pub use formats::{DEFAULT_TIMEOUT_SECONDS, FormatError, Handler, RuntimeName, parse_checksum, parse_timeout};
 pub use function::{Function, FunctionSpec};
-pub use status::{Conditions, FunctionStatus, READY_CONDITION, TopicTriggerStatus, TriggerStatus};
+pub use status::{
+    Conditions, FunctionStatus, READY_CONDITION, TopicTriggerStatus, TriggerStatus, merge_transition_times,
+};
 pub use triggers::{
     CronJobTrigger, CronJobTriggerSpec, GATEWAYS, HTTPTrigger, HTTPTriggerSpec, KafkaTrigger, KafkaTriggerSpec,
     KinesisTrigger, KinesisTriggerSpec, NATSTrigger, NATSTriggerSpec, check_schedule, label_query, parse_schedule,
+    selector_matches,
 };
 pub use validation::{
     Validate, ValidationError, ValidationErrorKind, ValidationErrors, check_dns1035_label, check_dns1123_subdomain,

@@ -3,6 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 /// The condition type every kind reports: `True` when the object is fully serving.
 pub const READY_CONDITION: &str = "Ready";
@@ -94,4 +95,20 @@ impl Conditions for TriggerStatus {
     fn conditions(&self) -> &[Condition] {
         &self.conditions
     }
+}
+
+/// `new` with each condition's `lastTransitionTime` taken from `old` when the condition's status
+/// did not change, and set to `now` (RFC 3339) when it did. Returns `None` when nothing changed
+/// at all. The hosts that write statuses as JSON (`kelp up`, the trigger consumers) share it.
+pub fn merge_transition_times(old: Option<&Value>, mut new: Value, now: &str) -> Option<Value> {
+    let old_conditions = old.and_then(|o| o.get("conditions")).and_then(Value::as_array);
+    for condition in new["conditions"].as_array_mut().into_iter().flatten() {
+        let previous = old_conditions.and_then(|cs| cs.iter().find(|c| c["type"] == condition["type"]));
+        let time = match previous {
+            Some(p) if p["status"] == condition["status"] => p["lastTransitionTime"].clone(),
+            _ => json!(now),
+        };
+        condition["lastTransitionTime"] = time;
+    }
+    (old != Some(&new)).then_some(new)
 }

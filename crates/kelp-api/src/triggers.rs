@@ -4,6 +4,8 @@
 //! As for Functions, every spec field is optional (Kubeless objects may omit any) and absent
 //! fields are not written back.
 
+use std::collections::BTreeMap;
+
 use croner::parser::{CronParser, Seconds, Year};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
@@ -244,6 +246,25 @@ pub fn label_query(selector: &LabelSelector) -> String {
     parts.join(",")
 }
 
+/// Whether an object with `labels` is selected by `selector`, as Kubernetes reads it: every
+/// `matchLabels` pair and every `matchExpressions` requirement must hold; an empty selector
+/// selects everything. An unknown operator selects nothing.
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let pairs_hold = selector.match_labels.iter().flatten().all(|(key, value)| labels.get(key) == Some(value));
+    pairs_hold
+        && selector.match_expressions.iter().flatten().all(|expression| {
+            let value = labels.get(&expression.key);
+            let values = expression.values.as_deref().unwrap_or_default();
+            match expression.operator.as_str() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                _ => false,
+            }
+        })
+}
+
 /// Checks `matchExpressions` (operators and their values) of a label selector.
 fn collect_selector_errors(field: &str, selector: &LabelSelector, errors: &mut ValidationErrors) {
     for (i, expression) in selector.match_expressions.iter().flatten().enumerate() {
@@ -331,3 +352,37 @@ macro_rules! validate_trigger_objects {
 }
 
 validate_trigger_objects!(HTTPTrigger, CronJobTrigger, KafkaTrigger, NATSTrigger, KinesisTrigger);
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    use super::*;
+
+    #[test]
+    fn selectors_match_as_kubernetes_reads_them() {
+        let labels: BTreeMap<String, String> =
+            [("created-by", "kubeless"), ("topic", "s3-python")].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+        let expression = |operator: &str, values: &[&str]| LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "topic".into(),
+                operator: operator.into(),
+                values: (!values.is_empty()).then(|| values.iter().map(|v| (*v).to_owned()).collect()),
+            }]),
+            ..Default::default()
+        };
+        let pairs = |key: &str, value: &str| LabelSelector {
+            match_labels: Some([(key.to_owned(), value.to_owned())].into()),
+            ..Default::default()
+        };
+        assert!(selector_matches(&LabelSelector::default(), &labels), "empty selects everything");
+        assert!(selector_matches(&pairs("topic", "s3-python"), &labels));
+        assert!(!selector_matches(&pairs("topic", "other"), &labels));
+        assert!(selector_matches(&expression("In", &["a", "s3-python"]), &labels));
+        assert!(!selector_matches(&expression("NotIn", &["s3-python"]), &labels));
+        assert!(selector_matches(&expression("NotIn", &["a"]), &BTreeMap::new()), "NotIn holds for an absent label");
+        assert!(selector_matches(&expression("Exists", &[]), &labels));
+        assert!(!selector_matches(&expression("DoesNotExist", &[]), &labels));
+        assert!(!selector_matches(&expression("Near", &["x"]), &labels));
+    }
+}

@@ -57,7 +57,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()>
         runtime_bin: args.runtime_bin.unwrap_or_else(default_runtime_bin),
         prewarm_per_language: args.prewarm,
         cron_clock: kelp_up::cron::Clock::sped_up(args.cron_speed),
-        events: kelp_up::events::EventConfig {
+        events: kelp_events::Brokers {
             kafka: kelp_events::KafkaSettings::from_env(Some(args.kafka_brokers), |name| std::env::var(name).ok()),
             nats_url: args.nats_url,
             backoff_cap: args.backoff_interval,

@@ -1,8 +1,10 @@
 //! Kelp's event delivery engine: Kafka and NATS consumers that call functions **at least
 //! once**, where Kubeless's trigger controllers delivered at most once.
 //!
-//! A host (`kelp up`, or a cluster's trigger controller) starts one [`Consumer`] per trigger and
-//! matching function — a [`Subscription`] — and gives it an [`Invoke`] to call functions with.
+//! A host (`kelp up`, or the cluster's `kelp-triggers`) keeps a [`Triggers`]: from the live
+//! KafkaTriggers, NATSTriggers and Functions it runs one [`Consumer`] per trigger and matching
+//! function — a [`Subscription`] — calling functions through the host's [`Invoke`], and gives
+//! back each trigger's status.
 //! Each message becomes an [`Event`]: a `POST /` with Kubeless's event headers and the message as
 //! body. A call answered 2xx delivers it; any other answer or a failed call is retried with
 //! exponential backoff ([`Policy`]); when the retries are spent the message goes to the
@@ -37,6 +39,7 @@ pub mod nats;
 mod policy;
 mod settings;
 pub mod topics;
+mod triggers;
 
 pub use crate::consumer::{Consumer, ConsumerStatus, Subscription};
 pub use crate::event::{Event, Source};
@@ -49,6 +52,7 @@ pub use crate::policy::{
 pub use crate::settings::{
     DEFAULT_KAFKA_BROKERS, DEFAULT_NATS_URL, KafkaSettings, KafkaTls, nats_url, parse_go_duration,
 };
+pub use crate::triggers::{Brokers, Target, TopicTrigger, Triggers};
 
 /// Why a consumer could not start, or a setting could not be read.
 #[derive(Debug, thiserror::Error)]

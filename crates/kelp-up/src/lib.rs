@@ -48,7 +48,7 @@ pub struct UpConfig {
     /// The clock schedules are read against ([`cron::Clock::real`] but in tests).
     pub cron_clock: cron::Clock,
     /// The Kafka and NATS brokers of KafkaTriggers and NATSTriggers.
-    pub events: events::EventConfig,
+    pub events: kelp_events::Brokers,
 }
 
 /// Why the platform could not start.

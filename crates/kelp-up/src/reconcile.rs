@@ -151,7 +151,7 @@ impl Reconciler {
     /// `lastTransitionTime` while their status does not change).
     async fn put_status(&self, resource: &str, object: &Value, status: Value) {
         let now = crate::workloads::rfc3339(std::time::SystemTime::now());
-        if let Some(status) = crate::status::merge_transition_times(object.get("status"), status, &now) {
+        if let Some(status) = kelp_api::merge_transition_times(object.get("status"), status, &now) {
             let mut updated = object.clone();
             updated["status"] = status;
             // A conflict means the object changed meanwhile; the next round writes again.

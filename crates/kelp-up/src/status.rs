@@ -50,24 +50,10 @@ pub fn function_status(
     json!({"observedGeneration": generation, "readyReplicas": ready_replicas, "conditions": conditions})
 }
 
-/// `new` with each condition's `lastTransitionTime` taken from `old` when the condition's status
-/// did not change, and set to `now` when it did. Returns `None` when nothing changed at all.
-pub fn merge_transition_times(old: Option<&Value>, mut new: Value, now: &str) -> Option<Value> {
-    let old_conditions = old.and_then(|o| o.get("conditions")).and_then(Value::as_array);
-    for condition in new["conditions"].as_array_mut().into_iter().flatten() {
-        let previous = old_conditions.and_then(|cs| cs.iter().find(|c| c["type"] == condition["type"]));
-        let time = match previous {
-            Some(p) if p["status"] == condition["status"] => p["lastTransitionTime"].clone(),
-            _ => json!(now),
-        };
-        condition["lastTransitionTime"] = time;
-    }
-    (old != Some(&new)).then_some(new)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kelp_api::merge_transition_times;
 
     fn run(ready: bool, ready_instances: usize) -> FunctionRunStatus {
         FunctionRunStatus {
