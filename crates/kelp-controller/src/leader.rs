@@ -7,7 +7,9 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, PostParams};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// One replica's handle on the Lease.
 pub struct LeaseLock {
@@ -97,6 +99,24 @@ impl LeaseLock {
                 return;
             }
         }
+    }
+
+    /// Competes for the Lease in the background, for as long as the process runs: the
+    /// receiver reads `true` while this replica holds it. For processes whose every replica
+    /// works and only the leader does some of it (`kelp-triggers`).
+    pub fn spawn_election(self: Arc<Self>) -> watch::Receiver<bool> {
+        let (leading, receiver) = watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                self.acquire().await;
+                tracing::info!(lease = %self.name, "leading");
+                leading.send_replace(true);
+                self.keep().await;
+                tracing::warn!(lease = %self.name, "lost the Lease");
+                leading.send_replace(false);
+            }
+        });
+        receiver
     }
 
     fn spec(&self, now: Timestamp, seconds: i32, acquired: Option<MicroTime>, transitions: i32) -> LeaseSpec {

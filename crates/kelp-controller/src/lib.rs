@@ -4,6 +4,8 @@
 //! - A Function becomes a ConfigMap, a Deployment, a Service and optionally a
 //!   HorizontalPodAutoscaler, all named after it ([`function`]).
 //! - An HTTPTrigger becomes an Ingress, a CronJobTrigger a CronJob ([`triggers`]).
+//! - KafkaTriggers and NATSTriggers are served by the second binary, `kelp-triggers`
+//!   ([`events`]): consumers that call the functions' Services.
 //!
 //! What each object looks like is decided by the pure planner in `kelp-plan`; this crate is the
 //! thin loop around it: watch, plan, check for conflicts, server-side apply, write the status,
@@ -13,6 +15,7 @@
 
 pub mod apply;
 pub mod context;
+pub mod events;
 pub mod function;
 pub mod leader;
 pub mod metrics;
@@ -23,6 +26,17 @@ pub mod status;
 pub mod triggers;
 
 use kube::runtime::finalizer;
+
+/// Logs to stderr, filtered by `KELP_LOG` (`info` by default), as both binaries do.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KELP_LOG").unwrap_or_else(|_| "info,kube_runtime=warn".into()),
+        )
+        .init();
+}
 
 /// The field manager of every server-side apply the controller makes.
 pub const FIELD_MANAGER: &str = "kelp-controller";

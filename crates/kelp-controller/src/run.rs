@@ -3,7 +3,6 @@
 //! CronJobTrigger), and reconcile until stopped.
 
 use crate::context::{CHILD_SELECTOR, Context, Stores};
-use crate::leader::LeaseLock;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::{Error, function, server, triggers};
@@ -17,6 +16,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,13 +30,12 @@ type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
     let metrics = Arc::new(Metrics::default());
-    let listen = settings.listen;
-    let server = tokio::spawn(server::serve(listen, metrics.clone()));
+    let cluster = &settings.cluster;
+    let listen = cluster.listen;
+    let rendered = metrics.clone();
+    let server = tokio::spawn(server::serve(listen, move || rendered.render()));
 
-    let lock = settings.leader_elect.then(|| {
-        let api = Api::namespaced(client.clone(), &settings.config_namespace);
-        LeaseLock::new(api, &settings.lease_name, &settings.identity(), settings.lease_duration())
-    });
+    let lock = cluster.lease(&client, &settings.lease_name);
     if let Some(lock) = &lock {
         tracing::info!(lease = %settings.lease_name, "waiting to lead");
         lock.acquire().await;
@@ -44,13 +43,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     metrics.set_leader(true);
 
-    let config_api: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.config_namespace);
-    let config = load_config(&config_api, &settings.config_name).await?;
-    let scope = settings
-        .functions_namespace
-        .clone()
-        .or_else(|| config.functions_namespace().map(String::from))
-        .unwrap_or_default();
+    let config_api: Api<ConfigMap> = Api::namespaced(client.clone(), &cluster.config_namespace);
+    let config = load_config(&config_api, &cluster.config_name).await?;
+    let scope = cluster.scope(&config);
     tracing::info!(namespace = if scope.is_empty() { "(all)" } else { scope.as_str() }, "watching functions");
 
     let mut drivers: Vec<Driver> = Vec::new();
@@ -73,7 +68,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let ctx = Arc::new(Context::new(client.clone(), config, stores, metrics.clone()));
 
     let (reload, _) = broadcast::channel(4);
-    drivers.push(Box::pin(watch_config(config_api, settings.config_name.clone(), ctx.clone(), reload.clone())));
+    drivers.push(Box::pin(watch_config(config_api, cluster.config_name.clone(), ctx.clone(), reload.clone())));
     drivers.push(Box::pin(report_queue_depth(ctx.clone(), http.store(), cron.store())));
 
     let functions = functions
@@ -126,7 +121,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// An API for `K` in `scope` (empty: all namespaces).
-fn scoped<K>(client: &Client, scope: &str) -> Api<K>
+pub(crate) fn scoped<K>(client: &Client, scope: &str) -> Api<K>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
 {
@@ -168,15 +163,20 @@ where
 }
 
 /// Reads the configuration ConfigMap; Kelp's defaults when there is none.
-async fn load_config(api: &Api<ConfigMap>, name: &str) -> anyhow::Result<kelp_plan::Config> {
-    let data = match api.get_opt(name).await.with_context(|| format!("reading the ConfigMap {name}"))? {
+pub(crate) async fn load_config(api: &Api<ConfigMap>, name: &str) -> anyhow::Result<kelp_plan::Config> {
+    let data = config_data(api, name).await?;
+    kelp_plan::Config::from_data(&data).with_context(|| format!("the ConfigMap {name} is not a valid configuration"))
+}
+
+/// The data of the configuration ConfigMap; Kelp's defaults when there is none.
+pub(crate) async fn config_data(api: &Api<ConfigMap>, name: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    Ok(match api.get_opt(name).await.with_context(|| format!("reading the ConfigMap {name}"))? {
         Some(config_map) => config_map.data.unwrap_or_default(),
         None => {
             tracing::warn!(config = name, "no configuration ConfigMap; using Kelp's defaults");
             kelp_plan::Config::default_data()
         }
-    };
-    kelp_plan::Config::from_data(&data).with_context(|| format!("the ConfigMap {name} is not a valid configuration"))
+    })
 }
 
 /// Watches the configuration and applies each valid change (every object is then reconciled

@@ -8,8 +8,23 @@ use std::time::Duration;
 #[derive(Clone, Debug, clap::Parser)]
 #[command(name = "kelp-controller", version, about = "Reconciles kubeless.io objects into Kubernetes objects")]
 pub struct Settings {
-    /// Where `/healthz` and `/metrics` are served. Loopback by default; the Deployment that
-    /// `kelp install` creates listens on the pod's address.
+    /// What every Kelp process in a cluster is told.
+    #[command(flatten)]
+    pub cluster: ClusterSettings,
+    /// The name of the leader Lease.
+    #[arg(long, default_value = "kelp-controller")]
+    pub lease_name: String,
+    /// Objects reconciled at the same time, per kind.
+    #[arg(long, env = "KELP_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+}
+
+/// What the controller and `kelp-triggers` share: where to serve, where the configuration is,
+/// which namespaces to watch, and how to elect a leader.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ClusterSettings {
+    /// Where `/healthz` and `/metrics` are served. Loopback by default; the Deployments that
+    /// `kelp install` creates listen on the pod's address.
     #[arg(long, env = "KELP_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// The namespace of the `kubeless-config` ConfigMap (and of the leader Lease).
@@ -22,24 +37,18 @@ pub struct Settings {
     /// all namespaces.
     #[arg(long, env = "KELP_FUNCTIONS_NAMESPACE")]
     pub functions_namespace: Option<String>,
-    /// Elect one active replica through a Lease; the others wait.
+    /// Elect one leader replica through a Lease.
     #[arg(long, env = "KELP_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
-    /// The name of the leader Lease.
-    #[arg(long, default_value = "kelp-controller")]
-    pub lease_name: String,
     /// This replica's identity in the Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Seconds a leader's Lease lasts without renewal before another replica takes over.
     #[arg(long, default_value_t = 15)]
     pub lease_seconds: u64,
-    /// Objects reconciled at the same time, per kind.
-    #[arg(long, env = "KELP_CONCURRENCY", default_value_t = 16)]
-    pub concurrency: u16,
 }
 
-impl Settings {
+impl ClusterSettings {
     /// The identity written into the Lease: `--identity`, else the host name plus the PID.
     pub fn identity(&self) -> String {
         self.identity.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| {
@@ -51,6 +60,19 @@ impl Settings {
     /// How long a Lease lasts.
     pub fn lease_duration(&self) -> Duration {
         Duration::from_secs(self.lease_seconds.max(2))
+    }
+
+    /// The Lease `name` this replica competes for, unless leader election is off.
+    pub fn lease(&self, client: &kube::Client, name: &str) -> Option<crate::leader::LeaseLock> {
+        self.leader_elect.then(|| {
+            let api = kube::Api::namespaced(client.clone(), &self.config_namespace);
+            crate::leader::LeaseLock::new(api, name, &self.identity(), self.lease_duration())
+        })
+    }
+
+    /// The namespace to watch (empty: all): `--functions-namespace`, else the configuration's.
+    pub fn scope(&self, config: &kelp_plan::Config) -> String {
+        self.functions_namespace.clone().or_else(|| config.functions_namespace().map(String::from)).unwrap_or_default()
     }
 }
 
@@ -73,17 +95,17 @@ mod tests {
         let value = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
         let listen = value("KELP_LISTEN").expect("the Deployment sets KELP_LISTEN");
         let settings = Settings::try_parse_from(["kelp-controller", "--listen", &listen]).unwrap();
-        assert!(settings.listen.ip().is_unspecified(), "probes reach the pod's address");
-        assert_eq!(settings.listen.port(), 8080);
+        assert!(settings.cluster.listen.ip().is_unspecified(), "probes reach the pod's address");
+        assert_eq!(settings.cluster.listen.port(), 8080);
         let config = value("KUBELESS_CONFIG").unwrap();
         let settings = Settings::try_parse_from(["kelp-controller", "--config-name", &config]).unwrap();
-        assert_eq!(settings.config_name, "kubeless-config");
+        assert_eq!(settings.cluster.config_name, "kubeless-config");
     }
 
     #[test]
     fn loopback_unless_told() {
         let settings = Settings::try_parse_from(["kelp-controller"]).unwrap();
-        assert!(settings.listen.ip().is_loopback());
-        assert!(settings.leader_elect);
+        assert!(settings.cluster.listen.ip().is_loopback());
+        assert!(settings.cluster.leader_elect);
     }
 }

@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::error::PlanError;
-use crate::function::first_port;
 use crate::meta::{self, Labels};
 use crate::shell;
 
@@ -42,11 +41,7 @@ pub fn cronjob_trigger_cronjob(
     let schedule = trigger.spec.schedule.clone().filter(|s| !s.is_empty());
     let schedule = schedule.ok_or_else(|| PlanError::invalid("spec.schedule", "must not be empty"))?;
     let timeout = function.spec.timeout_seconds().map_err(|e| PlanError::invalid("function spec.timeout", e))?;
-    let function_name = meta::name(&function.metadata);
-    let namespace = function.metadata.namespace.as_deref().unwrap_or("default");
-    let service = crate::function::service_spec(function);
-    let port = first_port(&service).map_or(8080, |p| p.port);
-    let url = format!("http://{function_name}.{namespace}.svc:{port}");
+    let url = crate::function_url(crate::FUNCTION_URL, function);
 
     let mut labels = trigger.metadata.labels.clone().unwrap_or_default();
     labels.extend(meta::function_labels(function));

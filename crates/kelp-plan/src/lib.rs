@@ -83,7 +83,7 @@ mod shell;
 pub use config::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, DEFAULT_PROVISION_IMAGE};
 pub use cronjob::cronjob_trigger_cronjob;
 pub use error::PlanError;
-pub use function::{FunctionChildren, function_children};
+pub use function::{FUNCTION_URL, FunctionChildren, function_children, function_url};
 pub use ingress::http_trigger_ingress;
 pub use meta::adoptable;
 

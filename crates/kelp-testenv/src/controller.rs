@@ -1,12 +1,12 @@
-//! A `kelp-controller` process against a [`ControlPlane`], for the tests of the controller and
-//! of the CLI against a cluster.
+//! A `kelp-controller` or `kelp-triggers` process against a [`ControlPlane`], for the tests of
+//! the cluster binaries and of the CLI against a cluster.
 
 use crate::ControlPlane;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `kelp-controller`, killed (SIGKILL) when dropped.
+/// A running `kelp-controller` or `kelp-triggers`, killed (SIGKILL) when dropped.
 pub struct ControllerProcess {
     child: Child,
     /// Where its `/metrics` and `/healthz` are served.
@@ -25,29 +25,40 @@ impl ControllerProcess {
     /// Like [`ControllerProcess::start`], with the credentials of `kubeconfig` (e.g. a service
     /// account's token, to check the controller's RBAC).
     pub fn start_as(plane: &ControlPlane, kubeconfig: &Path, identity: &str, args: &[&str]) -> Self {
+        Self::start_bin(&kelp_testkit::controller_bin(), plane, kubeconfig, identity, args)
+    }
+
+    /// Starts `kelp-triggers` (the Kafka and NATS consumers) against `plane` with extra arguments
+    /// (the brokers, say), and waits for `/healthz`.
+    pub fn start_triggers(plane: &ControlPlane, identity: &str, args: &[&str]) -> Self {
+        Self::start_bin(&kelp_testkit::triggers_bin(), plane, plane.kubeconfig(), identity, args)
+    }
+
+    fn start_bin(bin: &Path, plane: &ControlPlane, kubeconfig: &Path, identity: &str, args: &[&str]) -> Self {
         let port = free_port();
-        let log = plane.log_dir().join(format!("kelp-controller-{identity}-{port}.log"));
-        let file = std::fs::File::create(&log).expect("creating the controller's log");
-        let child = Command::new(kelp_testkit::controller_bin())
+        let name = bin.file_name().map_or("kelp".into(), |n| n.to_string_lossy());
+        let log = plane.log_dir().join(format!("{name}-{identity}-{port}.log"));
+        let file = std::fs::File::create(&log).expect("creating the process's log");
+        let child = Command::new(bin)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--identity", identity, "--lease-seconds", "4"])
             .args(args)
             .env("KUBECONFIG", kubeconfig)
-            .env("KELP_LOG", "info,kelp_controller=debug")
+            .env("KELP_LOG", "info,kelp_controller=debug,kelp_events=debug")
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
-            .expect("starting kelp-controller");
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
         let process = Self { child, address: format!("127.0.0.1:{port}"), log };
         let deadline = Instant::now() + Duration::from_secs(20);
         while process.get("/healthz").is_none() {
-            assert!(Instant::now() < deadline, "kelp-controller did not serve /healthz:\n{}", process.log_tail());
+            assert!(Instant::now() < deadline, "{name} did not serve /healthz:\n{}", process.log_tail());
             std::thread::sleep(Duration::from_millis(50));
         }
         process
     }
 
-    /// GETs `path` from the controller's HTTP server.
+    /// GETs `path` from the process's HTTP server.
     pub fn get(&self, path: &str) -> Option<String> {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(&self.address).ok()?;
@@ -85,7 +96,7 @@ impl ControllerProcess {
 impl Drop for ControllerProcess {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- kelp-controller log ({}):\n{}", self.log.display(), self.log_tail());
+            eprintln!("--- log ({}):\n{}", self.log.display(), self.log_tail());
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

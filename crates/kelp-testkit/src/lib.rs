@@ -23,14 +23,20 @@ pub fn runtime_bin() -> PathBuf {
     workspace_bin("kelp-runtime", "KELP_RUNTIME_BIN", &["crates/kelp-runtime", "runtimes"])
 }
 
+/// The sources of the `kelp-controller` package's binaries.
+const CONTROLLER_SOURCES: &[&str] =
+    &["crates/kelp-controller", "crates/kelp-plan", "crates/kelp-api", "crates/kelp-events"];
+
 /// The `kelp-controller` binary: `KELP_CONTROLLER_BIN`, else the one [`workspace_bin`] finds or
 /// builds.
 pub fn controller_bin() -> PathBuf {
-    workspace_bin(
-        "kelp-controller",
-        "KELP_CONTROLLER_BIN",
-        &["crates/kelp-controller", "crates/kelp-plan", "crates/kelp-api"],
-    )
+    workspace_bin("kelp-controller", "KELP_CONTROLLER_BIN", CONTROLLER_SOURCES)
+}
+
+/// The `kelp-triggers` binary (of the `kelp-controller` package): `KELP_TRIGGERS_BIN`, else the
+/// one [`package_bin`] finds or builds.
+pub fn triggers_bin() -> PathBuf {
+    package_bin("kelp-controller", "kelp-triggers", "KELP_TRIGGERS_BIN", CONTROLLER_SOURCES)
 }
 
 /// The binary `package` builds (named as the package): `$override_var` when set, else
@@ -39,27 +45,32 @@ pub fn controller_bin() -> PathBuf {
 /// -p <one crate>` does not build other packages' binaries), it is built here with `cargo build
 /// -p <package>` into the same target directory and profile.
 pub fn workspace_bin(package: &'static str, override_var: &str, sources: &[&str]) -> PathBuf {
+    package_bin(package, package, override_var, sources)
+}
+
+/// Like [`workspace_bin`], for the binary `name` of `package`.
+pub fn package_bin(package: &'static str, name: &'static str, override_var: &str, sources: &[&str]) -> PathBuf {
     static BINS: Mutex<BTreeMap<&'static str, PathBuf>> = Mutex::new(BTreeMap::new());
     let mut bins = BINS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(bin) = bins.get(package) {
+    if let Some(bin) = bins.get(name) {
         return bin.clone();
     }
-    let bin = std::env::var_os(override_var).map_or_else(|| build(package, sources), PathBuf::from);
-    bins.insert(package, bin.clone());
+    let bin = std::env::var_os(override_var).map_or_else(|| build(package, name, sources), PathBuf::from);
+    bins.insert(name, bin.clone());
     bin
 }
 
-fn build(package: &str, sources: &[&str]) -> PathBuf {
+fn build(package: &str, name: &str, sources: &[&str]) -> PathBuf {
     // The test binary is target/<profile>/deps/<name>-<hash>.
     let exe = std::env::current_exe().expect("the test binary's path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
-    let bin = profile_dir.join(package);
+    let bin = profile_dir.join(name);
     let root = repo_root();
     let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
     if built.is_none_or(|built| sources.iter().any(|dir| newest(&root.join(dir)) > built)) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "-p", package, "--bin", package]);
+        build.args(["build", "-p", package, "--bin", name]);
         build.env("CARGO_TARGET_DIR", profile_dir.parent().expect("the target directory"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");

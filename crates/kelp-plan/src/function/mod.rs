@@ -16,7 +16,8 @@ use crate::error::PlanError;
 use crate::meta::{self, Labels};
 use crate::runtimes::{self, Resolved};
 
-pub(crate) use service::{first_port, spec as service_spec};
+pub(crate) use service::first_port;
+pub use service::{FUNCTION_URL, function_url};
 
 /// The objects a Function becomes, all named after it, labelled with its labels plus
 /// `function: <name>` and `created-by: kubeless`, and controlled by it (ownerReference).

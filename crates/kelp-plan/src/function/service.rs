@@ -38,6 +38,21 @@ pub(crate) fn spec(function: &Function) -> ServiceSpec {
     spec
 }
 
+/// Where a function answers inside the cluster: its Service's DNS name and first port, as the
+/// CronJobs' `curl` and the `kelp-triggers` consumers call it. A template of [`function_url`].
+pub const FUNCTION_URL: &str = "http://{name}.{namespace}.svc:{port}";
+
+/// `template` with `{name}`, `{namespace}` and `{port}` (the first port of the function's
+/// Service) of `function`.
+pub fn function_url(template: &str, function: &Function) -> String {
+    let service = spec(function);
+    let port = first_port(&service).map_or(DEFAULT_PORT, |p| p.port);
+    template
+        .replace("{name}", meta::name(&function.metadata))
+        .replace("{namespace}", function.metadata.namespace.as_deref().unwrap_or("default"))
+        .replace("{port}", &port.to_string())
+}
+
 /// The first port of a Service spec: the one functions serve on.
 pub(crate) fn first_port(spec: &ServiceSpec) -> Option<&ServicePort> {
     spec.ports.as_ref()?.first()

@@ -1,0 +1,234 @@
+//! `kelp-triggers`: KafkaTriggers and NATSTriggers on a cluster, as Kubeless's separate
+//! kafka-trigger-controller and nats-trigger-controller did, but delivering at least once.
+//!
+//! Every replica watches the triggers and Functions and runs `kelp-events`' [`Triggers`]: a
+//! Kafka consumer group or NATS queue group per trigger and matching function, named as
+//! Kubeless named them, so replicas share the partitions and messages and nothing is consumed
+//! twice in the normal case. Functions are called at their Services ([`invoke`]). The replica
+//! holding the `kelp-triggers` Lease also writes the triggers' status (from its own consumers)
+//! and keeps Kubeless's finalizers (`kubeless.io/kafkatrigger`, `kubeless.io/natstrigger`):
+//! it adds them, and takes them off a trigger being deleted once its consumers stopped.
+//!
+//! Why a Deployment of its own rather than more work for the controller: consumers scale out
+//! with replicas while the controller stays one leader, the broker credentials are mounted into
+//! these pods only, and a stuck broker client cannot stall the reconciliation of Functions.
+
+pub mod invoke;
+pub mod settings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::{StreamExt, future};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kelp_api::{Function, KafkaTrigger, NATSTrigger};
+use kelp_events::{Target, TopicTrigger, Triggers};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+use self::invoke::ServiceInvoker;
+use self::settings::TriggerSettings;
+use crate::run::{config_data, scoped};
+use crate::server;
+
+/// How often status is refreshed without a change to any object (consumers connect, lag moves).
+const STATUS_PERIOD: Duration = Duration::from_secs(2);
+
+/// Runs `kelp-triggers` until SIGTERM/SIGINT.
+pub async fn run(settings: TriggerSettings) -> anyhow::Result<()> {
+    let client = Client::try_default().await.context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
+    let cluster = &settings.cluster;
+    let config_api: Api<ConfigMap> = Api::namespaced(client.clone(), &cluster.config_namespace);
+    let data = config_data(&config_api, &cluster.config_name).await?;
+    let config = kelp_plan::Config::from_data(&data)
+        .with_context(|| format!("the ConfigMap {} is not a valid configuration", cluster.config_name))?;
+    let scope = cluster.scope(&config);
+    let brokers = settings.brokers(&data);
+    tracing::info!(
+        kafka = %brokers.kafka.brokers,
+        nats = %brokers.nats_url,
+        namespace = if scope.is_empty() { "(all)" } else { scope.as_str() },
+        "consuming for triggers"
+    );
+
+    let invoker = Arc::new(ServiceInvoker::new(&settings.function_url));
+    let mut triggers = Triggers::new(brokers, invoker.clone());
+    let metrics = triggers.metrics();
+    let listen = cluster.listen;
+    let server = tokio::spawn(server::serve(listen, move || format!("{}# EOF\n", metrics.render())));
+    let lock = cluster.lease(&client, &settings.lease_name).map(Arc::new);
+    let leading = match &lock {
+        Some(lock) => lock.clone().spawn_election(),
+        None => watch::channel(true).1,
+    };
+
+    let changed = Arc::new(Notify::new());
+    let (kafka, kafka_watch) = cache::<KafkaTrigger>(&client, &scope, &changed);
+    let (nats, nats_watch) = cache::<NATSTrigger>(&client, &scope, &changed);
+    let (functions, function_watch) = cache::<Function>(&client, &scope, &changed);
+    let watches = future::join3(kafka_watch, nats_watch, function_watch);
+    let host = Host { client, kafka, nats, functions, invoker };
+    let rounds = async {
+        // The first round sees every object: no consumer is stopped for a function not yet listed.
+        let (kafka, nats, functions) = (&host.kafka, &host.nats, &host.functions);
+        let _ = future::join3(kafka.wait_until_ready(), nats.wait_until_ready(), functions.wait_until_ready()).await;
+        loop {
+            host.round(&mut triggers, *leading.borrow()).await;
+            let _ = tokio::time::timeout(STATUS_PERIOD, changed.notified()).await;
+        }
+    };
+
+    let outcome = tokio::select! {
+        () = rounds => Ok(()),
+        _ = watches => Err(anyhow::anyhow!("a watch ended unexpectedly")),
+        () = stop_signal() => Ok(()),
+        served = server => Err(match served {
+            Ok(Err(e)) => anyhow::anyhow!("cannot serve on {listen}: {e}"),
+            _ => anyhow::anyhow!("the metrics server stopped"),
+        }),
+    };
+    // Delivered offsets are committed and the groups left, so other replicas take over at once.
+    triggers.stop_all().await;
+    if let Some(lock) = &lock
+        && let Err(e) = lock.release().await
+    {
+        tracing::warn!(error = %e, "could not release the Lease");
+    }
+    outcome
+}
+
+/// The caches a round reads, and where functions are called.
+struct Host {
+    client: Client,
+    kafka: Store<KafkaTrigger>,
+    nats: Store<NATSTrigger>,
+    functions: Store<Function>,
+    invoker: Arc<ServiceInvoker>,
+}
+
+impl Host {
+    /// Runs the consumers the live objects call for; as the leader, writes the triggers' status
+    /// and finalizers.
+    async fn round(&self, triggers: &mut Triggers<ServiceInvoker>, leading: bool) {
+        let functions: Vec<Arc<Function>> = self.functions.state().into_iter().filter(|f| is_live(&**f)).collect();
+        self.invoker.set_functions(functions.iter().map(|f| &**f));
+        let targets: Vec<Target> = functions.iter().map(|f| Target::from(&f.metadata)).collect();
+        let (kafka, nats) = (self.kafka.state(), self.nats.state());
+        let live_kafka: Vec<&Arc<KafkaTrigger>> = kafka.iter().filter(|t| is_live(&***t)).collect();
+        let live_nats: Vec<&Arc<NATSTrigger>> = nats.iter().filter(|t| is_live(&***t)).collect();
+        let mut topic_triggers: Vec<TopicTrigger> = live_kafka.iter().map(|t| TopicTrigger::from(&***t)).collect();
+        topic_triggers.extend(live_nats.iter().map(|t| TopicTrigger::from(&***t)));
+        let statuses = triggers.sync(&topic_triggers, &targets).await;
+        if !leading {
+            return;
+        }
+        let (kafka_statuses, nats_statuses) = statuses.split_at(live_kafka.len());
+        self.lead(&kafka, kelp_plan::KAFKA_TRIGGER_FINALIZER, &live_kafka, kafka_statuses).await;
+        self.lead(&nats, kelp_plan::NATS_TRIGGER_FINALIZER, &live_nats, nats_statuses).await;
+    }
+
+    /// The leader's part for one kind: status and finalizer of each live trigger, and the
+    /// finalizer off each trigger being deleted (its consumers stopped in this round).
+    async fn lead<K>(&self, all: &[Arc<K>], finalizer: &str, live: &[&Arc<K>], statuses: &[Value])
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        for (trigger, status) in live.iter().zip(statuses) {
+            let api: Api<K> = Api::namespaced(self.client.clone(), &trigger.namespace().unwrap_or_default());
+            if let Err(e) = write_status(&api, &***trigger, status.clone()).await {
+                tracing::warn!(trigger = %trigger.name_any(), error = %e, "writing the trigger's status");
+            }
+            if !trigger.finalizers().iter().any(|f| f == finalizer) {
+                let mut finalizers = trigger.finalizers().to_vec();
+                finalizers.push(finalizer.to_owned());
+                set_finalizers(&api, &***trigger, finalizers).await;
+            }
+        }
+        for trigger in all.iter().filter(|t| !is_live(&***t) && t.finalizers().iter().any(|f| f == finalizer)) {
+            let api: Api<K> = Api::namespaced(self.client.clone(), &trigger.namespace().unwrap_or_default());
+            let kept = trigger.finalizers().iter().filter(|f| *f != finalizer).cloned().collect();
+            set_finalizers(&api, &**trigger, kept).await;
+        }
+    }
+}
+
+/// Whether an object is not being deleted.
+fn is_live<K: Resource>(object: &K) -> bool {
+    object.meta().deletion_timestamp.is_none()
+}
+
+/// Writes `status` when it differs from the trigger's, keeping transition times.
+async fn write_status<K>(api: &Api<K>, trigger: &K, status: Value) -> kube::Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let current = serde_json::to_value(trigger).ok().and_then(|t| t.get("status").cloned());
+    let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let Some(status) = kelp_api::merge_transition_times(current.as_ref(), status, &now) else { return Ok(()) };
+    api.patch_status(&trigger.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await?;
+    Ok(())
+}
+
+/// Sets the trigger's finalizers, if it did not change meanwhile (its resourceVersion); a
+/// conflict is left to the next round.
+async fn set_finalizers<K>(api: &Api<K>, trigger: &K, finalizers: Vec<String>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": trigger.resource_version()}});
+    match api.patch(&trigger.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => {}
+        Err(e) => tracing::warn!(trigger = %trigger.name_any(), error = %e, "updating the trigger's finalizers"),
+    }
+}
+
+/// A cache of `K` in `scope`, and the watch that fills it and pokes `changed`.
+fn cache<K>(
+    client: &Client,
+    scope: &str,
+    changed: &Arc<Notify>,
+) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let changed = changed.clone();
+    let watch = watcher(scoped::<K>(client, scope), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|object| object.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .for_each(move |event| {
+            match event {
+                Ok(_) => changed.notify_one(),
+                Err(e) => tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying"),
+            }
+            future::ready(())
+        });
+    (reader, watch)
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        Some(()) = async { term.as_mut()?.recv().await } => {}
+    }
+}

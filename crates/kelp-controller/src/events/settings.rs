@@ -1,0 +1,98 @@
+//! `kelp-triggers`' command line and environment: the cluster settings of every Kelp process,
+//! plus the brokers with Kubeless's environment names.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kelp_events::{Brokers, KafkaSettings};
+
+use crate::settings::ClusterSettings;
+
+/// The `kubeless-config` key naming the Kafka bootstrap servers (`KAFKA_BROKERS` wins over it).
+pub const KAFKA_BROKERS_KEY: &str = "kafka-brokers";
+/// The `kubeless-config` key naming the NATS server (`NATS_URL` wins over it).
+pub const NATS_URL_KEY: &str = "nats-url";
+
+/// How `kelp-triggers` is run.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "kelp-triggers",
+    version,
+    about = "Consumes Kafka topics and NATS subjects for KafkaTriggers and NATSTriggers and calls their functions"
+)]
+pub struct TriggerSettings {
+    /// What every Kelp process in a cluster is told.
+    #[command(flatten)]
+    pub cluster: ClusterSettings,
+    /// The name of the Lease whose holder writes the triggers' status and finalizers (every
+    /// replica consumes).
+    #[arg(long, default_value = "kelp-triggers")]
+    pub lease_name: String,
+    /// Kafka bootstrap servers, comma-separated; else `kafka-brokers` of the configuration, else
+    /// Kubeless's `kafka.kubeless:9092`. TLS and SASL: Kubeless's KAFKA_ENABLE_TLS,
+    /// KAFKA_CACERTS, KAFKA_CERT, KAFKA_KEY, KAFKA_INSECURE, KAFKA_ENABLE_SASL, KAFKA_USERNAME,
+    /// KAFKA_PASSWORD.
+    #[arg(long, value_name = "HOST:PORT,...", env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The NATS server; else `nats-url` of the configuration, else Kubeless's default.
+    #[arg(long, value_name = "URL", env = "NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Longest wait between retries of a failed delivery (a Go duration: 500ms, 10s, 1m).
+    #[arg(long, value_name = "DURATION", env = "BACKOFF_INTERVAL", default_value = "10s", value_parser = parse_backoff)]
+    pub backoff_interval: Duration,
+    /// Where functions are called: a template with {name}, {namespace} and {port} (the first
+    /// port of the function's Service).
+    #[arg(long, value_name = "TEMPLATE", default_value = kelp_plan::FUNCTION_URL)]
+    pub function_url: String,
+}
+
+impl TriggerSettings {
+    /// The brokers: flags and environment first, then the configuration's keys, then
+    /// Kubeless's defaults.
+    pub fn brokers(&self, config: &BTreeMap<String, String>) -> Brokers {
+        let key = |name: &str| config.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let brokers = self.kafka_brokers.clone().filter(|b| !b.is_empty()).or_else(|| key(KAFKA_BROKERS_KEY));
+        Brokers {
+            kafka: KafkaSettings::from_env(brokers, |name| std::env::var(name).ok()),
+            nats_url: self
+                .nats_url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .or_else(|| key(NATS_URL_KEY))
+                .unwrap_or_else(|| kelp_events::DEFAULT_NATS_URL.to_owned()),
+            backoff_cap: self.backoff_interval,
+        }
+    }
+}
+
+fn parse_backoff(text: &str) -> Result<Duration, String> {
+    kelp_events::parse_go_duration(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn flags_win_over_the_configuration_which_wins_over_kubeless_defaults() {
+        let config: BTreeMap<String, String> =
+            [(KAFKA_BROKERS_KEY, "kafka.config:9092"), (NATS_URL_KEY, "nats://config:4222")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into();
+        let parse = |args: &[&str]| TriggerSettings::try_parse_from([&["kelp-triggers"], args].concat()).unwrap();
+        let flags = parse(&["--kafka-brokers", "a:9092", "--nats-url", "nats://b:4222", "--backoff-interval", "2s"]);
+        let brokers = flags.brokers(&config);
+        assert_eq!((brokers.kafka.brokers.as_str(), brokers.nats_url.as_str()), ("a:9092", "nats://b:4222"));
+        assert_eq!(brokers.backoff_cap, Duration::from_secs(2));
+        let configured = TriggerSettings { kafka_brokers: None, nats_url: None, ..flags.clone() }.brokers(&config);
+        assert_eq!(
+            (configured.kafka.brokers.as_str(), configured.nats_url.as_str()),
+            ("kafka.config:9092", "nats://config:4222")
+        );
+        let defaults = TriggerSettings { kafka_brokers: None, nats_url: None, ..flags }.brokers(&BTreeMap::new());
+        assert_eq!(defaults.nats_url, kelp_events::DEFAULT_NATS_URL);
+        assert_eq!(parse(&[]).function_url, kelp_plan::FUNCTION_URL);
+        assert_eq!(parse(&[]).lease_name, "kelp-triggers");
+    }
+}
