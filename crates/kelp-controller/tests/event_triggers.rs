@@ -139,7 +139,7 @@ fn delivered_by_each(replicas: &[ControllerProcess]) -> Vec<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn two_replicas_share_a_kafka_group_and_a_nats_queue_and_the_leader_keeps_status_and_finalizers() {
+async fn replicas_share_a_kafka_group_survive_a_kill_and_the_leader_keeps_status_and_finalizers() {
     let plane = ControlPlane::shared();
     let namespace = plane.namespace("events").await;
     let client = plane.client().await;
@@ -197,7 +197,21 @@ async fn two_replicas_share_a_kafka_group_and_a_nats_queue_and_the_leader_keeps_
     let duplicates = received.len() - published.len();
     eprintln!("kafka: {} published, delivered by replica {split:?}, {duplicates} duplicate(s)", published.len());
 
-    // NATS: a wildcard subject; the replicas' queue group delivers each message once.
+    // One replica killed (SIGKILL): the group gives its partition to the other, which delivers
+    // what follows; the Lease, whoever held it, ends with the survivor.
+    let mut replicas = replicas;
+    drop(replicas.remove(0));
+    let after_kill: Vec<String> = (0..20).map(|n| format!("after-kill-{n}")).collect();
+    for payload in &after_kill {
+        producer.send(FutureRecord::to(&topic).key(payload).payload(payload), Duration::from_secs(10)).await.unwrap();
+    }
+    eventually("the survivor to deliver what was published after the kill", PATIENCE, || async {
+        let lines = sink.received();
+        after_kill.iter().all(|p| lines.contains(&format!("kafkatriggers.kubeless.io {p}"))).then_some(())
+    })
+    .await;
+
+    // NATS: a wildcard subject; the queue group delivers each message once.
     let nats_triggers: Api<NATSTrigger> = Api::namespaced(client.clone(), &namespace);
     let subject = format!("orders.{namespace}");
     let trigger: NATSTrigger = serde_json::from_value(json!({
@@ -212,8 +226,6 @@ async fn two_replicas_share_a_kafka_group_and_a_nats_queue_and_the_leader_keeps_
         nats_triggers.get("orders-nats").await.ok()?.status.filter(Conditions::is_ready)
     })
     .await;
-    // Both replicas subscribe; give the second one a moment after the leader reported Ready.
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let nats = async_nats::connect(Nats::shared().url()).await.unwrap();
     for n in 0..50 {
         nats.publish(format!("{subject}.eu"), format!("nats-{n}").into()).await.unwrap();
@@ -227,7 +239,8 @@ async fn two_replicas_share_a_kafka_group_and_a_nats_queue_and_the_leader_keeps_
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(nats_lines(&sink.received()), 50, "a queue group delivers each message to one replica");
 
-    // Deleting the trigger: the leader takes its finalizer off once consumption stopped.
+    // Deleting the trigger: the leader (the survivor by now) takes its finalizer off once
+    // consumption stopped.
     kafka_triggers.delete("orders", &DeleteParams::default()).await.unwrap();
     eventually("the KafkaTrigger to be deleted", PATIENCE, || async {
         matches!(kafka_triggers.get_opt("orders").await, Ok(None)).then_some(())
