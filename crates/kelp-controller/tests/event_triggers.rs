@@ -197,6 +197,12 @@ async fn replicas_share_a_kafka_group_survive_a_kill_and_the_leader_keeps_status
     let duplicates = received.len() - published.len();
     eprintln!("kafka: {} published, delivered by replica {split:?}, {duplicates} duplicate(s)", published.len());
 
+    // The status's lag is the group's, whichever replica consumes which partition.
+    eventually("the trigger's lag to be 0 once everything is delivered", PATIENCE, || async {
+        (kafka_triggers.get("orders").await.ok()?.status?.lag == Some(0)).then_some(())
+    })
+    .await;
+
     // One replica killed (SIGKILL): the group gives its partition to the other, which delivers
     // what follows; the Lease, whoever held it, ends with the survivor.
     let mut replicas = replicas;

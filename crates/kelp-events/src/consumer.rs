@@ -42,8 +42,13 @@ impl Subscription {
     /// `<namespace>_<trigger>_<function>_<topic>`. Kelp keeps it, so the offsets a Kubeless
     /// trigger committed carry over, and replicas of a consumer share the work.
     pub fn group(&self) -> String {
-        format!("{}_{}_{}_{}", self.namespace, self.trigger, self.function, self.topic)
+        group_name(&self.namespace, &self.trigger, &self.function, &self.topic)
     }
+}
+
+/// Kubeless's consumer and queue group name: `<namespace>_<trigger>_<function>_<topic>`.
+pub(crate) fn group_name(namespace: &str, trigger: &str, function: &str, topic: &str) -> String {
+    format!("{namespace}_{trigger}_{function}_{topic}")
 }
 
 /// What a consumer reports, for its trigger's status.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{Error, KafkaSettings};
 
@@ -55,6 +57,39 @@ pub async fn publish(
     }
     let delivery = producer.send(record, TIMEOUT).await.map_err(|(e, _)| kafka(e))?;
     Ok((delivery.partition, delivery.offset))
+}
+
+/// The messages of `topic` that the consumer group `group` has not committed, over all its
+/// partitions: what the group's members together still have to deliver, whichever member
+/// (replica) owns which partition. A partition the group never committed counts from its
+/// earliest offset.
+pub async fn group_lag(settings: &KafkaSettings, group: &str, topic: &str, timeout: Duration) -> Result<i64, Error> {
+    let mut config = settings.client_config();
+    // Not subscribed, it never joins the group: it only reads the group's committed offsets.
+    config.set("group.id", group).set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config.create().map_err(kafka)?;
+    let topic = topic.to_owned();
+    let lag = tokio::task::spawn_blocking(move || -> Result<i64, rdkafka::error::KafkaError> {
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let partitions: Vec<i32> =
+            metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+        let mut list = TopicPartitionList::new();
+        for partition in &partitions {
+            list.add_partition(&topic, *partition);
+        }
+        let committed = consumer.committed_offsets(list, timeout)?;
+        let mut lag = 0;
+        for partition in partitions {
+            let (low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
+            let done = match committed.find_partition(&topic, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(offset)) => offset.max(low),
+                _ => low,
+            };
+            lag += (high - done).max(0);
+        }
+        Ok(lag)
+    });
+    lag.await.map_err(|e| Error::Kafka(e.to_string()))?.map_err(kafka)
 }
 
 fn admin(settings: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>, Error> {

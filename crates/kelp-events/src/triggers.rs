@@ -82,9 +82,10 @@ impl TopicTrigger {
         }
     }
 
-    /// The key of the trigger: namespace and name.
-    pub fn key(&self) -> (&str, &str) {
-        (&self.namespace, &self.name)
+    /// The consumer group (Kafka) or queue group (NATS) through which `function` is called
+    /// ([`Subscription::group`]).
+    pub fn group(&self, function: &str) -> String {
+        crate::consumer::group_name(&self.namespace, &self.name, function, self.topic.as_deref().unwrap_or_default())
     }
 }
 

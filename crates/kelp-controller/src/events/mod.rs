@@ -16,14 +16,15 @@
 pub mod invoke;
 pub mod settings;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_util::{StreamExt, future};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kelp_api::{Function, KafkaTrigger, NATSTrigger};
-use kelp_events::{Target, TopicTrigger, Triggers};
+use kelp_events::{KafkaSettings, Target, TopicTrigger, Triggers};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -39,6 +40,10 @@ use crate::server;
 
 /// How often status is refreshed without a change to any object (consumers connect, lag moves).
 const STATUS_PERIOD: Duration = Duration::from_secs(2);
+/// How often the leader measures a Kafka trigger's lag from its groups' committed offsets.
+const LAG_PERIOD: Duration = Duration::from_secs(10);
+/// How long measuring one group's lag may take.
+const LAG_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs `kelp-triggers` until SIGTERM/SIGINT.
 pub async fn run(settings: TriggerSettings) -> anyhow::Result<()> {
@@ -58,6 +63,7 @@ pub async fn run(settings: TriggerSettings) -> anyhow::Result<()> {
     );
 
     let invoker = Arc::new(ServiceInvoker::new(&settings.function_url));
+    let kafka_settings = brokers.kafka.clone();
     let mut triggers = Triggers::new(brokers, invoker.clone());
     let metrics = triggers.metrics();
     let listen = cluster.listen;
@@ -73,7 +79,8 @@ pub async fn run(settings: TriggerSettings) -> anyhow::Result<()> {
     let (nats, nats_watch) = cache::<NATSTrigger>(&client, &scope, &changed);
     let (functions, function_watch) = cache::<Function>(&client, &scope, &changed);
     let watches = future::join3(kafka_watch, nats_watch, function_watch);
-    let host = Host { client, kafka, nats, functions, invoker };
+    let lags = Lags { kafka: kafka_settings, measured: Mutex::default() };
+    let host = Host { client, kafka, nats, functions, invoker, lags };
     let rounds = async {
         // The first round sees every object: no consumer is stopped for a function not yet listed.
         let (kafka, nats, functions) = (&host.kafka, &host.nats, &host.functions);
@@ -110,6 +117,7 @@ struct Host {
     nats: Store<NATSTrigger>,
     functions: Store<Function>,
     invoker: Arc<ServiceInvoker>,
+    lags: Lags,
 }
 
 impl Host {
@@ -129,7 +137,16 @@ impl Host {
             return;
         }
         let (kafka_statuses, nats_statuses) = statuses.split_at(live_kafka.len());
-        self.lead(&kafka, kelp_plan::KAFKA_TRIGGER_FINALIZER, &live_kafka, kafka_statuses).await;
+        let mut kafka_statuses = kafka_statuses.to_vec();
+        self.lags.lock().retain(|(namespace, name), _| {
+            live_kafka
+                .iter()
+                .any(|t| t.metadata.namespace.as_ref() == Some(namespace) && t.metadata.name.as_ref() == Some(name))
+        });
+        for (trigger, status) in topic_triggers.iter().zip(&mut kafka_statuses) {
+            self.lags.fill(trigger, status).await;
+        }
+        self.lead(&kafka, kelp_plan::KAFKA_TRIGGER_FINALIZER, &live_kafka, &kafka_statuses).await;
         self.lead(&nats, kelp_plan::NATS_TRIGGER_FINALIZER, &live_nats, nats_statuses).await;
     }
 
@@ -159,6 +176,54 @@ impl Host {
             let kept = trigger.finalizers().iter().filter(|f| *f != finalizer).cloned().collect();
             set_finalizers(&api, &**trigger, kept).await;
         }
+    }
+}
+
+/// The lag of Kafka triggers, measured from their groups' committed offsets: replicas share the
+/// partitions, so no one replica's consumers know the whole lag.
+struct Lags {
+    kafka: KafkaSettings,
+    measured: Mutex<HashMap<(String, String), (Instant, i64)>>,
+}
+
+impl Lags {
+    /// Puts the trigger's lag (summed over its functions' groups, measured at most every
+    /// [`LAG_PERIOD`]) into `status`, in place of the local consumers' part of it. A trigger
+    /// that is not subscribed keeps what its consumers say; a failed measurement is retried
+    /// in the next round.
+    async fn fill(&self, trigger: &TopicTrigger, status: &mut Value) {
+        if status.pointer("/conditions/0/status") != Some(&json!("True")) {
+            return;
+        }
+        let key = (trigger.namespace.clone(), trigger.name.clone());
+        let fresh = self.lock().get(&key).filter(|(at, _)| at.elapsed() < LAG_PERIOD).map(|(_, lag)| *lag);
+        let lag = match fresh {
+            Some(lag) => lag,
+            None => match self.measure(trigger, status).await {
+                Ok(lag) => {
+                    self.lock().insert(key, (Instant::now(), lag));
+                    lag
+                }
+                Err(e) => {
+                    tracing::debug!(trigger = %trigger.name, error = %e, "measuring the lag");
+                    return;
+                }
+            },
+        };
+        status["lag"] = json!(lag);
+    }
+
+    async fn measure(&self, trigger: &TopicTrigger, status: &Value) -> Result<i64, kelp_events::Error> {
+        let topic = trigger.topic.as_deref().unwrap_or_default();
+        let mut lag = 0;
+        for function in status["functions"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            lag += kelp_events::topics::group_lag(&self.kafka, &trigger.group(function), topic, LAG_TIMEOUT).await?;
+        }
+        Ok(lag)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Instant, i64)>> {
+        self.measured.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
