@@ -80,7 +80,7 @@ mod meta;
 mod runtimes;
 mod shell;
 
-pub use config::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, DEFAULT_PROVISION_IMAGE};
+pub use config::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, DEFAULT_PROVISION_IMAGE, KAFKA_BROKERS_KEY, NATS_URL_KEY};
 pub use cronjob::cronjob_trigger_cronjob;
 pub use error::PlanError;
 pub use function::{FunctionChildren, function_children};
