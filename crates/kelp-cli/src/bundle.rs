@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::cmd::manifest::parse_manifest;
 
-/// `deploy/kelp.yaml`: the namespace, the controller's identity and rights, `kubeless-config`
-/// and the controller Deployment.
+/// `deploy/kelp.yaml`: the namespace, the identities and rights of the controller and of
+/// `kelp-triggers`, `kubeless-config`, and their two Deployments.
 const KELP_YAML: &str = include_str!("../../../deploy/kelp.yaml");
 
 /// Where and what to install.
@@ -19,7 +19,7 @@ const KELP_YAML: &str = include_str!("../../../deploy/kelp.yaml");
 pub(crate) struct Options {
     /// The namespace of the namespaced objects (the manifest's own namespace is replaced by it).
     pub(crate) namespace: String,
-    /// The controller's image, replacing the manifest's.
+    /// The image of the controller and of `kelp-triggers`, replacing the manifest's.
     pub(crate) image: Option<String>,
 }
 
@@ -38,8 +38,8 @@ pub(crate) fn kelp_documents(options: &Options) -> anyhow::Result<Vec<Value>> {
 /// - the manifest's namespace (the namespace it creates or puts its objects in; one at most)
 ///   becomes `options.namespace`: the Namespace object, `metadata.namespace`, and the
 ///   `namespace` of RBAC binding subjects;
-/// - `options.image` replaces the image of the first container of the manifest's Deployment
-///   (the controller; there must be exactly one).
+/// - `options.image` replaces the image of the first container of every Deployment (the
+///   controller's and `kelp-triggers`', one image; there must be one at least).
 pub(crate) fn documents(origin: &str, text: &str, options: &Options) -> anyhow::Result<Vec<Value>> {
     let mut documents: Vec<Value> = parse_manifest(origin, text)?.into_iter().map(|(_, value)| value).collect();
     let own = manifest_namespace(origin, &documents)?;
@@ -49,17 +49,26 @@ pub(crate) fn documents(origin: &str, text: &str, options: &Options) -> anyhow::
         }
     }
     if let Some(image) = &options.image {
-        let mut deployments: Vec<&mut Value> = documents.iter_mut().filter(|d| is_deployment(d)).collect();
-        let [deployment] = deployments.as_mut_slice() else {
-            bail!("{origin} has {} Deployments: --image needs exactly one, the controller's", deployments.len());
-        };
+        set_images(origin, &mut documents, image)?;
+    }
+    Ok(documents)
+}
+
+/// Sets the image of the first container of every Deployment of the manifest.
+fn set_images(origin: &str, documents: &mut [Value], image: &str) -> anyhow::Result<()> {
+    let deployments: Vec<&mut Value> = documents.iter_mut().filter(|d| is_deployment(d)).collect();
+    if deployments.is_empty() {
+        bail!("{origin} has no Deployment: --image needs the controller's");
+    }
+    for deployment in deployments {
+        let name = deployment.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
         let container = deployment
             .pointer_mut("/spec/template/spec/containers/0")
             .and_then(Value::as_object_mut)
-            .with_context(|| format!("{origin}: the Deployment has no container"))?;
-        container.insert("image".to_owned(), Value::String(image.clone()));
+            .with_context(|| format!("{origin}: the Deployment {name} has no container"))?;
+        container.insert("image".to_owned(), Value::String(image.to_owned()));
     }
-    Ok(documents)
+    Ok(())
 }
 
 /// Whether `object` is an `apps/v1` Deployment.
@@ -166,7 +175,7 @@ spec:
         assert_eq!(error, "two.yaml uses several namespaces (blue, green): it cannot be moved into one");
         let none = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n";
         let error = documents("none.yaml", none, &options("z", Some("i:1"))).unwrap_err().to_string();
-        assert_eq!(error, "none.yaml has 0 Deployments: --image needs exactly one, the controller's");
+        assert_eq!(error, "none.yaml has no Deployment: --image needs the controller's");
         assert_eq!(documents("none.yaml", none, &options("z", None)).unwrap().len(), 1);
     }
 
@@ -180,9 +189,14 @@ spec:
     }
 
     #[test]
-    fn the_embedded_manifest_has_one_namespace_and_one_deployment() {
+    fn the_embedded_manifest_has_one_namespace_and_two_deployments_of_the_image() {
         let documents = kelp_documents(&options("elsewhere", Some("kelp/controller:test"))).unwrap();
         assert!(documents.iter().any(|d| d["kind"] == "Namespace" && d["metadata"]["name"] == "elsewhere"));
-        assert_eq!(documents.iter().filter(|d| is_deployment(d)).count(), 1);
+        let deployments: Vec<&Value> = documents.iter().filter(|d| is_deployment(d)).collect();
+        let names: Vec<&str> = deployments.iter().map(|d| d["metadata"]["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["kelp-controller", "kelp-triggers"]);
+        for deployment in &deployments {
+            assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "kelp/controller:test");
+        }
     }
 }

@@ -12,7 +12,7 @@
 //! - [`adoptable`]: whether an existing object may be taken over (else the controller reports a
 //!   conflict, as Kubeless did).
 //! - [`install`]: the objects of `deploy/kelp.yaml` (namespace, RBAC, `kubeless-config`, the
-//!   controller's Deployment).
+//!   Deployments of the controller and of `kelp-triggers`, the Kafka/NATS consumers).
 //!
 //! # Shapes
 //!

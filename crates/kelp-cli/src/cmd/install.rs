@@ -29,12 +29,12 @@ const POLL: Duration = Duration::from_millis(500);
 /// `kelp install`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct InstallArgs {
-    /// The controller's image (default: the one of this release)
+    /// The image of the controller and of kelp-triggers (default: the one of this release)
     #[arg(long, value_name = "IMAGE")]
     image: Option<String>,
     #[command(flatten)]
     dry_run: DryRunArgs,
-    /// Wait until the controller is ready; --wait=false returns once the objects are applied
+    /// Wait until the controller and kelp-triggers are ready; --wait=false returns once the objects are applied
     #[arg(long, num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
     wait: bool,
     /// Seconds --wait waits
@@ -198,9 +198,10 @@ async fn not_ready_detail(target: &Target, namespace: &str, deployment: &Deploym
     if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join("; ")) }
 }
 
-/// `kelp uninstall`: the objects of `deploy/kelp.yaml` in reverse order; with `--crds`, first
-/// the CRDs, waiting until they are gone (their objects' finalizers are the controller's to
-/// release, so it must still run meanwhile).
+/// `kelp uninstall`: the objects of `deploy/kelp.yaml` (both Deployments and their identities
+/// included) in reverse order; with `--crds`, first the CRDs, waiting until they are gone (their
+/// objects' finalizers are the controller's and `kelp-triggers`' to release, so both must still
+/// run meanwhile). The optional broker Secrets are the user's: they go with the namespace.
 pub(crate) async fn uninstall(global: &GlobalArgs, args: UninstallArgs) -> anyhow::Result<()> {
     let options = Options { namespace: namespace(global), image: None };
     let objects = bundle::kelp_documents(&options)?;
