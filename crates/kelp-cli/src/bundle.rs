@@ -3,24 +3,29 @@
 //! them) and the documents of `deploy/kelp.yaml`, embedded at compile time. Pure: the
 //! documents are rewritten for the namespace and image chosen, nothing is sent.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context as _, bail};
+use kelp_plan::install::{CONFIG_NAME, TRIGGERS_NAME};
 use serde_json::Value;
 
 use crate::cmd::manifest::parse_manifest;
 
-/// `deploy/kelp.yaml`: the namespace, the controller's identity and rights, `kubeless-config`
-/// and the controller Deployment.
+/// `deploy/kelp.yaml`: the namespace, the identities and rights of the controller and of
+/// `kelp-triggers`, `kubeless-config`, and their two Deployments.
 const KELP_YAML: &str = include_str!("../../../deploy/kelp.yaml");
 
 /// Where and what to install.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Options {
     /// The namespace of the namespaced objects (the manifest's own namespace is replaced by it).
     pub(crate) namespace: String,
-    /// The controller's image, replacing the manifest's.
+    /// The image of the controller and of `kelp-triggers`, replacing the manifest's.
     pub(crate) image: Option<String>,
+    /// The replicas of `kelp-triggers`, replacing the manifest's.
+    pub(crate) trigger_replicas: Option<i32>,
+    /// Keys written into `kubeless-config` (over the manifest's).
+    pub(crate) config: BTreeMap<String, String>,
 }
 
 /// The CRDs, as objects to apply, functions first.
@@ -38,8 +43,11 @@ pub(crate) fn kelp_documents(options: &Options) -> anyhow::Result<Vec<Value>> {
 /// - the manifest's namespace (the namespace it creates or puts its objects in; one at most)
 ///   becomes `options.namespace`: the Namespace object, `metadata.namespace`, and the
 ///   `namespace` of RBAC binding subjects;
-/// - `options.image` replaces the image of the first container of the manifest's Deployment
-///   (the controller; there must be exactly one).
+/// - `options.image` replaces the image of the first container of every Deployment (the
+///   controller's and `kelp-triggers`', one image; there must be one at least);
+/// - `options.trigger_replicas` replaces the `replicas` of the Deployment `kelp-triggers`, and
+///   `options.config` is written into the `data` of the ConfigMap `kubeless-config` (each must
+///   be in the manifest when asked for).
 pub(crate) fn documents(origin: &str, text: &str, options: &Options) -> anyhow::Result<Vec<Value>> {
     let mut documents: Vec<Value> = parse_manifest(origin, text)?.into_iter().map(|(_, value)| value).collect();
     let own = manifest_namespace(origin, &documents)?;
@@ -49,17 +57,63 @@ pub(crate) fn documents(origin: &str, text: &str, options: &Options) -> anyhow::
         }
     }
     if let Some(image) = &options.image {
-        let mut deployments: Vec<&mut Value> = documents.iter_mut().filter(|d| is_deployment(d)).collect();
-        let [deployment] = deployments.as_mut_slice() else {
-            bail!("{origin} has {} Deployments: --image needs exactly one, the controller's", deployments.len());
-        };
+        set_images(origin, &mut documents, image)?;
+    }
+    if let Some(replicas) = options.trigger_replicas {
+        set_trigger_replicas(origin, &mut documents, replicas)?;
+    }
+    if !options.config.is_empty() {
+        set_config(origin, &mut documents, &options.config)?;
+    }
+    Ok(documents)
+}
+
+/// Sets the image of the first container of every Deployment of the manifest.
+fn set_images(origin: &str, documents: &mut [Value], image: &str) -> anyhow::Result<()> {
+    let deployments: Vec<&mut Value> = documents.iter_mut().filter(|d| is_deployment(d)).collect();
+    if deployments.is_empty() {
+        bail!("{origin} has no Deployment: --image needs the controller's");
+    }
+    for deployment in deployments {
+        let name = deployment.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
         let container = deployment
             .pointer_mut("/spec/template/spec/containers/0")
             .and_then(Value::as_object_mut)
-            .with_context(|| format!("{origin}: the Deployment has no container"))?;
-        container.insert("image".to_owned(), Value::String(image.clone()));
+            .with_context(|| format!("{origin}: the Deployment {name} has no container"))?;
+        container.insert("image".to_owned(), Value::String(image.to_owned()));
     }
-    Ok(documents)
+    Ok(())
+}
+
+/// Sets the `replicas` of the Deployment `kelp-triggers`.
+fn set_trigger_replicas(origin: &str, documents: &mut [Value], replicas: i32) -> anyhow::Result<()> {
+    let spec = named(origin, documents, "Deployment", TRIGGERS_NAME)?["spec"]
+        .as_object_mut()
+        .with_context(|| format!("{origin}: the Deployment {TRIGGERS_NAME} has no spec"))?;
+    spec.insert("replicas".to_owned(), replicas.into());
+    Ok(())
+}
+
+/// Writes `config` into the `data` of the ConfigMap `kubeless-config`, over its keys.
+fn set_config(origin: &str, documents: &mut [Value], config: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    let data = &mut named(origin, documents, "ConfigMap", CONFIG_NAME)?["data"];
+    if data.is_null() {
+        *data = Value::Object(serde_json::Map::new());
+    }
+    let data = data.as_object_mut().with_context(|| format!("{origin}: the data of {CONFIG_NAME} is not a map"))?;
+    data.extend(config.iter().map(|(key, value)| (key.clone(), Value::String(value.clone()))));
+    Ok(())
+}
+
+/// The manifest's object of `kind` named `name`.
+fn named<'a>(origin: &str, documents: &'a mut [Value], kind: &str, name: &str) -> anyhow::Result<&'a mut Value> {
+    documents
+        .iter_mut()
+        .find(|d| {
+            d.get("kind").and_then(Value::as_str) == Some(kind)
+                && d.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
+        })
+        .with_context(|| format!("{origin} has no {kind} {name}"))
 }
 
 /// Whether `object` is an `apps/v1` Deployment.
@@ -132,7 +186,7 @@ spec:
 "#;
 
     fn options(namespace: &str, image: Option<&str>) -> Options {
-        Options { namespace: namespace.to_owned(), image: image.map(str::to_owned) }
+        Options { namespace: namespace.to_owned(), image: image.map(str::to_owned), ..Options::default() }
     }
 
     #[test]
@@ -166,8 +220,15 @@ spec:
         assert_eq!(error, "two.yaml uses several namespaces (blue, green): it cannot be moved into one");
         let none = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n";
         let error = documents("none.yaml", none, &options("z", Some("i:1"))).unwrap_err().to_string();
-        assert_eq!(error, "none.yaml has 0 Deployments: --image needs exactly one, the controller's");
+        assert_eq!(error, "none.yaml has no Deployment: --image needs the controller's");
         assert_eq!(documents("none.yaml", none, &options("z", None)).unwrap().len(), 1);
+        let replicas = Options { trigger_replicas: Some(2), ..options("z", None) };
+        let error = documents("none.yaml", none, &replicas).unwrap_err().to_string();
+        assert_eq!(error, "none.yaml has no Deployment kelp-triggers");
+        let config =
+            Options { config: BTreeMap::from([("nats-url".into(), "nats://n:4222".into())]), ..options("z", None) };
+        let error = documents("none.yaml", none, &config).unwrap_err().to_string();
+        assert_eq!(error, "none.yaml has no ConfigMap kubeless-config");
     }
 
     #[test]
@@ -180,9 +241,27 @@ spec:
     }
 
     #[test]
-    fn the_embedded_manifest_has_one_namespace_and_one_deployment() {
-        let documents = kelp_documents(&options("elsewhere", Some("kelp/controller:test"))).unwrap();
+    fn the_embedded_manifest_takes_the_namespace_image_trigger_replicas_and_brokers() {
+        let options = Options {
+            trigger_replicas: Some(3),
+            config: BTreeMap::from([
+                ("kafka-brokers".into(), "kafka-0.kafka:9092".into()),
+                ("nats-url".into(), "nats://nats.messaging:4222".into()),
+            ]),
+            ..options("elsewhere", Some("kelp/controller:test"))
+        };
+        let mut documents = kelp_documents(&options).unwrap();
         assert!(documents.iter().any(|d| d["kind"] == "Namespace" && d["metadata"]["name"] == "elsewhere"));
-        assert_eq!(documents.iter().filter(|d| is_deployment(d)).count(), 1);
+        let deployments: Vec<&Value> = documents.iter().filter(|d| is_deployment(d)).collect();
+        let names: Vec<&str> = deployments.iter().map(|d| d["metadata"]["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["kelp-controller", "kelp-triggers"]);
+        for deployment in &deployments {
+            assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "kelp/controller:test");
+        }
+        assert_eq!((&deployments[0]["spec"]["replicas"], &deployments[1]["spec"]["replicas"]), (&json!(1), &json!(3)));
+        let config = named("m", &mut documents, "ConfigMap", "kubeless-config").unwrap();
+        assert_eq!(config["data"]["kafka-brokers"], "kafka-0.kafka:9092");
+        assert_eq!(config["data"]["nats-url"], "nats://nats.messaging:4222");
+        assert_eq!(config["data"]["functions-namespace"], "", "the other keys are kept");
     }
 }

@@ -81,6 +81,63 @@ fn wait_namespace_gone(plane: &ControlPlane, namespace: &str) {
     }
 }
 
+/// Whether the ServiceAccount `account` of `namespace` may do `request` (`kubectl auth can-i`'s
+/// arguments, split at spaces; `NS` stands for `namespace`).
+fn can(plane: &ControlPlane, namespace: &str, account: &str, request: &str) -> bool {
+    let who = format!("system:serviceaccount:{namespace}:{account}");
+    let mut args = vec!["auth", "can-i", "--as", &who];
+    args.extend(request.split(' ').map(|arg| if arg == "NS" { namespace } else { arg }));
+    let output = kubectl(plane, &args);
+    match stdout(&output).trim() {
+        "yes" => true,
+        answer if answer.starts_with("no") => false,
+        _ => panic!("kubectl {args:?}: {}", all(&output)),
+    }
+}
+
+/// `kelp-triggers` may do what it needs and nothing else: read Functions and the Kafka and NATS
+/// triggers, update them (finalizers) and patch their status, read `kubeless-config`, and hold
+/// its own Lease.
+fn assert_trigger_consumers_rights(plane: &ControlPlane, namespace: &str) {
+    let allowed = [
+        "get functions.kubeless.io -A",
+        "list functions.kubeless.io -A",
+        "watch functions.kubeless.io -A",
+        "list kafkatriggers.kubeless.io -A",
+        "watch natstriggers.kubeless.io -A",
+        "patch kafkatriggers.kubeless.io -A",
+        "update natstriggers.kubeless.io -A",
+        "patch kafkatriggers.kubeless.io --subresource=status -A",
+        "patch natstriggers.kubeless.io --subresource=status -A",
+        "get configmaps/kubeless-config -n NS",
+        "create leases.coordination.k8s.io -n NS",
+        "get leases.coordination.k8s.io/kelp-triggers -n NS",
+        "update leases.coordination.k8s.io/kelp-triggers -n NS",
+    ];
+    for request in allowed {
+        assert!(can(plane, namespace, "kelp-triggers", request), "kelp-triggers cannot {request}");
+    }
+    let denied = [
+        "get secrets -n NS",
+        "list secrets -A",
+        "create deployments.apps -n default",
+        "get services -n default",
+        "list pods -A",
+        "create events -n default",
+        "update functions.kubeless.io -A",
+        "delete kafkatriggers.kubeless.io -A",
+        "list httptriggers.kubeless.io -A",
+        "update kafkatriggers.kubeless.io --subresource=status -A",
+        "list configmaps -n NS",
+        "get configmaps/other -n NS",
+        "update leases.coordination.k8s.io/kelp-controller -n NS",
+        "delete leases.coordination.k8s.io/kelp-triggers -n NS",
+    ];
+    for request in denied {
+        assert!(!can(plane, namespace, "kelp-triggers", request), "kelp-triggers can {request}");
+    }
+}
+
 #[test]
 fn install_creates_everything_again_changes_nothing_and_uninstall_keeps_the_crds() {
     let plane = ControlPlane::shared();
@@ -119,6 +176,22 @@ fn install_creates_everything_again_changes_nothing_and_uninstall_keeps_the_crds
         }
     }
 
+    assert_trigger_consumers_rights(plane, &namespace);
+
+    // --kafka-brokers writes its key into kubeless-config; an install without it removes it.
+    let brokers = |plane: &ControlPlane| {
+        let config = kubectl(plane, &["get", "configmap", "kubeless-config", "-n", &namespace, "-o", "json"]);
+        let config: Value = serde_json::from_slice(&config.stdout).unwrap();
+        config["data"].get("kafka-brokers").cloned()
+    };
+    let output = kelp(plane, &["install", "--wait=false", "--kafka-brokers", "kafka-0.kafka:9092"]);
+    assert!(output.status.success(), "{}", all(&output));
+    assert!(stdout(&output).contains("configmap/kubeless-config configured"), "{}", all(&output));
+    assert_eq!(brokers(plane), Some("kafka-0.kafka:9092".into()));
+    let output = kelp(plane, &["install", "--wait=false"]);
+    assert!(output.status.success(), "{}", all(&output));
+    assert_eq!(brokers(plane), None);
+
     // Again: nothing changes, and it says so.
     let again = kelp(plane, &["install", "--wait=false"]);
     assert!(again.status.success(), "{}", all(&again));
@@ -149,15 +222,29 @@ fn dry_run_prints_every_object_for_the_namespace_and_changes_nothing() {
     let objects = manifest();
     let yaml = kelp(
         plane,
-        &["install", "-n", "dry-run-only", "--image", "example.invalid/kelp:dry", "--dryrun", "-o", "yaml"],
+        &["install", "-n", "dry-run-only", "--image", "example.invalid/kelp:dry", "--dryrun", "-o", "yaml"]
+            .into_iter()
+            .chain(["--trigger-replicas", "3", "--kafka-brokers", "kafka-0.kafka:9092,kafka-1.kafka:9092"])
+            .chain(["--nats-url", "nats://nats.messaging:4222"])
+            .collect::<Vec<_>>(),
     );
     assert!(yaml.status.success(), "{}", all(&yaml));
     let printed: Vec<Value> = serde_saphyr::from_multiple(&stdout(&yaml)).unwrap();
     assert_eq!(printed.len(), 6 + objects.len());
     assert!(printed.iter().any(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == "dry-run-only"));
-    let deployment = printed.iter().find(|o| o["kind"] == "Deployment").unwrap();
-    assert_eq!(deployment["metadata"]["namespace"], "dry-run-only");
-    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "example.invalid/kelp:dry");
+    let deployments = of_kind(&printed, "Deployment");
+    assert_eq!(deployments.iter().map(|d| name(d)).collect::<Vec<_>>(), ["kelp-controller", "kelp-triggers"]);
+    for deployment in &deployments {
+        assert_eq!(deployment["metadata"]["namespace"], "dry-run-only");
+        assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "example.invalid/kelp:dry");
+    }
+    assert_eq!((&deployments[0]["spec"]["replicas"], &deployments[1]["spec"]["replicas"]), (&1.into(), &3.into()));
+    let config = &of_kind(&printed, "ConfigMap")[0]["data"];
+    assert_eq!(config["kafka-brokers"], "kafka-0.kafka:9092,kafka-1.kafka:9092");
+    assert_eq!(config["nats-url"], "nats://nats.messaging:4222");
+    for binding in of_kind(&printed, "RoleBinding").into_iter().chain(of_kind(&printed, "ClusterRoleBinding")) {
+        assert_eq!(binding["subjects"][0]["namespace"], "dry-run-only", "{}", name(binding));
+    }
 
     let json = kelp(plane, &["install", "-n", "dry-run-only", "--dryrun", "-o", "json"]);
     assert!(json.status.success(), "{}", all(&json));
@@ -174,9 +261,12 @@ fn install_waits_for_the_controller_uninstall_crds_removes_them_and_install_brin
     let plane = ControlPlane::start();
     let output = kelp(&plane, &["install", "-n", "kelp-system", "--image", "example.invalid/kelp-controller:test"]);
     assert!(output.status.success(), "{}", all(&output));
-    let deployment = of_kind(&manifest(), "Deployment")[0].clone();
-    let ready = format!("deployment kelp-system/{} is ready", name(&deployment));
-    assert!(all(&output).contains(&ready), "{}", all(&output));
+    let manifest = manifest();
+    for deployment in of_kind(&manifest, "Deployment") {
+        let ready = format!("deployment kelp-system/{} is ready", name(deployment));
+        assert!(all(&output).contains(&ready), "{}", all(&output));
+    }
+    let deployment = of_kind(&manifest, "Deployment")[0].clone();
     let installed = get(&plane, &deployment, "kelp-system").unwrap();
     assert!(installed["status"]["readyReplicas"].as_i64().unwrap() >= 1, "{installed}");
     assert_eq!(installed["spec"]["template"]["spec"]["containers"][0]["image"], "example.invalid/kelp-controller:test");

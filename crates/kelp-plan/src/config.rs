@@ -18,6 +18,14 @@ pub const DEFAULT_PROVISION_IMAGE: &str = "curlimages/curl:8.11.1";
 /// (see the crate docs).
 pub const DEFAULT_DEPENDENCY_CACHE_PATH: &str = "/var/cache/kelp";
 
+/// The key naming the Kafka brokers of KafkaTriggers (`host:port`, comma-separated), read by
+/// `kelp-triggers`; `kelp install --kafka-brokers` writes it.
+pub const KAFKA_BROKERS_KEY: &str = "kafka-brokers";
+
+/// The key naming the NATS server of NATSTriggers (`nats://host:port`), read by
+/// `kelp-triggers`; `kelp install --nats-url` writes it.
+pub const NATS_URL_KEY: &str = "nats-url";
+
 /// The keys read from `kubeless-config`.
 mod key {
     pub(super) const DEPLOYMENT: &str = "deployment";
@@ -53,6 +61,8 @@ const IGNORED_KEYS: [(&str, &str); 5] = [
 /// | `provision-image-secret`, `builder-image-secret` | Secrets added to the `imagePullSecrets` of every function pod and CronJob |
 /// | `functions-namespace` | the only namespace whose objects the controller serves (empty: all) |
 /// | `dependency-cache-path` | the node directory of installed dependencies ([`DEFAULT_DEPENDENCY_CACHE_PATH`]); empty: a per-pod `emptyDir` |
+/// | `kafka-brokers` | the Kafka brokers of KafkaTriggers, `host:port[,host:port...]`, for `kelp-triggers`; absent by default (then `kelp-triggers` uses Kubeless's `kafka.kubeless:9092`). Credentials never go here: they are the `KAFKA_*` variables of the Secret `kelp-triggers-brokers` |
+/// | `nats-url` | the NATS server of NATSTriggers, for `kelp-triggers`; absent by default (then Kubeless's `nats://nats.nats-io.svc.cluster.local:4222`) |
 ///
 /// Kubeless's other keys (`enable-build-step`, `builder-image`, `function-registry-tls-verify`,
 /// `ingress-enabled`, `service-type`) are written by [`Config::default_data`] (`false`, empty,
@@ -66,6 +76,8 @@ pub struct Config {
     pub(crate) image_pull_secrets: Vec<LocalObjectReference>,
     functions_namespace: Option<String>,
     pub(crate) dependency_cache_path: Option<String>,
+    kafka_brokers: Option<String>,
+    nats_url: Option<String>,
 }
 
 impl Config {
@@ -101,6 +113,8 @@ impl Config {
             image_pull_secrets,
             functions_namespace: get(key::FUNCTIONS_NAMESPACE).map(str::to_owned),
             dependency_cache_path,
+            kafka_brokers: get(KAFKA_BROKERS_KEY).map(str::to_owned),
+            nats_url: get(NATS_URL_KEY).map(str::to_owned),
         })
     }
 
@@ -109,8 +123,10 @@ impl Config {
     /// `nodejs10` … `nodejs22`, each served by `kelp/runtime-python` / `kelp/runtime-nodejs` of
     /// this version), an empty `deployment`, the default provision image and dependency cache,
     /// every namespace served, and Kubeless's other keys with the values that say what Kelp does
-    /// (no build step). `kelp install` writes it, and `kelp up` serves it, so both backends
-    /// answer readers of the ConfigMap (the `kelp` CLI, the Serverless Framework) alike.
+    /// (no build step). `kafka-brokers` and `nats-url` are left out, so `kelp-triggers` uses
+    /// Kubeless's addresses until `kelp install --kafka-brokers` / `--nats-url` sets them.
+    /// `kelp install` writes it, and `kelp up` serves it, so both backends answer readers of the
+    /// ConfigMap (the `kelp` CLI, the Serverless Framework) alike.
     pub fn default_data() -> BTreeMap<String, String> {
         // Plain data: serializing it has no failure mode.
         let runtime_images =
@@ -132,6 +148,16 @@ impl Config {
     /// `functions-namespace`: the only namespace to serve, or `None` for all of them.
     pub fn functions_namespace(&self) -> Option<&str> {
         self.functions_namespace.as_deref()
+    }
+
+    /// `kafka-brokers`: the Kafka brokers of KafkaTriggers, or `None` when not configured.
+    pub fn kafka_brokers(&self) -> Option<&str> {
+        self.kafka_brokers.as_deref()
+    }
+
+    /// `nats-url`: the NATS server of NATSTriggers, or `None` when not configured.
+    pub fn nats_url(&self) -> Option<&str> {
+        self.nats_url.as_deref()
     }
 
     /// Every runtime the configuration offers, as `<ID><version>` (e.g. `python3.8`).
@@ -162,6 +188,7 @@ mod tests {
         assert_eq!(config.provision_image, DEFAULT_PROVISION_IMAGE);
         assert_eq!(config.dependency_cache_path.as_deref(), Some(DEFAULT_DEPENDENCY_CACHE_PATH));
         assert_eq!(config.functions_namespace(), None);
+        assert_eq!((config.kafka_brokers(), config.nats_url()), (None, None));
         assert!(config.runtimes().contains(&"nodejs20".to_owned()));
     }
 
@@ -202,6 +229,26 @@ mod tests {
         assert_eq!(secrets, ["pull-a", "pull-b"]);
         assert_eq!(config.functions_namespace(), Some("fns"));
         assert_eq!(config.dependency_cache_path, None);
+    }
+
+    #[test]
+    fn the_broker_addresses_are_read_and_empty_ones_are_absent() {
+        let config = Config::from_data(&data(&[
+            ("kafka-brokers", " kafka-0.kafka:9092,kafka-1.kafka:9092 "),
+            ("nats-url", "nats://nats.messaging:4222"),
+        ]))
+        .unwrap();
+        assert_eq!(config.kafka_brokers(), Some("kafka-0.kafka:9092,kafka-1.kafka:9092"));
+        assert_eq!(config.nats_url(), Some("nats://nats.messaging:4222"));
+        let empty = Config::from_data(&data(&[("kafka-brokers", ""), ("nats-url", "  ")])).unwrap();
+        assert_eq!((empty.kafka_brokers(), empty.nats_url()), (None, None));
+        assert_eq!(empty, Config::default(), "an empty key is an absent key");
+    }
+
+    #[test]
+    fn the_default_data_leaves_the_brokers_to_kelp_triggers() {
+        let data = Config::default_data();
+        assert!(!data.contains_key(KAFKA_BROKERS_KEY) && !data.contains_key(NATS_URL_KEY));
     }
 
     #[test]

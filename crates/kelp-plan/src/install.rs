@@ -1,6 +1,17 @@
 //! What installs Kelp on a cluster (besides the CRDs of `deploy/crds/`): the namespace, the
-//! controller's ServiceAccount and least-privilege RBAC, the `kubeless-config` ConfigMap and
-//! the controller's Deployment.
+//! `kubeless-config` ConfigMap, and two Deployments of the controller image, each with its own
+//! ServiceAccount and least-privilege RBAC:
+//!
+//! - `kelp-controller` reconciles Functions and triggers into native objects; one replica leads
+//!   (a Lease), the others wait;
+//! - `kelp-triggers` runs the consumers of KafkaTriggers and NATSTriggers (as Kubeless's
+//!   separate kafka-trigger-controller and nats-trigger-controller did) and POSTs each message to
+//!   the function's Service. Its replicas share the work: one Kafka consumer group and one NATS
+//!   queue group per trigger, so more replicas share the partitions and messages; the replica
+//!   holding the Lease `kelp-triggers` writes the triggers' status and finalizers. Broker
+//!   credentials reach only these pods: the `KAFKA_*` variables of the optional Secret
+//!   [`TRIGGERS_BROKERS_SECRET`] and the certificate files of the optional Secret
+//!   [`TRIGGERS_TLS_SECRET`], mounted at [`TRIGGERS_TLS_DIR`].
 //!
 //! [`install_objects`] is the one source: `deploy/kelp.yaml` is rendered from it
 //! ([`render_yaml`]; the test `deploy_is_up_to_date` fails when the committed file is stale and
@@ -11,9 +22,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext,
-    ServiceAccount,
+    Capabilities, ConfigMap, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource,
+    SecretVolumeSource, SecurityContext, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -31,8 +42,23 @@ pub const CONTROLLER_NAME: &str = "kelp-controller";
 pub const CONFIG_NAME: &str = "kubeless-config";
 /// The label of the controller's pods, as Kubeless's (`kubectl logs -n kubeless -l kubeless=controller`).
 pub const CONTROLLER_LABEL: (&str, &str) = ("kubeless", "controller");
-/// The port of the controller's `/metrics` and `/healthz`.
+/// The port of the `/metrics` and `/healthz` of both Deployments.
 pub const CONTROLLER_PORT: i32 = 8080;
+/// The name of the Kafka/NATS trigger consumers' ServiceAccount, roles, bindings and
+/// Deployment, and of their leader Lease; also their command.
+pub const TRIGGERS_NAME: &str = "kelp-triggers";
+/// The label of the trigger consumers' pods (`kubectl logs -n kubeless -l kubeless=triggers`).
+pub const TRIGGERS_LABEL: (&str, &str) = ("kubeless", "triggers");
+/// The optional Secret whose keys become environment variables of `kelp-triggers`: Kubeless's
+/// `KAFKA_ENABLE_TLS`, `KAFKA_CACERTS`, `KAFKA_CERT`, `KAFKA_KEY`, `KAFKA_INSECURE`,
+/// `KAFKA_ENABLE_SASL`, `KAFKA_USERNAME`, `KAFKA_PASSWORD` (and `KAFKA_BROKERS`, `NATS_URL`,
+/// which win over `kubeless-config`). Secrets never go into `kubeless-config`.
+pub const TRIGGERS_BROKERS_SECRET: &str = "kelp-triggers-brokers";
+/// The optional Secret of certificate files, mounted read-only at [`TRIGGERS_TLS_DIR`].
+pub const TRIGGERS_TLS_SECRET: &str = "kelp-triggers-tls";
+/// Where the files of [`TRIGGERS_TLS_SECRET`] are: `KAFKA_CACERTS`, `KAFKA_CERT` and
+/// `KAFKA_KEY` name files here (e.g. `/etc/kelp/kafka-tls/ca.crt`).
+pub const TRIGGERS_TLS_DIR: &str = "/etc/kelp/kafka-tls";
 
 /// The first lines of [`render_yaml`]'s output.
 const HEADER: &str = "# Generated from crates/kelp-plan (kelp_plan::install::install_objects); do not edit.\n\
@@ -42,12 +68,16 @@ const HEADER: &str = "# Generated from crates/kelp-plan (kelp_plan::install::ins
 /// What varies between installs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstallOptions {
-    /// The namespace of the controller and of `kubeless-config` (`kubeless`).
+    /// The namespace of both Deployments and of `kubeless-config` (`kubeless`).
     pub namespace: String,
-    /// The controller's image (`kelp/controller:<this version>`).
+    /// The image of both Deployments (`kelp/controller:<this version>`).
     pub image: String,
-    /// The controller's replicas (1).
+    /// The controller's replicas (1); one leads, the others wait.
     pub replicas: i32,
+    /// The replicas of `kelp-triggers` (1). More replicas share the work: every trigger is one
+    /// Kafka consumer group and one NATS queue group, whose partitions and messages the
+    /// replicas divide among themselves.
+    pub trigger_replicas: i32,
     /// The value of `functions-namespace`: the only namespace served (empty: all).
     pub functions_namespace: String,
 }
@@ -58,60 +88,29 @@ impl Default for InstallOptions {
             namespace: "kubeless".into(),
             image: format!("kelp/controller:{}", env!("CARGO_PKG_VERSION")),
             replicas: 1,
+            trigger_replicas: 1,
             functions_namespace: String::new(),
         }
     }
 }
 
-/// The objects to apply, in an order that applies cleanly: Namespace, ServiceAccount,
-/// ClusterRole, ClusterRoleBinding, Role and RoleBinding (leases), ConfigMap `kubeless-config`,
-/// Deployment `kelp-controller`.
+/// The objects to apply, in an order that applies cleanly: Namespace; for `kelp-controller`
+/// then `kelp-triggers` a ServiceAccount, ClusterRole, ClusterRoleBinding, Role and RoleBinding;
+/// ConfigMap `kubeless-config`; Deployments `kelp-controller` and `kelp-triggers`.
 pub fn install_objects(options: &InstallOptions) -> Vec<Value> {
-    let namespaced = |name: &str| ObjectMeta {
-        name: Some(name.into()),
-        namespace: Some(options.namespace.clone()),
-        ..ObjectMeta::default()
-    };
-    let cluster = |name: &str| ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() };
-    let subject = Subject {
-        kind: "ServiceAccount".into(),
-        name: CONTROLLER_NAME.into(),
-        namespace: Some(options.namespace.clone()),
-        ..Subject::default()
-    };
-    let role_ref = |kind: &str| RoleRef {
-        api_group: "rbac.authorization.k8s.io".into(),
-        kind: kind.into(),
-        name: CONTROLLER_NAME.into(),
-    };
     let mut data = Config::default_data();
     data.insert("functions-namespace".into(), options.functions_namespace.clone());
-    [
-        to_value(Namespace { metadata: cluster(&options.namespace), ..Namespace::default() }),
-        to_value(ServiceAccount { metadata: namespaced(CONTROLLER_NAME), ..ServiceAccount::default() }),
-        to_value(ClusterRole {
-            metadata: cluster(CONTROLLER_NAME),
-            rules: Some(cluster_rules()),
-            ..Default::default()
-        }),
-        to_value(ClusterRoleBinding {
-            metadata: cluster(CONTROLLER_NAME),
-            role_ref: role_ref("ClusterRole"),
-            subjects: Some(vec![subject.clone()]),
-        }),
-        to_value(Role {
-            metadata: namespaced(CONTROLLER_NAME),
-            rules: Some(vec![rule("coordination.k8s.io", &["leases"], &["get", "create", "update"])]),
-        }),
-        to_value(RoleBinding {
-            metadata: namespaced(CONTROLLER_NAME),
-            role_ref: role_ref("Role"),
-            subjects: Some(vec![subject]),
-        }),
-        to_value(ConfigMap { metadata: namespaced(CONFIG_NAME), data: Some(data), ..ConfigMap::default() }),
-        to_value(controller(options, namespaced(CONTROLLER_NAME))),
-    ]
-    .into()
+    let mut objects = vec![to_value(Namespace { metadata: cluster_meta(&options.namespace), ..Namespace::default() })];
+    objects.extend(identity(options, CONTROLLER_NAME, controller_cluster_rules(), controller_namespace_rules()));
+    objects.extend(identity(options, TRIGGERS_NAME, triggers_cluster_rules(), triggers_namespace_rules()));
+    objects.push(to_value(ConfigMap {
+        metadata: namespaced_meta(options, CONFIG_NAME),
+        data: Some(data),
+        ..ConfigMap::default()
+    }));
+    objects.push(to_value(deployment(options, controller(options))));
+    objects.push(to_value(deployment(options, triggers(options))));
+    objects
 }
 
 /// Renders objects as the multi-document YAML of [`DEPLOY_FILE`], with a header saying where
@@ -129,8 +128,52 @@ pub fn yaml(objects: &[Value]) -> String {
     serde_saphyr::to_string_multiple_with_options(objects, options).expect("JSON values serialize to YAML")
 }
 
+/// The metadata of a namespaced object of the install.
+fn namespaced_meta(options: &InstallOptions, name: &str) -> ObjectMeta {
+    ObjectMeta { name: Some(name.into()), namespace: Some(options.namespace.clone()), ..ObjectMeta::default() }
+}
+
+/// The metadata of a cluster-scoped object.
+fn cluster_meta(name: &str) -> ObjectMeta {
+    ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() }
+}
+
+/// A component's identity and rights, all named `name`: its ServiceAccount, a ClusterRole and
+/// ClusterRoleBinding with `cluster_rules`, and a Role and RoleBinding with `namespace_rules` in
+/// the install namespace.
+fn identity(
+    options: &InstallOptions,
+    name: &str,
+    cluster_rules: Vec<PolicyRule>,
+    namespace_rules: Vec<PolicyRule>,
+) -> [Value; 5] {
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: name.into(),
+        namespace: Some(options.namespace.clone()),
+        ..Subject::default()
+    };
+    let role_ref =
+        |kind: &str| RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: kind.into(), name: name.into() };
+    [
+        to_value(ServiceAccount { metadata: namespaced_meta(options, name), ..ServiceAccount::default() }),
+        to_value(ClusterRole { metadata: cluster_meta(name), rules: Some(cluster_rules), ..Default::default() }),
+        to_value(ClusterRoleBinding {
+            metadata: cluster_meta(name),
+            role_ref: role_ref("ClusterRole"),
+            subjects: Some(vec![subject.clone()]),
+        }),
+        to_value(Role { metadata: namespaced_meta(options, name), rules: Some(namespace_rules) }),
+        to_value(RoleBinding {
+            metadata: namespaced_meta(options, name),
+            role_ref: role_ref("Role"),
+            subjects: Some(vec![subject]),
+        }),
+    ]
+}
+
 /// The controller's cluster-wide permissions: no wildcard, and no verb it does not use.
-fn cluster_rules() -> Vec<PolicyRule> {
+fn controller_cluster_rules() -> Vec<PolicyRule> {
     const KINDS: [&str; 5] = ["functions", "httptriggers", "cronjobtriggers", "kafkatriggers", "natstriggers"];
     const MANAGE: [&str; 7] = ["get", "list", "watch", "create", "update", "patch", "delete"];
     let subresources = |suffix: &str| KINDS.iter().map(|kind| format!("{kind}/{suffix}")).collect::<Vec<_>>();
@@ -152,6 +195,37 @@ fn cluster_rules() -> Vec<PolicyRule> {
     ]
 }
 
+/// The controller's permissions in the install namespace: its leader Lease.
+fn controller_namespace_rules() -> Vec<PolicyRule> {
+    vec![rule("coordination.k8s.io", &["leases"], &["get", "create", "update"])]
+}
+
+/// The cluster-wide permissions of `kelp-triggers`: reading Functions and the Kafka and NATS
+/// triggers, their finalizers (by patching or updating the trigger) and status. Nothing else:
+/// no Secrets, Deployments, Services or pods.
+fn triggers_cluster_rules() -> Vec<PolicyRule> {
+    const KINDS: [&str; 2] = ["kafkatriggers", "natstriggers"];
+    vec![
+        rule(kelp_api::GROUP, &["functions", "kafkatriggers", "natstriggers"], &["get", "list", "watch"]),
+        rule(kelp_api::GROUP, &KINDS, &["update", "patch"]),
+        rule(kelp_api::GROUP, &KINDS.map(|kind| format!("{kind}/status")), &["patch"]),
+    ]
+}
+
+/// The permissions of `kelp-triggers` in the install namespace: reading `kubeless-config`, and
+/// its own leader Lease (RBAC cannot limit `create` to a name, which the request does not carry
+/// in its path).
+fn triggers_namespace_rules() -> Vec<PolicyRule> {
+    vec![
+        PolicyRule { resource_names: Some(vec![CONFIG_NAME.into()]), ..rule("", &["configmaps"], &["get"]) },
+        rule("coordination.k8s.io", &["leases"], &["create"]),
+        PolicyRule {
+            resource_names: Some(vec![TRIGGERS_NAME.into()]),
+            ..rule("coordination.k8s.io", &["leases"], &["get", "update"])
+        },
+    ]
+}
+
 fn rule(group: &str, resources: &[impl AsRef<str>], verbs: &[&str]) -> PolicyRule {
     PolicyRule {
         api_groups: Some(vec![group.into()]),
@@ -161,17 +235,113 @@ fn rule(group: &str, resources: &[impl AsRef<str>], verbs: &[&str]) -> PolicyRul
     }
 }
 
+/// What differs between Kelp's two Deployments; [`deployment`] adds what they share.
+#[derive(Default)]
+struct Workload {
+    /// The name of the Deployment, its container and its ServiceAccount.
+    name: &'static str,
+    /// The label of the Deployment and its pods, which selects them.
+    label: (&'static str, &'static str),
+    replicas: i32,
+    /// The container's command (the image's entrypoint, `kelp-controller`, when `None`).
+    command: Option<Vec<String>>,
+    args: Option<Vec<String>>,
+    /// Environment between the shared `KUBELESS_NAMESPACE` and `KELP_LISTEN`.
+    env: Vec<EnvVar>,
+    env_from: Option<Vec<EnvFromSource>>,
+    volume_mounts: Option<Vec<VolumeMount>>,
+    volumes: Option<Vec<Volume>>,
+}
+
 /// The controller's Deployment.
-fn controller(options: &InstallOptions, metadata: ObjectMeta) -> Deployment {
-    let labels = BTreeMap::from([(CONTROLLER_LABEL.0.to_owned(), CONTROLLER_LABEL.1.to_owned())]);
-    let env = |name: &str, value: Option<&str>, field: Option<&str>| EnvVar {
-        name: name.into(),
-        value: value.map(Into::into),
-        value_from: field.map(|path| EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..ObjectFieldSelector::default() }),
-            ..EnvVarSource::default()
-        }),
+fn controller(options: &InstallOptions) -> Workload {
+    Workload {
+        name: CONTROLLER_NAME,
+        label: CONTROLLER_LABEL,
+        replicas: options.replicas,
+        env: vec![value_env("KUBELESS_CONFIG", CONFIG_NAME)],
+        ..Workload::default()
+    }
+}
+
+/// The Deployment of `kelp-triggers`: leader election on, the config namespace its own (from
+/// `KUBELESS_NAMESPACE`), the optional broker Secrets as environment and files.
+fn triggers(options: &InstallOptions) -> Workload {
+    const TLS_VOLUME: &str = "kafka-tls";
+    let strings = |items: &[&str]| Some(items.iter().map(|s| s.to_string()).collect());
+    Workload {
+        name: TRIGGERS_NAME,
+        label: TRIGGERS_LABEL,
+        replicas: options.trigger_replicas,
+        command: strings(&[TRIGGERS_NAME]),
+        args: strings(&["--leader-elect", "--config-namespace=$(KUBELESS_NAMESPACE)"]),
+        env: Vec::new(),
+        env_from: Some(vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource { name: TRIGGERS_BROKERS_SECRET.into(), optional: Some(true) }),
+            ..EnvFromSource::default()
+        }]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: TLS_VOLUME.into(),
+            mount_path: TRIGGERS_TLS_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }]),
+        volumes: Some(vec![Volume {
+            name: TLS_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(TRIGGERS_TLS_SECRET.into()),
+                optional: Some(true),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]),
+    }
+}
+
+/// A Deployment of the controller image: `workload` plus what both share (the image, the
+/// environment naming the namespace, `/healthz` and `/metrics` on [`CONTROLLER_PORT`], the pod
+/// name for the Lease, probes, resources and a locked-down security context).
+fn deployment(options: &InstallOptions, workload: Workload) -> Deployment {
+    let labels = BTreeMap::from([(workload.label.0.to_owned(), workload.label.1.to_owned())]);
+    let mut env = vec![field_env("KUBELESS_NAMESPACE", "metadata.namespace")];
+    env.extend(workload.env);
+    // The pod's own address, so the kubelet's probes reach /healthz.
+    env.push(value_env("KELP_LISTEN", &format!("0.0.0.0:{CONTROLLER_PORT}")));
+    // Each replica's identity in the leader Lease.
+    env.push(field_env("POD_NAME", "metadata.name"));
+    let container = Container {
+        name: workload.name.into(),
+        image: Some(options.image.clone()),
+        command: workload.command,
+        args: workload.args,
+        env: Some(env),
+        env_from: workload.env_from,
+        volume_mounts: workload.volume_mounts,
+        ..hardened_container()
     };
+    Deployment {
+        metadata: ObjectMeta { labels: Some(labels.clone()), ..namespaced_meta(options, workload.name) },
+        spec: Some(DeploymentSpec {
+            replicas: Some(workload.replicas),
+            selector: LabelSelector { match_labels: Some(labels.clone()), ..LabelSelector::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(workload.name.into()),
+                    containers: vec![container],
+                    volumes: workload.volumes,
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// What every Kelp container has: the `metrics` port, `/healthz` probes, requests and a memory
+/// limit, and a security context without privileges on a read-only root.
+fn hardened_container() -> Container {
     let healthz = Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/healthz".into()),
@@ -182,17 +352,7 @@ fn controller(options: &InstallOptions, metadata: ObjectMeta) -> Deployment {
         ..Probe::default()
     };
     let quantity = |v: &str| Quantity(v.into());
-    let container = Container {
-        name: CONTROLLER_NAME.into(),
-        image: Some(options.image.clone()),
-        env: Some(vec![
-            env("KUBELESS_NAMESPACE", None, Some("metadata.namespace")),
-            env("KUBELESS_CONFIG", Some(CONFIG_NAME), None),
-            // The pod's own address, so the kubelet's probes reach /healthz.
-            env("KELP_LISTEN", Some(&format!("0.0.0.0:{CONTROLLER_PORT}")), None),
-            // Each replica's identity in the leader Lease.
-            env("POD_NAME", None, Some("metadata.name")),
-        ]),
+    Container {
         ports: Some(vec![ContainerPort {
             name: Some("metrics".into()),
             container_port: CONTROLLER_PORT,
@@ -215,23 +375,23 @@ fn controller(options: &InstallOptions, metadata: ObjectMeta) -> Deployment {
             ..SecurityContext::default()
         }),
         ..Container::default()
-    };
-    Deployment {
-        metadata: ObjectMeta { labels: Some(labels.clone()), ..metadata },
-        spec: Some(DeploymentSpec {
-            replicas: Some(options.replicas),
-            selector: LabelSelector { match_labels: Some(labels.clone()), ..LabelSelector::default() },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(CONTROLLER_NAME.into()),
-                    containers: vec![container],
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
+    }
+}
+
+/// An environment variable with a value.
+fn value_env(name: &str, value: &str) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+}
+
+/// An environment variable from a field of the pod (the downward API).
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: field_path.into(), ..ObjectFieldSelector::default() }),
+            ..EnvVarSource::default()
         }),
-        status: None,
     }
 }
 

@@ -12,7 +12,7 @@
 //! - [`adoptable`]: whether an existing object may be taken over (else the controller reports a
 //!   conflict, as Kubeless did).
 //! - [`install`]: the objects of `deploy/kelp.yaml` (namespace, RBAC, `kubeless-config`, the
-//!   controller's Deployment).
+//!   Deployments of the controller and of `kelp-triggers`, the Kafka/NATS consumers).
 //!
 //! # Shapes
 //!
@@ -80,7 +80,7 @@ mod meta;
 mod runtimes;
 mod shell;
 
-pub use config::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, DEFAULT_PROVISION_IMAGE};
+pub use config::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, DEFAULT_PROVISION_IMAGE, KAFKA_BROKERS_KEY, NATS_URL_KEY};
 pub use cronjob::cronjob_trigger_cronjob;
 pub use error::PlanError;
 pub use function::{FUNCTION_URL, FunctionChildren, function_children, function_url};

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
 
-use kelp_plan::install::{DEPLOY_FILE, InstallOptions, install_objects, render_yaml, yaml};
+use kelp_plan::install::{
+    CONTROLLER_NAME, DEPLOY_FILE, InstallOptions, TRIGGERS_NAME, install_objects, render_yaml, yaml,
+};
 use kelp_plan::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, DEFAULT_PROVISION_IMAGE};
 use serde_json::{Value, json};
 
@@ -25,22 +27,38 @@ fn object<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     objects.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"))
 }
 
+fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// The first container of the Deployment `name`.
+fn container<'a>(objects: &'a [Value], name: &str) -> &'a Value {
+    &named(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+}
+
 /// Every generated file: path from the repository root → content.
 fn generated() -> Vec<(String, String)> {
     let objects = objects();
     let comment =
         "# Generated from crates/kelp-plan; KELP_UPDATE_DEPLOY=1 cargo test -p kelp-plan --test deploy regenerates.\n";
-    let mut role = object(&objects, "Role").clone();
-    role["metadata"].as_object_mut().unwrap().remove("namespace");
     let mut files = vec![
         (DEPLOY_FILE.to_owned(), render_yaml(&objects)),
         (format!("{CHART}/files/runtime-images.json"), Config::default_data()["runtime-images"].clone() + "\n"),
-        (
-            format!("{CHART}/templates/clusterrole.yaml"),
-            format!("{comment}{}", yaml(&[object(&objects, "ClusterRole").clone()])),
-        ),
-        (format!("{CHART}/templates/role.yaml"), format!("{comment}{}", yaml(&[role]))),
     ];
+    // The roles, which the chart's templates copy: `clusterrole.yaml`, `triggers-role.yaml`, ...
+    for (name, prefix) in [(CONTROLLER_NAME, ""), (TRIGGERS_NAME, "triggers-")] {
+        let mut role = named(&objects, "Role", name).clone();
+        role["metadata"].as_object_mut().unwrap().remove("namespace");
+        let cluster_role = named(&objects, "ClusterRole", name).clone();
+        files.push((
+            format!("{CHART}/templates/{prefix}clusterrole.yaml"),
+            format!("{comment}{}", yaml(&[cluster_role])),
+        ));
+        files.push((format!("{CHART}/templates/{prefix}role.yaml"), format!("{comment}{}", yaml(&[role]))));
+    }
     for crd in kelp_api::crd::render_all() {
         let copy = format!(
             "# A copy of {}/{}, which KELP_UPDATE_DEPLOY=1 refreshes.\n",
@@ -138,6 +156,9 @@ fn the_chart_defaults_are_the_install_defaults() {
     let options = InstallOptions::default();
     assert_eq!(image, options.image);
     assert_eq!(values["replicas"], options.replicas);
+    assert_eq!(values["triggers"]["replicas"], options.trigger_replicas);
+    assert_eq!(values["triggers"]["kafkaBrokers"], "", "absent by default: kelp-triggers' defaults apply");
+    assert_eq!(values["triggers"]["natsUrl"], "");
     assert_eq!(values["functionsNamespace"], options.functions_namespace);
     assert_eq!(values["provisionImage"], DEFAULT_PROVISION_IMAGE);
     assert_eq!(values["dependencyCachePath"], DEFAULT_DEPENDENCY_CACHE_PATH);
@@ -146,19 +167,26 @@ fn the_chart_defaults_are_the_install_defaults() {
         assert!(config_map.contains(&format!("\n  {key}: ")), "the chart's ConfigMap lacks {key}");
     }
     let objects = objects();
-    let controller = &object(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(values["resources"], controller["resources"]);
+    assert_eq!(values["resources"], container(&objects, CONTROLLER_NAME)["resources"]);
+    assert_eq!(values["triggers"]["resources"], container(&objects, TRIGGERS_NAME)["resources"]);
+}
+
+#[test]
+fn no_role_has_a_wildcard() {
+    let objects = objects();
+    for role in objects.iter().filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role") {
+        for rule in role["rules"].as_array().unwrap() {
+            for key in ["apiGroups", "resources", "verbs"] {
+                assert!(rule[key].as_array().unwrap().iter().all(|v| !v.as_str().unwrap().contains('*')), "{rule}");
+            }
+        }
+    }
 }
 
 #[test]
 fn the_controller_gets_least_privilege() {
     let objects = objects();
-    let rules = object(&objects, "ClusterRole")["rules"].as_array().unwrap().clone();
-    for rule in &rules {
-        for key in ["apiGroups", "resources", "verbs"] {
-            assert!(rule[key].as_array().unwrap().iter().all(|v| !v.as_str().unwrap().contains('*')), "{rule}");
-        }
-    }
+    let rules = named(&objects, "ClusterRole", CONTROLLER_NAME)["rules"].as_array().unwrap().clone();
     let verbs = |group: &str, resource: &str| -> BTreeSet<String> {
         let matches = |r: &&Value| {
             r["apiGroups"] == json!([group]) && r["resources"].as_array().unwrap().contains(&json!(resource))
@@ -197,18 +225,83 @@ fn the_controller_gets_least_privilege() {
     for group in ["", "events.k8s.io"] {
         assert_eq!(verbs(group, "events"), set(&["create", "patch"]));
     }
-    let role = object(&objects, "Role");
+    let role = named(&objects, "Role", CONTROLLER_NAME);
     assert_eq!(
         role["rules"],
         json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}])
     );
-    assert_eq!(object(&objects, "RoleBinding")["metadata"]["namespace"], "kubeless");
+    assert_eq!(named(&objects, "RoleBinding", CONTROLLER_NAME)["metadata"]["namespace"], "kubeless");
+}
+
+#[test]
+fn the_trigger_consumers_get_least_privilege() {
+    let objects = objects();
+    assert_eq!(
+        named(&objects, "ClusterRole", TRIGGERS_NAME)["rules"],
+        json!([
+            {"apiGroups": ["kubeless.io"], "resources": ["functions", "kafkatriggers", "natstriggers"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["kubeless.io"], "resources": ["kafkatriggers", "natstriggers"], "verbs": ["update", "patch"]},
+            {"apiGroups": ["kubeless.io"], "resources": ["kafkatriggers/status", "natstriggers/status"], "verbs": ["patch"]},
+        ])
+    );
+    assert_eq!(
+        named(&objects, "Role", TRIGGERS_NAME)["rules"],
+        json!([
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["kubeless-config"], "verbs": ["get"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["kelp-triggers"], "verbs": ["get", "update"]},
+        ])
+    );
+    let subject = json!([{"kind": "ServiceAccount", "name": "kelp-triggers", "namespace": "kubeless"}]);
+    for kind in ["ClusterRoleBinding", "RoleBinding"] {
+        let binding = named(&objects, kind, TRIGGERS_NAME);
+        assert_eq!(binding["subjects"], subject, "{kind}");
+        assert_eq!(binding["roleRef"]["name"], TRIGGERS_NAME, "{kind}");
+    }
+    assert_eq!(named(&objects, "ServiceAccount", TRIGGERS_NAME)["metadata"]["namespace"], "kubeless");
+}
+
+#[test]
+fn the_trigger_consumers_run_the_controller_image_locked_down_with_optional_broker_secrets() {
+    let options = InstallOptions { trigger_replicas: 3, ..InstallOptions::default() };
+    let objects = install_objects(&options);
+    let deployment = named(&objects, "Deployment", TRIGGERS_NAME);
+    assert_eq!(deployment["metadata"]["labels"], json!({"kubeless": "triggers"}));
+    assert_eq!(deployment["spec"]["selector"]["matchLabels"], json!({"kubeless": "triggers"}));
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(named(&objects, "Deployment", CONTROLLER_NAME)["spec"]["replicas"], 1);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], TRIGGERS_NAME);
+    let (triggers, controller) = (container(&objects, TRIGGERS_NAME), container(&objects, CONTROLLER_NAME));
+    assert_eq!(triggers["image"], controller["image"]);
+    assert_eq!(triggers["command"], json!(["kelp-triggers"]));
+    assert_eq!(triggers["args"], json!(["--leader-elect", "--config-namespace=$(KUBELESS_NAMESPACE)"]));
+    assert!(controller.get("command").is_none() && controller.get("args").is_none(), "the image's entrypoint");
+    for key in ["securityContext", "resources", "ports", "livenessProbe", "readinessProbe"] {
+        assert_eq!(triggers[key], controller[key], "{key}");
+    }
+    let env = triggers["env"].as_array().unwrap();
+    let field =
+        |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["valueFrom"]["fieldRef"]["fieldPath"].clone());
+    assert_eq!(field("KUBELESS_NAMESPACE"), Some(json!("metadata.namespace")), "what $(KUBELESS_NAMESPACE) expands to");
+    assert_eq!(field("POD_NAME"), Some(json!("metadata.name")));
+    assert!(env.contains(&json!({"name": "KELP_LISTEN", "value": "0.0.0.0:8080"})));
+    assert!(env.iter().all(|e| !e["name"].as_str().unwrap().starts_with("KAFKA_")), "credentials come from the Secret");
+    assert_eq!(triggers["envFrom"], json!([{"secretRef": {"name": "kelp-triggers-brokers", "optional": true}}]));
+    assert_eq!(
+        triggers["volumeMounts"],
+        json!([{"name": "kafka-tls", "mountPath": "/etc/kelp/kafka-tls", "readOnly": true}])
+    );
+    assert_eq!(
+        pod["volumes"],
+        json!([{"name": "kafka-tls", "secret": {"secretName": "kelp-triggers-tls", "optional": true}}])
+    );
 }
 
 #[test]
 fn the_controller_runs_locked_down_with_kubeless_labels_and_config() {
     let objects = objects();
-    let deployment = object(&objects, "Deployment");
+    let deployment = named(&objects, "Deployment", CONTROLLER_NAME);
     assert_eq!(deployment["metadata"]["labels"], json!({"kubeless": "controller"}));
     assert_eq!(deployment["spec"]["replicas"], 1);
     let pod = &deployment["spec"]["template"]["spec"];

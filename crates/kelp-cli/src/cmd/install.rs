@@ -1,6 +1,8 @@
 //! `kelp install` and `kelp uninstall`: Kelp's CRDs and `deploy/kelp.yaml` (both carried in
-//! the binary, see `bundle`) applied to, or deleted from, the cluster of the kubeconfig context.
+//! the binary, see `bundle`) applied to, or deleted from, the cluster of the kubeconfig context:
+//! the controller, and `kelp-triggers`, the consumers of KafkaTriggers and NATSTriggers.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -29,12 +31,27 @@ const POLL: Duration = Duration::from_millis(500);
 /// `kelp install`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct InstallArgs {
-    /// The controller's image (default: the one of this release)
+    /// The image of the controller and of kelp-triggers (default: the one of this release)
     #[arg(long, value_name = "IMAGE")]
     image: Option<String>,
+    /// The Kafka brokers of KafkaTriggers, written into kubeless-config (default: Kubeless's
+    /// kafka.kubeless:9092); credentials go into the Secret kelp-triggers-brokers instead. Give
+    /// it again when installing again: an install without it removes the key it wrote
+    #[arg(long = "kafka-brokers", value_name = "HOST:PORT[,HOST:PORT...]")]
+    kafka_brokers: Option<String>,
+    /// The NATS server of NATSTriggers, written into kubeless-config (default: Kubeless's
+    /// nats://nats.nats-io.svc.cluster.local:4222); as --kafka-brokers, give it again when
+    /// installing again
+    #[arg(long = "nats-url", value_name = "URL")]
+    nats_url: Option<String>,
+    /// Replicas of kelp-triggers, which share the Kafka partitions and NATS messages of every
+    /// trigger [default: 1]
+    #[arg(long = "trigger-replicas", value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+    trigger_replicas: Option<i32>,
     #[command(flatten)]
     dry_run: DryRunArgs,
-    /// Wait until the controller is ready; --wait=false returns once the objects are applied
+    /// Wait until the controller and kelp-triggers are ready; --wait=false returns once the
+    /// objects are applied
     #[arg(long, num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
     wait: bool,
     /// Seconds --wait waits
@@ -55,9 +72,19 @@ fn namespace(global: &GlobalArgs) -> String {
     global.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
 }
 
+/// What `kelp install` installs: the manifest for `-n`, with the flags' image, trigger replicas
+/// and `kubeless-config` keys.
+fn install_options(global: &GlobalArgs, args: &InstallArgs) -> Options {
+    let config = [(kelp_plan::KAFKA_BROKERS_KEY, &args.kafka_brokers), (kelp_plan::NATS_URL_KEY, &args.nats_url)]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key.to_owned(), value.clone()?)))
+        .collect::<BTreeMap<_, _>>();
+    Options { namespace: namespace(global), image: args.image.clone(), trigger_replicas: args.trigger_replicas, config }
+}
+
 /// `kelp install`.
 pub(crate) async fn install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<()> {
-    let options = Options { namespace: namespace(global), image: args.image.clone() };
+    let options = install_options(global, &args);
     let crds = bundle::crds();
     let documents = bundle::kelp_documents(&options)?;
     if args.dry_run.dryrun {
@@ -198,11 +225,12 @@ async fn not_ready_detail(target: &Target, namespace: &str, deployment: &Deploym
     if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join("; ")) }
 }
 
-/// `kelp uninstall`: the objects of `deploy/kelp.yaml` in reverse order; with `--crds`, first
-/// the CRDs, waiting until they are gone (their objects' finalizers are the controller's to
-/// release, so it must still run meanwhile).
+/// `kelp uninstall`: the objects of `deploy/kelp.yaml` (both Deployments and their identities
+/// included) in reverse order; with `--crds`, first the CRDs, waiting until they are gone (their
+/// objects' finalizers are the controller's and `kelp-triggers`' to release, so both must still
+/// run meanwhile). The optional broker Secrets are the user's: they go with the namespace.
 pub(crate) async fn uninstall(global: &GlobalArgs, args: UninstallArgs) -> anyhow::Result<()> {
-    let options = Options { namespace: namespace(global), image: None };
+    let options = Options { namespace: namespace(global), ..Options::default() };
     let objects = bundle::kelp_documents(&options)?;
     let crds = bundle::crds();
     let names: Vec<String> =
