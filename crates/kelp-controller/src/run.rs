@@ -16,7 +16,6 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -164,19 +163,14 @@ where
 
 /// Reads the configuration ConfigMap; Kelp's defaults when there is none.
 pub(crate) async fn load_config(api: &Api<ConfigMap>, name: &str) -> anyhow::Result<kelp_plan::Config> {
-    let data = config_data(api, name).await?;
-    kelp_plan::Config::from_data(&data).with_context(|| format!("the ConfigMap {name} is not a valid configuration"))
-}
-
-/// The data of the configuration ConfigMap; Kelp's defaults when there is none.
-pub(crate) async fn config_data(api: &Api<ConfigMap>, name: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    Ok(match api.get_opt(name).await.with_context(|| format!("reading the ConfigMap {name}"))? {
+    let data = match api.get_opt(name).await.with_context(|| format!("reading the ConfigMap {name}"))? {
         Some(config_map) => config_map.data.unwrap_or_default(),
         None => {
             tracing::warn!(config = name, "no configuration ConfigMap; using Kelp's defaults");
             kelp_plan::Config::default_data()
         }
-    })
+    };
+    kelp_plan::Config::from_data(&data).with_context(|| format!("the ConfigMap {name} is not a valid configuration"))
 }
 
 /// Watches the configuration and applies each valid change (every object is then reconciled

@@ -274,7 +274,7 @@ fn triggers(options: &InstallOptions) -> Workload {
         label: TRIGGERS_LABEL,
         replicas: options.trigger_replicas,
         command: strings(&[TRIGGERS_NAME]),
-        args: strings(&["--leader-elect", "--config-namespace=$(KUBELESS_NAMESPACE)"]),
+        args: strings(&["--leader-elect=true", "--config-namespace=$(KUBELESS_NAMESPACE)"]),
         env: Vec::new(),
         env_from: Some(vec![EnvFromSource {
             secret_ref: Some(SecretEnvSource { name: TRIGGERS_BROKERS_SECRET.into(), optional: Some(true) }),

@@ -275,7 +275,7 @@ fn the_trigger_consumers_run_the_controller_image_locked_down_with_optional_brok
     let (triggers, controller) = (container(&objects, TRIGGERS_NAME), container(&objects, CONTROLLER_NAME));
     assert_eq!(triggers["image"], controller["image"]);
     assert_eq!(triggers["command"], json!(["kelp-triggers"]));
-    assert_eq!(triggers["args"], json!(["--leader-elect", "--config-namespace=$(KUBELESS_NAMESPACE)"]));
+    assert_eq!(triggers["args"], json!(["--leader-elect=true", "--config-namespace=$(KUBELESS_NAMESPACE)"]));
     assert!(controller.get("command").is_none() && controller.get("args").is_none(), "the image's entrypoint");
     for key in ["securityContext", "resources", "ports", "livenessProbe", "readinessProbe"] {
         assert_eq!(triggers[key], controller[key], "{key}");

@@ -35,7 +35,7 @@ use tokio::sync::{Notify, watch};
 
 use self::invoke::ServiceInvoker;
 use self::settings::TriggerSettings;
-use crate::run::{config_data, scoped};
+use crate::run::{load_config, scoped};
 use crate::server;
 
 /// How often status is refreshed without a change to any object (consumers connect, lag moves).
@@ -50,11 +50,9 @@ pub async fn run(settings: TriggerSettings) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
     let cluster = &settings.cluster;
     let config_api: Api<ConfigMap> = Api::namespaced(client.clone(), &cluster.config_namespace);
-    let data = config_data(&config_api, &cluster.config_name).await?;
-    let config = kelp_plan::Config::from_data(&data)
-        .with_context(|| format!("the ConfigMap {} is not a valid configuration", cluster.config_name))?;
+    let config = load_config(&config_api, &cluster.config_name).await?;
     let scope = cluster.scope(&config);
-    let brokers = settings.brokers(&data);
+    let brokers = settings.brokers(&config);
     tracing::info!(
         kafka = %brokers.kafka.brokers,
         nats = %brokers.nats_url,

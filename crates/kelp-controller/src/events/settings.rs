@@ -1,17 +1,11 @@
 //! `kelp-triggers`' command line and environment: the cluster settings of every Kelp process,
 //! plus the brokers with Kubeless's environment names.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kelp_events::{Brokers, KafkaSettings};
 
 use crate::settings::ClusterSettings;
-
-/// The `kubeless-config` key naming the Kafka bootstrap servers (`KAFKA_BROKERS` wins over it).
-pub const KAFKA_BROKERS_KEY: &str = "kafka-brokers";
-/// The `kubeless-config` key naming the NATS server (`NATS_URL` wins over it).
-pub const NATS_URL_KEY: &str = "nats-url";
 
 /// How `kelp-triggers` is run.
 #[derive(Clone, Debug, clap::Parser)]
@@ -49,16 +43,16 @@ pub struct TriggerSettings {
 impl TriggerSettings {
     /// The brokers: flags and environment first, then the configuration's keys, then
     /// Kubeless's defaults.
-    pub fn brokers(&self, config: &BTreeMap<String, String>) -> Brokers {
-        let key = |name: &str| config.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let brokers = self.kafka_brokers.clone().filter(|b| !b.is_empty()).or_else(|| key(KAFKA_BROKERS_KEY));
+    pub fn brokers(&self, config: &kelp_plan::Config) -> Brokers {
+        let brokers =
+            self.kafka_brokers.clone().filter(|b| !b.is_empty()).or_else(|| config.kafka_brokers().map(str::to_owned));
         Brokers {
             kafka: KafkaSettings::from_env(brokers, |name| std::env::var(name).ok()),
             nats_url: self
                 .nats_url
                 .clone()
                 .filter(|u| !u.is_empty())
-                .or_else(|| key(NATS_URL_KEY))
+                .or_else(|| config.nats_url().map(str::to_owned))
                 .unwrap_or_else(|| kelp_events::DEFAULT_NATS_URL.to_owned()),
             backoff_cap: self.backoff_interval,
         }
@@ -76,10 +70,10 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_configuration_which_wins_over_kubeless_defaults() {
-        let config: BTreeMap<String, String> =
-            [(KAFKA_BROKERS_KEY, "kafka.config:9092"), (NATS_URL_KEY, "nats://config:4222")]
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .into();
+        let mut data = kelp_plan::Config::default_data();
+        data.insert(kelp_plan::KAFKA_BROKERS_KEY.into(), "kafka.config:9092".into());
+        data.insert(kelp_plan::NATS_URL_KEY.into(), "nats://config:4222".into());
+        let config = kelp_plan::Config::from_data(&data).unwrap();
         let parse = |args: &[&str]| TriggerSettings::try_parse_from([&["kelp-triggers"], args].concat()).unwrap();
         let flags = parse(&["--kafka-brokers", "a:9092", "--nats-url", "nats://b:4222", "--backoff-interval", "2s"]);
         let brokers = flags.brokers(&config);
@@ -90,9 +84,30 @@ mod tests {
             (configured.kafka.brokers.as_str(), configured.nats_url.as_str()),
             ("kafka.config:9092", "nats://config:4222")
         );
-        let defaults = TriggerSettings { kafka_brokers: None, nats_url: None, ..flags }.brokers(&BTreeMap::new());
+        let defaults = TriggerSettings { kafka_brokers: None, nats_url: None, ..flags }
+            .brokers(&kelp_plan::Config::from_data(&kelp_plan::Config::default_data()).unwrap());
         assert_eq!(defaults.nats_url, kelp_events::DEFAULT_NATS_URL);
         assert_eq!(parse(&[]).function_url, kelp_plan::FUNCTION_URL);
         assert_eq!(parse(&[]).lease_name, "kelp-triggers");
+    }
+
+    #[test]
+    fn the_installed_deployment_runs_the_binary_with_arguments_it_reads() {
+        let objects = kelp_plan::install::install_objects(&kelp_plan::install::InstallOptions::default());
+        let deployment = objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "kelp-triggers")
+            .expect("the kelp-triggers Deployment");
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let words: Vec<&str> = container["command"]
+            .as_array()
+            .into_iter()
+            .chain(container["args"].as_array())
+            .flatten()
+            .filter_map(|w| w.as_str())
+            .collect();
+        assert_eq!(words[0], "kelp-triggers");
+        let settings = TriggerSettings::try_parse_from(&words).unwrap_or_else(|e| panic!("{words:?}: {e}"));
+        assert!(settings.cluster.leader_elect);
     }
 }
