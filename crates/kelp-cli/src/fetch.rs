@@ -1,6 +1,7 @@
 //! Reading `--from-file` / `--dependencies` / `-f` arguments: a local file, or an `http(s)://`
 //! URL downloaded with a small HTTP client (hyper over rustls, following redirects).
 
+use crate::cmd::error_chain;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -127,17 +128,6 @@ fn resolve_location(base: &http::Uri, location: &str) -> Result<http::Uri, Strin
     }
     let path = format!("/{}", segments.join("/"));
     format!("{scheme}://{authority}{path}{query}").parse().map_err(|e| format!("bad redirect {location:?}: {e}"))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -132,17 +132,7 @@ pub(crate) fn load_kubeconfig(
 }
 
 fn reason(error: &KubeconfigError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    crate::cmd::error_chain(error)
 }
 
 /// The context and namespace to use.

@@ -92,7 +92,8 @@ impl Invoke for ServiceInvoker {
                 let response = client
                     .request(http::Request::from_parts(parts, Full::new(body)))
                     .await
-                    .map_err(|e| format!("calling {url}: {}", error_chain(&e)))?;
+                    // `{:#}`: the error and its sources (hyper's own message alone says little).
+                    .map_err(|e| format!("calling {url}: {:#}", anyhow::Error::new(e)))?;
                 let status = response.status();
                 let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
                 Ok(Answer { status, body })
@@ -102,16 +103,4 @@ impl Invoke for ServiceInvoker {
                 .map_err(|_| format!("calling {url}: no answer in {} s", endpoint.timeout.as_secs()))?
         }
     }
-}
-
-/// An error and its sources, `: `-separated (hyper's own message alone says little).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
