@@ -102,7 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Function(command) => cmd::function::run(&cli.global, command).await,
         Command::Trigger(command) => cmd::trigger::run(&cli.global, command).await,
-        Command::Topic(command) => cmd::topic::run(command).await,
+        Command::Topic(command) => cmd::topic::run(&cli.global, command).await,
         Command::Autoscale(command) => cmd::autoscale::run(&cli.global, command).await,
         Command::Apply(args) => cmd::manifest::apply(&cli.global, args).await,
         Command::Delete(args) => cmd::manifest::delete(&cli.global, args).await,

@@ -24,6 +24,7 @@ pub mod workloads;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use kelp_local::{Platform, PlatformConfig};
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -85,15 +86,28 @@ pub enum UpError {
 /// install` writes on a cluster (Kelp's runtimes under Kubeless's IDs and versions, and
 /// Kubeless's other keys), for the clients that read it: the runtime check of `kelp function
 /// deploy`, `kelp get-server-config`, the Serverless Framework's kubeless plugin. One that exists
-/// (edited by the user, say) is kept.
-async fn serve_kubeless_config(store: &kelp_store::Store) -> Result<(), kelp_store::StoreError> {
+/// (edited by the user, say) is kept, but for `kafka-brokers` and `nats-url`, which are set to the
+/// brokers this platform uses, as on a cluster: `kelp topic` finds the brokers there.
+async fn serve_kubeless_config(
+    store: &kelp_store::Store,
+    brokers: &kelp_events::Brokers,
+) -> Result<(), kelp_store::StoreError> {
     let objects = kelp_plan::install::install_objects(&kelp_plan::install::InstallOptions::default());
     let config_map =
         objects.into_iter().find(|o| o["kind"] == "ConfigMap").expect("kelp install writes kubeless-config");
+    let (namespace, name) = (config_map["metadata"]["namespace"].clone(), config_map["metadata"]["name"].clone());
     match store.create("/configmaps", config_map).await {
-        Ok(_) | Err(kelp_store::StoreError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e),
+        Ok(_) | Err(kelp_store::StoreError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e),
     }
+    let stored = store.get("/configmaps", namespace.as_str().unwrap_or_default(), name.as_str().unwrap_or_default())?;
+    let mut updated = Value::clone(&stored);
+    updated["data"][kelp_plan::KAFKA_BROKERS_KEY] = Value::from(brokers.kafka.brokers.clone());
+    updated["data"][kelp_plan::NATS_URL_KEY] = Value::from(brokers.nats_url.clone());
+    if updated != *stored {
+        store.update("/configmaps", updated).await?;
+    }
+    Ok(())
 }
 
 /// Paths the Kubernetes API serves; everything else goes to the gateway.
@@ -108,7 +122,7 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data(e.to_string()))?;
     let store =
         kelp_apiserver::open_store(config.data_dir.join("objects.redb")).await.map_err(|e| data(e.to_string()))?;
-    serve_kubeless_config(&store).await.map_err(|e| data(e.to_string()))?;
+    serve_kubeless_config(&store, &config.events).await.map_err(|e| data(e.to_string()))?;
     let mut platform_config = PlatformConfig::new(config.data_dir.join("platform"), &config.runtime_bin);
     platform_config.prewarm_per_language = config.prewarm_per_language;
     let platform = Arc::new(Platform::new(platform_config)?);

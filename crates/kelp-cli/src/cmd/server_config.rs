@@ -52,6 +52,14 @@ async fn server_runtimes(target: &Target) -> anyhow::Result<Option<Vec<String>>>
     }
 }
 
+/// The value of `key` in the server's kubeless configuration, if it has one and it can be read.
+pub(crate) async fn config_value(target: &Target, key: &str) -> Option<String> {
+    let (namespace, name) = config_location();
+    let api: Api<ConfigMap> = Api::namespaced(target.client.clone(), &namespace);
+    let config = api.get_opt(&name).await.ok()??;
+    config.data?.remove(key).filter(|v| !v.trim().is_empty())
+}
+
 /// Kelp's languages with the interpreter versions installed on this machine.
 async fn local_runtimes() -> Vec<String> {
     let mut runtimes = Vec::new();

@@ -214,6 +214,7 @@ impl Platform {
                 .env_remove("KUBECONFIG")
                 .env_remove("KUBELESS_NAMESPACE")
                 .env_remove("KUBELESS_CONFIG")
+                .env_remove("KAFKA_BROKERS")
                 .arg("--kubeconfig")
                 .arg(&self.kubeconfig)
                 .args(args),
