@@ -57,8 +57,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let watch = watcher::Config::default().any_semantic();
     let controller_config = ControllerConfig::default().concurrency(settings.concurrency);
-    let functions =
-        Controller::new(scoped::<Function>(&client, &scope), watch.clone()).with_config(controller_config.clone());
+    // The Functions' own cache, like the children's, without managedFields.
+    let (function_reader, function_writer) = reflector::store();
+    let function_changes = watcher(scoped::<Function>(&client, &scope), watch.clone())
+        .default_backoff()
+        .modify(|function| function.meta_mut().managed_fields = None)
+        .reflect(function_writer)
+        .applied_objects();
+    let functions = Controller::for_stream(function_changes, function_reader).with_config(controller_config.clone());
     let http =
         Controller::new(scoped::<HTTPTrigger>(&client, &scope), watch.clone()).with_config(controller_config.clone());
     let cron = Controller::new(scoped::<CronJobTrigger>(&client, &scope), watch).with_config(controller_config);
