@@ -357,6 +357,9 @@ impl ConsumerContext for Context {
 /// the first message published at or after `since` (the end when there is none), so a new
 /// trigger delivers what was published since its creation and nothing older. Partitions that
 /// appear later (a topic created afterwards) start at their beginning.
+///
+/// The ends are read *before* the search: a message published between a search that found
+/// nothing and a later read of the end would lie below that end and never be delivered.
 fn seed_offsets(consumer: &KafkaConsumer, topic: &str, since: std::time::SystemTime) -> Result<(), KafkaError> {
     let metadata = consumer.fetch_metadata(Some(topic), START_TIMEOUT)?;
     let Some(found) = metadata.topics().iter().find(|t| t.name() == topic && t.error().is_none()) else {
@@ -375,12 +378,16 @@ fn seed_offsets(consumer: &KafkaConsumer, topic: &str, since: std::time::SystemT
     if times.count() == 0 {
         return Ok(());
     }
+    let mut ends = HashMap::new();
+    for element in times.elements() {
+        ends.insert(element.partition(), consumer.fetch_watermarks(topic, element.partition(), START_TIMEOUT)?.1);
+    }
     let found = consumer.offsets_for_times(times, START_TIMEOUT)?;
     let mut start = TopicPartitionList::new();
     for element in found.elements() {
         let offset = match element.offset() {
             Offset::Offset(offset) => offset,
-            _ => consumer.fetch_watermarks(topic, element.partition(), START_TIMEOUT)?.1,
+            _ => ends.get(&element.partition()).copied().unwrap_or_default(),
         };
         start.add_partition_offset(topic, element.partition(), Offset::Offset(offset))?;
     }
