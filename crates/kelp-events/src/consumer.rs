@@ -49,8 +49,9 @@ impl Subscription {
 /// What a consumer reports, for its trigger's status.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConsumerStatus {
-    /// Connected to the broker and subscribed (Kafka: partitions assigned, or waiting for the
-    /// topic to have some).
+    /// Connected to the broker and subscribed. Kafka: once the consumer group assigned this
+    /// consumer its partitions, none included (a group with more members than the topic has
+    /// partitions); not while the topic does not exist yet.
     pub subscribed: bool,
     /// The latest error (a failed call, the broker unreachable, a dead letter not written).
     pub last_error: Option<String>,

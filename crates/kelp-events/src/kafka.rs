@@ -104,11 +104,11 @@ async fn run<I: Invoke>(
             }
         }
     }
+    // Subscribed once the group's first assignment arrives (see `post_rebalance`).
     if let Err(e) = consumer.subscribe(&[&subscription.topic]) {
         shared.state.failed(&format!("subscribing to {}: {e}", subscription.topic));
         return;
     }
-    shared.state.set_subscribed(true);
     let partitions = Partitions {
         consumer: consumer.clone(),
         dead_letters,
@@ -129,6 +129,7 @@ async fn run<I: Invoke>(
                 continue;
             }
         };
+        // A message means an assignment, also after the brokers were unreachable for a while.
         shared.state.set_subscribed(true);
         shared.counters.consumed.inc();
         if let Some(worker) = current_worker(&mut workers, &partitions, message.partition(), &stop) {
@@ -423,6 +424,8 @@ impl ConsumerContext for Context {
         }
     }
 
+    /// Subscribed once the group assigned this consumer its partitions, none included (a
+    /// group with more members than the topic has partitions).
     fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(_) = rebalance {
             self.shared.state.set_subscribed(true);

@@ -304,6 +304,48 @@ async fn a_partition_paused_for_back_pressure_is_fetched_again_when_a_rebalance_
 }
 
 #[tokio::test]
+async fn a_consumer_is_subscribed_once_its_group_assigned_it_partitions_and_not_before() {
+    let kafka = Kafka::shared();
+    let topic = topic(kafka, 1).await;
+    let metrics = Arc::new(Metrics::default());
+    // No start time: a new group's start offsets cannot be committed while the member is in it.
+    let subscription = Subscription { since: None, ..subscription(Source::Kafka, &topic, "joining", &[]) };
+    // A member that holds the partition and stops polling: the group's rebalance for the
+    // consumer joining waits for it.
+    let mut member = Member::join(kafka, &subscription.group(), &topic).await;
+    member.stop_polling().await;
+    let functions = Functions::ok();
+    let consumer = start(kafka, &subscription, &functions, &metrics);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!consumer.status().subscribed, "subscribed while its group was still rebalancing");
+    member.leave().await;
+    subscribed(&consumer).await;
+    publish(kafka, &topic, None, "after joining").await;
+    functions.wait_for("the message", |calls| !calls.is_empty()).await;
+    consumer.stop().await;
+}
+
+#[tokio::test]
+async fn every_member_of_a_group_larger_than_its_topic_is_subscribed_even_with_no_partition() {
+    let kafka = Kafka::shared();
+    let topic = topic(kafka, 1).await;
+    let metrics = Arc::new(Metrics::default());
+    let subscription = subscription(Source::Kafka, &topic, "crowded", &[]);
+    let functions = Functions::ok();
+    // Three consumers for one partition: two of them are assigned nothing, an empty assignment.
+    let consumers: Vec<Consumer> = (0..3).map(|_| start(kafka, &subscription, &functions, &metrics)).collect();
+    for consumer in &consumers {
+        subscribed(consumer).await;
+    }
+    publish(kafka, &topic, None, "one").await;
+    functions.wait_for("the message", |calls| !calls.is_empty()).await;
+    for consumer in consumers {
+        consumer.stop().await;
+    }
+    assert_eq!(functions.calls().len(), 1);
+}
+
+#[tokio::test]
 async fn a_stopped_consumer_consumes_nothing_and_its_group_resumes_where_it_stopped() {
     let kafka = Kafka::shared();
     let topic = topic(kafka, 1).await;
