@@ -290,7 +290,8 @@ impl<I: Invoke> PartitionTask<I> {
     }
 
     /// Produces `message` to the dead-letter topic with its key, its headers and the reason,
-    /// retrying until the broker acknowledges it. `false`: the consumer stopped first.
+    /// retrying until the broker acknowledges it. `false`: the consumer stopped (or the
+    /// partition was revoked) first.
     async fn dead_letter(&self, message: &OwnedMessage, reason: &str, stop: &mut Stop) -> bool {
         let shared = &self.partitions.shared;
         let subscription = &shared.subscription;
