@@ -272,7 +272,7 @@ async fn two_consumers_of_one_group_split_the_partitions_and_each_message_is_del
 #[tokio::test]
 async fn a_partition_paused_for_back_pressure_is_fetched_again_when_a_rebalance_gives_it_back_to_its_consumer() {
     let kafka = Kafka::shared();
-    let (topic, other) = (topic(kafka, 1).await, self::topic(kafka, 1).await);
+    let (topic, other) = (topic(kafka, 1).await, topic(kafka, 1).await);
     // The function fails until the gate opens: the worker retries the first message while the
     // others pile up behind it until the partition is paused (1,000 waiting, kafka::PAUSE_AT).
     let open = Arc::new(AtomicBool::new(false));
