@@ -54,8 +54,9 @@ pub(crate) fn group_name(namespace: &str, trigger: &str, function: &str, topic: 
 /// What a consumer reports, for its trigger's status.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConsumerStatus {
-    /// Connected to the broker and subscribed (Kafka: partitions assigned, or waiting for the
-    /// topic to have some).
+    /// Connected to the broker and subscribed. Kafka: once the consumer group assigned this
+    /// consumer its partitions, none included (a group with more members than the topic has
+    /// partitions); not while the topic does not exist yet.
     pub subscribed: bool,
     /// The latest error (a failed call, the broker unreachable, a dead letter not written).
     pub last_error: Option<String>,
@@ -80,7 +81,7 @@ impl Consumer {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(task(shared.clone(), Stop(stopped)));
+        let task = tokio::spawn(task(shared.clone(), Stop { stopped, revoked: None }));
         Consumer { shared, stop, task: Some(task), metrics }
     }
 
@@ -172,24 +173,41 @@ impl State {
     }
 }
 
-/// The stop signal, as the consumer's task sees it.
+/// The stop signal, as the consumer's task sees it; a Kafka partition's worker also stops when
+/// its partition is revoked.
 #[derive(Clone, Debug)]
-pub(crate) struct Stop(watch::Receiver<bool>);
+pub(crate) struct Stop {
+    stopped: watch::Receiver<bool>,
+    revoked: Option<watch::Receiver<bool>>,
+}
 
 impl Stop {
-    /// Whether the consumer is to stop.
-    pub(crate) fn is_stopped(&self) -> bool {
-        *self.0.borrow()
+    /// This signal, raised as well when `revoked` turns true.
+    pub(crate) fn or_revoked(&self, revoked: watch::Receiver<bool>) -> Stop {
+        Stop { stopped: self.stopped.clone(), revoked: Some(revoked) }
     }
 
-    /// `future`'s output, or `None` when the consumer is stopped first.
+    /// Whether the consumer (or the worker) is to stop.
+    pub(crate) fn is_stopped(&self) -> bool {
+        *self.stopped.borrow() || self.revoked.as_ref().is_some_and(|revoked| *revoked.borrow())
+    }
+
+    /// `future`'s output, or `None` when the consumer (or the worker) is stopped first.
     pub(crate) async fn unless_stopped<F: Future>(&mut self, future: F) -> Option<F::Output> {
         if self.is_stopped() {
             return None;
         }
+        let Stop { stopped, revoked } = self;
+        let revoked = async {
+            match revoked {
+                Some(revoked) => drop(revoked.wait_for(|revoked| *revoked).await),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             output = future => Some(output),
-            _ = self.0.wait_for(|stopped| *stopped) => None,
+            _ = stopped.wait_for(|stopped| *stopped) => None,
+            () = revoked => None,
         }
     }
 }

@@ -7,9 +7,14 @@
 //! `concurrency` bounds how many partitions are delivering at once. A partition whose worker
 //! falls [`PAUSE_AT`] messages behind is paused until it is down to [`RESUME_AT`], so a slow or
 //! failing function holds back its own partition only. A revoked partition's worker stops at
-//! once and stores nothing more: the partition's new owner starts from the committed offset.
+//! once (even in the middle of retries) and stores nothing more: the partition's new owner
+//! starts from the committed offset. Each assignment of a partition, to another consumer or
+//! again to this one, gets a new worker, and the partition is resumed then: librdkafka keeps an
+//! application's pause across a revocation, so a partition paused by its previous worker would
+//! otherwise never be fetched again.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
@@ -21,7 +26,7 @@ use rdkafka::message::{Header, Headers as _, Message as _, OwnedHeaders, OwnedMe
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::consumer::{Consumer, Shared, Stop};
 use crate::deliver::{Outcome, deliver, until_done};
@@ -61,7 +66,7 @@ pub fn start<I: Invoke>(
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("statistics.interval.ms", "1000");
-    let context = Context { shared: shared.clone(), generations: Mutex::default() };
+    let context = Context { shared: shared.clone(), assigned: Mutex::default() };
     let consumer: KafkaConsumer = config.create_with_context(context).map_err(kafka_error)?;
     let dead_letters = DeadLetters { config: settings.client_config(), producer: tokio::sync::OnceCell::new() };
     Ok(Consumer::spawn(shared, metrics, move |shared, stop| {
@@ -99,11 +104,11 @@ async fn run<I: Invoke>(
             }
         }
     }
+    // Subscribed once the group's first assignment arrives (see `post_rebalance`).
     if let Err(e) = consumer.subscribe(&[&subscription.topic]) {
         shared.state.failed(&format!("subscribing to {}: {e}", subscription.topic));
         return;
     }
-    shared.state.set_subscribed(true);
     let partitions = Partitions {
         consumer: consumer.clone(),
         dead_letters,
@@ -124,16 +129,12 @@ async fn run<I: Invoke>(
                 continue;
             }
         };
+        // A message means an assignment, also after the brokers were unreachable for a while.
         shared.state.set_subscribed(true);
         shared.counters.consumed.inc();
-        let partition = message.partition();
-        let generation = consumer.context().generation(partition);
-        let worker =
-            workers.entry(partition).or_insert_with(|| Worker::start(&partitions, partition, generation, &stop));
-        if worker.generation != generation || worker.tx.is_closed() {
-            *worker = Worker::start(&partitions, partition, generation, &stop);
+        if let Some(worker) = current_worker(&mut workers, &partitions, message.partition(), &stop) {
+            worker.push(&partitions, message);
         }
-        worker.push(&partitions, message);
     }
     // The workers see the stop signal and end; closing the consumer then commits what they
     // stored and leaves the group (blocking calls).
@@ -142,6 +143,21 @@ async fn run<I: Invoke>(
     }
     drop(partitions);
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+}
+
+/// The worker of `partition`'s current assignment, started when the assignment is new. `None`
+/// when the partition is not assigned (its next owner fetches the message again).
+fn current_worker<'a, I: Invoke>(
+    workers: &'a mut HashMap<i32, Worker>,
+    partitions: &Arc<Partitions<I>>,
+    partition: i32,
+    stop: &Stop,
+) -> Option<&'a Worker> {
+    if workers.get(&partition).is_none_or(|worker| *worker.revoked.borrow()) {
+        let revoked = partitions.consumer.context().assignment(partition)?;
+        workers.insert(partition, Worker::start(partitions, partition, revoked, stop));
+    }
+    workers.get(&partition)
 }
 
 /// The producer of dead letters, made when the first one is written (most consumers never
@@ -167,6 +183,7 @@ struct Partitions<I> {
 }
 
 impl<I> Partitions<I> {
+    /// Pauses or resumes fetching `partition`.
     fn pause_or_resume(&self, partition: i32, pause: bool) {
         let mut list = TopicPartitionList::new();
         list.add_partition(&self.shared.subscription.topic, partition);
@@ -177,31 +194,39 @@ impl<I> Partitions<I> {
     }
 }
 
-/// The in-order delivery of one assigned partition.
+/// The in-order delivery of one assignment of a partition.
 struct Worker {
     tx: mpsc::UnboundedSender<OwnedMessage>,
     waiting: Arc<AtomicUsize>,
     paused: Arc<AtomicBool>,
-    generation: u64,
+    /// Turns true when the assignment is revoked.
+    revoked: watch::Receiver<bool>,
     partition: i32,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Worker {
-    fn start<I: Invoke>(partitions: &Arc<Partitions<I>>, partition: i32, generation: u64, stop: &Stop) -> Worker {
+    /// Starts delivering the messages of `partition`'s assignment that `revoked` ends.
+    fn start<I: Invoke>(
+        partitions: &Arc<Partitions<I>>,
+        partition: i32,
+        revoked: watch::Receiver<bool>,
+        stop: &Stop,
+    ) -> Worker {
         let (tx, rx) = mpsc::unbounded_channel();
         let (waiting, paused) = (Arc::<AtomicUsize>::default(), Arc::<AtomicBool>::default());
         let task = PartitionTask {
             partitions: partitions.clone(),
             partition,
-            generation,
+            revoked: revoked.clone(),
             waiting: waiting.clone(),
             paused: paused.clone(),
         };
-        let task = tokio::spawn(task.run(rx, stop.clone()));
-        Worker { tx, waiting, paused, generation, partition, task }
+        let task = tokio::spawn(task.run(rx, stop.or_revoked(revoked.clone())));
+        Worker { tx, waiting, paused, revoked, partition, task }
     }
 
+    /// Queues `message`, pausing the partition when the worker is [`PAUSE_AT`] behind.
     fn push<I>(&self, partitions: &Partitions<I>, message: OwnedMessage) {
         let waiting = self.waiting.fetch_add(1, Ordering::AcqRel) + 1;
         let _ = self.tx.send(message);
@@ -211,22 +236,20 @@ impl Worker {
     }
 }
 
+/// A [`Worker`]'s task.
 struct PartitionTask<I> {
     partitions: Arc<Partitions<I>>,
     partition: i32,
-    generation: u64,
+    revoked: watch::Receiver<bool>,
     waiting: Arc<AtomicUsize>,
     paused: Arc<AtomicBool>,
 }
 
 impl<I: Invoke> PartitionTask<I> {
+    /// Delivers the messages of `rx` in order until `stop` (the consumer's, or the revocation).
     async fn run(self, mut rx: mpsc::UnboundedReceiver<OwnedMessage>, mut stop: Stop) {
-        let Partitions { consumer, shared, invoker, permits, .. } = &*self.partitions;
-        let topic = &shared.subscription.topic;
+        let Partitions { shared, invoker, permits, .. } = &*self.partitions;
         while let Some(Some(message)) = stop.unless_stopped(rx.recv()).await {
-            if !self.assigned() {
-                return;
-            }
             let Some(Ok(_permit)) = stop.unless_stopped(permits.acquire()).await else { return };
             let payload = bytes::Bytes::copy_from_slice(message.payload().unwrap_or_default());
             let event = Event::new(Source::Kafka, message.topic(), payload);
@@ -240,27 +263,35 @@ impl<I: Invoke> PartitionTask<I> {
                     shared.counters.dead_lettered.inc();
                 }
             }
-            if !self.assigned() {
+            if !self.while_assigned(|| self.store(&message)) {
                 return;
-            }
-            // librdkafka stores (and later commits) the offset after the one given.
-            if let Err(e) = consumer.store_offset(topic, self.partition, message.offset()) {
-                shared.state.failed(&format!("storing the offset of {topic}/{}: {e}", self.partition));
             }
             let waiting = self.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
             if waiting <= RESUME_AT && self.paused.swap(false, Ordering::AcqRel) {
-                self.partitions.pause_or_resume(self.partition, false);
+                self.while_assigned(|| self.partitions.pause_or_resume(self.partition, false));
             }
         }
     }
 
-    /// Whether this worker's partition is still assigned as it was when the worker started.
-    fn assigned(&self) -> bool {
-        self.partitions.consumer.context().generation(self.partition) == self.generation
+    /// Runs `action` if this worker's assignment was not revoked, holding off rebalances
+    /// meanwhile; `false` when it was revoked.
+    fn while_assigned(&self, action: impl FnOnce()) -> bool {
+        self.partitions.consumer.context().while_assigned(&self.revoked, action)
+    }
+
+    /// Stores the offset after `message`'s, to be committed.
+    fn store(&self, message: &OwnedMessage) {
+        let Partitions { consumer, shared, .. } = &*self.partitions;
+        let topic = &shared.subscription.topic;
+        // librdkafka stores (and later commits) the offset after the one given.
+        if let Err(e) = consumer.store_offset(topic, self.partition, message.offset()) {
+            shared.state.failed(&format!("storing the offset of {topic}/{}: {e}", self.partition));
+        }
     }
 
     /// Produces `message` to the dead-letter topic with its key, its headers and the reason,
-    /// retrying until the broker acknowledges it. `false`: the consumer stopped first.
+    /// retrying until the broker acknowledges it. `false`: the consumer stopped (or the
+    /// partition was revoked) first.
     async fn dead_letter(&self, message: &OwnedMessage, reason: &str, stop: &mut Stop) -> bool {
         let shared = &self.partitions.shared;
         let subscription = &shared.subscription;
@@ -298,16 +329,54 @@ impl<I: Invoke> PartitionTask<I> {
     }
 }
 
-/// The consumer's callbacks: partition generations (bumped when a partition is revoked),
-/// connection errors and the lag from librdkafka's statistics.
+/// The consumer's callbacks: the partitions assigned, connection errors and the lag from
+/// librdkafka's statistics.
 struct Context {
     shared: Arc<Shared>,
-    generations: Mutex<HashMap<i32, u64>>,
+    /// Each assigned partition with the signal that its assignment was revoked.
+    assigned: Mutex<HashMap<i32, watch::Sender<bool>>>,
 }
 
 impl Context {
-    fn generation(&self, partition: i32) -> u64 {
-        self.generations.lock().unwrap_or_else(PoisonError::into_inner).get(&partition).copied().unwrap_or_default()
+    /// The revocation signal of `partition`'s assignment; `None` when it is not assigned.
+    fn assignment(&self, partition: i32) -> Option<watch::Receiver<bool>> {
+        self.assigned.lock().unwrap_or_else(PoisonError::into_inner).get(&partition).map(watch::Sender::subscribe)
+    }
+
+    /// Runs `action` unless `revoked` is raised. Rebalances wait for it (they take the same
+    /// lock), so an offset stored or a partition resumed by `action` belongs to the assignment.
+    fn while_assigned(&self, revoked: &watch::Receiver<bool>, action: impl FnOnce()) -> bool {
+        let _assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+        if *revoked.borrow() {
+            return false;
+        }
+        action();
+        true
+    }
+
+    /// Records the partitions of `list` as assigned; returns those that were not already.
+    fn assign(&self, list: &TopicPartitionList) -> TopicPartitionList {
+        let mut assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut new = TopicPartitionList::new();
+        for element in list.elements() {
+            if let Entry::Vacant(vacant) = assigned.entry(element.partition()) {
+                vacant.insert(watch::channel(false).0);
+                new.add_partition(element.topic(), element.partition());
+            }
+        }
+        new
+    }
+
+    /// Revokes the partitions of `list` (all of them when `None`): their workers stop.
+    fn revoke(&self, list: Option<&TopicPartitionList>) {
+        let mut assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+        let revoked: Vec<watch::Sender<bool>> = match list {
+            Some(list) => list.elements().iter().filter_map(|e| assigned.remove(&e.partition())).collect(),
+            None => assigned.drain().map(|(_, revoked)| revoked).collect(),
+        };
+        for revoked in revoked {
+            revoked.send_replace(true);
+        }
     }
 }
 
@@ -337,15 +406,27 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
-    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            let mut generations = self.generations.lock().unwrap_or_else(PoisonError::into_inner);
-            for element in list.elements() {
-                *generations.entry(element.partition()).or_default() += 1;
+    fn pre_rebalance(&self, consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                // Before librdkafka starts fetching them: a pause of an earlier assignment of
+                // the same partition outlives its revocation (librdkafka resets only its own).
+                let new = self.assign(list);
+                if new.count() > 0
+                    && let Err(e) = consumer.resume(&new)
+                {
+                    tracing::debug!(error = %e, "resuming newly assigned partitions");
+                }
             }
+            Rebalance::Revoke(list) => self.revoke(Some(list)),
+            // rdkafka then gives up the whole assignment (the eager protocol of the default
+            // assignors).
+            Rebalance::Error(_) => self.revoke(None),
         }
     }
 
+    /// Subscribed once the group assigned this consumer its partitions, none included (a
+    /// group with more members than the topic has partitions).
     fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(_) = rebalance {
             self.shared.state.set_subscribed(true);
@@ -357,6 +438,9 @@ impl ConsumerContext for Context {
 /// the first message published at or after `since` (the end when there is none), so a new
 /// trigger delivers what was published since its creation and nothing older. Partitions that
 /// appear later (a topic created afterwards) start at their beginning.
+///
+/// The ends are read *before* the search: a message published between a search that found
+/// nothing and a later read of the end would lie below that end and never be delivered.
 fn seed_offsets(consumer: &KafkaConsumer, topic: &str, since: std::time::SystemTime) -> Result<(), KafkaError> {
     let metadata = consumer.fetch_metadata(Some(topic), START_TIMEOUT)?;
     let Some(found) = metadata.topics().iter().find(|t| t.name() == topic && t.error().is_none()) else {
@@ -375,12 +459,16 @@ fn seed_offsets(consumer: &KafkaConsumer, topic: &str, since: std::time::SystemT
     if times.count() == 0 {
         return Ok(());
     }
+    let mut ends = HashMap::new();
+    for element in times.elements() {
+        ends.insert(element.partition(), consumer.fetch_watermarks(topic, element.partition(), START_TIMEOUT)?.1);
+    }
     let found = consumer.offsets_for_times(times, START_TIMEOUT)?;
     let mut start = TopicPartitionList::new();
     for element in found.elements() {
         let offset = match element.offset() {
             Offset::Offset(offset) => offset,
-            _ => consumer.fetch_watermarks(topic, element.partition(), START_TIMEOUT)?.1,
+            _ => ends.get(&element.partition()).copied().unwrap_or_default(),
         };
         start.add_partition_offset(topic, element.partition(), Offset::Offset(offset))?;
     }

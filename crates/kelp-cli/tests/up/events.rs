@@ -54,6 +54,13 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
+/// Creates `topic` (one partition): a Kafka trigger is `Ready` once its consumer group assigned
+/// it the topic's partitions, so not while the topic does not exist.
+fn create_topic(kafka: &Kafka, topic: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(topics::create(&settings(kafka), topic, 1, 1)).unwrap();
+}
+
 fn publish(kafka: &Kafka, topic: &str, payload: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(topics::publish(&settings(kafka), topic, None, payload.as_bytes())).unwrap();
@@ -94,6 +101,7 @@ fn kafka_trigger_delivers_a_random_payload_with_kubeless_event_fields_to_every_m
     let kafka = Kafka::shared();
     let platform = kafka_platform(kafka);
     let topic = unique("s3-python");
+    create_topic(kafka, &topic);
     for name in ["pubsub-a", "pubsub-b"] {
         platform.deploy(
             name,
@@ -174,6 +182,7 @@ fn kafka_trigger_retries_a_failing_function_until_it_succeeds_and_counts_the_ret
     let kafka = Kafka::shared();
     let platform = kafka_platform(kafka);
     let topic = unique("flaky");
+    create_topic(kafka, &topic);
     let counter = platform.write("counter", "");
     let env = format!("COUNTER={counter}");
     platform.deploy("flaky", "python3.8", "flaky.py", FLAKY, "flaky.handler", &["--env", &env]);
@@ -211,6 +220,7 @@ fn deleting_a_kafka_trigger_stops_consumption() {
     let kafka = Kafka::shared();
     let platform = kafka_platform(kafka);
     let topic = unique("stop");
+    create_topic(kafka, &topic);
     platform.deploy("listener", "python3.8", "listener.py", PUBSUB, "listener.handler", &[]);
     platform
         .kelp(&[
