@@ -58,7 +58,9 @@ pub struct ConsumerStatus {
     /// consumer its partitions, none included (a group with more members than the topic has
     /// partitions); not while the topic does not exist yet.
     pub subscribed: bool,
-    /// The latest error (a failed call, the broker unreachable, a dead letter not written).
+    /// The latest error (a failed call, the broker unreachable, a dead letter not written),
+    /// until the consumer is subscribed again after losing its subscription: an error of the
+    /// outage does not outlive it.
     pub last_error: Option<String>,
     /// Kafka: messages in the assigned partitions not yet delivered (`None` until known).
     pub lag: Option<i64>,
@@ -158,9 +160,12 @@ impl State {
         }
     }
 
-    /// Whether the consumer is connected and subscribed.
+    /// Whether the consumer is connected and subscribed. Subscribing (again) forgets the error of
+    /// the time it was not.
     pub(crate) fn set_subscribed(&self, subscribed: bool) {
-        self.subscribed.store(subscribed, Ordering::Relaxed);
+        if !self.subscribed.swap(subscribed, Ordering::Relaxed) && subscribed {
+            *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
     }
 
     /// The lag gauge holds a measured value.

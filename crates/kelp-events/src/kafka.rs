@@ -65,6 +65,10 @@ pub fn start<I: Invoke>(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
+        // A trigger may come before its topic: as Kubeless's consumers (Sarama) did, subscribing
+        // creates the topic on brokers that allow it (`auto.create.topics.enable`, Kafka's
+        // default); elsewhere the status says the topic is unknown until it is created.
+        .set("allow.auto.create.topics", "true")
         .set("statistics.interval.ms", "1000");
     let context = Context { shared: shared.clone(), assigned: Mutex::default() };
     let consumer: KafkaConsumer = config.create_with_context(context).map_err(kafka_error)?;

@@ -387,5 +387,6 @@ async fn consumption_resumes_by_itself_after_the_broker_is_stopped_and_started_a
     publish(&kafka, &topic, None, "after").await;
     functions.wait_for("the message after the restart", |calls| calls.iter().any(|c| c.text() == "after")).await;
     subscribed(&consumer).await;
+    assert_eq!(consumer.status().last_error, None, "the outage's error does not outlive it");
     consumer.stop().await;
 }
