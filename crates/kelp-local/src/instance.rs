@@ -217,6 +217,11 @@ impl Instance {
         })
     }
 
+    /// Requests it has served.
+    pub(crate) fn served(&self) -> u64 {
+        *self.served.borrow()
+    }
+
     /// Requests being served.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)

@@ -42,6 +42,11 @@ pub struct PlatformConfig {
     pub start_timeout: Duration,
     /// Between SIGTERM and SIGKILL when an instance stops (default 10 s).
     pub stop_grace: Duration,
+    /// Instances started before any request ([`FunctionDeployment::start_now`]) that have not
+    /// served one yet, at most, over all functions (default 4). Beyond, a new or changed
+    /// function starts on its first request: deploying a thousand functions at once does not
+    /// start a thousand processes.
+    pub eager_starts: usize,
 }
 
 impl PlatformConfig {
@@ -55,6 +60,7 @@ impl PlatformConfig {
             log_max_bytes: 10 << 20,
             start_timeout: Duration::from_secs(120),
             stop_grace: Duration::from_secs(10),
+            eager_starts: 4,
         }
     }
 }
@@ -223,8 +229,15 @@ impl Platform {
             ]);
             Arc::new(Launch { language, env, memory_limit, timeout: Duration::from_secs(timeout), volumes })
         });
+        let start_now = start_now && self.unused_instances() < self.shared.config.eager_starts;
         function.add_revision(&self.shared, hash, launch, start_now);
         materialised.map(drop).map_err(Error::from)
+    }
+
+    /// Live instances, over all functions, that have served no request yet.
+    fn unused_instances(&self) -> usize {
+        let functions: Vec<Arc<Function>> = self.shared.functions.lock().unwrap().values().cloned().collect();
+        functions.iter().map(|f| f.unused_instances()).sum()
     }
 
     /// Stops every instance of `namespace/name` (draining in-flight requests) and forgets it;

@@ -112,6 +112,12 @@ impl Function {
         self.revisions.lock().unwrap().last().cloned()
     }
 
+    /// Live instances of every revision that have served no request yet.
+    pub(crate) fn unused_instances(&self) -> usize {
+        let revisions = self.revisions.lock().unwrap();
+        revisions.iter().map(|r| r.live().iter().filter(|i| i.served() == 0).count()).sum()
+    }
+
     /// The wanted revision, if its code was materialised.
     pub(crate) fn desired_hash_ok(&self) -> Option<String> {
         self.desired().filter(|r| r.launch.is_ok()).map(|r| r.hash.clone())

@@ -251,6 +251,27 @@ async fn start_now_starts_new_code_before_any_request() {
 }
 
 #[tokio::test]
+async fn start_now_starts_at_most_eager_starts_unused_instances_over_all_functions() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), 0);
+    config.eager_starts = 1;
+    let platform = Platform::new(config).unwrap();
+    for name in ["first", "second"] {
+        let mut wanted = deployment(name, python("hello.hello", HELLO_PY), scaling(0, 2, MINUTE));
+        wanted.start_now = true;
+        platform.deploy(wanted).await.unwrap();
+    }
+    eventually("the first function's eager instance is ready", MINUTE, || platform.instances().iter().any(|i| i.ready))
+        .await;
+    let functions: Vec<String> = platform.instances().iter().map(|i| i.function.clone()).collect();
+    assert_eq!(functions, ["first"], "the second waits for its first request");
+    let served = serve(&platform).await;
+    assert_eq!(get(&format!("{}/default/second/", served.base)).await.status, 200);
+    platform.shutdown().await;
+}
+
+#[tokio::test]
 async fn concurrent_slow_requests_scale_out_up_to_max() {
     let _serial = SERIAL.lock().await;
     let (platform, _dir) = platform(0);
