@@ -147,6 +147,11 @@ impl<I: Invoke> Triggers<I> {
         self.metrics.clone()
     }
 
+    /// Whether no consumer runs: a host with no triggers then need not call [`Triggers::sync`].
+    pub fn is_idle(&self) -> bool {
+        self.consumers.is_empty()
+    }
+
     /// Runs exactly the consumers that these live triggers and functions call for, and returns
     /// each trigger's status (in the order of `triggers`) as its `status` object, without
     /// `lastTransitionTime`s (see `kelp_api::merge_transition_times`).

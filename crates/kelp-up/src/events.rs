@@ -54,6 +54,9 @@ impl EventTriggers {
                 triggers.push(TopicTrigger::from(&trigger));
             }
         }
+        if triggers.is_empty() && self.0.is_idle() {
+            return Vec::new();
+        }
         let targets: Vec<Target> = functions
             .iter()
             .filter_map(|f| read::<ObjectMeta>(f.get("metadata")?))
