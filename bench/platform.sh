@@ -549,7 +549,8 @@ K8S_VERSIONS="kube-apiserver + etcd not run (SKIP_K8S=1)"
 if [ "$SKIP_K8S" != 1 ]; then
     K8S_VERSIONS="$("$K8S_BIN/kube-apiserver" --version 2>&1 | head -1), etcd $("$K8S_BIN/etcd" --version 2>&1 | awk '/etcd Version/ { print $3 }')"
 fi
-FS=$(df -PT "$WORK" | awk 'NR == 2 { print $2 " on " $1 }')
+# The file system's type only: the device's name is this machine's business.
+FS=$(df -PT "$WORK" | awk 'NR == 2 { print $2 }')
 
 {
     echo
@@ -573,7 +574,7 @@ FS=$(df -PT "$WORK" | awk 'NR == 2 { print $2 " on " $1 }')
         "$([ -n "${R[k8s_rss]:-}" ] && echo "kube-apiserver + etcd after the API runs: $(f1 "$(awk -v k="${R[k8s_rss]}" 'BEGIN { print k / 1024 }')") MiB" || echo –)"
     echo
     echo "Machine: $(nproc) CPUs ($CPU_MODEL), Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start $LOAD_START; data directories on $FS (fdatasync of 4 KiB there: $FSYNC_US µs median)."
-    echo "Versions: $("$KELP" --version 2>&1 | head -1), $("$RUNTIME" --version 2>&1 | head -1), Python $PY_VERSION ($KELP_PYTHON), $K8S_VERSIONS, wrk $WRK_VERSION, client built with $GO_VERSION."
+    echo "Versions: $("$KELP" --version 2>&1 | head -1), $("$RUNTIME" --version 2>&1 | head -1), Python $PY_VERSION, $K8S_VERSIONS, wrk $WRK_VERSION, client built with $GO_VERSION."
     echo "Method: gateway rows: wrk -t1, ${WARMUP} s warm-up + ${DURATION} s, median of $GW_ROUNDS alternating rounds; one instance (autoscaler min 1, max 1, $(nproc) workers) called through" \
         "\`/default/gw/\` and on its own port; server CPU = the \`kelp up\` process tree (baseline: the instance alone is inside that tree too)."
     echo "API rows: bench/platform (Go net/http, HTTP/1.1 keep-alive, one connection per client, gzip accepted), each op timed to the last byte; $API_N Functions of ~330 bytes created, got, listed" \

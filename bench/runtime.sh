@@ -368,7 +368,7 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     rss_row "Node.js idle RSS, front + 1 worker" "${COLD[nodejs20-rss]}"
     echo
     echo "Machine: $(nproc) CPUs ($CPU), Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start $LOAD_START."
-    echo "Versions: Python $PY_VERSION ($KELP_PYTHON), Node.js $NODE_VERSION ($KELP_NODE), wrk $WRK_VERSION, $("$BIN" --version)."
+    echo "Versions: Python $PY_VERSION, Node.js $NODE_VERSION, wrk $WRK_VERSION, $("$BIN" --version)."
     echo "Method: wrk on the same machine, -t1 at 1 connection and -t$WRK_C32_THREADS at 32, ${WARMUP} s warm-up then ${DURATION} s per row;" \
         "KELP_WORKERS=${KELP_WORKERS:-default ($(nproc))} for throughput (workers running at the end of the row are shown), access log on (stdout to /dev/null);" \
         "cold starts: median of $RUNS with KELP_WORKERS=1 after 1 discarded run, polling GET every 0.5 ms; RSS: VmRSS after 20 requests and 1 s idle."
