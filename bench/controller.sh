@@ -58,22 +58,6 @@ PIDS=() # processes started here, stopped on exit
 BUSY_ROWS=()   # runs that started on a busy machine
 BUSY_DURING=() # runs during which other processes used more than QUIET_MAX % of the CPUs
 
-# stop_proc PID: SIGTERM, up to 20 s to exit (the control plane stops its components), then SIGKILL.
-stop_proc() {
-    local pid=$1 i left=()
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 400; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    for i in "${PIDS[@]+"${PIDS[@]}"}"; do [ "$i" != "$pid" ] && left+=("$i"); done
-    PIDS=("${left[@]+"${left[@]}"}")
-}
-
 cleanup() {
     local i
     # Controllers before control planes: the last started first.

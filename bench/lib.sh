@@ -22,6 +22,27 @@ descendants() {
     done
 }
 
+# stop_proc PID [SECONDS]: SIGTERM, up to SECONDS (default 20) to exit (kelp up drains its
+# instances, the control plane stops its components, a runtime its workers), then SIGKILL of it
+# and of whatever it had started; PID leaves the array PIDS of the processes a script started.
+stop_proc() {
+    local pid=$1 wait_s=${2:-20} kids i left=()
+    kids=$(descendants "$pid")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < wait_s * 20; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    # shellcheck disable=SC2086
+    [ -n "$kids" ] && kill -KILL $kids 2>/dev/null || true
+    for i in "${PIDS[@]+"${PIDS[@]}"}"; do [ "$i" != "$pid" ] && left+=("$i"); done
+    PIDS=("${left[@]+"${left[@]}"}")
+}
+
 # cpu_busy: the machine's CPU use over the next second, in percent.
 cpu_busy() {
     local a b

@@ -57,26 +57,6 @@ WARNINGS=()
 BUSY_ROWS=()
 
 
-# stop_proc PID: SIGTERM, up to 20 s to exit (kelp up drains and stops its instances), then
-# SIGKILL of it and of whatever it had started.
-stop_proc() {
-    local pid=$1 kids i left=()
-    kids=$(descendants "$pid")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 400; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    # shellcheck disable=SC2086
-    [ -n "$kids" ] && kill -KILL $kids 2>/dev/null || true
-    for i in "${PIDS[@]+"${PIDS[@]}"}"; do [ "$i" != "$pid" ] && left+=("$i"); done
-    PIDS=("${left[@]+"${left[@]}"}")
-}
-
 cleanup() {
     local pid
     for pid in "${PIDS[@]+"${PIDS[@]}"}"; do stop_proc "$pid"; done

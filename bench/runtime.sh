@@ -35,33 +35,16 @@ RETRIES=${RETRIES:-2}
 
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kelp-bench.XXXXXX")
-SERVER_PIDS=()
+PIDS=()
 WARNINGS=()
 
 
-# Stops one runtime: SIGTERM (it stops its workers), then SIGKILL of whatever is left.
-stop_server() {
-    local pid=$1 kids i
-    kids=$(descendants "$pid")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    # shellcheck disable=SC2086
-    [ -n "$kids" ] && kill -KILL $kids 2>/dev/null || true
-    local left=()
-    for i in "${SERVER_PIDS[@]}"; do [ "$i" != "$pid" ] && left+=("$i"); done
-    SERVER_PIDS=("${left[@]+"${left[@]}"}")
-}
+# Stops one runtime: SIGTERM (it stops its workers), up to 5 s, then SIGKILL of whatever is left.
+stop_server() { stop_proc "$1" 5; }
 
 cleanup() {
     local pid
-    for pid in "${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}"; do stop_server "$pid"; done
+    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do stop_server "$pid"; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -113,7 +96,7 @@ start_server() {
         local log=$WORK/server-$runtime-$handler-$PORT.log
         FUNC_RUNTIME=$runtime FUNC_HANDLER=$handler FUNC_PORT=$PORT "$BIN" >/dev/null 2>"$log" &
         PID=$!
-        SERVER_PIDS+=("$PID")
+        PIDS+=("$PID")
         for ((t = 0; t < UP_TIMEOUT * 100; t++)); do
             if ! kill -0 "$PID" 2>/dev/null; then break; fi
             if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/healthz")" = 200 ]; then
