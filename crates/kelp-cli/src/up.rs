@@ -35,7 +35,7 @@ pub(crate) struct UpArgs {
     #[arg(long, value_name = "URL", env = "NATS_URL", default_value = kelp_events::DEFAULT_NATS_URL)]
     nats_url: String,
     /// Longest wait between retries of a failed event delivery (a Go duration: 500ms, 10s, 1m)
-    #[arg(long, value_name = "DURATION", env = "BACKOFF_INTERVAL", default_value = "10s", value_parser = parse_backoff)]
+    #[arg(long, value_name = "DURATION", env = "BACKOFF_INTERVAL", default_value = "10s", value_parser = kelp_events::parse_go_duration)]
     backoff_interval: std::time::Duration,
     /// Testing aid: cron schedules run this many times faster than real time
     #[arg(long, hide = true, default_value_t = 1.0)]
@@ -65,10 +65,6 @@ pub(crate) async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()>
     };
     kelp_up::run(config, stop_signal()).await?;
     Ok(())
-}
-
-fn parse_backoff(text: &str) -> Result<std::time::Duration, String> {
-    kelp_events::parse_go_duration(text).map_err(|e| e.to_string())
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {

@@ -32,7 +32,7 @@ pub struct TriggerSettings {
     #[arg(long, value_name = "URL", env = "NATS_URL")]
     pub nats_url: Option<String>,
     /// Longest wait between retries of a failed delivery (a Go duration: 500ms, 10s, 1m).
-    #[arg(long, value_name = "DURATION", env = "BACKOFF_INTERVAL", default_value = "10s", value_parser = parse_backoff)]
+    #[arg(long, value_name = "DURATION", env = "BACKOFF_INTERVAL", default_value = "10s", value_parser = kelp_events::parse_go_duration)]
     pub backoff_interval: Duration,
     /// Where functions are called: a template with {name}, {namespace} and {port} (the first
     /// port of the function's Service).
@@ -57,10 +57,6 @@ impl TriggerSettings {
             backoff_cap: self.backoff_interval,
         }
     }
-}
-
-fn parse_backoff(text: &str) -> Result<Duration, String> {
-    kelp_events::parse_go_duration(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
