@@ -9,7 +9,7 @@
 //! `kelp up` runs it in-process and calls its functions directly; the cluster's `kelp-triggers`
 //! runs it in each replica and calls the functions' Services.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -157,7 +157,7 @@ impl<I: Invoke> Triggers<I> {
     /// `lastTransitionTime`s (see `kelp_api::merge_transition_times`).
     pub async fn sync(&mut self, triggers: &[TopicTrigger], functions: &[Target]) -> Vec<Value> {
         let plans: Vec<_> = triggers.iter().map(|t| plan(t, functions, self.brokers.backoff_cap)).collect();
-        let wanted: Vec<&Subscription> = plans.iter().filter_map(|p| p.as_ref().ok()).flatten().collect();
+        let wanted: HashSet<&Subscription> = plans.iter().filter_map(|p| p.as_ref().ok()).flatten().collect();
         let stale: Vec<Subscription> = self.consumers.keys().filter(|s| !wanted.contains(s)).cloned().collect();
         for subscription in stale {
             if let Some(consumer) = self.consumers.remove(&subscription) {
