@@ -57,13 +57,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let watch = watcher::Config::default().any_semantic();
     let controller_config = ControllerConfig::default().concurrency(settings.concurrency);
-    // The Functions' own cache, like the children's, without managedFields.
     let (function_reader, function_writer) = reflector::store();
-    let function_changes = watcher(scoped::<Function>(&client, &scope), watch.clone())
-        .default_backoff()
-        .modify(|function| function.meta_mut().managed_fields = None)
-        .reflect(function_writer)
-        .applied_objects();
+    let function_changes =
+        cacheable_watch(scoped::<Function>(&client, &scope), watch.clone()).reflect(function_writer).applied_objects();
     let functions = Controller::for_stream(function_changes, function_reader).with_config(controller_config.clone());
     let http =
         Controller::new(scoped::<HTTPTrigger>(&client, &scope), watch.clone()).with_config(controller_config.clone());
@@ -151,20 +147,30 @@ where
 {
     let (reader, writer) = reflector::store_shared(1024);
     let events = writer.subscribe().expect("a shared store has subscribers");
-    let watch = watcher(scoped::<K>(client, scope), watcher::Config::default().labels(CHILD_SELECTOR).any_semantic())
-        .default_backoff()
-        // Field ownership is the API server's business: without it a cached child takes about
-        // half the memory.
-        .modify(|child| child.meta_mut().managed_fields = None)
-        .reflect_shared(writer)
-        .for_each(|event| {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying");
-            }
-            future::ready(())
-        });
+    let watch =
+        cacheable_watch(scoped::<K>(client, scope), watcher::Config::default().labels(CHILD_SELECTOR).any_semantic())
+            .reflect_shared(writer)
+            .for_each(|event| {
+                if let Err(e) = event {
+                    tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying");
+                }
+                future::ready(())
+            });
     drivers.push(Box::pin(watch));
     (reader, events)
+}
+
+/// The watch of `api` that every cache of the cluster binaries is filled from: retried with
+/// backoff, and without `managedFields` (field ownership is the API server's business; without
+/// it a cached object takes about half the memory).
+pub(crate) fn cacheable_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
+{
+    watcher(api, config).default_backoff().modify(|object| object.meta_mut().managed_fields = None)
 }
 
 /// Reads the configuration ConfigMap; Kelp's defaults when there is none.

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures_util::{StreamExt, future};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kelp_api::{Function, KafkaTrigger, NATSTrigger};
+use kelp_api::{Function, KafkaTrigger, NATSTrigger, TopicTriggerStatus};
 use kelp_events::{KafkaSettings, Target, TopicTrigger, Triggers};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
@@ -35,7 +35,7 @@ use tokio::sync::{Notify, watch};
 
 use self::invoke::ServiceInvoker;
 use self::settings::TriggerSettings;
-use crate::run::{load_config, scoped};
+use crate::run::{cacheable_watch, load_config, scoped};
 use crate::server;
 
 /// How often status is refreshed without a change to any object (consumers connect, lag moves).
@@ -136,31 +136,31 @@ impl Host {
         }
         let (kafka_statuses, nats_statuses) = statuses.split_at(live_kafka.len());
         let mut kafka_statuses = kafka_statuses.to_vec();
-        self.lags.lock().retain(|(namespace, name), _| {
-            live_kafka
-                .iter()
-                .any(|t| t.metadata.namespace.as_ref() == Some(namespace) && t.metadata.name.as_ref() == Some(name))
-        });
-        for (trigger, status) in topic_triggers.iter().zip(&mut kafka_statuses) {
-            self.lags.fill(trigger, status).await;
-        }
-        self.lead(&kafka, kelp_plan::KAFKA_TRIGGER_FINALIZER, &live_kafka, &kafka_statuses).await;
-        self.lead(&nats, kelp_plan::NATS_TRIGGER_FINALIZER, &live_nats, nats_statuses).await;
+        self.lags.fill_all(&topic_triggers[..live_kafka.len()], &mut kafka_statuses).await;
+        let (kafka_finalizer, nats_finalizer) = (kelp_plan::KAFKA_TRIGGER_FINALIZER, kelp_plan::NATS_TRIGGER_FINALIZER);
+        self.lead(&kafka, kafka_finalizer, &live_kafka, &kafka_statuses, |t| t.status.as_ref()).await;
+        self.lead(&nats, nats_finalizer, &live_nats, nats_statuses, |t| t.status.as_ref()).await;
     }
 
     /// The leader's part for one kind: status and finalizer of each live trigger, and the
     /// finalizer off each trigger being deleted (its consumers stopped in this round).
-    async fn lead<K>(&self, all: &[Arc<K>], finalizer: &str, live: &[&Arc<K>], statuses: &[Value])
-    where
+    async fn lead<K>(
+        &self,
+        all: &[Arc<K>],
+        finalizer: &str,
+        live: &[&Arc<K>],
+        statuses: &[Value],
+        status_of: impl Fn(&K) -> Option<&TopicTriggerStatus>,
+    ) where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
             + DeserializeOwned
-            + serde::Serialize
             + std::fmt::Debug,
     {
         for (trigger, status) in live.iter().zip(statuses) {
             let api: Api<K> = Api::namespaced(self.client.clone(), &trigger.namespace().unwrap_or_default());
-            if let Err(e) = write_status(&api, &***trigger, status.clone()).await {
+            let current = status_of(trigger).and_then(|s| serde_json::to_value(s).ok());
+            if let Err(e) = write_status(&api, &trigger.name_any(), current, status.clone()).await {
                 tracing::warn!(trigger = %trigger.name_any(), error = %e, "writing the trigger's status");
             }
             if !trigger.finalizers().iter().any(|f| f == finalizer) {
@@ -185,6 +185,16 @@ struct Lags {
 }
 
 impl Lags {
+    /// [`Lags::fill`] for each of these live Kafka triggers and their statuses; the
+    /// measurements of triggers that are gone are forgotten.
+    async fn fill_all(&self, triggers: &[TopicTrigger], statuses: &mut [Value]) {
+        self.lock()
+            .retain(|(namespace, name), _| triggers.iter().any(|t| (&t.namespace, &t.name) == (namespace, name)));
+        for (trigger, status) in triggers.iter().zip(statuses) {
+            self.fill(trigger, status).await;
+        }
+    }
+
     /// Puts the trigger's lag (summed over its functions' groups, measured at most every
     /// [`LAG_PERIOD`]) into `status`, in place of the local consumers' part of it. A trigger
     /// that is not subscribed keeps what its consumers say; a failed measurement is retried
@@ -230,15 +240,15 @@ fn is_live<K: Resource>(object: &K) -> bool {
     object.meta().deletion_timestamp.is_none()
 }
 
-/// Writes `status` when it differs from the trigger's, keeping transition times.
-async fn write_status<K>(api: &Api<K>, trigger: &K, status: Value) -> kube::Result<()>
+/// Writes `status` to the trigger `name` when it differs from its `current` one, keeping
+/// transition times.
+async fn write_status<K>(api: &Api<K>, name: &str, current: Option<Value>, status: Value) -> kube::Result<()>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let current = serde_json::to_value(trigger).ok().and_then(|t| t.get("status").cloned());
     let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let Some(status) = kelp_api::merge_transition_times(current.as_ref(), status, &now) else { return Ok(()) };
-    api.patch_status(&trigger.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await?;
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await?;
     Ok(())
 }
 
@@ -273,9 +283,7 @@ where
 {
     let (reader, writer) = reflector::store();
     let changed = changed.clone();
-    let watch = watcher(scoped::<K>(client, scope), watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(|object| object.meta_mut().managed_fields = None)
+    let watch = cacheable_watch(scoped::<K>(client, scope), watcher::Config::default().any_semantic())
         .reflect(writer)
         .for_each(move |event| {
             match event {
