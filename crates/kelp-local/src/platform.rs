@@ -226,6 +226,8 @@ impl Platform {
                 ("FUNC_RUNTIME".to_owned(), spec.runtime.clone().unwrap_or_default()),
                 ("FUNC_MEMORY_LIMIT".to_owned(), memory.clone()),
                 ("KUBELESS_INSTALL_VOLUME".to_owned(), code_dir.display().to_string()),
+                // Part of the key of the function's dependency installs (kelp-runtime's `deps`).
+                ("KELP_NAMESPACE".to_owned(), namespace.clone()),
             ]);
             Arc::new(Launch { language, env, memory_limit, timeout: Duration::from_secs(timeout), volumes })
         });

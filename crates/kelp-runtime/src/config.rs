@@ -36,6 +36,9 @@ pub struct Config {
     /// directory per language and content hash. It may be shared, even read-only (an install
     /// found there is used as it is).
     pub deps_dir: PathBuf,
+    /// `KELP_NAMESPACE` (default empty): the function's namespace, part of the key of its
+    /// dependency installs, so that namespaces sharing a cache never share an install.
+    pub namespace: String,
     /// `KELP_SHUTDOWN_TIMEOUT` seconds (default 30): how long SIGTERM waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// `KELP_ACCESS_LOG` (default on; `0` or `false` turns the per-request log line off).
@@ -90,6 +93,7 @@ impl Config {
             max_body: max_body.unwrap_or(100 << 20),
             deps_dir: get("KELP_DEPS_DIR").map_or_else(|| cache_dir.join("deps"), PathBuf::from),
             cache_dir,
+            namespace: get("KELP_NAMESPACE").unwrap_or_default(),
             shutdown_timeout: Duration::from_secs_f64(
                 parse(&get, "KELP_SHUTDOWN_TIMEOUT", "a number of seconds", |v: &f64| *v >= 0.0)?.unwrap_or(30.0),
             ),

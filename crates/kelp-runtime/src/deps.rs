@@ -1,6 +1,9 @@
 //! Dependencies installed once per content: `requirements.txt` / `package.json` next to the code
-//! go into `<deps dir>/<language>/<sha256 of the file>` (`KELP_DEPS_DIR`, by default
-//! `<KELP_CACHE_DIR>/deps`), shared by every instance that sees the directory.
+//! go into `<deps dir>/<language>/<key>` (`KELP_DEPS_DIR`, by default `<KELP_CACHE_DIR>/deps`),
+//! shared by every instance that sees the directory. The key ([`install_key`]) is the SHA-256 of
+//! everything that determines the install: the file, the language, the interpreter's version
+//! (compiled packages are built for one) and the function's namespace (`KELP_NAMESPACE`), so
+//! that no namespace loads an install another namespace's install scripts wrote.
 //!
 //! An install runs in a private temporary directory that is renamed into place when it succeeds,
 //! so a half-installed directory is never used. An advisory lock (`flock`) on
@@ -9,7 +12,7 @@
 //! namespaces of containers sharing a node directory. An install found in place is used
 //! without taking the lock, so the directory may be mounted read-only.
 
-use crate::language::Language;
+use crate::language::{Interpreter, Language};
 use sha2::{Digest, Sha256};
 use std::fs::TryLockError;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,14 @@ pub enum DepsError {
         /// The relevant lines of the installer's output.
         output: String,
     },
+    /// The interpreter, whose version is part of the install's key, does not run.
+    #[error("installing {language} dependencies: {command} --version does not run or names no version")]
+    NoInterpreter {
+        /// Language name.
+        language: &'static str,
+        /// The interpreter's command.
+        command: String,
+    },
     /// The installer could not be started or the cache could not be written.
     #[error("installing {language} dependencies: {context}: {cause}")]
     Io {
@@ -42,17 +53,26 @@ pub enum DepsError {
     },
 }
 
-/// Installs the dependency file in `code_dir`, if there is one, under `deps_dir` and returns the
-/// module search path entries to give the worker (empty when the function has no dependencies).
-pub async fn ensure(lang: &'static Language, code_dir: &Path, deps_dir: &Path) -> Result<Vec<PathBuf>, DepsError> {
+/// Installs the dependency file in `code_dir`, if there is one, under `deps_dir` for a function
+/// of `namespace`, and returns the module search path entries to give the worker (empty when
+/// the function has no dependencies).
+pub async fn ensure(
+    lang: &'static Language,
+    code_dir: &Path,
+    deps_dir: &Path,
+    namespace: &str,
+) -> Result<Vec<PathBuf>, DepsError> {
     let io = |context: String| move |cause| DepsError::Io { language: lang.name, context, cause };
     let deps_file = code_dir.join(lang.deps_file);
     let content = match tokio::fs::read(&deps_file).await {
         Ok(c) if !c.iter().all(u8::is_ascii_whitespace) => c,
         _ => return Ok(Vec::new()),
     };
+    let interpreter = Interpreter::find(lang)
+        .await
+        .ok_or_else(|| DepsError::NoInterpreter { language: lang.name, command: lang.interpreter() })?;
     let dir = deps_dir.join(lang.name);
-    let target = dir.join(hex(&Sha256::digest(&content)));
+    let target = dir.join(install_key(lang, &content, &interpreter.version, namespace));
     tokio::fs::create_dir_all(&dir).await.map_err(io(format!("creating {}", dir.display())))?;
     let lock_path = target.with_extension("lock");
     loop {
@@ -106,6 +126,18 @@ async fn install(lang: &'static Language, content: &[u8], target: &Path) -> Resu
     Ok(())
 }
 
+/// The name of the directory an install goes to: the SHA-256 of the language, the interpreter's
+/// version, the namespace and the dependency file, each prefixed with its length (so no two
+/// different inputs run together into one).
+pub fn install_key(lang: &Language, content: &[u8], interpreter_version: &str, namespace: &str) -> String {
+    let mut digest = Sha256::new();
+    for part in [lang.name.as_bytes(), interpreter_version.as_bytes(), namespace.as_bytes(), content] {
+        digest.update((part.len() as u64).to_le_bytes());
+        digest.update(part);
+    }
+    hex(&digest.finalize())
+}
+
 /// The installer's lines that say what failed (they name the package), or its last lines.
 fn error_lines(stdout: &[u8], stderr: &[u8]) -> String {
     let text = format!("{}{}", String::from_utf8_lossy(stdout), String::from_utf8_lossy(stderr));
@@ -123,6 +155,21 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::language::LANGUAGES;
+
+    #[test]
+    fn the_install_key_covers_namespace_interpreter_language_and_file() {
+        let [python, node] = [&LANGUAGES[0], &LANGUAGES[1]];
+        let key = |lang, file: &[u8], version, namespace| install_key(lang, file, version, namespace);
+        let base = key(python, b"requests\n", "3.11.7", "team-a");
+        assert_eq!(base, key(python, b"requests\n", "3.11.7", "team-a"), "the key is stable");
+        assert_ne!(base, key(python, b"requests\n", "3.11.7", "team-b"), "two namespaces share an install");
+        assert_ne!(base, key(python, b"requests\n", "3.12.1", "team-a"), "two interpreters share an install");
+        assert_ne!(base, key(node, b"requests\n", "3.11.7", "team-a"), "two languages share an install");
+        assert_ne!(base, key(python, b"flask\n", "3.11.7", "team-a"), "two files share an install");
+        // The parts do not run together.
+        assert_ne!(key(python, b"1team-a", "3.11.7", ""), key(python, b"team-a", "3.11.7", "1"));
+    }
 
     #[test]
     fn error_lines_prefer_lines_naming_the_failure() {
