@@ -46,25 +46,37 @@
 //!   (it holds the whole Function, code included), and no list gets two entries with one key
 //!   (server-side apply rejects those).
 //!
-//! # Dependencies: installed once per node, not once per pod
+//! # Dependencies: installed once per node and namespace, not once per pod
 //!
 //! Kubeless installed a function's `requirements.txt` / `package.json` in an `install` init
 //! container of every pod, at every start (#158). Kelp's runtime images hold `kelp-runtime`,
-//! which installs a dependency file once per SHA-256 of its content, under a lock, into a cache
-//! directory (`KELP_DEPS_DIR`). The `install` init container runs `kelp-runtime --install-deps`
-//! on that cache; the function's container mounts the same volume **read-only** and finds the
-//! install done. The volume is chosen by the `dependency-cache-path` key of `kubeless-config`:
+//! which installs a dependency file once per key (the SHA-256 of the file, the interpreter's
+//! version and the namespace, `KELP_NAMESPACE`), under a lock, into a cache directory
+//! (`KELP_DEPS_DIR`). The `install` init container runs `kelp-runtime --install-deps` on that
+//! cache; the function's container mounts the same volume **read-only** and finds the install
+//! done. The volume is chosen by the `dependency-cache-path` key of `kubeless-config`:
 //!
-//! - a node directory (`hostPath`, type `DirectoryOrCreate`; default `/var/cache/kelp`): every pod
-//!   of every function on a node whose dependency file has the same content reuses one install,
-//!   so a scale-out or a restart installs nothing. The kubelet creates that directory owned by
-//!   root, so the `install` container runs as UID 0, without capabilities and without privilege
-//!   escalation; what it writes is read-only to the functions. Pod Security's `baseline` level
-//!   forbids `hostPath`, and the functions of a node trust each other's installs (an install
-//!   script may write anywhere in the cache);
+//! - a node directory per namespace (`hostPath` `<dependency-cache-path>/<namespace>`, type
+//!   `DirectoryOrCreate`; default `/var/cache/kelp/<namespace>`): every pod of every function of
+//!   a namespace on a node whose dependency file has the same content reuses one install, so a
+//!   scale-out or a restart installs nothing, and no namespace sees another's installs (an
+//!   install script may write anywhere in its namespace's directory). The kubelet creates that
+//!   directory owned by root; the `cache-owner` init container, which runs one fixed `chown` as
+//!   root with no capability but `CHOWN` (and nothing of the user's), gives it to UID 1000, so
+//!   `install` runs as UID 1000 (as does `prepare`): not root, without capabilities, privilege
+//!   escalation, a writable root file system (a scratch `emptyDir` at `/tmp`, also `HOME`) or a
+//!   ServiceAccount token (an empty volume over its mount path keeps the API server from adding
+//!   one, even when the function asks for a token). `fsGroup` cannot help here: the kubelet
+//!   does not change the ownership of `hostPath` volumes. Pod Security's `baseline` level
+//!   forbids `hostPath`;
 //! - `dependency-cache-path: ""`: a per-pod `emptyDir`, as Kubeless had (installed at each pod
-//!   start, as the pod's user), for clusters whose Pod Security forbids `hostPath` or whose
-//!   tenants must not share installs.
+//!   start), for clusters whose Pod Security forbids `hostPath`.
+//!
+//! The `installation` phase's Secrets (`runtime-images`) are mounted into `install` only, as
+//! Kubeless did: the install command needs them (a private index), and so the packages' install
+//! scripts, which it runs as the same user, can read them; being Secrets of the function's own
+//! namespace, they reach no other namespace, and nothing `install` writes leaves the namespace's
+//! cache directory.
 //!
 //! Only the cache is shared: the code stays in the pod's own `emptyDir` at `/kubeless`, and the
 //! runtime's worker scripts in its private `KELP_CACHE_DIR`.

@@ -110,40 +110,112 @@ fn code_runs_in_the_runtime_image_after_prepare() {
         ]
     );
     let volumes: Vec<&str> = pod.volumes.iter().flatten().map(|v| v.name.as_str()).collect();
-    assert_eq!(volumes, ["fn", "fn-deps"]);
+    assert_eq!(volumes, ["fn", "fn-deps", "kelp-tmp", "kelp-no-token"]);
 }
 
 #[test]
-fn dependencies_are_installed_once_into_the_node_cache() {
+fn dependencies_are_installed_once_into_the_namespaces_node_cache() {
     let deployment = plan(&function(json!({"deps": "requests==2.25.1\n"}))).deployment;
-    assert_eq!(init_names(&deployment), ["prepare", "install"]);
+    assert_eq!(init_names(&deployment), ["prepare", "cache-owner", "install"]);
     let pod = pod(&deployment);
-    let install = &pod.init_containers.as_ref().unwrap()[1];
+    let install = &pod.init_containers.as_ref().unwrap()[2];
     let args = &install.args.as_ref().unwrap()[0];
     assert!(args.ends_with("sha256sum -c /tmp/deps.sha256 && kelp-runtime --install-deps"), "{args}");
     assert_eq!(env(install)["KELP_DEPS_DIR"], "/kelp-deps");
+    assert_eq!(env(install)["KELP_NAMESPACE"], "ns");
     assert_eq!(env(install)["KUBELESS_DEPS_FILE"], "/kubeless/requirements.txt");
-    assert_eq!(install.security_context.as_ref().unwrap().run_as_user, Some(0));
     let cache = pod.volumes.iter().flatten().find(|v| v.name == "kelp-deps").unwrap();
     let host_path = cache.host_path.as_ref().unwrap();
-    assert_eq!((host_path.path.as_str(), host_path.type_.as_deref()), ("/var/cache/kelp", Some("DirectoryOrCreate")));
+    assert_eq!(
+        (host_path.path.as_str(), host_path.type_.as_deref()),
+        ("/var/cache/kelp/ns", Some("DirectoryOrCreate"))
+    );
 
     let container = &pod.containers[0];
     assert_eq!(env(container)["KELP_DEPS_DIR"], "/kelp-deps");
+    assert_eq!(env(container)["KELP_NAMESPACE"], "ns");
     let mount = container.volume_mounts.iter().flatten().find(|m| m.name == "kelp-deps").unwrap();
     assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/kelp-deps", Some(true)));
 }
 
+/// The node cache of one namespace is not another's: a tenant's install scripts cannot plant an
+/// install that another namespace's functions load.
 #[test]
-fn without_a_cache_path_dependencies_go_to_an_empty_dir_as_the_pod_user() {
-    let mut data = Config::default_data();
-    data.insert("dependency-cache-path".into(), String::new());
-    let config = Config::from_data(&data).unwrap();
-    let deployment = function_children(&function(json!({"deps": "requests"})), &config).unwrap().deployment;
+fn two_namespaces_get_two_cache_directories() {
+    let cache_path = |namespace: &str| {
+        let mut function = function(json!({"deps": "requests"}));
+        function.metadata.namespace = Some(namespace.into());
+        let deployment = plan(&function).deployment;
+        let volume = pod(&deployment).volumes.iter().flatten().find(|v| v.name == "kelp-deps").cloned().unwrap();
+        volume.host_path.unwrap().path
+    };
+    assert_eq!(cache_path("team-a"), "/var/cache/kelp/team-a");
+    assert_eq!(cache_path("team-b"), "/var/cache/kelp/team-b");
+}
+
+/// The packages' install scripts run in `install`: never as root, without capabilities, a
+/// writable root, a ServiceAccount token or Secrets other than the phase's; only `cache-owner`,
+/// which runs one fixed `chown` and nothing of the user's, is root (with `CHOWN` alone).
+#[test]
+fn the_init_containers_run_as_the_function_user_without_privileges() {
+    let user_env = json!({"spec": {"template": {"spec": {"serviceAccountName": "reader",
+        "securityContext": {"runAsUser": 0},
+        "containers": [{"env": [{"name": "A", "value": "a"}]}]}}}});
+    let deployment = plan(&function(json!({"deps": "requests", "deployment": user_env}))).deployment;
     let pod = pod(&deployment);
-    let cache = pod.volumes.iter().flatten().find(|v| v.name == "kelp-deps").unwrap();
-    assert!(cache.empty_dir.is_some() && cache.host_path.is_none(), "{cache:?}");
-    assert!(pod.init_containers.as_ref().unwrap()[1].security_context.is_none());
+    let init = pod.init_containers.as_ref().unwrap();
+    for container in init.iter().filter(|c| c.name != "cache-owner") {
+        let security = container.security_context.as_ref().unwrap();
+        let name = &container.name;
+        assert_eq!((security.run_as_user, security.run_as_group), (Some(1000), Some(1000)), "{name}");
+        assert_eq!(security.run_as_non_root, Some(true), "{name}");
+        assert_eq!(security.allow_privilege_escalation, Some(false), "{name}");
+        assert_eq!(security.read_only_root_filesystem, Some(true), "{name}");
+        let capabilities = security.capabilities.as_ref().unwrap();
+        assert_eq!((capabilities.drop.as_deref(), capabilities.add.as_deref()), (Some(&["ALL".to_owned()][..]), None));
+    }
+    let owner = init.iter().find(|c| c.name == "cache-owner").unwrap();
+    assert_eq!(owner.command.as_deref().unwrap(), ["chown", "1000:1000", "/kelp-deps"]);
+    assert!(owner.env.is_none() && owner.args.is_none(), "{owner:?}");
+    let security = owner.security_context.as_ref().unwrap();
+    assert_eq!((security.run_as_user, security.allow_privilege_escalation), (Some(0), Some(false)));
+    let capabilities = security.capabilities.as_ref().unwrap();
+    assert_eq!(capabilities.add.as_deref().unwrap(), ["CHOWN"]);
+
+    for container in init {
+        let mounts: Vec<(&str, &str)> =
+            container.volume_mounts.iter().flatten().map(|m| (m.name.as_str(), m.mount_path.as_str())).collect();
+        assert!(
+            mounts.contains(&("kelp-no-token", "/var/run/secrets/kubernetes.io/serviceaccount")),
+            "{}: {mounts:?}",
+            container.name
+        );
+        assert!(mounts.iter().all(|(_, path)| !path.starts_with("/var/run/secrets/kubeless.io")), "{mounts:?}");
+    }
+    let install = init.iter().find(|c| c.name == "install").unwrap();
+    let secret_env: Vec<&str> = install
+        .env
+        .iter()
+        .flatten()
+        .filter(|e| e.value_from.as_ref().is_some_and(|v| v.secret_key_ref.is_some()))
+        .map(|e| e.name.as_str())
+        .collect();
+    assert!(secret_env.is_empty(), "{secret_env:?}");
+    assert!(install.env_from.is_none());
+    // The function named its account, so the pod keeps the token (for the function only).
+    assert_eq!(pod.automount_service_account_token, None);
+}
+
+#[test]
+fn a_function_gets_no_api_token_unless_it_asks_for_one() {
+    let deployment = plan(&function(json!({}))).deployment;
+    assert_eq!(pod(&deployment).automount_service_account_token, Some(false));
+    for asks in [json!({"serviceAccountName": "reader"}), json!({"automountServiceAccountToken": true})] {
+        let template = json!({"spec": {"template": {"spec": asks}}});
+        let deployment = plan(&function(json!({"deployment": template}))).deployment;
+        let pod = pod(&deployment);
+        assert_ne!(pod.automount_service_account_token, Some(false), "{asks}");
+    }
 }
 
 #[test]
@@ -152,7 +224,7 @@ fn bundled_dependencies_are_installed_without_checking_spec_deps() {
         "deps": "ignored"}));
     let deployment = plan(&bundled).deployment;
     let init = pod(&deployment).init_containers.clone().unwrap();
-    assert_eq!(init[1].args.as_ref().unwrap(), &["kelp-runtime --install-deps"]);
+    assert_eq!(init[2].args.as_ref().unwrap(), &["kelp-runtime --install-deps"]);
     let prepare = &init[0].args.as_ref().unwrap()[0];
     assert!(prepare.starts_with("curl 'https://example.test/f.zip' -L"), "{prepare}");
     assert!(!prepare.contains("requirements.txt"), "{prepare}");

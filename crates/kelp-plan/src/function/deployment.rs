@@ -10,16 +10,13 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kelp_api::Handler;
 
 use super::Plan;
-use super::init::{self, CODE_DIR, DEPS_DIR, DEPS_VOLUME, Inputs};
+use super::init::{self, CODE_DIR, DEPS_DIR, DEPS_VOLUME, Inputs, NAMESPACE_ENV, RUNTIME_USER};
 use super::service;
 use crate::error::PlanError;
 use crate::merge::merge_template;
 use crate::meta::{self, Labels};
 use crate::runtimes::RUNTIME_PHASE;
 use crate::{FUNCTION_HASH_ANNOTATION, runtimes};
-
-/// The user ID (and fsGroup) of function pods that set no security context, as Kubeless ran them.
-const RUNTIME_USER: i64 = 1000;
 
 /// The Deployment `<fn>`: `spec.deployment` merged with the config's template, with Kubeless's
 /// fields and defaults (see the crate docs).
@@ -95,11 +92,20 @@ fn pod(plan: &Plan<'_>, pod: &mut PodSpec, target_port: i32) -> Result<(), PlanE
     // Kubeless's function environment needs both a handler and code.
     let loaded = handler.filter(|_| !code.is_empty());
     function_container(plan, &mut pod.containers[0], loaded, target_port, installs)?;
+    // Function pods that set no security context run as Kubeless ran them.
     pod.security_context.get_or_insert_with(|| PodSecurityContext {
         run_as_user: Some(RUNTIME_USER),
         fs_group: Some(RUNTIME_USER),
         ..PodSecurityContext::default()
     });
+    // No API credentials unless the function asks for them: by naming a ServiceAccount, or by
+    // setting `automountServiceAccountToken` itself.
+    let names_account = [&pod.service_account_name, &pod.service_account]
+        .into_iter()
+        .any(|name| name.as_deref().is_some_and(|n| !n.is_empty() && n != "default"));
+    if !names_account {
+        pod.automount_service_account_token.get_or_insert(false);
+    }
     pod.affinity.get_or_insert_with(|| Affinity {
         pod_anti_affinity: Some(PodAntiAffinity {
             preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
@@ -212,6 +218,7 @@ fn function_container(
     set_env(env, "KELP_LISTEN", "0.0.0.0");
     if installs {
         set_env(env, "KELP_DEPS_DIR", DEPS_DIR);
+        set_env(env, NAMESPACE_ENV, plan.namespace());
     }
     let port = ContainerPort { container_port: target_port, protocol: Some("TCP".into()), ..ContainerPort::default() };
     upsert(container.ports.get_or_insert_default(), port, |p| p.container_port);

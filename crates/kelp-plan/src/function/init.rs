@@ -1,5 +1,5 @@
-//! The init containers of a function's pods: `prepare` (code into `/kubeless`), `install`
-//! (dependencies) and `compile`, with the volumes they need.
+//! The init containers of a function's pods: `prepare` (code into `/kubeless`), `cache-owner`
+//! and `install` (dependencies) and `compile`, with the volumes they need.
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, HostPathVolumeSource, ResourceRequirements, SecretVolumeSource, SecurityContext,
@@ -24,6 +24,21 @@ pub(super) const DEPS_DIR: &str = "/kelp-deps";
 pub(super) const DEPS_VOLUME: &str = "kelp-deps";
 /// Where phase Secrets are mounted: `<dir>/<secret>`.
 const SECRETS_DIR: &str = "/var/run/secrets/kubeless.io";
+/// The user (and group) `prepare` and `install` run as, whatever the pod's security context
+/// says: Kubeless's function user, which owns the namespace's dependency cache.
+pub(super) const RUNTIME_USER: i64 = 1000;
+/// The scratch `emptyDir` of `prepare` and `install`, mounted at `/tmp` (their root file system
+/// is read-only).
+const TMP_VOLUME: &str = "kelp-tmp";
+/// Where the kubelet mounts a ServiceAccount token.
+const TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// An empty volume mounted over [`TOKEN_DIR`] in Kelp's init containers: the API server's
+/// ServiceAccount admission adds no token to a container that has a mount there, so a token the
+/// function asked for is never within reach of the packages' install scripts.
+const NO_TOKEN_VOLUME: &str = "kelp-no-token";
+/// The environment variable naming the function's namespace, part of the key of its installs
+/// (`kelp-runtime`'s `deps`).
+pub(super) const NAMESPACE_ENV: &str = "KELP_NAMESPACE";
 
 /// The generated init containers and the volumes only they add.
 pub(super) struct InitContainers {
@@ -43,17 +58,23 @@ pub(super) struct Inputs<'a> {
     pub(super) resources: Option<ResourceRequirements>,
 }
 
-/// `prepare`, then `install` when there are dependencies and the runtime has an `installation`
-/// phase, then `compile` when it has a `compilation` phase.
+/// `prepare`, then `install` (after `cache-owner` for a node cache) when there are dependencies
+/// and the runtime has an `installation` phase, then `compile` when it has a `compilation` phase.
 pub(super) fn init_containers(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<InitContainers, PlanError> {
     let mut init = InitContainers { containers: Vec::new(), volumes: Vec::new(), installs: false };
     if !plan.function.spec.function.as_deref().unwrap_or_default().is_empty() {
         init.containers.push(prepare(plan, inputs)?);
+        add_scratch_volumes(&mut init.volumes);
     }
     let deps = plan.function.spec.deps.as_deref().unwrap_or_default();
     if (!deps.is_empty() || plan.content_type.deps)
         && let Some(phase) = inputs.runtime.phase(INSTALLATION_PHASE)
     {
+        add_scratch_volumes(&mut init.volumes);
+        init.volumes.push(cache_volume(plan)?);
+        if plan.config.dependency_cache_path.is_some() {
+            init.containers.push(cache_owner(plan, inputs));
+        }
         init.containers.push(install(plan, inputs, phase, deps, &mut init.volumes));
         init.installs = true;
     }
@@ -99,10 +120,37 @@ fn prepare(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<Container, PlanError>
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec!["sh".into(), "-c".into()]),
         args: Some(vec![shell::escape_kubelet(&steps.join(" && "))]),
-        volume_mounts: Some(vec![code_mount(plan), mount(&format!("{}-deps", plan.name), SRC_DIR, false)]),
+        volume_mounts: Some(vec![
+            code_mount(plan),
+            mount(&format!("{}-deps", plan.name), SRC_DIR, false),
+            mount(TMP_VOLUME, "/tmp", false),
+            mount(NO_TOKEN_VOLUME, TOKEN_DIR, true),
+        ]),
         resources: inputs.resources.clone(),
+        security_context: Some(restricted(RUNTIME_USER)),
         ..Container::default()
     })
+}
+
+/// `cache-owner`: gives the namespace's cache directory, which the kubelet creates owned by root
+/// (`hostPath` `DirectoryOrCreate`), to [`RUNTIME_USER`], so that `install` need not run as root.
+/// It runs only this fixed command, as root with no capability but `CHOWN`, without the user's
+/// environment, Secrets or a ServiceAccount token.
+fn cache_owner(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Container {
+    let mut security = restricted(0);
+    if let Some(capabilities) = security.capabilities.as_mut() {
+        capabilities.add = Some(vec!["CHOWN".into()]);
+    }
+    Container {
+        name: "cache-owner".into(),
+        image: Some(plan.config.provision_image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["chown".into(), format!("{RUNTIME_USER}:{RUNTIME_USER}"), DEPS_DIR.into()]),
+        volume_mounts: Some(vec![mount(DEPS_VOLUME, DEPS_DIR, false), mount(NO_TOKEN_VOLUME, TOKEN_DIR, true)]),
+        resources: inputs.resources.clone(),
+        security_context: Some(security),
+        ..Container::default()
+    }
 }
 
 /// `install`: the `installation` phase's command, after checking the dependency file against
@@ -128,10 +176,21 @@ fn install(
     let env = phase_env(
         inputs,
         phase,
-        &[("KUBELESS_DEPS_FILE", &deps_file), ("FUNC_RUNTIME", runtime), ("KELP_DEPS_DIR", DEPS_DIR)],
+        &[
+            ("KUBELESS_DEPS_FILE", &deps_file),
+            ("FUNC_RUNTIME", runtime),
+            ("KELP_DEPS_DIR", DEPS_DIR),
+            (NAMESPACE_ENV, plan.namespace()),
+            // The root file system is read-only: pip's and npm's caches go to the scratch volume.
+            ("HOME", "/tmp"),
+        ],
     );
-    volumes.push(cache_volume(plan));
-    let mut mounts = vec![code_mount(plan), mount(DEPS_VOLUME, DEPS_DIR, false)];
+    let mut mounts = vec![
+        code_mount(plan),
+        mount(DEPS_VOLUME, DEPS_DIR, false),
+        mount(TMP_VOLUME, "/tmp", false),
+        mount(NO_TOKEN_VOLUME, TOKEN_DIR, true),
+    ];
     mounts.extend(phase_secrets(phase, volumes));
     Container {
         name: "install".into(),
@@ -143,15 +202,32 @@ fn install(
         env: Some(env),
         volume_mounts: Some(mounts),
         resources: inputs.resources.clone(),
-        // A node directory is created owned by root: only root may write into it. Nothing else
-        // of root's is needed.
-        security_context: plan.config.dependency_cache_path.is_some().then(|| SecurityContext {
-            run_as_user: Some(0),
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
-            ..SecurityContext::default()
-        }),
+        // The packages' install scripts run here: as the function's user, never root.
+        security_context: Some(restricted(RUNTIME_USER)),
         ..Container::default()
+    }
+}
+
+/// The security context of Kelp's own init containers: `user`, no privilege escalation, no
+/// capability, a read-only root file system.
+fn restricted(user: i64) -> SecurityContext {
+    SecurityContext {
+        run_as_user: Some(user),
+        run_as_group: Some(user),
+        run_as_non_root: Some(user != 0),
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
+        read_only_root_filesystem: Some(true),
+        ..SecurityContext::default()
+    }
+}
+
+/// Adds the scratch `/tmp` and the empty token volume of Kelp's init containers (once).
+fn add_scratch_volumes(volumes: &mut Vec<Volume>) {
+    for name in [TMP_VOLUME, NO_TOKEN_VOLUME] {
+        if !volumes.iter().any(|v| v.name == name) {
+            volumes.push(Volume { name: name.into(), empty_dir: Some(Default::default()), ..Volume::default() });
+        }
     }
 }
 
@@ -188,19 +264,28 @@ fn phase_env(inputs: &Inputs<'_>, phase: &PhaseImage, own: &[(&str, &str)]) -> V
     env
 }
 
-/// The dependency cache: the node directory of `dependency-cache-path`, or an `emptyDir`.
-fn cache_volume(plan: &Plan<'_>) -> Volume {
-    let host_path = plan
-        .config
-        .dependency_cache_path
-        .as_ref()
-        .map(|path| HostPathVolumeSource { path: path.clone(), type_: Some("DirectoryOrCreate".into()) });
-    Volume {
+/// The dependency cache: the namespace's directory `<dependency-cache-path>/<namespace>` on the
+/// node, or an `emptyDir`.
+fn cache_volume(plan: &Plan<'_>) -> Result<Volume, PlanError> {
+    let host_path = match plan.config.dependency_cache_path.as_deref() {
+        Some(path) => {
+            let namespace = plan.namespace();
+            // A namespace name cannot climb out of the cache (no `/`, no `..`); check anyway,
+            // since this one becomes a node path.
+            kelp_api::check_dns1123_subdomain(namespace).map_err(|e| PlanError::invalid("metadata.namespace", e))?;
+            Some(HostPathVolumeSource {
+                path: format!("{}/{namespace}", path.trim_end_matches('/')),
+                type_: Some("DirectoryOrCreate".into()),
+            })
+        }
+        None => None,
+    };
+    Ok(Volume {
         name: DEPS_VOLUME.into(),
         empty_dir: host_path.is_none().then(Default::default),
         host_path,
         ..Volume::default()
-    }
+    })
 }
 
 /// The phase's Secrets: one volume each (added to `volumes` once), mounted read-only.

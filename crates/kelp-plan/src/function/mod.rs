@@ -120,6 +120,11 @@ impl<'a> Plan<'a> {
         self.runtime.map(|r| r.runtime.dep_name.as_str()).filter(|name| !name.is_empty())
     }
 
+    /// The function's namespace (`default` when the object names none).
+    fn namespace(&self) -> &'a str {
+        self.function.metadata.namespace.as_deref().filter(|ns| !ns.is_empty()).unwrap_or("default")
+    }
+
     /// Metadata of a child: the function's name, namespace and labels, controlled by it.
     fn child_meta(&self, name: &str) -> ObjectMeta {
         ObjectMeta {
