@@ -74,7 +74,17 @@ pub async fn reconcile_http(trigger: Arc<HTTPTrigger>, ctx: Arc<Context>) -> Res
             .services
             .get(&ObjectRef::new(trigger.function_name()).within(&namespace))
             .ok_or_else(|| not_found(trigger.as_ref()))?;
-        let ingress = kelp_plan::http_trigger_ingress(&trigger, &service)?;
+        let config = ctx.config();
+        let ingress = kelp_plan::http_trigger_ingress(&trigger, &service, &config)?;
+        let refused = kelp_plan::refused_ingress_annotations(&trigger, &config);
+        if !refused.is_empty() {
+            let note = format!(
+                "not copied onto the Ingress: {} (only allowed annotations are; the kubeless-config key \
+                 ingress-annotations extends the list)",
+                refused.join(", ")
+            );
+            ctx.warn(trigger.as_ref(), "AnnotationRefused", "Reconcile", note).await;
+        }
         apply(&ctx, &ctx.stores.ingresses, &ingress).await.map(drop)
     })
     .await

@@ -34,7 +34,11 @@ mod key {
     pub(super) const BUILDER_IMAGE_SECRET: &str = "builder-image-secret";
     pub(super) const FUNCTIONS_NAMESPACE: &str = "functions-namespace";
     pub(super) const DEPENDENCY_CACHE_PATH: &str = "dependency-cache-path";
+    pub(super) const INGRESS_ANNOTATIONS: &str = "ingress-annotations";
 }
+
+/// The most entries `ingress-annotations` may list.
+const MAX_INGRESS_ANNOTATIONS: usize = 256;
 
 /// Kubeless's keys that Kelp writes with the values saying what Kelp does, and then ignores:
 /// no image build step (dependencies are installed once per node instead), and the two keys
@@ -60,7 +64,8 @@ const IGNORED_KEYS: [(&str, &str); 5] = [
 /// | `provision-image` | the image of `prepare` and of the CronJobs' `curl` ([`DEFAULT_PROVISION_IMAGE`]) |
 /// | `provision-image-secret`, `builder-image-secret` | Secrets added to the `imagePullSecrets` of every function pod and CronJob |
 /// | `functions-namespace` | the only namespace whose objects the controller serves (empty: all) |
-/// | `dependency-cache-path` | the node directory of installed dependencies ([`DEFAULT_DEPENDENCY_CACHE_PATH`]); empty: a per-pod `emptyDir` |
+/// | `dependency-cache-path` | the node directory of installed dependencies ([`DEFAULT_DEPENDENCY_CACHE_PATH`]), one subdirectory `<namespace>` each; empty: a per-pod `emptyDir` |
+/// | `ingress-annotations` | HTTPTrigger annotations copied onto Ingresses besides [`ALLOWED_INGRESS_ANNOTATIONS`](crate::ALLOWED_INGRESS_ANNOTATIONS): keys separated by commas or white space, `prefix*` for every key starting with `prefix`; absent by default |
 /// | `kafka-brokers` | the Kafka brokers of KafkaTriggers, `host:port[,host:port...]`, for `kelp-triggers`; absent by default (then `kelp-triggers` uses Kubeless's `kafka.kubeless:9092`). Credentials never go here: they are the `KAFKA_*` variables of the Secret `kelp-triggers-brokers` |
 /// | `nats-url` | the NATS server of NATSTriggers, for `kelp-triggers`; absent by default (then Kubeless's `nats://nats.nats-io.svc.cluster.local:4222`) |
 ///
@@ -78,6 +83,7 @@ pub struct Config {
     pub(crate) dependency_cache_path: Option<String>,
     kafka_brokers: Option<String>,
     nats_url: Option<String>,
+    ingress_annotations: Vec<String>,
 }
 
 impl Config {
@@ -106,6 +112,24 @@ impl Config {
                 ));
             }
         };
+        let ingress_annotations: Vec<String> = get(key::INGRESS_ANNOTATIONS)
+            .unwrap_or_default()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|entry| !entry.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if ingress_annotations.len() > MAX_INGRESS_ANNOTATIONS {
+            return Err(PlanError::config(
+                key::INGRESS_ANNOTATIONS,
+                format!("lists {} keys; at most {MAX_INGRESS_ANNOTATIONS}", ingress_annotations.len()),
+            ));
+        }
+        if let Some(bad) = ingress_annotations.iter().find(|entry| entry.trim_end_matches('*').is_empty()) {
+            return Err(PlanError::config(
+                key::INGRESS_ANNOTATIONS,
+                format!("{bad:?} allows every annotation; name keys, or prefixes followed by '*'"),
+            ));
+        }
         Ok(Config {
             runtimes,
             deployment,
@@ -115,6 +139,7 @@ impl Config {
             dependency_cache_path,
             kafka_brokers: get(KAFKA_BROKERS_KEY).map(str::to_owned),
             nats_url: get(NATS_URL_KEY).map(str::to_owned),
+            ingress_annotations,
         })
     }
 
@@ -158,6 +183,14 @@ impl Config {
     /// `nats-url`: the NATS server of NATSTriggers, or `None` when not configured.
     pub fn nats_url(&self) -> Option<&str> {
         self.nats_url.as_deref()
+    }
+
+    /// Whether `ingress-annotations` lets HTTPTriggers set the annotation `key` on their Ingress.
+    pub fn allows_ingress_annotation(&self, key: &str) -> bool {
+        self.ingress_annotations.iter().any(|entry| match entry.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => key == entry,
+        })
     }
 
     /// Every runtime the configuration offers, as `<ID><version>` (e.g. `python3.8`).
@@ -249,6 +282,22 @@ mod tests {
     fn the_default_data_leaves_the_brokers_to_kelp_triggers() {
         let data = Config::default_data();
         assert!(!data.contains_key(KAFKA_BROKERS_KEY) && !data.contains_key(NATS_URL_KEY));
+    }
+
+    #[test]
+    fn ingress_annotations_extend_the_allow_list_by_key_or_prefix() {
+        let config = Config::from_data(&data(&[(
+            "ingress-annotations",
+            "example.com/team, alb.ingress.kubernetes.io/*\nhaproxy.org/timeout-server",
+        )]))
+        .unwrap();
+        assert!(config.allows_ingress_annotation("example.com/team"));
+        assert!(config.allows_ingress_annotation("alb.ingress.kubernetes.io/scheme"));
+        assert!(config.allows_ingress_annotation("haproxy.org/timeout-server"));
+        assert!(!config.allows_ingress_annotation("example.com/team2"));
+        assert!(!Config::default().allows_ingress_annotation("example.com/team"));
+        let err = Config::from_data(&data(&[("ingress-annotations", "a/b, *")])).unwrap_err();
+        assert!(err.to_string().contains("\"ingress-annotations\""), "{err}");
     }
 
     #[test]

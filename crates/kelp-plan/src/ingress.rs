@@ -8,6 +8,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kelp_api::HTTPTrigger;
 
+use crate::config::Config;
 use crate::error::PlanError;
 use crate::function::first_port;
 use crate::meta::{self, Labels};
@@ -17,8 +18,76 @@ use crate::{CREATED_BY_KUBELESS, CREATED_BY_LABEL};
 /// then gets no `ingressClassName` (the API server refuses the two when they differ).
 const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
+/// The trigger annotations copied onto its Ingress (see [`http_trigger_ingress`]): what
+/// Kubeless's HTTPTrigger set (class, rewrite, CORS, basic auth, ACME) and common settings of
+/// nginx, Traefik, Kong and cert-manager that configure the route without injecting
+/// configuration. nginx's `*-snippet` annotations, for instance, are not here: they put raw
+/// configuration into the shared ingress controller.
+pub const ALLOWED_INGRESS_ANNOTATIONS: &[&str] = &[
+    CLASS_ANNOTATION,
+    "kubernetes.io/tls-acme",
+    "nginx.ingress.kubernetes.io/rewrite-target",
+    "nginx.ingress.kubernetes.io/use-regex",
+    "nginx.ingress.kubernetes.io/enable-cors",
+    "nginx.ingress.kubernetes.io/cors-allow-origin",
+    "nginx.ingress.kubernetes.io/cors-allow-methods",
+    "nginx.ingress.kubernetes.io/cors-allow-headers",
+    "nginx.ingress.kubernetes.io/cors-expose-headers",
+    "nginx.ingress.kubernetes.io/cors-allow-credentials",
+    "nginx.ingress.kubernetes.io/cors-max-age",
+    "nginx.ingress.kubernetes.io/auth-type",
+    "nginx.ingress.kubernetes.io/auth-secret",
+    "nginx.ingress.kubernetes.io/auth-realm",
+    "nginx.ingress.kubernetes.io/ssl-redirect",
+    "nginx.ingress.kubernetes.io/force-ssl-redirect",
+    "nginx.ingress.kubernetes.io/proxy-body-size",
+    "nginx.ingress.kubernetes.io/proxy-connect-timeout",
+    "nginx.ingress.kubernetes.io/proxy-read-timeout",
+    "nginx.ingress.kubernetes.io/proxy-send-timeout",
+    "nginx.ingress.kubernetes.io/limit-rps",
+    "nginx.ingress.kubernetes.io/limit-rpm",
+    "nginx.ingress.kubernetes.io/limit-connections",
+    "nginx.ingress.kubernetes.io/whitelist-source-range",
+    "ingress.kubernetes.io/enable-cors",
+    "ingress.kubernetes.io/auth-type",
+    "ingress.kubernetes.io/auth-secret",
+    "ingress.kubernetes.io/auth-realm",
+    "ingress.kubernetes.io/ssl-redirect",
+    "traefik.ingress.kubernetes.io/router.entrypoints",
+    "traefik.ingress.kubernetes.io/router.tls",
+    "traefik.ingress.kubernetes.io/router.tls.certresolver",
+    "traefik.ingress.kubernetes.io/router.priority",
+    "konghq.com/strip-path",
+    "konghq.com/protocols",
+    "konghq.com/https-redirect-status-code",
+    "cert-manager.io/cluster-issuer",
+    "cert-manager.io/issuer",
+    "cert-manager.io/issuer-kind",
+    "cert-manager.io/issuer-group",
+    "cert-manager.io/common-name",
+    "cert-manager.io/duration",
+    "cert-manager.io/renew-before",
+];
+
+/// The trigger's annotations that are not copied onto its Ingress (neither in
+/// [`ALLOWED_INGRESS_ANNOTATIONS`] nor in the configuration's `ingress-annotations`), as
+/// `metadata.annotations[<key>]`, for a Warning.
+pub fn refused_ingress_annotations(trigger: &HTTPTrigger, config: &Config) -> Vec<String> {
+    let (_, refused) = split_annotations(trigger, config);
+    refused.into_iter().map(|key| format!("metadata.annotations[{key}]")).collect()
+}
+
+/// The trigger's annotations, allowed and refused.
+fn split_annotations(trigger: &HTTPTrigger, config: &Config) -> (Labels, Vec<String>) {
+    let (allowed, refused): (Labels, Labels) =
+        meta::inherited_annotations(&trigger.metadata).into_iter().partition(|(key, _)| {
+            ALLOWED_INGRESS_ANNOTATIONS.contains(&key.as_str()) || config.allows_ingress_annotation(key)
+        });
+    (allowed, refused.into_keys().collect())
+}
+
 /// Plans the Ingress of an HTTPTrigger, given its function's Service (the planned one of
-/// [`function_children`](crate::function_children), or the live one).
+/// [`function_children`](crate::function_children), or the live one) and the configuration.
 ///
 /// The Ingress is named after the trigger, labelled with the trigger's labels plus
 /// `created-by: kubeless`, and controlled by the trigger. One rule: `spec.host-name` (any host
@@ -34,8 +103,10 @@ const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 /// - `tls-secret`: TLS for the host with that Secret; `tls: true`: ACME (`kubernetes.io/tls-acme`,
 ///   `ssl-redirect`) into the Secret `<trigger>-tls`; both: an error.
 ///
-/// The trigger's annotations are added last and win.
-pub fn http_trigger_ingress(trigger: &HTTPTrigger, service: &Service) -> Result<Ingress, PlanError> {
+/// The trigger's annotations are added last and win, those of [`ALLOWED_INGRESS_ANNOTATIONS`]
+/// and of the configuration's `ingress-annotations` only: others are left out (see
+/// [`refused_ingress_annotations`]), since some configure the shared ingress controller itself.
+pub fn http_trigger_ingress(trigger: &HTTPTrigger, service: &Service, config: &Config) -> Result<Ingress, PlanError> {
     let spec = &trigger.spec;
     let name = meta::name(&trigger.metadata);
     let gateway = match spec.gateway.as_deref().unwrap_or_default() {
@@ -78,7 +149,7 @@ pub fn http_trigger_ingress(trigger: &HTTPTrigger, service: &Service) -> Result<
         (false, secret) => secret,
     }
     .map(|secret_name| vec![IngressTLS { hosts: host.clone().map(|h| vec![h]), secret_name: Some(secret_name) }]);
-    let trigger_annotations = meta::inherited_annotations(&trigger.metadata);
+    let (trigger_annotations, _) = split_annotations(trigger, config);
     let class_annotated = trigger_annotations.contains_key(CLASS_ANNOTATION);
     annotations.extend(trigger_annotations);
 

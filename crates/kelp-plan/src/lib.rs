@@ -96,7 +96,7 @@ pub use config::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, DEFAULT_PROVISION_IMAGE,
 pub use cronjob::cronjob_trigger_cronjob;
 pub use error::PlanError;
 pub use function::{FUNCTION_URL, FunctionChildren, function_children, function_url};
-pub use ingress::http_trigger_ingress;
+pub use ingress::{ALLOWED_INGRESS_ANNOTATIONS, http_trigger_ingress, refused_ingress_annotations};
 pub use meta::adoptable;
 
 /// The label naming the function on the Function and on every object made for it.

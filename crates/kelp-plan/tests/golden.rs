@@ -89,7 +89,7 @@ fn plan(object: &Value, functions: &[Function], config: &Config) -> Vec<Value> {
             let trigger: HTTPTrigger = serde_json::from_value(object.clone()).unwrap();
             let function = function_of(trigger.spec.function_name.as_deref().unwrap(), namespace);
             let service = function_children(&function, config).unwrap().service;
-            http_trigger_ingress(&trigger, &service).map(|ingress| vec![to_value(&ingress)])
+            http_trigger_ingress(&trigger, &service, config).map(|ingress| vec![to_value(&ingress)])
         }
         "CronJobTrigger" => {
             let trigger: CronJobTrigger = serde_json::from_value(object.clone()).unwrap();

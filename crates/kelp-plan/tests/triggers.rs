@@ -9,7 +9,9 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use kelp_api::{CronJobTrigger, HTTPTrigger};
-use kelp_plan::{Config, PlanError, cronjob_trigger_cronjob, function_children, http_trigger_ingress};
+use kelp_plan::{
+    Config, PlanError, cronjob_trigger_cronjob, function_children, http_trigger_ingress, refused_ingress_annotations,
+};
 use serde_json::{Value, json};
 use support::{function, object};
 
@@ -19,7 +21,7 @@ fn service(spec: Value) -> Service {
 
 fn ingress(spec: Value) -> Result<Ingress, PlanError> {
     let trigger: HTTPTrigger = object("HTTPTrigger", "route", json!({"app": "web"}), spec);
-    http_trigger_ingress(&trigger, &service(json!({})))
+    http_trigger_ingress(&trigger, &service(json!({})), &Config::default())
 }
 
 fn annotations(ingress: &Ingress) -> BTreeMap<String, String> {
@@ -72,7 +74,7 @@ fn the_rule_routes_the_path_prefix_to_the_service_port() {
     // The Service's port, not the targetPort.
     let trigger: HTTPTrigger = object("HTTPTrigger", "route", Value::Null, json!({"function-name": "fn"}));
     let unnamed = service(json!({"ports": [{"port": 80, "targetPort": 8080}]}));
-    let ingress = http_trigger_ingress(&trigger, &unnamed).unwrap();
+    let ingress = http_trigger_ingress(&trigger, &unnamed, &Config::default()).unwrap();
     let rule = &ingress.spec.as_ref().unwrap().rules.as_ref().unwrap()[0];
     assert_eq!(rule.host, None);
     let path = &rule.http.as_ref().unwrap().paths[0];
@@ -104,12 +106,57 @@ fn the_triggers_annotations_win_and_an_old_class_annotation_replaces_the_class_n
         ("nginx.ingress.kubernetes.io/rewrite-target".to_owned(), "/$1".to_owned()),
         ("kubectl.kubernetes.io/last-applied-configuration".to_owned(), "{}".to_owned()),
     ]));
-    let ingress = http_trigger_ingress(&trigger, &service(json!({}))).unwrap();
+    let ingress = http_trigger_ingress(&trigger, &service(json!({})), &Config::default()).unwrap();
     assert_eq!(ingress.spec.unwrap().ingress_class_name, None);
     let annotations = ingress.metadata.annotations.unwrap();
     assert_eq!(annotations["kubernetes.io/ingress.class"], "internal");
     assert_eq!(annotations["nginx.ingress.kubernetes.io/rewrite-target"], "/$1");
     assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+}
+
+/// Annotations that inject configuration into the shared ingress controller (nginx's snippets)
+/// are not copied onto the Ingress, and are named (by field path) for the Warning; an operator
+/// may allow more in `kubeless-config`.
+#[test]
+fn only_allowed_annotations_reach_the_ingress() {
+    let mut trigger: HTTPTrigger = object("HTTPTrigger", "route", Value::Null, json!({"function-name": "fn"}));
+    let snippet = "nginx.ingress.kubernetes.io/configuration-snippet";
+    trigger.metadata.annotations = Some(BTreeMap::from([
+        (snippet.to_owned(), "location /admin { proxy_pass http://kube-apiserver; }".to_owned()),
+        ("nginx.ingress.kubernetes.io/server-snippet".to_owned(), "listen 9999;".to_owned()),
+        ("nginx.ingress.kubernetes.io/auth-snippet".to_owned(), "return 200;".to_owned()),
+        ("example.com/team".to_owned(), "web".to_owned()),
+        ("nginx.ingress.kubernetes.io/proxy-body-size".to_owned(), "8m".to_owned()),
+        ("cert-manager.io/cluster-issuer".to_owned(), "letsencrypt".to_owned()),
+    ]));
+    let config = Config::default();
+    let ingress = http_trigger_ingress(&trigger, &service(json!({})), &config).unwrap();
+    let keys: Vec<String> = annotations(&ingress).into_keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "cert-manager.io/cluster-issuer",
+            "nginx.ingress.kubernetes.io/proxy-body-size",
+            "nginx.ingress.kubernetes.io/rewrite-target"
+        ]
+    );
+    assert_eq!(
+        refused_ingress_annotations(&trigger, &config),
+        [
+            "metadata.annotations[example.com/team]",
+            "metadata.annotations[nginx.ingress.kubernetes.io/auth-snippet]",
+            "metadata.annotations[nginx.ingress.kubernetes.io/configuration-snippet]",
+            "metadata.annotations[nginx.ingress.kubernetes.io/server-snippet]",
+        ]
+    );
+
+    let mut data = Config::default_data();
+    data.insert("ingress-annotations".into(), "example.com/*".into());
+    let extended = Config::from_data(&data).unwrap();
+    let ingress = http_trigger_ingress(&trigger, &service(json!({})), &extended).unwrap();
+    assert_eq!(annotations(&ingress)["example.com/team"], "web");
+    assert!(!annotations(&ingress).contains_key(snippet));
+    assert_eq!(refused_ingress_annotations(&trigger, &extended).len(), 3);
 }
 
 fn cronjob(name: &str, spec: Value) -> CronJob {
