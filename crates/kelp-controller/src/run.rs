@@ -34,11 +34,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let rendered = metrics.clone();
     let server = tokio::spawn(server::serve(listen, move || rendered.render()));
 
-    let lock = cluster.lease(&client, &settings.lease_name);
+    let lock = cluster.lease(&client, &settings.lease_name).map(Arc::new);
+    // Renewing starts as soon as the Lease is taken, in its own task: a slow start-up must not
+    // delay it past the renew deadline.
+    let mut renewing = None;
     if let Some(lock) = &lock {
         tracing::info!(lease = %settings.lease_name, "waiting to lead");
-        lock.acquire().await;
+        let acquired = lock.acquire().await;
         tracing::info!("leading");
+        let lock = lock.clone();
+        renewing = Some(tokio::spawn(async move { lock.keep(acquired).await }));
     }
     metrics.set_leader(true);
 
@@ -96,8 +101,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let controllers = future::join3(functions, http, cron).map(drop);
     let background = future::join_all(drivers).map(drop);
     let leadership = async {
-        match &lock {
-            Some(lock) => lock.keep().await,
+        match renewing.as_mut() {
+            Some(renewing) => drop(renewing.await),
             None => future::pending().await,
         }
     };
@@ -112,6 +117,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }),
     };
     metrics.set_leader(false);
+    // No renewal after the release (it would take the Lease again).
+    if let Some(renewing) = &renewing {
+        renewing.abort();
+    }
     if let Some(lock) = &lock
         && outcome.is_ok()
         && let Err(e) = lock.release().await
