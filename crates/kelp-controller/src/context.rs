@@ -1,6 +1,7 @@
 //! What every reconcile shares: the client, the configuration, caches of the children, metrics
 //! and the Event recorder.
 
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -66,6 +67,8 @@ pub struct Context {
     pub applied: Mutex<HashMap<ObjectKey, Applied>>,
     /// The resourceVersion each object had when last reconciled successfully.
     pub reconciled: Mutex<HashMap<ObjectKey, String>>,
+    /// The failures of each failing object, which space its retries.
+    pub backoff: Backoff,
 }
 
 impl Context {
@@ -80,6 +83,7 @@ impl Context {
             metrics,
             applied: Mutex::default(),
             reconciled: Mutex::default(),
+            backoff: Backoff::default(),
         }
     }
 
@@ -95,8 +99,10 @@ impl Context {
         self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 
-    /// Records that `key` was reconciled at `resource_version`.
+    /// Records that `key` was reconciled at `resource_version` (successfully: its backoff is
+    /// reset).
     pub fn mark_reconciled(&self, key: ObjectKey, resource_version: Option<String>) {
+        self.backoff.reset(&key);
         let mut reconciled = self.reconciled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match resource_version {
             Some(rv) => reconciled.insert(key, rv),
@@ -108,6 +114,7 @@ impl Context {
     /// name (when the object is deleted).
     pub fn forget(&self, kind: &'static str, namespace: &str, name: &str) {
         let same = |ns: &String, n: &String| ns == namespace && n == name;
+        self.backoff.reset(&(kind, namespace.into(), name.into()));
         self.reconciled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&(
             kind,
             namespace.into(),

@@ -14,6 +14,7 @@
 //! Kubeless created are adopted) only clean up what owner references cannot reach.
 
 pub mod apply;
+pub mod backoff;
 pub mod context;
 pub mod events;
 pub mod function;

@@ -2,6 +2,7 @@
 //! configuration, start the caches and the three controllers (Function, HTTPTrigger,
 //! CronJobTrigger), and reconcile until stopped.
 
+use crate::backoff::Policy;
 use crate::context::{CHILD_SELECTOR, Context, Stores};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
@@ -260,15 +261,22 @@ async fn report_queue_depth(ctx: Arc<Context>, http: Store<HTTPTrigger>, cron: S
     }
 }
 
-/// After a failed reconcile: count it and try again later (sooner when waiting for another
-/// object, later for a conflict only a person can resolve).
+/// After a failed reconcile: count it and try again later, backing off per object (see
+/// [`backoff`](crate::backoff)): sooner and capped lower when waiting for another object, slower
+/// for a conflict or a spec only a person can fix.
 fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let kind = crate::apply::kind_name::<K>();
     ctx.metrics.error(kind, error.reason());
-    tracing::warn!(kind, name = %object.meta().name.as_deref().unwrap_or_default(), error = %error, "reconcile failed");
-    match error.inner() {
-        Error::Conflict { .. } | Error::Plan(_) => Action::requeue(Duration::from_secs(60)),
-        Error::FunctionNotFound { .. } => Action::requeue(Duration::from_secs(3)),
-        _ => Action::requeue(Duration::from_secs(5)),
-    }
+    let name = object.meta().name.clone().unwrap_or_default();
+    let policy = match error.inner() {
+        Error::Conflict { .. } | Error::Plan(_) => {
+            Policy { base: Duration::from_secs(10), cap: Duration::from_secs(600) }
+        }
+        Error::FunctionNotFound { .. } => Policy { base: Duration::from_secs(1), cap: Duration::from_secs(30) },
+        _ => Policy { base: Duration::from_secs(1), cap: Duration::from_secs(300) },
+    };
+    let key = (kind, object.meta().namespace.clone().unwrap_or_default(), name);
+    let delay = ctx.backoff.failed(key.clone(), policy);
+    tracing::warn!(kind, name = %key.2, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
 }
