@@ -72,7 +72,10 @@
 //! - `dependency-cache-path: ""`: a per-pod `emptyDir`, as Kubeless had (installed at each pod
 //!   start), for clusters whose Pod Security forbids `hostPath`.
 //!
-//! The `installation` phase's Secrets (`runtime-images`) are mounted into `install` only, as
+//! `install` gets the function's environment (proxies, as Kubeless passed it) but not its
+//! Secret-valued variables (`valueFrom.secretKeyRef`): those are the function's, not the
+//! packages' install scripts'. The `installation` phase's Secrets (`runtime-images`), the way to
+//! give an install credentials, are mounted into `install` only, as
 //! Kubeless did: the install command needs them (a private index), and so the packages' install
 //! scripts, which it runs as the same user, can read them; being Secrets of the function's own
 //! namespace, they reach no other namespace, and nothing `install` writes leaves the namespace's

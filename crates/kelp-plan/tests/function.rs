@@ -160,7 +160,8 @@ fn two_namespaces_get_two_cache_directories() {
 fn the_init_containers_run_as_the_function_user_without_privileges() {
     let user_env = json!({"spec": {"template": {"spec": {"serviceAccountName": "reader",
         "securityContext": {"runAsUser": 0},
-        "containers": [{"env": [{"name": "A", "value": "a"}]}]}}}});
+        "containers": [{"env": [{"name": "A", "value": "a"},
+            {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}]}}}});
     let deployment = plan(&function(json!({"deps": "requests", "deployment": user_env}))).deployment;
     let pod = pod(&deployment);
     let init = pod.init_containers.as_ref().unwrap();
@@ -201,6 +202,9 @@ fn the_init_containers_run_as_the_function_user_without_privileges() {
         .map(|e| e.name.as_str())
         .collect();
     assert!(secret_env.is_empty(), "{secret_env:?}");
+    assert_eq!(env(install)["A"], "a", "the function's plain environment (proxies) still reaches install");
+    let function_env = env(&pod.containers[0]);
+    assert!(function_env.contains_key("DB_PASSWORD"), "the function keeps its Secret: {function_env:?}");
     assert!(install.env_from.is_none());
     // The function named its account, so the pod keeps the token (for the function only).
     assert_eq!(pod.automount_service_account_token, None);

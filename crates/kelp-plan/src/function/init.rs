@@ -173,8 +173,16 @@ fn install(
     }
     steps.push(phase.command.clone());
     let runtime = plan.function.spec.runtime.as_deref().unwrap_or_default();
+    // The function's Secrets are for the function: the packages' install scripts do not get
+    // them (install-time credentials are the installation phase's `secrets`).
+    let user_env: Vec<EnvVar> = inputs
+        .user_env
+        .iter()
+        .filter(|e| e.value_from.as_ref().is_none_or(|from| from.secret_key_ref.is_none()))
+        .cloned()
+        .collect();
     let env = phase_env(
-        inputs,
+        &user_env,
         phase,
         &[
             ("KUBELESS_DEPS_FILE", &deps_file),
@@ -233,7 +241,7 @@ fn add_scratch_volumes(volumes: &mut Vec<Volume>) {
 
 /// `compile`: the `compilation` phase's command.
 fn compile(plan: &Plan<'_>, inputs: &Inputs<'_>, phase: &PhaseImage, volumes: &mut Vec<Volume>) -> Container {
-    let env = phase_env(inputs, phase, &[("KUBELESS_FUNC_NAME", inputs.handler.function)]);
+    let env = phase_env(inputs.user_env, phase, &[("KUBELESS_FUNC_NAME", inputs.handler.function)]);
     let mut mounts = vec![code_mount(plan)];
     mounts.extend(phase_secrets(phase, volumes));
     Container {
@@ -250,10 +258,10 @@ fn compile(plan: &Plan<'_>, inputs: &Inputs<'_>, phase: &PhaseImage, volumes: &m
     }
 }
 
-/// The environment of a phase's container: the user's, `KUBELESS_INSTALL_VOLUME`, `own`, then
+/// The environment of a phase's container: `user_env`, `KUBELESS_INSTALL_VOLUME`, `own`, then
 /// the phase's.
-fn phase_env(inputs: &Inputs<'_>, phase: &PhaseImage, own: &[(&str, &str)]) -> Vec<EnvVar> {
-    let mut env = inputs.user_env.to_vec();
+fn phase_env(user_env: &[EnvVar], phase: &PhaseImage, own: &[(&str, &str)]) -> Vec<EnvVar> {
+    let mut env = user_env.to_vec();
     set_env(&mut env, "KUBELESS_INSTALL_VOLUME", CODE_DIR);
     for (name, value) in own {
         set_env(&mut env, name, value);
