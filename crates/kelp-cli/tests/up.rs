@@ -833,6 +833,38 @@ fn data_is_private_and_instances_get_no_platform_secret() {
     }
 }
 
+/// `scripts/up` with its port taken by another server that answers `/version`: it stops with
+/// kelp up's own error rather than taking that server for its platform.
+#[test]
+fn scripts_up_fails_with_kelp_ups_error_when_the_port_is_taken() {
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in squatter.incoming().flatten() {
+            let mut head = [0u8; 1024];
+            let _ = std::io::Read::read(&mut stream, &mut head);
+            let answer =
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+            let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kelp = std::path::Path::new(env!("CARGO_BIN_EXE_kelp"));
+    let out = support::run(
+        std::process::Command::new(kelp_testkit::repo_root().join("scripts/up"))
+            .env("KELP_BIN_DIR", kelp.parent().unwrap())
+            .env("LISTEN", format!("127.0.0.1:{port}"))
+            .env("KELP_DATA_DIR", dir.path().join("data"))
+            .env("HOME", dir.path())
+            .env_remove("KUBECONFIG"),
+        None,
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("up: kelp up exited before it was ready"), "{out:?}");
+    assert!(out.stderr.contains("Address already in use"), "kelp up's own error: {out:?}");
+    assert!(!out.stderr.contains("kubeconfig") && !out.stderr.contains("deploy"), "{out:?}");
+}
+
 /// Off loopback, `kelp up` serves HTTPS and the API wants the token that the kubeconfig context
 /// carries (with the authority that signed the certificate): kubectl and the CLI work through the
 /// context, a request without the token is refused.
