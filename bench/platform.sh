@@ -199,23 +199,35 @@ mem_self() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 KUBECONFIG_FILE=$WORK/kubeconfig # kelp up writes its context here, never into the user's
 
-# start_up NAME PREWARM: `kelp up` on a free port; sets UP_PID UP_URL UP_LOG.
+# start_up NAME PREWARM: `kelp up` on a free port; sets UP_PID UP_LOG, UP_URL (the API, https),
+# UP_CA and UP_TOKEN (its authority and token, from the kubeconfig) and GW (functions, http).
 start_up() {
     local name=$1 prewarm=$2 attempt t
     for attempt in 1 2 3; do
         local port
         port=$(freeport)
         UP_LOG=$WORK/up-$name.log
-        UP_URL=http://127.0.0.1:$port
+        UP_URL=https://127.0.0.1:$port
+        GW=http://127.0.0.1:$port
+        UP_CA=$WORK/up-ca.pem
         "$KELP" --kubeconfig "$KUBECONFIG_FILE" up --listen "127.0.0.1:$port" --data-dir "$WORK/data-$name" \
             --prewarm "$prewarm" --runtime-bin "$RUNTIME" >"$UP_LOG" 2>&1 &
         UP_PID=$!
         PIDS+=("$UP_PID")
         for ((t = 0; t < UP_TIMEOUT * 20; t++)); do
             kill -0 "$UP_PID" 2>/dev/null || break
-            if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$UP_URL/version")" = 200 ]; then
-                log "kelp up ($name, --prewarm $prewarm) on $UP_URL, pid $UP_PID"
-                return 0
+            # Ready once it says so (the kubeconfig has this run's authority and token by then).
+            if grep -q "^kelp up: ready (pid $UP_PID)" "$UP_LOG"; then
+                python3 -c 'import base64, re, sys
+text = open(sys.argv[1]).read()
+open(sys.argv[2], "wb").write(base64.b64decode(re.search(r"certificate-authority-data: *(\S+)", text).group(1)))
+print(re.search(r"token: *(\S+)", text).group(1))' "$KUBECONFIG_FILE" "$UP_CA" >"$WORK/up-token" ||
+                    die_log "$UP_LOG" "cannot read the authority and token of kelp up from $KUBECONFIG_FILE"
+                UP_TOKEN=$(cat "$WORK/up-token")
+                if [ "$(api_curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$UP_URL/version")" = 200 ]; then
+                    log "kelp up ($name, --prewarm $prewarm) on $UP_URL, pid $UP_PID"
+                    return 0
+                fi
             fi
             sleep 0.05
         done
@@ -228,11 +240,14 @@ start_up() {
     done
 }
 
+# api_curl CURL_ARGS...: curl with the authority and token of the current kelp up.
+api_curl() { curl --cacert "$UP_CA" -H "Authorization: Bearer $UP_TOKEN" "$@"; }
+
 # pb SUBCOMMAND ARGS...: the Go client against the current kelp up; JSON on stdout.
 pb() {
     local sub=$1
     shift
-    "$PB" "$sub" -server "$UP_URL" "$@" || die_log "$UP_LOG" "platform-bench $sub failed against kelp up (its log above)"
+    "$PB" "$sub" -server "$UP_URL" -token "$UP_TOKEN" -ca "$UP_CA" "$@" || die_log "$UP_LOG" "platform-bench $sub failed against kelp up (its log above)"
 }
 
 # fn_call NAME: GET through the gateway; fails unless it answers 200 "hello world". A 404 is
@@ -240,7 +255,7 @@ pb() {
 fn_call() {
     local got t code
     for ((t = 0; ; t++)); do
-        code=$(curl -sS --max-time 60 -o "$WORK/call.out" -w '%{http_code}' "$UP_URL/default/$1/") || code=000
+        code=$(curl -sS --max-time 60 -o "$WORK/call.out" -w '%{http_code}' "$GW/default/$1/") || code=000
         got=$(cat "$WORK/call.out" 2>/dev/null || true)
         [ "$code" = 404 ] && [ "$t" -lt $((UP_TIMEOUT * 20)) ] && { sleep 0.05; continue; }
         [ "$code" = 200 ] || die_log "$UP_LOG" "GET /default/$1/ answered $code: $got"
@@ -251,7 +266,7 @@ fn_call() {
 
 # delete_fn NAME: deletes the Function and waits until its instances are gone.
 delete_fn() {
-    curl -sS -o /dev/null --fail -X DELETE "$UP_URL/apis/kubeless.io/v1beta1/namespaces/default/functions/$1" ||
+    api_curl -sS -o /dev/null --fail -X DELETE "$UP_URL/apis/kubeless.io/v1beta1/namespaces/default/functions/$1" ||
         die_log "$UP_LOG" "deleting function $1 failed"
     pb wait-gone -name "$1" >/dev/null
 }
@@ -301,7 +316,7 @@ for ((i = 0; i < MEM_FUNCTIONS; i++)); do delete_fn "mem-$i"; done
 # Gateway overhead: one instance (autoscaler min 1, max 1), called through the gateway and directly.
 pb function -name gw -code "$CODE" -handler bench.hello -max 1 -idle 0 >/dev/null
 fn_call gw
-INSTANCE_PORT=$(curl -sS "$UP_URL/api/v1/namespaces/default/pods?labelSelector=function%3Dgw" | python3 -c '
+INSTANCE_PORT=$(api_curl -sS "$UP_URL/api/v1/namespaces/default/pods?labelSelector=function%3Dgw" | python3 -c '
 import json, sys
 pods = json.load(sys.stdin)["items"]
 ports = [p["spec"]["containers"][0]["ports"][0]["containerPort"] for p in pods if p["spec"]["containers"][0].get("ports")]
@@ -310,7 +325,7 @@ if len(ports) != 1:
 print(ports[0])') || die_log "$UP_LOG" "cannot find the instance port of function gw"
 got=$(curl -sS --max-time 10 "http://127.0.0.1:$INSTANCE_PORT/") || die "the instance of gw on port $INSTANCE_PORT does not answer"
 [ "$got" = "hello world" ] || die "the instance of gw answered '$got'"
-GW_URL=$UP_URL/default/gw/
+GW_URL=$GW/default/gw/
 DIRECT_URL=http://127.0.0.1:$INSTANCE_PORT/
 for conns in 1 32; do
     for ((round = 1; round <= GW_ROUNDS; round++)); do
@@ -326,7 +341,7 @@ for conns in 1 32; do
         done
     done
 done
-pods=$(curl -sS "$UP_URL/api/v1/namespaces/default/pods?labelSelector=function%3Dgw" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
+pods=$(api_curl -sS "$UP_URL/api/v1/namespaces/default/pods?labelSelector=function%3Dgw" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
 [ "$pods" = 1 ] || WARNINGS+=("function gw had $pods instances after the wrk runs (expected 1)")
 delete_fn gw
 
@@ -334,13 +349,13 @@ delete_fn gw
 pb function -name cold -code "$CODE" -handler bench.hello -idle 1s >/dev/null
 wait_quiet "first call, pool"
 log "first call with the pool: $COLD_RUNS calls (+1 discarded), each after scale to zero (~2 s each)"
-pb cold -name cold -url "$UP_URL/default/cold/" -runs "$COLD_RUNS" >"$WORK/cold-pool.json"
+pb cold -name cold -url "$GW/default/cold/" -runs "$COLD_RUNS" >"$WORK/cold-pool.json"
 delete_fn cold
 
 # Deploy to first 200, with the pool.
 wait_quiet "deploy, pool"
 log "deploy -> first 200 with the pool: $DEPLOY_RUNS deploys (+1 discarded)"
-pb deploy -name d2f -code "$CODE" -handler bench.hello -runs "$DEPLOY_RUNS" >"$WORK/deploy-pool.json"
+pb deploy -name d2f -code "$CODE" -handler bench.hello -gateway "$GW" -runs "$DEPLOY_RUNS" >"$WORK/deploy-pool.json"
 
 # API against kelp up.
 api_runs() { # api_runs SERVER_KEY PB_ARGS...: ceiling and API runs at each client count
@@ -362,7 +377,7 @@ for k in ("create", "get", "list", "delete")))' "$WORK/api-$key-$c.json")"
         done
     done
 }
-api_runs kelp -server "$UP_URL" -pids "$UP_PID" || die_log "$UP_LOG" "the API benchmark failed against kelp up"
+api_runs kelp -server "$UP_URL" -token "$UP_TOKEN" -ca "$UP_CA" -pids "$UP_PID" || die_log "$UP_LOG" "the API benchmark failed against kelp up"
 stop_proc "$UP_PID"
 
 # ---------------------------------------------------------------------------------------------
@@ -372,11 +387,11 @@ start_up nopool 0
 pb function -name cold -code "$CODE" -handler bench.hello -idle 1s >/dev/null
 wait_quiet "first call, no pool"
 log "first call without the pool: $COLD_RUNS calls (+1 discarded)"
-pb cold -name cold -url "$UP_URL/default/cold/" -runs "$COLD_RUNS" >"$WORK/cold-nopool.json"
+pb cold -name cold -url "$GW/default/cold/" -runs "$COLD_RUNS" >"$WORK/cold-nopool.json"
 delete_fn cold
 wait_quiet "deploy, no pool"
 log "deploy -> first 200 without the pool: $DEPLOY_RUNS deploys (+1 discarded)"
-pb deploy -name d2f -code "$CODE" -handler bench.hello -runs "$DEPLOY_RUNS" >"$WORK/deploy-nopool.json"
+pb deploy -name d2f -code "$CODE" -handler bench.hello -gateway "$GW" -runs "$DEPLOY_RUNS" >"$WORK/deploy-nopool.json"
 stop_proc "$UP_PID"
 
 # ---------------------------------------------------------------------------------------------
@@ -558,7 +573,7 @@ FS=$(df -PT "$WORK" | awk 'NR == 2 { print $2 }')
     echo "Method: gateway rows: wrk -t1, ${WARMUP} s warm-up + ${DURATION} s, median of $GW_ROUNDS alternating rounds; one instance (autoscaler min 1, max 1, $(nproc) workers) called through" \
         "\`/default/gw/\` and on its own port; server CPU = the \`kelp up\` process tree (baseline: the instance alone is inside that tree too)."
     echo "API rows: bench/platform (Go net/http, HTTP/1.1 keep-alive, one connection per client, gzip accepted), each op timed to the last byte; $API_N Functions of ~330 bytes created, got, listed" \
-        "($API_LISTS lists by label selector) and deleted, 1 s pause between phases, after 50 warm-up creates; kube-apiserver over TLS with a bearer token (system:masters), RBAC," \
+        "($API_LISTS lists by label selector) and deleted, 1 s pause between phases, after 50 warm-up creates; both over TLS with a bearer token (kube-apiserver: system:masters, RBAC)," \
         "**etcd with \`--unsafe-no-fsync\`** (as the reference figure: 1.6 ms p50 sequential, ~1,100 creates/s at 8 clients), while \`kelp up\` answers each write after its fsync;" \
         "\`kelp up\`'s own controller reconciles (and writes the status of) every Function created, kube-apiserver has no controller. Server CPU = kelp up's tree / etcd + kube-apiserver."
     echo "First calls: median of $COLD_RUNS (after 1 discarded), each once the function has no pod (idle timeout 1 s) and 0.5 s more; wall time of one GET on a fresh connection through the gateway to the 200." \

@@ -46,7 +46,7 @@ pub use admission::Admission;
 pub use discovery::KUBERNETES_VERSION;
 use kelp_store::{Store, StoreConfig, StoreError};
 pub use kinds::{Backend, CellFn, CellSource, Column, Kind, Kinds, Validator};
-pub use server::{ApiServerConfig, router};
+pub use server::{ApiServerConfig, bearer_token_matches, router};
 pub use status::ApiError;
 pub use workloads::{BoxFuture, BoxStream, LogOptions, NoWorkloads, WorkloadError, WorkloadEvent, Workloads};
 

@@ -134,17 +134,22 @@ fn same_token(presented: &[u8], expected: &[u8]) -> bool {
     presented.len() == expected.len() && presented.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
+/// Whether `headers` carry `Authorization: Bearer <token>` (compared in constant time), for an
+/// embedding server that guards its own paths (say `/metrics`) with the API's token.
+pub fn bearer_token_matches(headers: &http::HeaderMap, token: &str) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    presented.is_some_and(|p| same_token(p.as_bytes(), token.as_bytes()))
+}
+
 async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
-    if let Some(token) = &app.token {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if !presented.is_some_and(|p| same_token(p.as_bytes(), token.as_bytes())) {
-            return ApiError::unauthorized().into_response();
-        }
+    if let Some(token) = &app.token
+        && !bearer_token_matches(request.headers(), token)
+    {
+        return ApiError::unauthorized().into_response();
     }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();

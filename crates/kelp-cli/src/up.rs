@@ -9,15 +9,20 @@ use std::path::PathBuf;
 /// `kelp up` flags.
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpArgs {
-    /// Address of the Kubernetes API and the functions; off loopback it serves HTTPS and the API
-    /// requires the bearer token written into the kubeconfig context
+    /// Address of the Kubernetes API and the functions: the API over HTTPS with the bearer token
+    /// written into the kubeconfig context, functions over HTTP or HTTPS on the same port
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Connections served at once; further ones wait until one ends
+    #[arg(long, value_name = "N", default_value_t = kelp_up::listener::Limits::default().max_connections,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_connections: usize,
     /// Where objects, code, dependencies and logs are kept (default: $XDG_DATA_HOME/kelp, or
     /// ~/.local/share/kelp)
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Do not add the `kelp-local` context to a kubeconfig
+    /// Do not add the `kelp-local` context to a kubeconfig (the API's token is written nowhere
+    /// else: only function URLs are then usable)
     #[arg(long)]
     no_kubeconfig: bool,
     /// Pre-warmed runtimes kept per language, so a first call does not wait for an interpreter
@@ -61,6 +66,10 @@ pub(crate) async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()>
             kafka: kelp_events::KafkaSettings::from_env(Some(args.kafka_brokers), |name| std::env::var(name).ok()),
             nats_url: args.nats_url,
             backoff_cap: args.backoff_interval,
+        },
+        limits: kelp_up::listener::Limits {
+            max_connections: args.max_connections,
+            ..kelp_up::listener::Limits::default()
         },
     };
     kelp_up::run(config, stop_signal()).await?;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use kelp_testenv::{ControlPlane, ControllerProcess};
 use serde_json::Value;
-use support::{DEADLINE, Platform, Run, eventually, get, get_json};
+use support::{DEADLINE, Platform, Run, eventually};
 
 const FUNCTIONS: &str = "/apis/kubeless.io/v1beta1/namespaces/default/functions";
 
@@ -100,7 +100,7 @@ fn example_on_kelp_up(example: &Example) {
     let sls = |args: &[&str]| sls(&service, &platform.kubeconfig, work.path(), args);
 
     ok_with(sls(&["deploy", "--verbose"]), "Function hello successfully deployed");
-    let function = get_json(platform.port, &format!("{FUNCTIONS}/hello"));
+    let function = platform.get_json(&format!("{FUNCTIONS}/hello"));
     assert_eq!(function["spec"]["runtime"], example.runtime);
     assert_eq!(function["spec"]["function-content-type"], "base64+zip");
     assert_eq!(function["spec"]["deps"].as_str().map(str::trim), Some(example.dependencies));
@@ -108,10 +108,10 @@ fn example_on_kelp_up(example: &Example) {
     let interpreter = condition(&function, "RuntimeSubstituted").unwrap_or_else(|| panic!("{function}"));
     let runs_on = format!("runtime {} runs on ", example.runtime);
     assert!(interpreter["message"].as_str().is_some_and(|m| m.starts_with(&runs_on)), "{interpreter}");
-    let pods = get_json(platform.port, "/api/v1/namespaces/default/pods?labelSelector=function%3Dhello");
+    let pods = platform.get_json("/api/v1/namespaces/default/pods?labelSelector=function%3Dhello");
     assert_eq!(pods["items"][0]["status"]["containerStatuses"][0]["ready"], true, "the pod deploy waited for: {pods}");
     if let Some(schedule) = example.schedule {
-        let trigger = get_json(platform.port, "/apis/kubeless.io/v1beta1/namespaces/default/cronjobtriggers/hello");
+        let trigger = platform.get_json("/apis/kubeless.io/v1beta1/namespaces/default/cronjobtriggers/hello");
         assert_eq!(
             (trigger["spec"]["function-name"].as_str(), trigger["spec"]["schedule"].as_str()),
             (Some("hello"), Some(schedule))
@@ -140,11 +140,11 @@ fn example_on_kelp_up(example: &Example) {
     }
 
     ok_with(sls(&["remove", "--verbose"]), "Removing function: hello");
-    assert_eq!(get(platform.port, &format!("{FUNCTIONS}/hello")).unwrap().status, 404);
-    let triggers = get_json(platform.port, "/apis/kubeless.io/v1beta1/namespaces/default/cronjobtriggers");
+    assert_eq!(platform.api("GET", &format!("{FUNCTIONS}/hello"), &[], "").unwrap().status, 404);
+    let triggers = platform.get_json("/apis/kubeless.io/v1beta1/namespaces/default/cronjobtriggers");
     assert_eq!(triggers["items"].as_array().map(Vec::len), Some(0), "{triggers}");
     eventually("the function's pods are gone", DEADLINE, || {
-        let pods = get_json(platform.port, "/api/v1/namespaces/default/pods?labelSelector=function%3Dhello");
+        let pods = platform.get_json("/api/v1/namespaces/default/pods?labelSelector=function%3Dhello");
         if pods["items"].as_array().is_some_and(Vec::is_empty) { Ok(()) } else { Err(pods.to_string()) }
     });
 }
@@ -191,7 +191,7 @@ fn runtimes_kelp_cannot_run_fail_the_deploy_with_a_clear_message() {
     let python2 = service("python", &work.path().join("python2"), runtime("runtime: python2.7"));
     let run = sls(&python2, &platform.kubeconfig, work.path(), &["deploy", "--verbose"]);
     fails_with(&run, r#"spec.runtime: Unsupported value: "python2.7": cannot run on Python 3"#);
-    let functions = get_json(platform.port, FUNCTIONS);
+    let functions = platform.get_json(FUNCTIONS);
     assert_eq!(functions["items"].as_array().map(Vec::len), Some(0), "nothing was stored: {functions}");
 }
 
@@ -203,11 +203,11 @@ fn a_kafka_event_becomes_a_stored_kafka_trigger_on_kelp_up() {
     let service = service("python", work.path(), with_kafka);
     let sls = |args: &[&str]| sls(&service, &platform.kubeconfig, work.path(), args);
     ok_with(sls(&["deploy", "--verbose"]), "Deploying Kafka trigger: hello-orders");
-    let trigger = get_json(platform.port, "/apis/kubeless.io/v1beta1/namespaces/default/kafkatriggers/hello-orders");
+    let trigger = platform.get_json("/apis/kubeless.io/v1beta1/namespaces/default/kafkatriggers/hello-orders");
     assert_eq!(trigger["spec"]["topic"], "orders");
     assert_eq!(trigger["spec"]["functionSelector"]["matchLabels"]["function"], "hello");
     ok_with(sls(&["remove"]), "Deleting PubSub trigger hello-orders");
-    let triggers = get_json(platform.port, "/apis/kubeless.io/v1beta1/namespaces/default/kafkatriggers");
+    let triggers = platform.get_json("/apis/kubeless.io/v1beta1/namespaces/default/kafkatriggers");
     assert_eq!(triggers["items"].as_array().map(Vec::len), Some(0), "{triggers}");
 }
 

@@ -17,12 +17,12 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{DEADLINE, Platform, Proc, eventually, get, get_json, request};
+use support::{DEADLINE, Platform, Proc, eventually, get, request};
 
 /// The processes serving `name` now: the `kelp-runtime` of each of its Pods (found by the Pod's
 /// port) and everything below it (the language workers).
 fn function_processes(platform: &Platform, name: &str) -> Vec<Proc> {
-    let pods = get_json(platform.port, &format!("/api/v1/namespaces/default/pods?labelSelector=function%3D{name}"));
+    let pods = platform.get_json(&format!("/api/v1/namespaces/default/pods?labelSelector=function%3D{name}"));
     let mut found = Vec::new();
     for pod in pods["items"].as_array().unwrap() {
         let Some(port) = pod.pointer("/spec/containers/0/ports/0/containerPort").and_then(Value::as_u64) else {
@@ -100,7 +100,7 @@ fn cli_lifecycle(runtime: &str, file: &str, v1: &str, printed: &str) {
     assert_eq!(got["namespace"], "cli.kubeless.io", "{got}");
 
     // The platform's /metrics carries the function's own series, labelled by function.
-    let metrics = get(platform.port, "/metrics").unwrap().body;
+    let metrics = platform.api("GET", "/metrics", &[], "").unwrap().body;
     let wanted = format!("function_calls_total{{namespace=\"default\",function=\"{name}\",pod=\"");
     let calls = metrics.lines().find(|l| l.starts_with(&wanted) && l.contains("method=\"POST\""));
     assert!(calls.is_some_and(|l| l.ends_with(" 1")), "no POST count of 1 for {name} in:\n{metrics}");
@@ -136,7 +136,7 @@ fn cli_lifecycle(runtime: &str, file: &str, v1: &str, printed: &str) {
         let left: Vec<_> = v2_processes.iter().filter(|p| p.alive()).map(Proc::cmdline).collect();
         if left.is_empty() { Ok(()) } else { Err(format!("{left:?}")) }
     });
-    let pods = get_json(platform.port, "/api/v1/namespaces/default/pods?labelSelector=function%3Dlifecycle");
+    let pods = platform.get_json("/api/v1/namespaces/default/pods?labelSelector=function%3Dlifecycle");
     assert!(names(&pods).is_empty(), "{pods}");
     platform.kelp(&["function", "call", name]).fails_with("not found");
 }
@@ -492,8 +492,7 @@ fn scales_to_zero_and_back() {
     platform.kubectl(&["apply", "-f", &file]).ok();
     platform.call_until("napper", |body| body == "awake");
     // Right after a call (the API directly: kubectl may take longer to start than the idle timeout).
-    let api_pods =
-        || names(&get_json(platform.port, "/api/v1/namespaces/default/pods?labelSelector=function%3Dnapper"));
+    let api_pods = || names(&platform.get_json("/api/v1/namespaces/default/pods?labelSelector=function%3Dnapper"));
     assert_eq!(api_pods().len(), 1, "an instance runs after the call");
     let pods = || platform.kubectl(&["get", "pods", "-l", "function=napper", "-o", "name"]).ok().stdout;
     eventually("the function has scaled to zero", DEADLINE, || {
@@ -522,14 +521,14 @@ fn sigkill_during_a_burst_of_writes_loses_no_acknowledged_object() {
 
     let acked: Arc<Mutex<Vec<(&str, String)>>> = Arc::default();
     let unexpected: Arc<Mutex<Vec<String>>> = Arc::default();
-    let port = platform.port;
+    let api = platform.api_client();
     let writers: Vec<_> = [("configmaps", "/api/v1/namespaces/default/configmaps"), (
         "functions",
         "/apis/kubeless.io/v1beta1/namespaces/default/functions",
     )]
     .into_iter()
     .map(|(resource, path)| {
-        let (acked, unexpected) = (acked.clone(), unexpected.clone());
+        let (acked, unexpected, api) = (acked.clone(), unexpected.clone(), api.clone());
         std::thread::spawn(move || {
             for i in 0.. {
                 let name = format!("burst-{i}");
@@ -541,7 +540,7 @@ fn sigkill_during_a_burst_of_writes_loses_no_acknowledged_object() {
                                     "function": "def hello(event, context):\n    return 'burst'\n"}})
                 };
                 let headers = [("Content-Type", "application/json")];
-                match request(port, "POST", path, &headers, &object.to_string()) {
+                match api.request("POST", path, &headers, &object.to_string()) {
                     Ok(r) if r.status == 201 => acked.lock().unwrap().push((resource, name)),
                     Ok(r) => unexpected.lock().unwrap().push(format!("{resource} {name}: {} {}", r.status, r.body)),
                     // The platform is gone.
@@ -564,8 +563,8 @@ fn sigkill_during_a_burst_of_writes_loses_no_acknowledged_object() {
 
     eprintln!("{} writes acknowledged before the SIGKILL", acked.len());
     platform.restart();
-    let configmaps = names(&get_json(platform.port, "/api/v1/namespaces/default/configmaps"));
-    let functions = names(&get_json(platform.port, "/apis/kubeless.io/v1beta1/namespaces/default/functions"));
+    let configmaps = names(&platform.get_json("/api/v1/namespaces/default/configmaps"));
+    let functions = names(&platform.get_json("/apis/kubeless.io/v1beta1/namespaces/default/functions"));
     let lost: Vec<_> = acked
         .iter()
         .filter(|(resource, name)| !(if *resource == "configmaps" { &configmaps } else { &functions }).contains(name))
@@ -653,7 +652,7 @@ fn crashing_hanging_and_memory_hogging_functions_do_not_fail_a_healthy_one() {
         assert!(!statuses.contains(&0), "{name}: every request got an answer: {statuses:?}");
     }
     assert!(failures["hanger"].contains(&408), "the hanging call timed out: {:?}", failures["hanger"]);
-    let hog_pods = get_json(platform.port, "/api/v1/namespaces/default/pods?labelSelector=function%3Dhog");
+    let hog_pods = platform.get_json("/api/v1/namespaces/default/pods?labelSelector=function%3Dhog");
     let reasons: Vec<&str> = hog_pods["items"]
         .as_array()
         .unwrap()
@@ -767,6 +766,103 @@ fn errors_give_their_cause_once() {
         (1, 1),
         "{missing_file:?}\n{port_taken:?}"
     );
+}
+
+/// On loopback too, the API and `/metrics` want TLS and the kubeconfig's token (any local user
+/// could otherwise run code as the platform's user and read every Secret); function URLs stay
+/// open, over plain HTTP and over TLS, with no token.
+#[test]
+fn the_api_wants_tls_and_the_token_and_function_urls_do_not() {
+    let platform = Platform::start(&["--prewarm", "0"]);
+    let config = std::fs::read_to_string(&platform.kubeconfig).unwrap();
+    assert!(config.contains(&format!("https://127.0.0.1:{}", platform.port)), "{config}");
+    platform.deploy(
+        "open",
+        "python3.8",
+        "open.py",
+        "def hello(event, context):\n    return 'open'\n",
+        "open.hello",
+        &[],
+    );
+    // kubectl and the CLI (kube-rs) go through the context.
+    assert!(platform.kubectl(&["get", "functions"]).ok().stdout.contains("open"));
+    let api = platform.api_client();
+    let anonymous = api.without_token();
+    let wrong = |path: &str| api.request("GET", path, &[("Authorization", "Bearer not-the-token")], "").unwrap();
+    for path in ["/api/v1/namespaces/default/secrets", "/version", "/metrics"] {
+        assert_eq!(api.request("GET", path, &[], "").unwrap().status, 200, "{path} with the token");
+        assert_eq!(anonymous.request("GET", path, &[], "").unwrap().status, 401, "{path} without a token");
+        assert_eq!(wrong(path).status, 401, "{path} with a wrong token");
+        // Over plain HTTP, refused whatever the token, with the way to the API.
+        let plain =
+            request(platform.port, "GET", path, &[("Authorization", &format!("Bearer {}", api.token()))], "").unwrap();
+        assert_eq!(plain.status, 403, "{path} over plain HTTP: {}", plain.body);
+        assert!(plain.body.contains(&format!("https://127.0.0.1:{}", platform.port)), "{}", plain.body);
+    }
+    // The function's URL needs nothing, over plain HTTP or TLS.
+    assert_eq!(platform.call_until("open", |body| body == "open"), "open");
+    let over_tls = anonymous.request("GET", "/default/open/", &[], "").unwrap();
+    assert_eq!((over_tls.status, over_tls.body.as_str()), (200, "open"));
+}
+
+/// What `kelp up` keeps on disk is its user's alone (the store holds Secrets, the kubeconfig the
+/// token), and an instance gets a minimal environment, not the platform's (a broker's password).
+#[test]
+fn data_is_private_and_instances_get_no_platform_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let platform = Platform::start_with_env(&["--prewarm", "0"], &[("KAFKA_PASSWORD", "hunter2")]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&platform.data_dir), 0o700);
+    assert_eq!(mode(&platform.data_dir.join("objects.redb")), 0o600);
+    assert_eq!(mode(&platform.kubeconfig), 0o600);
+    assert_eq!(platform.process().env("KAFKA_PASSWORD").as_deref(), Some("hunter2"));
+    platform.deploy(
+        "plain",
+        "python3.8",
+        "plain.py",
+        "def hello(event, context):\n    return 'plain'\n",
+        "plain.hello",
+        &[],
+    );
+    platform.call_until("plain", |body| body == "plain");
+    let processes = function_processes(&platform, "plain");
+    assert!(!processes.is_empty());
+    for p in processes {
+        assert_eq!(p.env("KAFKA_PASSWORD"), None, "{}", p.cmdline());
+        assert!(p.env("PATH").is_some(), "{}", p.cmdline());
+    }
+}
+
+/// `scripts/up` with its port taken by another server that answers `/version`: it stops with
+/// kelp up's own error rather than taking that server for its platform.
+#[test]
+fn scripts_up_fails_with_kelp_ups_error_when_the_port_is_taken() {
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in squatter.incoming().flatten() {
+            let mut head = [0u8; 1024];
+            let _ = std::io::Read::read(&mut stream, &mut head);
+            let answer =
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+            let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kelp = std::path::Path::new(env!("CARGO_BIN_EXE_kelp"));
+    let out = support::run(
+        std::process::Command::new(kelp_testkit::repo_root().join("scripts/up"))
+            .env("KELP_BIN_DIR", kelp.parent().unwrap())
+            .env("LISTEN", format!("127.0.0.1:{port}"))
+            .env("KELP_DATA_DIR", dir.path().join("data"))
+            .env("HOME", dir.path())
+            .env_remove("KUBECONFIG"),
+        None,
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("up: kelp up exited before it was ready"), "{out:?}");
+    assert!(out.stderr.contains("Address already in use"), "kelp up's own error: {out:?}");
+    assert!(!out.stderr.contains("kubeconfig") && !out.stderr.contains("deploy"), "{out:?}");
 }
 
 /// Off loopback, `kelp up` serves HTTPS and the API wants the token that the kubeconfig context

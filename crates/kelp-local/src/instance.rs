@@ -27,7 +27,7 @@ const REFILL_AFTER: Duration = Duration::from_millis(100);
 const DRAIN_MARGIN: Duration = Duration::from_secs(2);
 
 /// What starting a process of one function needs (the same for all of a revision's instances).
-#[derive(Debug)]
+/// Its [`std::fmt::Debug`] shows the names of `env`, not the values.
 pub(crate) struct Launch {
     /// The function's language.
     pub(crate) language: &'static Language,
@@ -40,6 +40,18 @@ pub(crate) struct Launch {
     pub(crate) timeout: Duration,
     /// The Secret and ConfigMap volumes, written for every process.
     pub(crate) volumes: Vec<Volume>,
+}
+
+impl std::fmt::Debug for Launch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launch")
+            .field("language", &self.language.name)
+            .field("env", &crate::EnvNames(&self.env))
+            .field("memory_limit", &self.memory_limit)
+            .field("timeout", &self.timeout)
+            .field("volumes", &self.volumes)
+            .finish()
+    }
 }
 
 /// The phase of an instance, as a Pod's.

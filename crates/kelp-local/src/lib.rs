@@ -61,6 +61,16 @@ pub(crate) fn http_client() -> HttpClient {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
+/// An environment shown by its names alone: its values may be resolved Secrets, which no
+/// `Debug` output (a log line, a panic message) may carry.
+pub(crate) struct EnvNames<'a>(pub(crate) &'a [(String, String)]);
+
+impl std::fmt::Debug for EnvNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
+    }
+}
+
 /// Why the platform refused or could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -83,8 +83,9 @@ impl Default for Scaling {
     }
 }
 
-/// A function as it should run.
-#[derive(Debug, Clone)]
+/// A function as it should run. Its [`std::fmt::Debug`] shows the names of `env`, not the
+/// values (resolved Secrets among them).
+#[derive(Clone)]
 pub struct FunctionDeployment {
     /// Its namespace.
     pub namespace: String,
@@ -105,6 +106,21 @@ pub struct FunctionDeployment {
     /// not on the first call; the instance then idles out like any other). A deploy that changes
     /// nothing starts nothing either way.
     pub start_now: bool,
+}
+
+impl std::fmt::Debug for FunctionDeployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionDeployment")
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("uid", &self.uid)
+            .field("spec", &self.spec)
+            .field("env", &crate::EnvNames(&self.env))
+            .field("volumes", &self.volumes)
+            .field("scaling", &self.scaling)
+            .field("start_now", &self.start_now)
+            .finish()
+    }
 }
 
 /// What every part of the platform shares.
@@ -151,9 +167,11 @@ impl Platform {
         let run = config.data_dir.join("run");
         // Working directories of a previous run are stale: their processes are gone.
         let _ = std::fs::remove_dir_all(&run);
-        for dir in [&code, &cache, &run, &config.data_dir.join("logs")] {
-            std::fs::create_dir_all(dir)
-                .map_err(|cause| Error::Io { context: format!("creating {}", dir.display()), cause })?;
+        // Owner-only: code, installed dependencies, logs and Secret volumes are the functions'.
+        let mut private = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(private.recursive(true), 0o700);
+        for dir in [&config.data_dir, &code, &cache, &run, &config.data_dir.join("logs")] {
+            private.create(dir).map_err(|cause| Error::Io { context: format!("creating {}", dir.display()), cause })?;
         }
         let client = crate::http_client();
         let launcher = Arc::new(Launcher::new(

@@ -26,7 +26,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct Launcher {
     runtime_bin: PathBuf,
     run_dir: PathBuf,
-    /// The inherited environment plus `KELP_CACHE_DIR`, `KELP_WORKERS`, `KELP_MAX_WORKERS`,
+    /// The host settings of the inherited environment (`is_host_setting`) plus `KELP_CACHE_DIR`, `KELP_WORKERS`, `KELP_MAX_WORKERS`,
     /// `KELP_SHUTDOWN_TIMEOUT` and `KELP_EXIT_WITH_PARENT`.
     base_env: Vec<(String, String)>,
     log_max_bytes: u64,
@@ -55,7 +55,7 @@ impl Launcher {
         client: HttpClient,
     ) -> Launcher {
         let mut base_env: Vec<(String, String)> =
-            std::env::vars().filter(|(k, _)| !kelp_runtime::config::is_instance_setting(k)).collect();
+            std::env::vars().filter(|(k, _)| kelp_runtime::config::is_host_setting(k)).collect();
         base_env.extend([
             ("KELP_CACHE_DIR".to_owned(), cache_dir.display().to_string()),
             ("KELP_WORKERS".to_owned(), workers.to_string()),

@@ -120,6 +120,39 @@ pub fn is_instance_setting(name: &str) -> bool {
             || matches!(name, "MOD_NAME" | "REQ_MB_LIMIT"))
 }
 
+/// Whether a variable of the environment of whoever starts runtimes (`kelp up`) is passed on to
+/// them: where the tools are, what they need to run and to install dependencies (search path,
+/// home, locale, time zone, temporary directory, certificate bundles, proxies, pip's and npm's
+/// settings). Nothing else is: that environment may hold a broker's password or a cloud
+/// credential, which no function should read.
+pub fn is_host_setting(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "KELP_PYTHON",
+        "KELP_NODE",
+        "KELP_NPM",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "NODE_EXTRA_CA_CERTS",
+    ];
+    // Proxies and npm's settings are read in either case (`https_proxy`, `npm_config_registry`).
+    const ANY_CASE: &[&str] = &["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"];
+    let upper = name.to_ascii_uppercase();
+    NAMES.contains(&name)
+        || ANY_CASE.contains(&upper.as_str())
+        || name.starts_with("LC_")
+        || name.starts_with("PIP_")
+        || upper.starts_with("NPM_CONFIG_")
+}
+
 fn parse<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
@@ -146,6 +179,20 @@ fn default_cache_dir(get: &impl Fn(&str) -> Option<String>) -> PathBuf {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn only_host_settings_are_passed_on() {
+        for name in
+            ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "KELP_PYTHON", "https_proxy", "PIP_INDEX_URL", "npm_config_cache"]
+        {
+            assert!(is_host_setting(name), "{name}");
+        }
+        for name in
+            ["KAFKA_PASSWORD", "KAFKA_USERNAME", "AWS_SECRET_ACCESS_KEY", "KUBECONFIG", "FUNC_HANDLER", "KELP_LOG"]
+        {
+            assert!(!is_host_setting(name), "{name}");
+        }
+    }
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -163,18 +163,32 @@ pub struct Store {
     writer: Arc<WriterHandle>,
 }
 
+/// Creates the database file owner-only (0600) before redb opens it, or makes an existing one so:
+/// it holds every object, Secrets among them. redb fills an empty file with a new database.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Opens (or creates) the store in the database file `path` (its parent directories are
-    /// created), loads every object into memory and starts the writer thread.
+    /// Opens (or creates) the store in the database file `path` (owner-only, 0600; its missing
+    /// parent directories are created 0700), loads every object into memory and starts the writer thread.
     ///
     /// Watches cannot resume from before this point: the history starts empty, and a watch from
     /// an older resourceVersion gets [`StoreError::Gone`].
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
         let path = path.as_ref();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
+            std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+                .create(parent)
                 .map_err(|e| StoreError::Database(format!("creating {}: {e}", parent.display())))?;
         }
+        private_file(path).map_err(|e| StoreError::Database(format!("creating {}: {e}", path.display())))?;
         let (db, objects, head) = crate::writer::open_database(path)?;
         let state = State { objects, history: VecDeque::new(), floor: head, head };
         let (commits_tx, commits) = notify::channel(head);

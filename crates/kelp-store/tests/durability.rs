@@ -93,3 +93,18 @@ fn acknowledged_writes_survive_sigkill() {
     assert!(store.resource_version() >= max_rv, "the resourceVersion counter went back");
     println!("{} acknowledged creates before SIGKILL, {} objects after reopening", acknowledged.len(), names.len());
 }
+
+/// The database holds Secrets: its file is created owner-only whatever the umask, its missing
+/// directory too, and an existing file open to others is made owner-only when opened.
+#[test]
+fn the_database_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data/objects.redb");
+    drop(Store::open(&path, StoreConfig::default()).unwrap());
+    assert_eq!((mode(&path), mode(path.parent().unwrap())), (0o600, 0o700));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(Store::open(&path, StoreConfig::default()).unwrap());
+    assert_eq!(mode(&path), 0o600);
+}

@@ -170,6 +170,26 @@ mod tests {
         assert!(err.starts_with("metadata.annotations[kelp.dev/idle-timeout]"), "{err}");
     }
 
+    /// One Secret, `creds`, whose key `token` is `hunter2-secret`.
+    struct Creds;
+    impl Lookup for Creds {
+        fn get(&self, resource: &str, _: &str, name: &str) -> Option<Value> {
+            (resource == "/secrets" && name == "creds").then(|| json!({"data": {"token": "aHVudGVyMi1zZWNyZXQ="}}))
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_resolved_secret() {
+        let env = json!([{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}]);
+        let f = function(
+            json!({"spec": {"deployment": {"spec": {"template": {"spec": {"containers": [{"name": "", "env": env}]}}}}}}),
+        );
+        let d = deployment(&f, &Creds).unwrap();
+        assert_eq!(d.env, vec![("TOKEN".to_string(), "hunter2-secret".to_string())]);
+        let shown = format!("{d:?}");
+        assert!(shown.contains("TOKEN") && !shown.contains("hunter2"), "{shown}");
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));

@@ -2,6 +2,8 @@
 //! CLI reach the platform the way they reach a cluster.
 
 use serde_json::{Value, json};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 /// The name of the context, cluster and user `kelp up` writes.
@@ -67,13 +69,24 @@ pub fn write(path: &Path, server: &str, token: Option<&str>, ca_pem: Option<&str
     config["current-context"] = json!(CONTEXT);
     let text = serde_saphyr::to_string(&config).map_err(|e| err(e.to_string()))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)
+            .map_err(|e| err(e.to_string()))?;
     }
+    // The token is in it: the file is owner-only from its creation, never readable for a moment.
     let tmp = path.with_extension(format!("kelp-{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| err(e.to_string()))?;
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .map_err(|e| err(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))?;
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e.to_string()));
+    }
     Ok(Written { path: path.to_path_buf(), previous_context })
 }
 
@@ -112,5 +125,17 @@ mod tests {
         let config: Value = serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(config["clusters"].as_array().unwrap().len(), 2);
         assert_eq!(config["users"][1]["user"]["token"], "t");
+    }
+
+    #[test]
+    fn the_file_and_a_new_directory_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".kube/config");
+        write(&path, "https://127.0.0.1:8080", Some("t"), None).unwrap();
+        assert_eq!((mode(&path), mode(path.parent().unwrap())), (0o600, 0o700));
+        // Nothing else is left in the directory (the temporary file was renamed).
+        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
     }
 }

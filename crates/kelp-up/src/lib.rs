@@ -6,13 +6,15 @@
 //! and HTTPTrigger routes). The local controller ([`reconcile`]) keeps the engine running what
 //! the store holds and writes each Function's status; [`cron`] fires CronJobTriggers; [`events`]
 //! consumes Kafka topics and NATS subjects for KafkaTriggers and NATSTriggers; and
-//! [`kubeconfig`] adds the `kelp-local` context so kubectl, kube-rs and the `kelp` CLI reach it.
+//! [`kubeconfig`] adds the `kelp-local` context so kubectl, kube-rs and the `kelp` CLI reach it,
+//! over TLS ([`tls`]) with its token; [`listener`] serves function URLs over plain HTTP as well.
 
 pub mod cron;
 pub mod desired;
 pub mod env;
 pub mod events;
 pub mod kubeconfig;
+pub mod listener;
 pub mod metrics;
 pub mod reconcile;
 pub mod runtimes;
@@ -50,6 +52,8 @@ pub struct UpConfig {
     pub cron_clock: cron::Clock,
     /// The Kafka and NATS brokers of KafkaTriggers and NATSTriggers.
     pub events: kelp_events::Brokers,
+    /// Timeouts and the connection cap of the listener.
+    pub limits: listener::Limits,
 }
 
 /// Why the platform could not start.
@@ -110,6 +114,20 @@ async fn serve_kubeless_config(
     Ok(())
 }
 
+/// Creates `dir` (and its missing parents) owner-only (0700), or makes an existing one so: it
+/// holds the store (Secrets among the objects), code and logs. The mode it had when it was open
+/// to others, if it was.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    Ok(Some(mode))
+}
+
 /// Paths the Kubernetes API serves; everything else goes to the gateway.
 fn is_api_path(path: &str) -> bool {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
@@ -119,39 +137,49 @@ fn is_api_path(path: &str) -> bool {
 /// Runs the platform until `shutdown` completes, then stops every instance.
 pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), UpError> {
     let data = |reason: String| UpError::Data { path: config.data_dir.clone(), reason };
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| data(e.to_string()))?;
+    if let Some(mode) = private_dir(&config.data_dir).map_err(|e| data(e.to_string()))? {
+        eprintln!(
+            "kelp up: the data directory {} was open to other users (mode {mode:o}): made it owner-only (700)",
+            config.data_dir.display()
+        );
+    }
     let store =
         kelp_apiserver::open_store(config.data_dir.join("objects.redb")).await.map_err(|e| data(e.to_string()))?;
     serve_kubeless_config(&store, &config.events).await.map_err(|e| data(e.to_string()))?;
     let mut platform_config = PlatformConfig::new(config.data_dir.join("platform"), &config.runtime_bin);
     platform_config.prewarm_per_language = config.prewarm_per_language;
     let platform = Arc::new(Platform::new(platform_config)?);
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let socket = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|cause| UpError::Listen { addr: config.listen, cause })?;
-    let addr = listener.local_addr().map_err(|cause| UpError::Listen { addr: config.listen, cause })?;
+    let addr = socket.local_addr().map_err(|cause| UpError::Listen { addr: config.listen, cause })?;
 
-    // On loopback only local users reach the platform; elsewhere it needs TLS and a token.
-    let secured = if addr.ip().is_loopback() {
-        None
-    } else {
-        Some((tls::Tls::new(addr.ip()).map_err(|e| UpError::Tls(e.to_string()))?, tls::new_token()))
-    };
+    // Every listener, loopback included, serves the API over TLS with a new authority and
+    // token each start: any local user could otherwise run code as this user and read Secrets.
+    let tls = tls::Tls::new(addr.ip()).map_err(|e| UpError::Tls(e.to_string()))?;
+    let token = Arc::new(tls::new_token());
     let engine = Arc::new(workloads::Engine::new(platform.clone(), store.clone()));
     let interpreters = runtimes::Interpreters::find().await;
     let api = kelp_apiserver::router(
         kelp_apiserver::ApiServerConfig::new(store.clone())
             .with_workloads(engine)
-            .with_token(secured.as_ref().map(|(_, token)| token.clone()))
+            .with_token(Some(token.as_str().to_owned()))
             .with_admission(Arc::new(runtimes::RuntimeAdmission(interpreters.clone()))),
     );
     let gateway = platform.gateway();
     let event_triggers = events::EventTriggers::new(config.events.clone(), platform.clone());
     let (metrics_platform, trigger_metrics) = (platform.clone(), event_triggers.metrics());
-    let app = axum::Router::new()
+    let metrics_token = token.clone();
+    let functions = gateway.clone();
+    let secure = axum::Router::new()
         .route(
             "/metrics",
-            axum::routing::get(move || async move { metrics::render(&metrics_platform, &trigger_metrics).await }),
+            axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+                if !kelp_apiserver::bearer_token_matches(&headers, &metrics_token) {
+                    return kelp_apiserver::ApiError::unauthorized().into_response();
+                }
+                metrics::render(&metrics_platform, &trigger_metrics).await.into_response()
+            }),
         )
         .fallback(move |request: axum::extract::Request| {
             let (mut api, gateway) = (api.clone(), gateway.clone());
@@ -163,6 +191,25 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
                 }
             }
         });
+    let local = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+    let server = format!("https://{local}");
+    let refusal = format!(
+        "the Kubernetes API and /metrics of kelp up are served over HTTPS with a token only: use the server, \
+         authority and token of the kubeconfig's {} context ({server})",
+        kubeconfig::CONTEXT
+    );
+    let plain = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let (gateway, refusal) = (functions.clone(), refusal.clone());
+        async move {
+            let path = request.uri().path();
+            if is_api_path(path) || path == "/metrics" {
+                kelp_apiserver::ApiError::new(axum::http::StatusCode::FORBIDDEN, "Forbidden", refusal, None)
+                    .into_response()
+            } else {
+                gateway.handle(request).await.map(Body::new).into_response()
+            }
+        }
+    });
 
     let controller = reconcile::Reconciler::new(
         store.clone(),
@@ -175,10 +222,11 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     let controller = tokio::spawn(controller.run(async move {
         let _ = controller_stopped.await;
     }));
-    let local = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
-    let server = format!("{}://{local}", if secured.is_some() { "https" } else { "http" });
-    eprintln!("kelp up: listening on {addr}: the Kubernetes API and functions at {server}");
-    eprintln!("kelp up: functions answer at {server}/<namespace>/<function>/ ; data in {}", config.data_dir.display());
+    eprintln!("kelp up: listening on {addr}: the Kubernetes API at {server} (TLS and the kubeconfig's token)");
+    eprintln!(
+        "kelp up: functions answer at http://{local}/<namespace>/<function>/ (and over https) ; data in {}",
+        config.data_dir.display()
+    );
     let found: Vec<String> =
         interpreters.found().iter().map(|i| format!("{} functions on {}", i.language.name, i.describe())).collect();
     eprintln!(
@@ -186,8 +234,7 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
         if found.is_empty() { "no functions: no interpreter found".into() } else { found.join(", ") }
     );
     if let Some(path) = &config.kubeconfig {
-        let token = secured.as_ref().map(|(_, token)| token.as_str());
-        let written = kubeconfig::write(path, &server, token, secured.as_ref().map(|(tls, _)| tls.ca_pem.as_str()))?;
+        let written = kubeconfig::write(path, &server, Some(&token), Some(&tls.ca_pem))?;
         let switched = written
             .previous_context
             .map(|p| format!(" (it was {p}; `kubectl config use-context {p}` switches back)"))
@@ -198,8 +245,10 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
             written.path.display()
         );
     }
+    // The line `scripts/up` waits for: this process, not another on the port, is serving.
     eprintln!(
-        "kelp up: try `kelp function deploy hello --runtime python3 --from-file hello.py --handler hello.hello`; Ctrl-C stops"
+        "kelp up: ready (pid {}); try `kelp function deploy hello --runtime python3 --from-file hello.py --handler hello.hello`; Ctrl-C stops",
+        std::process::id()
     );
     // Watches stay open for many minutes: after the signal, connections get a few seconds.
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -211,18 +260,11 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
     let stop_serving = stopped(stopping.clone());
-    let serve = async {
-        match secured {
-            Some((tls, _)) => {
-                serve_tls(listener, tls.acceptor, app, stop_serving).await;
-                Ok(())
-            }
-            None => axum::serve(listener, app).with_graceful_shutdown(stop_serving).await,
-        }
-    };
-    let served = tokio::select! {
-        served = serve => served,
-        () = async { stopped(stopping).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
+    let apps = listener::Apps { tls: secure, plain };
+    let serve = listener::serve(socket, tls.acceptor.clone(), apps, config.limits, stop_serving);
+    tokio::select! {
+        () = serve => {},
+        () = async { stopped(stopping).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {},
     };
     let _ = stop_controller.send(());
     if tokio::time::timeout(SHUTDOWN_GRACE * 4, controller).await.is_err() {
@@ -230,45 +272,25 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     }
     eprintln!("kelp up: stopping functions");
     platform.shutdown().await;
-    served.map_err(|cause| UpError::Listen { addr, cause })
-}
-
-/// Serves `app` over TLS until `stop` completes, then lets open connections finish.
-async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    app: axum::Router,
-    stop: impl Future<Output = ()>,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(stop);
-    loop {
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            () = &mut stop => break,
-        };
-        let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), graceful.watcher());
-        tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else { return };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = watcher.watch(conn).await;
-        });
-    }
-    graceful.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_data_directory_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/kelp");
+        assert_eq!(private_dir(&data).unwrap(), None);
+        assert_eq!(mode(&data), 0o700);
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(private_dir(&data).unwrap(), Some(0o755));
+        assert_eq!(mode(&data), 0o700);
+    }
 
     #[test]
     fn api_paths_and_function_paths() {

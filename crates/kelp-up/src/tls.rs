@@ -1,5 +1,6 @@
-//! Off loopback, `kelp up` serves HTTPS and requires a bearer token: a throwaway certificate
-//! authority and server certificate are made at each start, and the token is new each start too.
+//! On every address, `kelp up` serves its API over HTTPS and requires a bearer token: a throwaway
+//! certificate authority and server certificate are made at each start, and the token is new each
+//! start too.
 //! The kubeconfig context carries the authority and the token (kubectl sends a token only over
 //! TLS).
 

@@ -3,7 +3,7 @@
 //! event fields), a function failing three times then succeeding, deleting a trigger, the
 //! trigger's status and metrics, and a NATS wildcard subject.
 
-use crate::support::{DEADLINE, Platform, eventually, get};
+use crate::support::{DEADLINE, Platform, eventually};
 use kelp_brokers::{Kafka, Nats};
 use kelp_events::{KafkaSettings, topics};
 use serde_json::Value;
@@ -88,7 +88,7 @@ fn events(platform: &Platform, function: &str) -> Vec<Value> {
 }
 
 fn metric(platform: &Platform, name: &str, trigger: &str) -> Option<f64> {
-    let text = get(platform.port, "/metrics").unwrap().body;
+    let text = platform.api("GET", "/metrics", &[], "").unwrap().body;
     let wanted = format!("trigger=\"{trigger}\"");
     text.lines()
         .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&wanted))

@@ -1,11 +1,11 @@
 //! The harness of `up.rs`: a real `kelp up` process on a free loopback port with its own data
-//! directory and kubeconfig, the `kelp` CLI and kubectl aimed at it, a small blocking HTTP client,
+//! directory and kubeconfig, the `kelp` CLI and kubectl aimed at it, a small blocking HTTP client
+//! (plain HTTP for function URLs; TLS with the kubeconfig's authority and token for the API),
 //! polling with deadlines, and a look at the platform's processes through `/proc`.
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -110,7 +110,10 @@ pub(crate) struct Platform {
     pub(crate) data_dir: PathBuf,
     /// The kubeconfig `kelp up` wrote the `kelp-local` context into.
     pub(crate) kubeconfig: PathBuf,
+    /// The API of this run, with the authority and token of the kubeconfig.
+    credentials: Option<Api>,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     child: Option<Child>,
     proc: Option<Proc>,
     stderr: PathBuf,
@@ -122,6 +125,11 @@ pub(crate) struct Platform {
 impl Platform {
     /// `kelp up` with the usual flags and `extra` ones, started and answering `/version`.
     pub(crate) fn start(extra: &[&str]) -> Platform {
+        Platform::start_with_env(extra, &[])
+    }
+
+    /// [`Platform::start`] with the variables `env` added to the platform's environment.
+    pub(crate) fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Platform {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let kubeconfig = dir.path().join("kubeconfig");
@@ -131,7 +139,9 @@ impl Platform {
             port: 0,
             data_dir,
             kubeconfig,
+            credentials: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             child: None,
             proc: None,
             starts: 0,
@@ -161,6 +171,7 @@ impl Platform {
                 .arg(runtime_bin())
                 .args(&self.extra)
                 .env("KELP_LOG", "warn,kelp_up=info")
+                .envs(self.env.iter().map(|(k, v)| (k, v)))
                 .env_remove("KUBECONFIG")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -179,7 +190,9 @@ impl Platform {
                     }
                     panic!("kelp up exited ({status}) before answering:\n{log}");
                 }
-                if get(self.port, "/version").is_ok_and(|r| r.status == 200) {
+                // The kubeconfig names this run's port once the listener is bound.
+                self.credentials = Api::read(&self.kubeconfig, self.port);
+                if self.credentials.is_some() && self.api("GET", "/version", &[], "").is_ok_and(|r| r.status == 200) {
                     return;
                 }
                 assert!(start.elapsed() < DEADLINE, "kelp up did not answer /version:\n{}", self.stderr_text());
@@ -187,6 +200,24 @@ impl Platform {
             }
         }
         panic!("kelp up could not find a free port:\n{}", self.stderr_text());
+    }
+
+    /// A request to the API (or `/metrics`) of this run: TLS with the kubeconfig's authority and
+    /// the bearer token.
+    pub(crate) fn api(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<Reply> {
+        self.api_client().request(method, path, headers, body)
+    }
+
+    /// A client of this run's API, for another thread.
+    pub(crate) fn api_client(&self) -> Api {
+        self.credentials.clone().expect("the platform is running")
+    }
+
+    /// `GET path` of the API as JSON.
+    pub(crate) fn get_json(&self, path: &str) -> Value {
+        let reply = self.api("GET", path, &[], "").unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
+        serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", reply.body))
     }
 
     /// What the platform wrote on stderr (this run).
@@ -315,6 +346,71 @@ impl Drop for Platform {
     }
 }
 
+/// The API of one run of `kelp up`: its port, and its authority and token from the kubeconfig.
+#[derive(Clone)]
+pub(crate) struct Api {
+    port: u16,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    token: String,
+}
+
+impl Api {
+    /// The `kelp-local` context's authority and token, once its server is `https://127.0.0.1:<port>`.
+    fn read(kubeconfig: &std::path::Path, port: u16) -> Option<Api> {
+        use base64::Engine as _;
+        use rustls::pki_types::pem::PemObject as _;
+        let config: Value = serde_saphyr::from_str(&std::fs::read_to_string(kubeconfig).ok()?).ok()?;
+        let named = |list: &str| config[list].as_array()?.iter().find(|e| e["name"] == "kelp-local").cloned();
+        let cluster = named("clusters")?;
+        if cluster["cluster"]["server"] != format!("https://127.0.0.1:{port}") {
+            return None;
+        }
+        let ca = base64::engine::general_purpose::STANDARD
+            .decode(cluster["cluster"]["certificate-authority-data"].as_str()?)
+            .ok()?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_slice(&ca).ok()?).ok()?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let token = named("users")?["user"]["token"].as_str()?.to_owned();
+        Some(Api { port, tls: std::sync::Arc::new(tls), token })
+    }
+
+    /// The same API, without the token (to see it refused).
+    pub(crate) fn without_token(&self) -> Api {
+        Api { token: String::new(), ..self.clone() }
+    }
+
+    /// The bearer token.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// One request on a fresh TLS connection, with `Authorization: Bearer <token>` (when there is
+    /// a token) unless `headers` carry an `Authorization` of their own.
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> std::io::Result<Reply> {
+        let server = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = rustls::ClientConnection::new(self.tls.clone(), server).map_err(std::io::Error::other)?;
+        let mut stream = rustls::StreamOwned::new(tls, connect(self.port)?);
+        let authorization = format!("Bearer {}", self.token);
+        let mut all = headers.to_vec();
+        if !self.token.is_empty() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+            all.push(("Authorization", authorization.as_str()));
+        }
+        exchange(&mut stream, self.port, method, path, &all, body)
+    }
+}
+
 /// An HTTP response.
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -331,9 +427,26 @@ pub(crate) fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> std::io::Result<Reply> {
+    exchange(&mut connect(port)?, port, method, path, headers, body)
+}
+
+/// A connection to 127.0.0.1:`port` that gives up reading after two minutes.
+fn connect(port: u16) -> std::io::Result<TcpStream> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))?;
+    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    Ok(stream)
+}
+
+/// Sends one request on `stream` and reads the whole response.
+fn exchange(
+    stream: &mut (impl std::io::Read + std::io::Write),
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Reply> {
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         head.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
@@ -345,7 +458,11 @@ pub(crate) fn request(
     stream.write_all(head.as_bytes())?;
     stream.write_all(body.as_bytes())?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    match stream.read_to_end(&mut raw) {
+        // A TLS peer that closes without `close_notify`: what came is the whole response.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        read => _ = read?,
+    }
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}: {raw:?}"));
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
@@ -379,13 +496,6 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 /// `GET path`.
 pub(crate) fn get(port: u16, path: &str) -> std::io::Result<Reply> {
     request(port, "GET", path, &[], "")
-}
-
-/// `GET path` of the API as JSON.
-pub(crate) fn get_json(port: u16, path: &str) -> Value {
-    let reply = get(port, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
-    serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", reply.body))
 }
 
 /// Polls `check` every 100 ms until it returns `Ok`, panicking with what it last said after

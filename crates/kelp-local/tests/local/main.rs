@@ -8,4 +8,5 @@
 
 mod materialise;
 mod platform;
+mod private;
 mod support;
