@@ -79,7 +79,7 @@ enum Mode {
 async fn install_deps() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let lang = language(&config)?;
-    let paths = kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir).await?;
+    let paths = kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir, config.install_timeout).await?;
     match paths.first() {
         Some(path) => tracing::info!(language = lang.name, dir = %path.display(), "dependencies ready"),
         None => tracing::info!(language = lang.name, "no dependencies to install"),
@@ -152,7 +152,7 @@ async fn load_function(
     {
         bail!("FUNC_RUNTIME={:?} is not a {} runtime, which this runtime was started for", config.runtime, lang.name);
     }
-    let paths = kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir).await?;
+    let paths = kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir, config.install_timeout).await?;
     let load = Load {
         code_dir: config.code_dir.clone(),
         module: module.clone(),
