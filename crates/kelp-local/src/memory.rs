@@ -1,6 +1,8 @@
-//! The memory cap of an instance: `FUNC_MEMORY_LIMIT` (a Kubernetes quantity such as `128Mi`)
-//! enforced by a watchdog that sums the resident memory of the instance's process tree.
+//! The memory cap of an instance: `FUNC_MEMORY_LIMIT` (a Kubernetes quantity such as `128Mi`),
+//! enforced by the kernel in the instance's cgroup where it has one (this module notices the OOM
+//! kill), else by a watchdog that sums the resident memory of the instance's process tree.
 
+use crate::cgroup::Cgroup;
 use crate::procs::{Table, rss_bytes};
 use std::time::Duration;
 
@@ -74,6 +76,19 @@ pub(crate) async fn exceeded(root: i32, limit: u64) -> u64 {
         let used = tokio::task::spawn_blocking(move || tree_rss(root)).await.unwrap_or(0);
         if used > limit {
             return used;
+        }
+    }
+}
+
+/// Completes with the most memory `cgroup` used once the kernel has killed one of its processes
+/// for going over its memory limit.
+pub(crate) async fn oom_killed(cgroup: &Cgroup) -> u64 {
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if cgroup.oom_kills() > 0 {
+            return cgroup.peak_memory();
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The process table from `/proc`: an instance's process tree (the `kelp-runtime` front and its
 //! language workers, which run in process groups of their own), its resident memory, and killing
-//! all of it.
+//! all of it: what contains an instance where it has no cgroup. A process that leaves the tree
+//! (a double fork re-parents it) escapes this; a process group is only signalled when its
+//! leader is in the tree, so a process that joins another group cannot aim a kill at it.
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -26,12 +28,7 @@ impl Table {
         for entry in entries.flatten() {
             let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-            // `pid (comm) state ppid pgrp ...`; comm may contain anything, so split after its last ')'.
-            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
-            let mut fields = rest.split_whitespace().skip(1);
-            let (Some(Ok(ppid)), Some(Ok(pgrp))) =
-                (fields.next().map(str::parse::<i32>), fields.next().map(str::parse::<i32>))
-            else {
+            let Some(kelp_runtime::group::Stat { ppid, pgrp, .. }) = kelp_runtime::group::parse_stat(&stat) else {
                 continue;
             };
             table.children.entry(ppid).or_default().push(pid);
@@ -69,10 +66,16 @@ impl Table {
         tree
     }
 
-    /// The process groups of `root`'s tree, never the caller's own.
+    /// The process groups led by a process of `root`'s tree, never the caller's own: a group
+    /// whose leader is elsewhere (another instance's, joined with `setpgid`) is not the tree's.
     pub(crate) fn tree_groups(&self, root: i32) -> BTreeSet<i32> {
         let own = nix::unistd::getpgrp().as_raw();
-        self.tree(root).iter().filter_map(|pid| self.group.get(pid)).copied().filter(|&g| g != own && g > 1).collect()
+        let tree = self.tree(root);
+        tree.iter()
+            .filter_map(|pid| self.group.get(pid))
+            .copied()
+            .filter(|&g| g != own && g > 1 && tree.contains(&g))
+            .collect()
     }
 }
 
@@ -93,13 +96,12 @@ pub(crate) fn signal_groups(groups: &BTreeSet<i32>, signal: Signal) {
     }
 }
 
-/// Kills `root`'s whole tree (every process group in it) with SIGKILL. `root` must not have been
-/// reaped yet (so its PID cannot belong to another process).
+/// Kills `root`'s whole tree (every process in it, and every process group it leads) with
+/// SIGKILL. `root` must not have been reaped yet (so its PID cannot belong to another process).
 pub(crate) fn kill_tree(root: i32) {
     let table = Table::read();
-    if table.tree(root).is_empty() {
-        return;
-    }
     signal_groups(&table.tree_groups(root), Signal::SIGKILL);
-    let _ = kill(Pid::from_raw(root), Signal::SIGKILL);
+    for pid in table.tree(root) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
 }

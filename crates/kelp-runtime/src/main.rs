@@ -7,6 +7,9 @@
 //! `kelp-runtime --install-deps` installs the dependency file of the code directory into
 //! `KELP_DEPS_DIR` (what a Kubernetes `install` init container runs) and exits: 0 when the
 //! dependencies are in place (or there are none), 1 with the installer's error.
+//! `--cgroup <dir>` (repeatable, before the rest) makes the process a member of that cgroup
+//! directory before it does anything else, so that everything it starts is in it too (`kelp up`
+//! starts each instance so).
 
 use anyhow::{Context, bail};
 use kelp_runtime::config::Config;
@@ -25,7 +28,20 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KELP_LOG").unwrap_or_else(|_| "info".into()))
         .init();
-    let mode = match std::env::args().nth(1).as_deref() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    while args.first().is_some_and(|a| a == "--cgroup") {
+        let Some(dir) = args.get(1) else {
+            eprintln!("kelp-runtime: --cgroup needs a cgroup directory");
+            std::process::exit(2);
+        };
+        let procs = std::path::Path::new(dir).join("cgroup.procs");
+        if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
+            eprintln!("kelp-runtime: cannot join the cgroup {dir}: {e}");
+            std::process::exit(1);
+        }
+        args.drain(..2);
+    }
+    let mode = match args.first().map(String::as_str) {
         None => Mode::Serve,
         Some("--prewarm") => Mode::Prewarm,
         Some("--install-deps") => Mode::InstallDeps,
@@ -35,7 +51,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "kelp-runtime: unknown argument {other:?}; usage: kelp-runtime [--prewarm | --install-deps | --version]"
+                "kelp-runtime: unknown argument {other:?}; usage: kelp-runtime [--cgroup <dir>]... [--prewarm | --install-deps | --version]"
             );
             std::process::exit(2);
         }
