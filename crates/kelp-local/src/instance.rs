@@ -40,6 +40,8 @@ pub(crate) struct Launch {
     pub(crate) timeout: Duration,
     /// The Secret and ConfigMap volumes, written for every process.
     pub(crate) volumes: Vec<Volume>,
+    /// The materialised code (`KUBELESS_INSTALL_VOLUME`).
+    pub(crate) code_dir: PathBuf,
 }
 
 /// The phase of an instance, as a Pod's.

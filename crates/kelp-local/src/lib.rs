@@ -26,10 +26,12 @@
 //! (`KELP_CACHE_DIR` of every instance: worker scripts and installed dependencies), `logs/<ns>/`
 //! (`<instance>.log` and the rotated `<instance>.log.1`) and `run/<n>/` (each process's working
 //! directory, removed when it exits, with the function's Secret and ConfigMap [`Volume`]s as files
-//! in `run/<n>/volumes/`, named to the function by [`VOLUMES_DIR_VAR`]).
+//! in `run/<n>/volumes/`, named to the function by [`VOLUMES_DIR_VAR`]). What no live function
+//! uses any more, and what crashed processes left behind, is removed ([`Platform::collect`]).
 
 mod archive;
 mod cgroup;
+mod collect;
 mod download;
 mod gateway;
 mod instance;
