@@ -522,6 +522,11 @@ mod tests {
         assert_eq!((t.reason.as_str(), t.exit_code), ("Error", Some(1)));
         assert!(t.message.starts_with("dependency install failed: installing python"), "{}", t.message);
         assert!(t.message.ends_with("found for nope"), "{}", t.message);
+        let timed_out = ["kelp-runtime: dependency install timed out after 600 s: installing python dependencies \
+                          from requirements.txt (KELP_INSTALL_TIMEOUT)"
+            .to_owned()];
+        let t = exit_termination(ExitStatus::from_raw(1 << 8), &timed_out);
+        assert!(t.message.starts_with("dependency install timed out after 600 s: "), "{}", t.message);
         let t = exit_termination(ExitStatus::from_raw(9), &[]);
         assert_eq!((t.signal, t.message.contains("signal")), (Some(9), true), "{}", t.message);
     }

@@ -105,3 +105,22 @@ pub(crate) fn kill_tree(root: i32) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_groups_led_from_the_tree_are_the_tree_s() {
+        // 100 is an instance (its group 100) with a worker 101 (group 101); 101 started 102, which
+        // joined group 200, another instance's (leader 200, outside the tree).
+        let mut table = Table::default();
+        for (pid, ppid, pgrp) in [(100, 1, 100), (101, 100, 101), (102, 101, 200), (200, 1, 200), (201, 200, 200)] {
+            table.children.entry(ppid).or_default().push(pid);
+            table.group.insert(pid, pgrp);
+        }
+        assert_eq!(table.tree(100), vec![100, 101, 102]);
+        assert_eq!(table.tree_groups(100), BTreeSet::from([100, 101]));
+        assert!(table.tree(999).is_empty());
+    }
+}
