@@ -6,13 +6,12 @@ use crate::HttpClient;
 use crate::cgroup::Cgroup;
 use crate::logs::{LogSink, pump};
 use crate::memory;
-use crate::procs::{Table, kill_tree, signal_groups};
+use crate::procs::{Groups, Table, kill_tree, signal_groups};
 use crate::volumes::{self, Volume};
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::Full;
 use nix::sys::signal::Signal;
-use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -253,7 +252,7 @@ impl Process {
     /// SIGTERM, then up to `grace` for the runtime to finish in-flight requests and stop its
     /// workers, then SIGKILL to whatever of the instance is left.
     pub(crate) async fn stop(mut self, grace: Duration) {
-        let groups = if self.cgroup.is_none() { Table::read().tree_groups(self.pid) } else { BTreeSet::new() };
+        let groups = if self.cgroup.is_none() { Table::read().tree_groups(self.pid) } else { Groups::new() };
         if !self.has_exited() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), Signal::SIGTERM);
             if tokio::time::timeout(grace, self.wait()).await.is_err() {

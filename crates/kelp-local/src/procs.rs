@@ -6,7 +6,7 @@
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,12 @@ const SHARED_MAX_AGE: Duration = Duration::from_millis(150);
 pub(crate) struct Table {
     children: HashMap<i32, Vec<i32>>,
     group: HashMap<i32, i32>,
+    start_time: HashMap<i32, u64>,
 }
+
+/// Process groups to signal: each group's ID (its leader's PID) and its leader's start time, so
+/// that a later process given the same PID is not taken for the leader.
+pub(crate) type Groups = BTreeMap<i32, u64>;
 
 impl Table {
     /// Reads `/proc`.
@@ -28,11 +33,13 @@ impl Table {
         for entry in entries.flatten() {
             let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-            let Some(kelp_runtime::group::Stat { ppid, pgrp, .. }) = kelp_runtime::group::parse_stat(&stat) else {
+            let Some(kelp_runtime::group::Stat { ppid, pgrp, start_time, .. }) = kelp_runtime::group::parse_stat(&stat)
+            else {
                 continue;
             };
             table.children.entry(ppid).or_default().push(pid);
             table.group.insert(pid, pgrp);
+            table.start_time.insert(pid, start_time);
         }
         table
     }
@@ -68,13 +75,14 @@ impl Table {
 
     /// The process groups led by a process of `root`'s tree, never the caller's own: a group
     /// whose leader is elsewhere (another instance's, joined with `setpgid`) is not the tree's.
-    pub(crate) fn tree_groups(&self, root: i32) -> BTreeSet<i32> {
+    pub(crate) fn tree_groups(&self, root: i32) -> Groups {
         let own = nix::unistd::getpgrp().as_raw();
         let tree = self.tree(root);
         tree.iter()
             .filter_map(|pid| self.group.get(pid))
             .copied()
             .filter(|&g| g != own && g > 1 && tree.contains(&g))
+            .map(|g| (g, self.start_time.get(&g).copied().unwrap_or_default()))
             .collect()
     }
 }
@@ -89,9 +97,14 @@ pub(crate) fn rss_bytes(pid: i32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Sends `signal` to every process group in `groups`; groups already gone are ignored.
-pub(crate) fn signal_groups(groups: &BTreeSet<i32>, signal: Signal) {
-    for &group in groups {
+/// Sends `signal` to every process group in `groups`; groups already gone are ignored, and so is
+/// a group whose leader's PID now belongs to another process (a PID stays reserved while a group
+/// of that ID has members, so a leader that is gone leaves only its own group's members).
+pub(crate) fn signal_groups(groups: &Groups, signal: Signal) {
+    for (&group, &start_time) in groups {
+        if kelp_runtime::group::stat(group).is_some_and(|leader| leader.start_time != start_time) {
+            continue;
+        }
         let _ = killpg(Pid::from_raw(group), signal);
     }
 }
@@ -118,9 +131,26 @@ mod tests {
         for (pid, ppid, pgrp) in [(100, 1, 100), (101, 100, 101), (102, 101, 200), (200, 1, 200), (201, 200, 200)] {
             table.children.entry(ppid).or_default().push(pid);
             table.group.insert(pid, pgrp);
+            table.start_time.insert(pid, 1000 + pid as u64);
         }
         assert_eq!(table.tree(100), vec![100, 101, 102]);
-        assert_eq!(table.tree_groups(100), BTreeSet::from([100, 101]));
+        assert_eq!(table.tree_groups(100), Groups::from([(100, 1100), (101, 1101)]));
         assert!(table.tree(999).is_empty());
+    }
+
+    #[test]
+    fn a_group_whose_leader_pid_was_reused_is_not_signalled() {
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("60");
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut leader = cmd.spawn().unwrap();
+        let pid = leader.id() as i32;
+        let started = kelp_runtime::group::stat(pid).unwrap().start_time;
+        // Recorded for an earlier process with the same PID: left alone.
+        signal_groups(&Groups::from([(pid, started + 1)]), Signal::SIGKILL);
+        assert!(leader.try_wait().unwrap().is_none(), "a later process with the leader's PID was signalled");
+        signal_groups(&Groups::from([(pid, started)]), Signal::SIGKILL);
+        let status = leader.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
     }
 }

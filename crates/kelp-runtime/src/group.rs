@@ -16,6 +16,9 @@ pub struct Stat {
     pub pgrp: i32,
     /// Whether it has exited and waits to be reaped.
     pub zombie: bool,
+    /// When it started, in clock ticks after boot: with the PID, what tells it from a later
+    /// process that got the same PID.
+    pub start_time: u64,
 }
 
 /// Reads `pid`'s [`Stat`]; `None` when there is no such process (or `/proc` cannot say).
@@ -24,15 +27,16 @@ pub fn stat(pid: i32) -> Option<Stat> {
     parse_stat(&text)
 }
 
-/// Parses the text of a `/proc/<pid>/stat` file: `pid (comm) state ppid pgrp ...`, where comm
-/// may contain anything, so the fields are counted after its last `)`.
+/// Parses the text of a `/proc/<pid>/stat` file: `pid (comm) state ppid pgrp ...` (`starttime`
+/// is the 22nd field), where comm may contain anything, so the fields are counted after its last `)`.
 pub fn parse_stat(text: &str) -> Option<Stat> {
     let rest = &text[text.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     let state = fields.next()?;
     let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
-    Some(Stat { ppid, pgrp, zombie: state == "Z" })
+    let start_time = fields.nth(16)?.parse().ok()?;
+    Some(Stat { ppid, pgrp, zombie: state == "Z", start_time })
 }
 
 /// Whether `leader` is this process's child and leads its own process group.
@@ -54,10 +58,13 @@ mod tests {
 
     #[test]
     fn stat_fields_follow_the_last_parenthesis() {
-        let s = parse_stat("42 (a) b (c) S 7 42 42 0 -1").unwrap();
-        assert_eq!(s, Stat { ppid: 7, pgrp: 42, zombie: false });
-        assert!(parse_stat("42 (x) Z 1 9").unwrap().zombie);
+        let s = parse_stat("42 (a) b (c) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 9876 1000").unwrap();
+        assert_eq!(s, Stat { ppid: 7, pgrp: 42, zombie: false, start_time: 9876 });
+        assert!(parse_stat("42 (x) Z 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5").unwrap().zombie);
         assert_eq!(parse_stat("42 (x"), None);
+        assert_eq!(parse_stat("42 (x) S 1 9"), None);
+        let own = stat(std::process::id() as i32).unwrap();
+        assert!(own.start_time > 0 && !own.zombie);
     }
 
     #[test]
