@@ -356,6 +356,12 @@ impl Cgroup {
         std::fs::read_to_string(dir.join(file)).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
     }
 
+    /// The processes in the cgroup that kills (the one every process of the instance is in).
+    pub(crate) fn members(&self) -> Vec<i32> {
+        let procs = std::fs::read_to_string(self.killer.0.join("cgroup.procs")).unwrap_or_default();
+        procs.lines().filter_map(|p| p.trim().parse().ok()).collect()
+    }
+
     /// Kills every process in the cgroup.
     pub(crate) fn kill(&self) {
         kill_members(&self.killer.0, self.killer.1);
@@ -390,5 +396,23 @@ mod tests {
         assert_eq!(own_cgroup(own, Some("memory")), Some(PathBuf::from("/process_api/abc")));
         assert_eq!(own_cgroup(own, None), Some(PathBuf::from("/user.slice/app.scope")));
         assert_eq!(own_cgroup(own, Some("freezer")), None);
+    }
+
+    #[test]
+    fn members_are_listed_and_killed_together() {
+        let Some(cgroup) = Cgroup::create(0) else {
+            println!("skipped: no cgroup can be created here");
+            return;
+        };
+        let mut sleeper = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = sleeper.id();
+        for dir in cgroup.dirs() {
+            std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+        }
+        assert_eq!(cgroup.members(), vec![pid as i32]);
+        assert!(crate::memory::Members::Cgroup(std::sync::Arc::new(cgroup)).rss() > 0);
+        // Dropping the last handle killed it.
+        let status = sleeper.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
     }
 }

@@ -231,14 +231,16 @@ impl Process {
 
     /// Completes with the memory used once the process's instance went over `limit` bytes (never
     /// when `limit` is 0): the kernel's OOM kill in its cgroup where it has one with a memory
-    /// limit, else a watchdog over its process tree's resident memory.
+    /// limit, else a watchdog over the resident memory of its cgroup's members or, without a
+    /// cgroup, of its process tree.
     pub(crate) fn memory_exceeded(&self, limit: u64) -> impl Future<Output = u64> + Send + 'static {
-        let cgroup = self.cgroup.clone().filter(|c| c.limits_memory());
+        let cgroup = self.cgroup.clone();
         let pid = self.pid;
         async move {
             match cgroup {
-                Some(cgroup) if limit > 0 => memory::oom_killed(&cgroup).await,
-                _ => memory::exceeded(pid, limit).await,
+                Some(cgroup) if limit > 0 && cgroup.limits_memory() => memory::oom_killed(&cgroup).await,
+                Some(cgroup) => memory::exceeded(memory::Members::Cgroup(cgroup), limit).await,
+                None => memory::exceeded(memory::Members::Tree(pid), limit).await,
             }
         }
     }
