@@ -90,6 +90,7 @@ pub async fn ensure(
     let dir = deps_dir.join(lang.name);
     let target = dir.join(hex(&Sha256::digest(&content)));
     tokio::fs::create_dir_all(&dir).await.map_err(io(format!("creating {}", dir.display())))?;
+    remove_abandoned_installs(&dir, limit);
     let lock_path = target.with_extension("lock");
     let waiting_since = Instant::now();
     loop {
@@ -167,6 +168,20 @@ async fn install(lang: &'static Language, content: &[u8], target: &Path, limit: 
     Ok(())
 }
 
+/// Removes the temporary directories (`<key>.tmp-<pid>`) in `dir` of installs that were
+/// abandoned (their process was killed): untouched for twice the time limit, past which no
+/// install of a live process is still under way. The PID in the name cannot tell, as processes of
+/// other containers sharing the directory have PIDs of their own namespaces.
+fn remove_abandoned_installs(dir: &Path, limit: Duration) {
+    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    for entry in entries.filter(|e| e.file_name().to_string_lossy().contains(".tmp-")) {
+        let modified = entry.metadata().and_then(|m| m.modified());
+        if modified.is_ok_and(|m| m.elapsed().is_ok_and(|age| age >= limit.saturating_mul(2))) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Everything `pipe` yields (nothing when it is absent or fails).
 async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -209,6 +224,24 @@ mod tests {
             .filter(|(_, cwd)| cwd.starts_with(dir))
             .map(|(pid, cwd)| format!("{} in {}", pid.to_string_lossy(), cwd.display()))
             .collect()
+    }
+
+    #[test]
+    fn abandoned_install_directories_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let abandoned = dir.path().join("abc.tmp-123");
+        let recent = dir.path().join("def.tmp-456");
+        let installed = dir.path().join("abc");
+        for d in [&abandoned, &recent, &installed] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for d in [&abandoned, &installed] {
+            std::fs::File::open(d).unwrap().set_modified(long_ago).unwrap();
+        }
+        remove_abandoned_installs(dir.path(), Duration::from_secs(600));
+        assert!(!abandoned.exists(), "an install left for twice the limit is removed");
+        assert!(recent.exists() && installed.exists(), "a recent install and finished ones stay");
     }
 
     #[tokio::test]
