@@ -392,8 +392,8 @@ mod tests {
         );
         assert_eq!(mount_of(mountinfo, "cgroup", Some("freezer")).unwrap().1, PathBuf::from("/sys/fs/cgroup/freezer"));
         assert_eq!(mount_of(mountinfo, "cgroup", Some("pids")), None);
-        let own = "9:name=systemd:/\n4:memory,hugetlb:/process_api/abc\n0::/user.slice/app.scope\n";
-        assert_eq!(own_cgroup(own, Some("memory")), Some(PathBuf::from("/process_api/abc")));
+        let own = "9:name=systemd:/\n4:memory,hugetlb:/system.slice/kelp.service\n0::/user.slice/app.scope\n";
+        assert_eq!(own_cgroup(own, Some("memory")), Some(PathBuf::from("/system.slice/kelp.service")));
         assert_eq!(own_cgroup(own, None), Some(PathBuf::from("/user.slice/app.scope")));
         assert_eq!(own_cgroup(own, Some("freezer")), None);
     }
