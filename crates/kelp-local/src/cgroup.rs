@@ -7,10 +7,11 @@
 //! every hierarchy where it may (root, or a subtree delegated to the user), and one child per
 //! process there: in the unified (v2) hierarchy for killing (`cgroup.kill`, or freezing then
 //! killing every member) and, when the memory controller is enabled there, `memory.max`; else in
-//! the v1 `memory` hierarchy for `memory.limit_in_bytes` and the v1 `freezer` for killing. Where
-//! none can be created, instances are killed by process group and their memory is watched by
-//! summing their process tree's resident memory (see `procs` and `memory`); the platform says so
-//! once in its log.
+//! the v1 `memory` hierarchy for `memory.limit_in_bytes` and the v1 `freezer` for killing.
+//! Without a memory cgroup, the memory limit is a watchdog over the resident memory of the
+//! cgroup's members. Where no cgroup can be created, instances are killed by process group and
+//! the watchdog sums their process tree (see `procs` and `memory`); the platform says so once in
+//! its log.
 //!
 //! The runtime joins its cgroups itself, first thing (`kelp-runtime --cgroup <dir>`), so nothing
 //! of the instance runs outside them. Only paths this module created are ever written to.
