@@ -272,7 +272,8 @@ impl Platform {
     /// [`PlatformConfig::collect_grace`], and temporaries that processes which are gone left
     /// behind. The platform does this at start and every ten minutes; returns what was removed.
     pub async fn collect(&self) -> Vec<PathBuf> {
-        collect(&self.shared, true).await
+        let exclusive = self.shared.collecting.write().await;
+        collect(&self.shared, true, exclusive).await
     }
 
     /// The status of `namespace/name`, if deployed.
@@ -389,9 +390,9 @@ fn memory_limit(spec: &FunctionSpec) -> String {
     limit().unwrap_or_else(|| "0".to_owned())
 }
 
-/// Collects ([`Platform::collect`]) temporaries, and with `unused` unused directories too.
-async fn collect(shared: &Shared, unused: bool) -> Vec<PathBuf> {
-    let _exclusive = shared.collecting.write().await;
+/// Collects ([`Platform::collect`]) temporaries, and with `unused` unused directories too, while
+/// holding `_exclusive`: no deploy or removal is under way.
+async fn collect(shared: &Shared, unused: bool, _exclusive: tokio::sync::RwLockWriteGuard<'_, ()>) -> Vec<PathBuf> {
     let live: BTreeSet<PathBuf> = shared.all_functions().iter().flat_map(|f| f.code_dirs()).collect();
     let data_dir = shared.config.data_dir.clone();
     let grace = unused.then_some(shared.config.collect_grace);
@@ -419,7 +420,10 @@ async fn collect_periodically(shared: std::sync::Weak<Shared>) {
         if shared.is_closing() {
             return;
         }
-        collect(&shared, unused).await;
+        // A deploy or a removal (which drains its instances) under way: next time. Waiting would
+        // hold up every deploy behind this collection.
+        let Ok(exclusive) = shared.collecting.try_write() else { continue };
+        collect(&shared, unused, exclusive).await;
         unused = true;
     }
 }
