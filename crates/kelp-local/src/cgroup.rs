@@ -102,6 +102,12 @@ impl Roots {
             let own_path = own_cgroup(&own, controller)?;
             let relative = own_path.strip_prefix(&mount_root).ok()?;
             let parent = mount_point.join(relative);
+            // Moving a process from this cgroup into a child needs write access to this cgroup's
+            // cgroup.procs (the common ancestor's), not only to the directory.
+            if let Err(e) = std::fs::OpenOptions::new().write(true).open(parent.join("cgroup.procs")) {
+                tracing::debug!(dir = %parent.display(), error = %e, "cannot move processes out of this cgroup");
+                return None;
+            }
             sweep(&parent);
             let base = parent.join(format!("kelp-{}", std::process::id()));
             match std::fs::create_dir(&base) {
