@@ -40,6 +40,8 @@ pub(crate) struct Launch {
     pub(crate) timeout: Duration,
     /// The Secret and ConfigMap volumes, written for every process.
     pub(crate) volumes: Vec<Volume>,
+    /// The materialised code (`KUBELESS_INSTALL_VOLUME`).
+    pub(crate) code_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Launch {
@@ -356,9 +358,10 @@ async fn supervise(shared: Arc<Shared>, instance: Arc<Instance>) {
             s.pooled = pooled;
         });
         let limit = instance.launch.memory_limit;
+        let out_of_memory = process.memory_exceeded(limit);
         let healthy = tokio::select! {
             r = process.wait_for_health(StatusCode::OK) => r.map_err(Ended::Exited),
-            used = memory::exceeded(pid, limit) => Err(Ended::OutOfMemory(used)),
+            used = out_of_memory => Err(Ended::OutOfMemory(used)),
             _ = stop.wait_for(|s| *s) => Err(Ended::Stopped),
         };
         if pooled {
@@ -377,9 +380,10 @@ async fn supervise(shared: Arc<Shared>, instance: Arc<Instance>) {
                     s.ready = !s.stopping;
                     s.started_at = Some(SystemTime::now());
                 });
+                let out_of_memory = process.memory_exceeded(limit);
                 tokio::select! {
                     status = process.wait() => Ended::Exited(status),
-                    used = memory::exceeded(pid, limit) => Ended::OutOfMemory(used),
+                    used = out_of_memory => Ended::OutOfMemory(used),
                     _ = stop.wait_for(|s| *s) => Ended::Stopped,
                 }
             }
@@ -393,17 +397,16 @@ async fn supervise(shared: Arc<Shared>, instance: Arc<Instance>) {
             Ended::OutOfMemory(used) => {
                 process.kill();
                 let status = process.wait().await;
-                let message = format!(
-                    "memory limit exceeded: the instance's processes used {} of its {} limit",
-                    memory::mib(used),
-                    memory::mib(limit)
-                );
-                Termination {
-                    signal: std::os::unix::process::ExitStatusExt::signal(&status),
-                    ..termination("OOMKilled", message, None)
-                }
+                oom_termination(status, used, limit)
             }
-            Ended::Exited(status) => exit_termination(status, &process.sink().recent()),
+            // The kernel's OOM kill in its cgroup may have taken the runtime itself.
+            Ended::Exited(status) => match process.oom_killed() {
+                Some(used) => {
+                    process.kill();
+                    oom_termination(status, used, limit)
+                }
+                None => exit_termination(status, &process.sink().recent()),
+            },
         };
         drop(process);
         tracing::warn!(instance = %instance.name, reason = %termination.reason, message = %termination.message, "instance exited; restarting");
@@ -428,7 +431,7 @@ async fn start(shared: &Arc<Shared>, instance: &Instance) -> std::io::Result<(Pr
     let launch = &instance.launch;
     while let Some(mut process) = shared.pool.take(launch.language) {
         process.sink().attach(&instance.log_path)?;
-        match process.hand_off(&launch.env, &launch.volumes).await {
+        match process.hand_off(&launch.env, &launch.volumes, launch.memory_limit).await {
             Ok(()) => return Ok((process, true)),
             Err(e) => {
                 tracing::debug!(error = %e, "a pre-warmed runtime could not take its function; trying another");
@@ -436,7 +439,7 @@ async fn start(shared: &Arc<Shared>, instance: &Instance) -> std::io::Result<(Pr
             }
         }
     }
-    let process = shared.launcher.spawn(Mode::Direct, &launch.env, &launch.volumes)?;
+    let process = shared.launcher.spawn(Mode::Direct, &launch.env, &launch.volumes, launch.memory_limit)?;
     process.sink().attach(&instance.log_path)?;
     Ok((process, false))
 }
@@ -484,6 +487,19 @@ fn termination(reason: &str, message: String, exit_code: Option<i32>) -> Termina
     Termination { reason: reason.to_owned(), message, exit_code, signal: None, finished_at: SystemTime::now() }
 }
 
+/// The termination of an instance killed for using `used` bytes of its `limit`.
+fn oom_termination(status: ExitStatus, used: u64, limit: u64) -> Termination {
+    let message = format!(
+        "memory limit exceeded: the instance's processes used {} of its {} limit",
+        memory::mib(used.max(limit)),
+        memory::mib(limit)
+    );
+    Termination {
+        signal: std::os::unix::process::ExitStatusExt::signal(&status),
+        ..termination("OOMKilled", message, None)
+    }
+}
+
 /// The termination of a process that exited by itself; the message is the runtime's fatal error
 /// (its last `kelp-runtime: ...` line and what follows), with dependency installs named as such.
 fn exit_termination(status: ExitStatus, recent: &[String]) -> Termination {
@@ -518,6 +534,11 @@ mod tests {
         assert_eq!((t.reason.as_str(), t.exit_code), ("Error", Some(1)));
         assert!(t.message.starts_with("dependency install failed: installing python"), "{}", t.message);
         assert!(t.message.ends_with("found for nope"), "{}", t.message);
+        let timed_out = ["kelp-runtime: dependency install timed out after 600 s: installing python dependencies \
+                          from requirements.txt (KELP_INSTALL_TIMEOUT)"
+            .to_owned()];
+        let t = exit_termination(ExitStatus::from_raw(1 << 8), &timed_out);
+        assert!(t.message.starts_with("dependency install timed out after 600 s: "), "{}", t.message);
         let t = exit_termination(ExitStatus::from_raw(9), &[]);
         assert_eq!((t.signal, t.message.contains("signal")), (Some(9), true), "{}", t.message);
     }

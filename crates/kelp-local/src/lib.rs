@@ -6,10 +6,12 @@
 //!   bundled or separate dependency file; checksum), content-addressed under
 //!   `<data>/code/<sha256>` and shared by every instance.
 //! - [`Platform`] runs *instances*: one `kelp-runtime` process each, on a free loopback port, in
-//!   its own process group and working directory, with Kubeless's environment contract, its
-//!   output in a rotated per-instance log, restarted with back-off, killed (and restarted) when
-//!   its process tree exceeds `FUNC_MEMORY_LIMIT`. New instances come from a pool of pre-warmed
-//!   `kelp-runtime --prewarm` processes per language. Functions scale between `min` and `max`
+//!   its own cgroup (on Linux, where the platform may create one; else its own process group) and
+//!   working directory, with Kubeless's environment contract, its output in a rotated
+//!   per-instance log, restarted with back-off, killed (and restarted) when it exceeds
+//!   `FUNC_MEMORY_LIMIT` (the cgroup's memory limit, else its process tree's resident memory).
+//!   New instances come from a pool of pre-warmed `kelp-runtime --prewarm` processes per
+//!   language. Functions scale between `min` and `max`
 //!   instances on in-flight requests, to zero after an idle period, and roll over to new code
 //!   without failing a request; a deployment with `start_now` starts an instance of new code at
 //!   once rather than on its first request.
@@ -24,9 +26,12 @@
 //! (`KELP_CACHE_DIR` of every instance: worker scripts and installed dependencies), `logs/<ns>/`
 //! (`<instance>.log` and the rotated `<instance>.log.1`) and `run/<n>/` (each process's working
 //! directory, removed when it exits, with the function's Secret and ConfigMap [`Volume`]s as files
-//! in `run/<n>/volumes/`, named to the function by [`VOLUMES_DIR_VAR`]).
+//! in `run/<n>/volumes/`, named to the function by [`VOLUMES_DIR_VAR`]). What no live function
+//! uses any more, and what crashed processes left behind, is removed ([`Platform::collect`]).
 
 mod archive;
+mod cgroup;
+mod collect;
 mod download;
 mod gateway;
 mod instance;

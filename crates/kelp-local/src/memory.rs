@@ -1,7 +1,11 @@
-//! The memory cap of an instance: `FUNC_MEMORY_LIMIT` (a Kubernetes quantity such as `128Mi`)
-//! enforced by a watchdog that sums the resident memory of the instance's process tree.
+//! The memory cap of an instance: `FUNC_MEMORY_LIMIT` (a Kubernetes quantity such as `128Mi`),
+//! enforced by the kernel in the instance's cgroup where it has one (this module notices the OOM
+//! kill), else by a watchdog that sums the resident memory of the instance's processes (its
+//! cgroup's members, else its process tree).
 
+use crate::cgroup::Cgroup;
 use crate::procs::{Table, rss_bytes};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often an instance's memory is measured.
@@ -56,14 +60,29 @@ pub fn parse_quantity(value: &str) -> Result<u64, QuantityError> {
     Ok(bytes as u64)
 }
 
-/// The resident memory of `root`'s process tree, in bytes.
-pub(crate) fn tree_rss(root: i32) -> u64 {
-    Table::shared().tree(root).into_iter().map(rss_bytes).sum()
+/// The processes whose resident memory the watchdog sums: an instance's.
+#[derive(Debug, Clone)]
+pub(crate) enum Members {
+    /// The process tree of this PID.
+    Tree(i32),
+    /// The members of this cgroup (which has no memory controller).
+    Cgroup(Arc<Cgroup>),
 }
 
-/// Completes with the memory in use once `root`'s process tree uses more than `limit` bytes;
-/// never completes when `limit` is 0.
-pub(crate) async fn exceeded(root: i32, limit: u64) -> u64 {
+impl Members {
+    /// Their resident memory, in bytes.
+    pub(crate) fn rss(&self) -> u64 {
+        let pids = match self {
+            Members::Tree(root) => Table::shared().tree(*root),
+            Members::Cgroup(cgroup) => cgroup.members(),
+        };
+        pids.into_iter().map(rss_bytes).sum()
+    }
+}
+
+/// Completes with the memory in use once `members` use more than `limit` bytes; never completes
+/// when `limit` is 0.
+pub(crate) async fn exceeded(members: Members, limit: u64) -> u64 {
     if limit == 0 {
         return std::future::pending().await;
     }
@@ -71,9 +90,23 @@ pub(crate) async fn exceeded(root: i32, limit: u64) -> u64 {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let used = tokio::task::spawn_blocking(move || tree_rss(root)).await.unwrap_or(0);
+        let members = members.clone();
+        let used = tokio::task::spawn_blocking(move || members.rss()).await.unwrap_or(0);
         if used > limit {
             return used;
+        }
+    }
+}
+
+/// Completes with the most memory `cgroup` used once the kernel has killed one of its processes
+/// for going over its memory limit.
+pub(crate) async fn oom_killed(cgroup: &Cgroup) -> u64 {
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if cgroup.oom_kills() > 0 {
+            return cgroup.peak_memory();
         }
     }
 }

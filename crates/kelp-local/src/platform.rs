@@ -1,6 +1,7 @@
 //! The platform: deployed functions, the pre-warmed pool, the gateway's routes, and the upkeep
 //! loop that scales them.
 
+use crate::collect::{COLLECT_INTERVAL, Collector};
 use crate::gateway::{Gateway, GatewayBody, Route};
 use crate::instance::{InstanceInfo, Launch};
 use crate::logs::{self, LogStream};
@@ -14,7 +15,7 @@ use crate::volumes::{self, Volume};
 use crate::{Error, HttpClient};
 use kelp_api::FunctionSpec;
 use kelp_runtime::language::LANGUAGES;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +48,9 @@ pub struct PlatformConfig {
     /// function starts on its first request: deploying a thousand functions at once does not
     /// start a thousand processes.
     pub eager_starts: usize,
+    /// How old an unused code or dependency directory must be before it is removed (default one
+    /// hour; see [`Platform::collect`]).
+    pub collect_grace: Duration,
 }
 
 impl PlatformConfig {
@@ -61,6 +65,7 @@ impl PlatformConfig {
             start_timeout: Duration::from_secs(120),
             stop_grace: Duration::from_secs(10),
             eager_starts: 4,
+            collect_grace: Duration::from_secs(3600),
         }
     }
 }
@@ -133,6 +138,9 @@ pub(crate) struct Shared {
     pub(crate) client: HttpClient,
     pub(crate) functions: Mutex<BTreeMap<(String, String), Arc<Function>>>,
     pub(crate) routes: RwLock<Vec<Route>>,
+    /// Held (shared) while a function is deployed or removed, and exclusively while unused
+    /// directories are collected: what a deploy materialises is in use before it can be collected.
+    collecting: tokio::sync::RwLock<()>,
     closing: AtomicBool,
 }
 
@@ -192,9 +200,11 @@ impl Platform {
             client,
             functions: Mutex::default(),
             routes: RwLock::default(),
+            collecting: tokio::sync::RwLock::default(),
             closing: AtomicBool::new(false),
         });
         tokio::spawn(upkeep(Arc::downgrade(&shared)));
+        tokio::spawn(collect_periodically(Arc::downgrade(&shared)));
         Ok(Platform { shared })
     }
 
@@ -229,6 +239,7 @@ impl Platform {
                 .clone()
         };
         let _deploying = function.deploying.lock().await;
+        let _in_use = self.shared.collecting.read().await;
         function.set_scaling(scaling);
         if function.desired_hash_ok().as_deref() == Some(hash.as_str()) {
             return Ok(());
@@ -247,7 +258,8 @@ impl Platform {
                 // Part of the key of the function's dependency installs (kelp-runtime's `deps`).
                 ("KELP_NAMESPACE".to_owned(), namespace.clone()),
             ]);
-            Arc::new(Launch { language, env, memory_limit, timeout: Duration::from_secs(timeout), volumes })
+            let code_dir = code_dir.clone();
+            Arc::new(Launch { language, env, memory_limit, timeout: Duration::from_secs(timeout), volumes, code_dir })
         });
         let start_now = start_now && self.unused_instances() < self.shared.config.eager_starts;
         function.add_revision(&self.shared, hash, launch, start_now);
@@ -268,11 +280,20 @@ impl Platform {
             Some(function) => {
                 // A deploy under way finishes first, so that what it starts is stopped too.
                 let _deploying = function.deploying.lock().await;
+                let _in_use = self.shared.collecting.read().await;
                 function.stop_all().await;
                 true
             }
             None => false,
         }
+    }
+
+    /// Removes what no live function uses: code and dependency directories older than
+    /// [`PlatformConfig::collect_grace`], and temporaries that processes which are gone left
+    /// behind. The platform does this at start and every ten minutes; returns what was removed.
+    pub async fn collect(&self) -> Vec<PathBuf> {
+        let exclusive = self.shared.collecting.write().await;
+        collect(&self.shared, true, exclusive).await
     }
 
     /// The status of `namespace/name`, if deployed.
@@ -387,6 +408,44 @@ fn memory_limit(spec: &FunctionSpec) -> String {
         Some(limits.get("memory")?.0.clone())
     };
     limit().unwrap_or_else(|| "0".to_owned())
+}
+
+/// Collects ([`Platform::collect`]) temporaries, and with `unused` unused directories too, while
+/// holding `_exclusive`: no deploy or removal is under way.
+async fn collect(shared: &Shared, unused: bool, _exclusive: tokio::sync::RwLockWriteGuard<'_, ()>) -> Vec<PathBuf> {
+    let live: BTreeSet<PathBuf> = shared.all_functions().iter().flat_map(|f| f.code_dirs()).collect();
+    let data_dir = shared.config.data_dir.clone();
+    let grace = unused.then_some(shared.config.collect_grace);
+    let removed = tokio::task::spawn_blocking(move || {
+        let (code_root, cache_dir) = (data_dir.join("code"), data_dir.join("cache"));
+        Collector { code_root: &code_root, cache_dir: &cache_dir, grace }.collect(&live)
+    })
+    .await
+    .unwrap_or_default();
+    if !removed.is_empty() {
+        tracing::info!(removed = removed.len(), "removed unused code, dependencies and temporaries");
+    }
+    removed
+}
+
+/// Collects temporaries at start, then everything unused every [`COLLECT_INTERVAL`] until the
+/// platform is gone or shutting down.
+async fn collect_periodically(shared: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(COLLECT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut unused = false;
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else { return };
+        if shared.is_closing() {
+            return;
+        }
+        // A deploy or a removal (which drains its instances) under way: next time. Waiting would
+        // hold up every deploy behind this collection.
+        let Ok(exclusive) = shared.collecting.try_write() else { continue };
+        collect(&shared, unused, exclusive).await;
+        unused = true;
+    }
 }
 
 /// Reconciles every function until the platform is gone or shutting down.

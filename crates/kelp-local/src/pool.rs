@@ -87,7 +87,7 @@ impl Pool {
             tokio::time::sleep(delay).await;
         }
         let env = [("FUNC_RUNTIME".to_owned(), language.runtime_ids[0].to_owned())];
-        let started = match self.launcher.spawn(Mode::Prewarm, &env, &[]) {
+        let started = match self.launcher.spawn(Mode::Prewarm, &env, &[], 0) {
             Ok(mut process) => match process.wait_for_health(StatusCode::SERVICE_UNAVAILABLE).await {
                 Ok(()) => Ok(process),
                 Err(status) => Err(format!("{status}: {}", process.sink().recent().join("\n"))),

@@ -1,9 +1,12 @@
 //! Starting `kelp-runtime` processes, probing them, handing a pre-warmed one its function, and
-//! stopping them together with the workers they started.
+//! stopping them together with the workers they started: by killing their cgroup where one could
+//! be created ([`Cgroup`]), else by process group.
 
 use crate::HttpClient;
+use crate::cgroup::Cgroup;
 use crate::logs::{LogSink, pump};
-use crate::procs::{Table, kill_tree, signal_groups};
+use crate::memory;
+use crate::procs::{Groups, Table, kill_tree, signal_groups};
 use crate::volumes::{self, Volume};
 use bytes::Bytes;
 use http::StatusCode;
@@ -68,9 +71,16 @@ impl Launcher {
     }
 
     /// Starts a process with `env` (after the shared environment) on a free loopback port, in its
-    /// own process group and working directory (with `volumes` written there first), its output
+    /// own cgroup (limited to `memory_limit` bytes, 0 for none) where one can be created, its own
+    /// process group and working directory (with `volumes` written there first), its output
     /// going to a fresh [`LogSink`].
-    pub(crate) fn spawn(&self, mode: Mode, env: &[(String, String)], volumes: &[Volume]) -> io::Result<Process> {
+    pub(crate) fn spawn(
+        &self,
+        mode: Mode,
+        env: &[(String, String)],
+        volumes: &[Volume],
+        memory_limit: u64,
+    ) -> io::Result<Process> {
         let port = free_port()?;
         let workdir = self.run_dir.join(self.next_id.fetch_add(1, Ordering::Relaxed).to_string());
         std::fs::create_dir_all(&workdir)?;
@@ -78,6 +88,10 @@ impl Launcher {
             let _ = std::fs::remove_dir_all(&workdir);
         })?;
         let mut cmd = Command::new(&self.runtime_bin);
+        let cgroup = Cgroup::create(memory_limit).map(Arc::new);
+        for dir in cgroup.iter().flat_map(|c| c.dirs()) {
+            cmd.arg("--cgroup").arg(dir);
+        }
         if mode == Mode::Prewarm {
             cmd.arg("--prewarm");
         }
@@ -105,7 +119,7 @@ impl Launcher {
             pump(err, sink.clone(), true);
         }
         let stdin = child.stdin.take();
-        Ok(Process { child, pid, port, stdin, sink, workdir, client: self.client.clone(), exited: None })
+        Ok(Process { child, pid, port, stdin, sink, workdir, client: self.client.clone(), exited: None, cgroup })
     }
 }
 
@@ -125,6 +139,8 @@ pub(crate) struct Process {
     workdir: PathBuf,
     client: HttpClient,
     exited: Option<ExitStatus>,
+    /// Its cgroup, when it has one (else it is contained by process group only).
+    cgroup: Option<Arc<Cgroup>>,
 }
 
 impl Process {
@@ -143,9 +159,17 @@ impl Process {
         &self.sink
     }
 
-    /// Hands a pre-warmed process its function: its `volumes` written to its directory, then one
-    /// JSON object of environment variables.
-    pub(crate) async fn hand_off(&mut self, env: &[(String, String)], volumes: &[Volume]) -> io::Result<()> {
+    /// Hands a pre-warmed process its function: its cgroup limited to `memory_limit` bytes (0 for
+    /// none), its `volumes` written to its directory, then one JSON object of environment variables.
+    pub(crate) async fn hand_off(
+        &mut self,
+        env: &[(String, String)],
+        volumes: &[Volume],
+        memory_limit: u64,
+    ) -> io::Result<()> {
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.limit_memory(memory_limit)?;
+        }
         let volumes_var = volumes::write(&self.workdir.join("volumes"), volumes)?;
         let map: serde_json::Map<String, serde_json::Value> =
             env.iter().chain(&volumes_var).map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
@@ -205,32 +229,61 @@ impl Process {
         }
     }
 
+    /// Completes with the memory used once the process's instance went over `limit` bytes (never
+    /// when `limit` is 0): the kernel's OOM kill in its cgroup where it has one with a memory
+    /// limit, else a watchdog over the resident memory of its cgroup's members or, without a
+    /// cgroup, of its process tree.
+    pub(crate) fn memory_exceeded(&self, limit: u64) -> impl Future<Output = u64> + Send + 'static {
+        let cgroup = self.cgroup.clone();
+        let pid = self.pid;
+        async move {
+            match cgroup {
+                Some(cgroup) if limit > 0 && cgroup.limits_memory() => memory::oom_killed(&cgroup).await,
+                Some(cgroup) => memory::exceeded(memory::Members::Cgroup(cgroup), limit).await,
+                None => memory::exceeded(memory::Members::Tree(pid), limit).await,
+            }
+        }
+    }
+
+    /// When the kernel OOM-killed a process of its cgroup: the most memory the instance used.
+    pub(crate) fn oom_killed(&self) -> Option<u64> {
+        let cgroup = self.cgroup.as_ref()?;
+        (cgroup.oom_kills() > 0).then(|| cgroup.peak_memory())
+    }
+
     /// SIGTERM, then up to `grace` for the runtime to finish in-flight requests and stop its
-    /// workers, then SIGKILL to whatever of its tree is left.
+    /// workers, then SIGKILL to whatever of the instance is left.
     pub(crate) async fn stop(mut self, grace: Duration) {
-        let groups = Table::read().tree_groups(self.pid);
+        let groups = if self.cgroup.is_none() { Table::read().tree_groups(self.pid) } else { Groups::new() };
         if !self.has_exited() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), Signal::SIGTERM);
             if tokio::time::timeout(grace, self.wait()).await.is_err() {
-                kill_tree(self.pid);
+                self.kill();
             }
         }
         // Workers still running after their front exited (busy in a handler) are stopped too.
-        signal_groups(&groups, Signal::SIGKILL);
+        match &self.cgroup {
+            Some(cgroup) => cgroup.kill(),
+            None => signal_groups(&groups, Signal::SIGKILL),
+        }
         self.wait().await;
     }
 
-    /// Kills the whole tree at once.
+    /// Kills the whole instance at once: its cgroup, else its process tree (which must not have
+    /// been reaped yet).
     pub(crate) fn kill(&mut self) {
-        kill_tree(self.pid);
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill();
+        } else if !self.has_exited() {
+            kill_tree(self.pid);
+        }
     }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if !self.has_exited() {
-            kill_tree(self.pid);
-        }
+        // In its cgroup, even what outlived the runtime (a daemonised child) is killed.
+        self.kill();
         let _ = std::fs::remove_dir_all(&self.workdir);
     }
 }

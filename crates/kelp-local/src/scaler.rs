@@ -118,6 +118,12 @@ impl Function {
         revisions.iter().map(|r| r.live().iter().filter(|i| i.served() == 0).count()).sum()
     }
 
+    /// The code directories of its revisions (the wanted one and those still running).
+    pub(crate) fn code_dirs(&self) -> Vec<PathBuf> {
+        let revisions = self.revisions.lock().unwrap();
+        revisions.iter().filter_map(|r| r.launch.as_ref().ok()).map(|l| l.code_dir.clone()).collect()
+    }
+
     /// The wanted revision, if its code was materialised.
     pub(crate) fn desired_hash_ok(&self) -> Option<String> {
         self.desired().filter(|r| r.launch.is_ok()).map(|r| r.hash.clone())

@@ -39,6 +39,9 @@ pub struct Config {
     /// `KELP_NAMESPACE` (default empty): the function's namespace, part of the key of its
     /// dependency installs, so that namespaces sharing a cache never share an install.
     pub namespace: String,
+    /// `KELP_INSTALL_TIMEOUT` seconds (default 600): how long a dependency install may take, and
+    /// how long an instance waits for another one's install of the same dependencies.
+    pub install_timeout: Duration,
     /// `KELP_SHUTDOWN_TIMEOUT` seconds (default 30): how long SIGTERM waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// `KELP_ACCESS_LOG` (default on; `0` or `false` turns the per-request log line off).
@@ -94,6 +97,10 @@ impl Config {
             deps_dir: get("KELP_DEPS_DIR").map_or_else(|| cache_dir.join("deps"), PathBuf::from),
             cache_dir,
             namespace: get("KELP_NAMESPACE").unwrap_or_default(),
+            install_timeout: parse(&get, "KELP_INSTALL_TIMEOUT", "a positive number of seconds", |v: &f64| {
+                *v > 0.0 && Duration::try_from_secs_f64(*v).is_ok()
+            })?
+            .map_or(crate::deps::DEFAULT_INSTALL_TIMEOUT, Duration::from_secs_f64),
             shutdown_timeout: Duration::from_secs_f64(
                 parse(&get, "KELP_SHUTDOWN_TIMEOUT", "a number of seconds", |v: &f64| *v >= 0.0)?.unwrap_or(30.0),
             ),
@@ -227,5 +234,9 @@ mod tests {
         assert!(err.starts_with("FUNC_TIMEOUT=\"soon\""), "{err}");
         assert!(config(&[("FUNC_PORT", "99999")]).is_err());
         assert!(config(&[("KELP_WORKERS", "0")]).is_err());
+        for bad in ["0", "inf", "1e30", "NaN"] {
+            assert!(config(&[("KELP_INSTALL_TIMEOUT", bad)]).is_err(), "{bad}");
+        }
+        assert_eq!(config(&[("KELP_INSTALL_TIMEOUT", "1.5")]).unwrap().install_timeout, Duration::from_millis(1500));
     }
 }

@@ -11,12 +11,22 @@
 //! repeating it; the kernel releases it when its holder dies, so it works across the PID
 //! namespaces of containers sharing a node directory. An install found in place is used
 //! without taking the lock, so the directory may be mounted read-only.
+//!
+//! An install may take at most a time limit (`KELP_INSTALL_TIMEOUT`, default
+//! [`DEFAULT_INSTALL_TIMEOUT`]): past it the installer's process group is killed and the install
+//! fails with [`DepsError::TimedOut`]. An instance waiting for another one's install gives up
+//! after the same limit with [`DepsError::LockTimeout`].
 
 use crate::language::{Interpreter, Language};
 use sha2::{Digest, Sha256};
 use std::fs::TryLockError;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a dependency install may take unless `KELP_INSTALL_TIMEOUT` says otherwise.
+pub const DEFAULT_INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often a waiter tries the lock of an install under way.
+const LOCK_POLL: Duration = Duration::from_millis(200);
 
 /// Why dependencies could not be made available.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +51,26 @@ pub enum DepsError {
         /// The interpreter's command.
         command: String,
     },
+    /// The installer ran past the time limit and was killed (with its process group).
+    #[error("dependency install timed out after {} s: installing {language} dependencies from {file} (KELP_INSTALL_TIMEOUT)", limit.as_secs_f64())]
+    TimedOut {
+        /// Language name.
+        language: &'static str,
+        /// The dependency file's name.
+        file: &'static str,
+        /// The time limit.
+        limit: Duration,
+    },
+    /// Another process's install of the same dependencies held the lock past the time limit.
+    #[error("dependency install timed out after {} s: waited for another install of the same {language} dependencies (lock {}) (KELP_INSTALL_TIMEOUT)", limit.as_secs_f64(), lock.display())]
+    LockTimeout {
+        /// Language name.
+        language: &'static str,
+        /// The lock file waited on.
+        lock: PathBuf,
+        /// The time limit.
+        limit: Duration,
+    },
     /// The installer could not be started or the cache could not be written.
     #[error("installing {language} dependencies: {context}: {cause}")]
     Io {
@@ -55,12 +85,14 @@ pub enum DepsError {
 
 /// Installs the dependency file in `code_dir`, if there is one, under `deps_dir` for a function
 /// of `namespace`, and returns the module search path entries to give the worker (empty when
-/// the function has no dependencies).
+/// the function has no dependencies). The install, or the wait for another process's install
+/// of the same file, takes at most `limit`.
 pub async fn ensure(
     lang: &'static Language,
     code_dir: &Path,
     deps_dir: &Path,
     namespace: &str,
+    limit: Duration,
 ) -> Result<Vec<PathBuf>, DepsError> {
     let io = |context: String| move |cause| DepsError::Io { language: lang.name, context, cause };
     let deps_file = code_dir.join(lang.deps_file);
@@ -74,7 +106,9 @@ pub async fn ensure(
     let dir = deps_dir.join(lang.name);
     let target = dir.join(install_key(lang, &content, &interpreter.version, namespace));
     tokio::fs::create_dir_all(&dir).await.map_err(io(format!("creating {}", dir.display())))?;
+    remove_abandoned_installs(&dir, limit);
     let lock_path = target.with_extension("lock");
+    let waiting_since = Instant::now();
     loop {
         if target.is_dir() {
             return Ok((lang.dep_paths)(&target));
@@ -89,14 +123,17 @@ pub async fn ensure(
         match lock.try_lock() {
             // The holder before us may have finished the install while we opened the file.
             Ok(()) if target.is_dir() => return Ok((lang.dep_paths)(&target)),
-            Ok(()) => return install(lang, &content, &target).await.map(|()| (lang.dep_paths)(&target)),
-            Err(TryLockError::WouldBlock) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok(()) => return install(lang, &content, &target, limit).await.map(|()| (lang.dep_paths)(&target)),
+            Err(TryLockError::WouldBlock) if waiting_since.elapsed() >= limit => {
+                return Err(DepsError::LockTimeout { language: lang.name, lock: lock_path, limit });
+            }
+            Err(TryLockError::WouldBlock) => tokio::time::sleep(LOCK_POLL).await,
             Err(TryLockError::Error(e)) => return Err(io(format!("locking {}", lock_path.display()))(e)),
         }
     }
 }
 
-async fn install(lang: &'static Language, content: &[u8], target: &Path) -> Result<(), DepsError> {
+async fn install(lang: &'static Language, content: &[u8], target: &Path, limit: Duration) -> Result<(), DepsError> {
     let io = |context: String| move |cause| DepsError::Io { language: lang.name, context, cause };
     let tmp = target.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -104,11 +141,32 @@ async fn install(lang: &'static Language, content: &[u8], target: &Path) -> Resu
     std::fs::write(tmp.join(lang.deps_file), content).map_err(io(format!("writing into {}", tmp.display())))?;
     let interpreter = lang.interpreter();
     let started = std::time::Instant::now();
-    let out = (lang.install)(&interpreter, &tmp)
+    let mut child = (lang.install)(&interpreter, &tmp)
         .stdin(std::process::Stdio::null())
-        .output()
-        .await
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
         .map_err(io(format!("starting the installer for {}", lang.deps_file)))?;
+    let leader = child.id();
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let finished = async {
+        let (status, stdout, stderr) = tokio::join!(child.wait(), read_all(stdout), read_all(stderr));
+        status.map(|status| std::process::Output { status, stdout, stderr })
+    };
+    let out = match tokio::time::timeout(limit, finished).await {
+        Ok(out) => out.map_err(io(format!("running the installer for {}", lang.deps_file)))?,
+        Err(_) => {
+            // Not reaped yet (its wait was pending), so its PID, and the group it leads, are still its.
+            if let Some(leader) = leader.and_then(|p| i32::try_from(p).ok()) {
+                crate::group::kill_child_group(leader);
+            }
+            let _ = child.kill().await;
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(DepsError::TimedOut { language: lang.name, file: lang.deps_file, limit });
+        }
+    };
     if !out.status.success() {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(DepsError::InstallFailed {
@@ -136,6 +194,29 @@ pub fn install_key(lang: &Language, content: &[u8], interpreter_version: &str, n
         digest.update(part);
     }
     hex(&digest.finalize())
+}
+
+/// Removes the temporary directories (`<key>.tmp-<pid>`) in `dir` of installs that were
+/// abandoned (their process was killed): untouched for twice the time limit, past which no
+/// install of a live process is still under way. The PID in the name cannot tell, as processes of
+/// other containers sharing the directory have PIDs of their own namespaces.
+fn remove_abandoned_installs(dir: &Path, limit: Duration) {
+    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    for entry in entries.filter(|e| e.file_name().to_string_lossy().contains(".tmp-")) {
+        let modified = entry.metadata().and_then(|m| m.modified());
+        if modified.is_ok_and(|m| m.elapsed().is_ok_and(|age| age >= limit.saturating_mul(2))) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Everything `pipe` yields (nothing when it is absent or fails).
+async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut buf).await;
+    }
+    buf
 }
 
 /// The installer's lines that say what failed (they name the package), or its last lines.
@@ -176,5 +257,85 @@ mod tests {
         let out = error_lines(b"Collecting x\n", b"ERROR: No matching distribution found for nosuchpkg\n");
         assert_eq!(out, "ERROR: No matching distribution found for nosuchpkg");
         assert_eq!(error_lines(b"a\nb\n", b""), "a\nb");
+    }
+
+    /// Processes whose working directory is under `dir`.
+    fn working_in(dir: &Path) -> Vec<String> {
+        let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+        entries
+            .filter_map(|e| std::fs::read_link(e.path().join("cwd")).ok().map(|cwd| (e.file_name(), cwd)))
+            .filter(|(_, cwd)| cwd.starts_with(dir))
+            .map(|(pid, cwd)| format!("{} in {}", pid.to_string_lossy(), cwd.display()))
+            .collect()
+    }
+
+    #[test]
+    fn abandoned_install_directories_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let abandoned = dir.path().join("abc.tmp-123");
+        let recent = dir.path().join("def.tmp-456");
+        let installed = dir.path().join("abc");
+        for d in [&abandoned, &recent, &installed] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for d in [&abandoned, &installed] {
+            std::fs::File::open(d).unwrap().set_modified(long_ago).unwrap();
+        }
+        remove_abandoned_installs(dir.path(), Duration::from_secs(600));
+        assert!(!abandoned.exists(), "an install left for twice the limit is removed");
+        assert!(recent.exists() && installed.exists(), "a recent install and finished ones stay");
+    }
+
+    #[tokio::test]
+    async fn a_hung_install_is_killed_and_its_waiters_give_up() {
+        // A package index that accepts connections and never answers (a real socket).
+        let index = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = index.local_addr().unwrap().port();
+        std::thread::spawn(move || index.incoming().collect::<Vec<_>>());
+        let python = Language::for_runtime("python3").unwrap();
+        let code = tempfile::tempdir().unwrap();
+        let requirements = format!("--index-url http://127.0.0.1:{port}/simple\nkelp-no-such-package\n");
+        std::fs::write(code.path().join("requirements.txt"), requirements).unwrap();
+        let deps = tempfile::tempdir().unwrap();
+
+        let first = tokio::spawn({
+            let (code, deps) = (code.path().to_owned(), deps.path().to_owned());
+            async move { ensure(python, &code, &deps, "default", Duration::from_secs(3)).await }
+        });
+        // Once the first install holds its lock, a second instance waits for it, with a shorter limit.
+        let lock = loop {
+            let held = std::fs::read_dir(deps.path().join("python")).into_iter().flatten().flatten().find(|e| {
+                e.path().extension().is_some_and(|x| x == "lock")
+                    && std::fs::File::open(e.path())
+                        .is_ok_and(|f| matches!(f.try_lock(), Err(TryLockError::WouldBlock)))
+            });
+            match held {
+                Some(entry) => break entry.path(),
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let second = ensure(python, code.path(), deps.path(), "default", Duration::from_secs(1)).await;
+        match second {
+            Err(DepsError::LockTimeout { lock: waited, .. }) => assert_eq!(waited, lock),
+            other => panic!("the waiter gives up on the lock: {other:?}"),
+        }
+        let first = first.await.unwrap();
+        assert!(matches!(first, Err(DepsError::TimedOut { .. })), "{first:?}");
+        let message = first.unwrap_err().to_string();
+        assert!(message.starts_with("dependency install timed out after 3 s"), "{message}");
+        // SIGKILL takes a moment to end a process.
+        let mut left = working_in(deps.path());
+        for _ in 0..200 {
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            left = working_in(deps.path());
+        }
+        assert_eq!(left, Vec::<String>::new(), "the installer's processes were killed");
+        let python_dir = std::fs::read_dir(deps.path().join("python")).unwrap().flatten();
+        let left: Vec<_> = python_dir.map(|e| e.file_name()).filter(|n| n != lock.file_name().unwrap()).collect();
+        assert!(left.is_empty(), "no install directory is left: {left:?}");
     }
 }

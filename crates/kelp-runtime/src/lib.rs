@@ -4,11 +4,13 @@
 //! contract ([`config`]), serves `/healthz`, `/metrics` and the function on `FUNC_PORT`
 //! ([`server`]), and calls `handler(event, context)` in language workers ([`worker`], [`pool`])
 //! that speak the protocol in `runtimes/PROTOCOL.md` ([`protocol`]). Languages are registered in
-//! [`language`]; their dependencies are installed once per content ([`deps`]).
+//! [`language`]; their dependencies are installed once per content ([`deps`]). Process groups of children are
+//! killed only once verified ([`group`]).
 
 pub mod config;
 pub mod deps;
 pub mod event;
+pub mod group;
 pub mod language;
 pub mod metrics;
 pub mod pool;

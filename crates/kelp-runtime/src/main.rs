@@ -7,6 +7,9 @@
 //! `kelp-runtime --install-deps` installs the dependency file of the code directory into
 //! `KELP_DEPS_DIR` (what a Kubernetes `install` init container runs) and exits: 0 when the
 //! dependencies are in place (or there are none), 1 with the installer's error.
+//! `--cgroup <dir>` (repeatable, before the rest) makes the process a member of that cgroup
+//! directory before it does anything else, so that everything it starts is in it too (`kelp up`
+//! starts each instance so).
 
 use anyhow::{Context, bail};
 use kelp_runtime::config::Config;
@@ -25,7 +28,20 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KELP_LOG").unwrap_or_else(|_| "info".into()))
         .init();
-    let mode = match std::env::args().nth(1).as_deref() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    while args.first().is_some_and(|a| a == "--cgroup") {
+        let Some(dir) = args.get(1) else {
+            eprintln!("kelp-runtime: --cgroup needs a cgroup directory");
+            std::process::exit(2);
+        };
+        let procs = std::path::Path::new(dir).join("cgroup.procs");
+        if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
+            eprintln!("kelp-runtime: cannot join the cgroup {dir}: {e}");
+            std::process::exit(1);
+        }
+        args.drain(..2);
+    }
+    let mode = match args.first().map(String::as_str) {
         None => Mode::Serve,
         Some("--prewarm") => Mode::Prewarm,
         Some("--install-deps") => Mode::InstallDeps,
@@ -35,7 +51,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "kelp-runtime: unknown argument {other:?}; usage: kelp-runtime [--prewarm | --install-deps | --version]"
+                "kelp-runtime: unknown argument {other:?}; usage: kelp-runtime [--cgroup <dir>]... [--prewarm | --install-deps | --version]"
             );
             std::process::exit(2);
         }
@@ -80,7 +96,9 @@ enum Mode {
 async fn install_deps() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let lang = language(&config)?;
-    let paths = kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir, &config.namespace).await?;
+    let paths =
+        kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir, &config.namespace, config.install_timeout)
+            .await?;
     match paths.first() {
         Some(path) => tracing::info!(language = lang.name, dir = %path.display(), "dependencies ready"),
         None => tracing::info!(language = lang.name, "no dependencies to install"),
@@ -153,7 +171,9 @@ async fn load_function(
     {
         bail!("FUNC_RUNTIME={:?} is not a {} runtime, which this runtime was started for", config.runtime, lang.name);
     }
-    let paths = kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir, &config.namespace).await?;
+    let paths =
+        kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir, &config.namespace, config.install_timeout)
+            .await?;
     let load = Load {
         code_dir: config.code_dir.clone(),
         module: module.clone(),

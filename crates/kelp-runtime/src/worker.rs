@@ -129,7 +129,7 @@ impl Spawner {
             flag.store(true, Ordering::Release);
             on_exit(status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(-1)));
         });
-        let (read, write) = stream.inspect_err(|_| kill_group(pid))?.into_split();
+        let (read, write) = stream.inspect_err(|_| crate::group::kill_child_group(pid))?.into_split();
         let mut worker = Worker {
             pid,
             reader: BufReader::with_capacity(64 * 1024, read),
@@ -209,14 +209,8 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         if !self.exited() {
-            kill_group(self.pid);
+            // Everything it started that stayed in its group goes with it.
+            crate::group::kill_child_group(self.pid);
         }
-    }
-}
-
-/// Kills a worker and everything it started.
-fn kill_group(pid: i32) {
-    if pid > 0 {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
 }

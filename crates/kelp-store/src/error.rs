@@ -53,7 +53,8 @@ pub enum StoreError {
         /// The oldest resourceVersion a watch can start from now.
         oldest: u64,
     },
-    /// The database failed; the write was not acknowledged (and is not visible).
+    /// The database failed; the write was not acknowledged (and is not visible, unless the
+    /// database, reopened after the failure, shows that its commit reached the disk after all).
     #[error("database error: {0}")]
     Database(String),
     /// The store's writer has stopped (the store is shutting down or a previous commit failed

@@ -193,7 +193,7 @@ impl Store {
         let state = State { objects, history: VecDeque::new(), floor: head, head };
         let (commits_tx, commits) = notify::channel(head);
         let shared = Arc::new(Shared { state: RwLock::new(state), config, commits });
-        let writer = WriterHandle::start(db, head, shared.clone(), commits_tx)?;
+        let writer = WriterHandle::start(path, db, head, shared.clone(), commits_tx)?;
         Ok(Self { shared, writer: Arc::new(writer) })
     }
 

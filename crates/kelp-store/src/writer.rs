@@ -4,9 +4,17 @@
 //! order (each sees the effects of the previous ones), writes the result in one transaction,
 //! commits it with `Durability::Immediate` (one fsync for the whole batch), then publishes the
 //! new state to the in-memory mirror and the watch history, and only then answers each request.
+//!
+//! A commit that fails (a full disk, an I/O error) fails its batch's requests, and the writer
+//! closes the database: redb refuses everything after an I/O error (`PreviousIo`) until it is
+//! opened again. The next batch reopens it first (redb recovers the file to its last commit), so
+//! once the disk has room again writes work without a restart. If the reopened database holds
+//! the failed batch after all (its commit reached the disk before the error), that batch is
+//! published as committed; if it holds anything else, the writer refuses every write from then on
+//! (the process must be restarted to read the database again).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
@@ -60,18 +68,27 @@ fn db_key(resource: &str, namespace: &str, name: &str) -> String {
     format!("{resource}\0{namespace}\0{name}")
 }
 
+/// Opens (or creates) the database with its tables.
+fn open(path: &Path) -> Result<Database> {
+    let db = Database::create(path)?;
+    let txn = db.begin_write()?;
+    txn.open_table(OBJECTS)?;
+    txn.open_table(META)?;
+    txn.commit()?;
+    Ok(db)
+}
+
+/// The last resourceVersion committed to `db`.
+fn committed_rv(db: &Database) -> Result<u64> {
+    Ok(db.begin_read()?.open_table(META)?.get("rv")?.map(|v| v.value()).unwrap_or(0))
+}
+
 /// Opens the database and loads every object and the last resourceVersion.
 pub(crate) fn open_database(path: &Path) -> Result<(Database, HashMap<String, Objects>, u64)> {
-    let db = Database::create(path)?;
-    {
-        let txn = db.begin_write()?;
-        txn.open_table(OBJECTS)?;
-        txn.open_table(META)?;
-        txn.commit()?;
-    }
+    let db = open(path)?;
     let mut objects: HashMap<String, Objects> = HashMap::new();
+    let head = committed_rv(&db)?;
     let txn = db.begin_read()?;
-    let head = txn.open_table(META)?.get("rv")?.map(|v| v.value()).unwrap_or(0);
     for entry in txn.open_table(OBJECTS)?.iter()? {
         let (key, value) = entry?;
         let mut parts = key.value().splitn(3, '\0');
@@ -85,13 +102,21 @@ pub(crate) fn open_database(path: &Path) -> Result<(Database, HashMap<String, Ob
             .or_default()
             .insert((namespace.to_owned(), name.to_owned()), Arc::new(object));
     }
+    drop(txn);
     Ok((db, objects, head))
 }
 
 impl WriterHandle {
-    pub(crate) fn start(db: Database, head: u64, shared: Arc<Shared>, commits: notify::Sender<u64>) -> Result<Self> {
+    pub(crate) fn start(
+        path: &Path,
+        db: Database,
+        head: u64,
+        shared: Arc<Shared>,
+        commits: notify::Sender<u64>,
+    ) -> Result<Self> {
         let (tx, rx) = mpsc::channel();
-        let mut writer = Writer { db, head, shared, commits };
+        let mut writer =
+            Writer { path: path.to_owned(), db: Some(db), failed: None, wedged: None, head, shared, commits };
         let thread = std::thread::Builder::new()
             .name("kelp-store-writer".to_owned())
             .spawn(move || writer.run(&rx))
@@ -116,7 +141,13 @@ impl Drop for WriterHandle {
 }
 
 struct Writer {
-    db: Database,
+    path: PathBuf,
+    /// `None` after a failed commit, until the next batch reopens it.
+    db: Option<Database>,
+    /// The batch whose commit failed last, until the database is reopened.
+    failed: Option<Committed>,
+    /// Why no write can be accepted any more (the reopened database disagrees with the mirror).
+    wedged: Option<String>,
     /// The last committed resourceVersion.
     head: u64,
     shared: Arc<Shared>,
@@ -125,6 +156,13 @@ struct Writer {
 
 /// The effects of a batch not yet committed: the latest state of every key it touched.
 type Overlay = HashMap<(String, String, String), Option<Arc<Value>>>;
+
+/// What a batch changes: its overlay, its events and the resourceVersion it ends at.
+struct Committed {
+    overlay: Overlay,
+    events: Vec<HistoryEntry>,
+    rv: u64,
+}
 
 struct Batch<'a> {
     shared: &'a Shared,
@@ -148,12 +186,22 @@ impl Writer {
     }
 
     fn process(&mut self, requests: Vec<Request>) {
+        if let Err(e) = self.reopen() {
+            for request in requests {
+                let _ = request.reply.send(Err(StoreError::Database(e.clone())));
+            }
+            return;
+        }
         let mut batch = Batch { shared: &self.shared, overlay: HashMap::new(), events: Vec::new(), rv: self.head };
         let results: Vec<_> = requests.into_iter().map(|r| (batch.apply(r.op), r.reply)).collect();
         let Batch { overlay, events, rv, .. } = batch;
         if !overlay.is_empty() || rv != self.head {
-            if let Err(e) = self.commit(&overlay, rv) {
-                tracing::error!(error = %e, "kelp-store commit failed");
+            let batch = Committed { overlay, events, rv };
+            if let Err(e) = self.commit(&batch) {
+                tracing::error!(error = %e, "kelp-store commit failed; the database is reopened before the next write");
+                // redb refuses every operation after an I/O error until it is opened again.
+                self.db = None;
+                self.failed = Some(batch);
                 let message = e.to_string();
                 for (result, reply) in results {
                     let outcome = result.and(Err(StoreError::Database(message.clone())));
@@ -161,7 +209,7 @@ impl Writer {
                 }
                 return;
             }
-            self.publish(overlay, events, rv);
+            self.publish(batch);
         }
         for (result, reply) in results {
             // The caller may have gone away (a cancelled request); the write stands regardless.
@@ -169,12 +217,45 @@ impl Writer {
         }
     }
 
-    fn commit(&self, overlay: &Overlay, rv: u64) -> Result<()> {
-        let mut txn = self.db.begin_write()?;
+    /// Opens the database again after a failed commit; `Err` with the reason writes must fail.
+    fn reopen(&mut self) -> Result<(), String> {
+        if let Some(reason) = &self.wedged {
+            return Err(reason.clone());
+        }
+        if self.db.is_some() {
+            return Ok(());
+        }
+        let reopened = open(&self.path).and_then(|db| committed_rv(&db).map(|rv| (db, rv)));
+        let (db, rv) = reopened.map_err(|e| format!("reopening the database after a failed commit: {e}"))?;
+        let failed = self.failed.take();
+        match failed {
+            _ if rv == self.head => {}
+            Some(batch) if batch.rv == rv => {
+                tracing::warn!(rv, "kelp-store: the commit reported as failed reached the disk; publishing it");
+                self.publish(batch);
+            }
+            _ => {
+                let reason = format!(
+                    "the reopened database is at resourceVersion {rv}, the store at {}; restart to read it again",
+                    self.head
+                );
+                tracing::error!("kelp-store: {reason}");
+                self.wedged = Some(reason.clone());
+                return Err(reason);
+            }
+        }
+        tracing::info!(rv, "kelp-store: database reopened after a failed commit");
+        self.db = Some(db);
+        Ok(())
+    }
+
+    fn commit(&self, batch: &Committed) -> Result<()> {
+        let db = self.db.as_ref().ok_or(StoreError::Closed)?;
+        let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         {
             let mut table = txn.open_table(OBJECTS)?;
-            for ((resource, namespace, name), object) in overlay {
+            for ((resource, namespace, name), object) in &batch.overlay {
                 let key = db_key(resource, namespace, name);
                 match object {
                     Some(object) => {
@@ -187,13 +268,13 @@ impl Writer {
                     }
                 }
             }
-            txn.open_table(META)?.insert("rv", rv)?;
+            txn.open_table(META)?.insert("rv", batch.rv)?;
         }
         txn.commit()?;
         Ok(())
     }
 
-    fn publish(&mut self, overlay: Overlay, events: Vec<HistoryEntry>, rv: u64) {
+    fn publish(&mut self, Committed { overlay, events, rv }: Committed) {
         {
             let mut state = self.shared.state.write().unwrap_or_else(|p| p.into_inner());
             for ((resource, namespace, name), object) in overlay {

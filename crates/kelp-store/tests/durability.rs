@@ -4,6 +4,10 @@
 //! `KELP_STORE_CHILD_DB` is set): 8 concurrent tasks create objects as fast as they can and print
 //! each name once its create has returned. The parent kills the child with SIGKILL in the middle
 //! of the burst, reopens the database and checks that every printed name is there.
+//!
+//! A store on a full disk fails its writes, and works again once the disk has room, without a
+//! restart (`writes_work_again_once_a_full_disk_has_room`, on a small tmpfs mounted for the test:
+//! it needs mount privileges, and is skipped with the reason printed where they are missing).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -107,4 +111,81 @@ fn the_database_is_private() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     drop(Store::open(&path, StoreConfig::default()).unwrap());
     assert_eq!(mode(&path), 0o600);
+}
+
+/// A small tmpfs mounted on a temporary directory, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a `size` tmpfs, or says why it cannot.
+    fn mount(size: &str) -> Result<SmallDisk, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount -t tmpfs failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// Fills the file system of `path` (a new file there) until it has no room left.
+fn fill(path: &std::path::Path) {
+    let mut filler = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 64 << 10];
+    while filler.write_all(&block).is_ok() {}
+    let _ = filler.sync_all();
+}
+
+#[tokio::test]
+async fn writes_work_again_once_a_full_disk_has_room() {
+    let disk = match SmallDisk::mount("16m") {
+        Ok(disk) => disk,
+        Err(reason) => {
+            println!("skipped: a full disk needs a small tmpfs, and {reason}");
+            return;
+        }
+    };
+    let path = disk.dir.path().join("kelp.redb");
+    let filler = disk.dir.path().join("filler");
+    let payload = "x".repeat(256 << 10);
+    let object = |name: &str| json!({"metadata": {"name": name, "namespace": "default"}, "spec": {"data": payload}});
+    let store = Store::open(&path, StoreConfig::default()).unwrap();
+    store.create(RESOURCE, object("before")).await.unwrap();
+
+    fill(&filler);
+    let mut failures = 0;
+    for i in 0..64 {
+        if store.create(RESOURCE, object(&format!("full-{i}"))).await.is_err() {
+            failures += 1;
+            if failures == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(failures, 3, "writes fail while the disk is full");
+
+    std::fs::remove_file(&filler).unwrap();
+    store.create(RESOURCE, object("after")).await.expect("a write succeeds once the disk has room again");
+    store.create(RESOURCE, object("after-2")).await.unwrap();
+    let names = |store: &Store| -> Vec<String> {
+        let list = store.list(RESOURCE, Some("default"), &Selector::everything());
+        list.items.iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let served = names(&store);
+    drop(store);
+    let reopened = Store::open(&path, StoreConfig::default()).unwrap();
+    assert_eq!(names(&reopened), served, "what the store served is what the disk holds");
+    assert!(served.contains(&"before".to_owned()) && served.contains(&"after-2".to_owned()), "{served:?}");
 }

@@ -11,33 +11,52 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// How long one instance may take to answer its `/metrics`.
-const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long scraping every instance may take in all: an instance that has not answered by then
+/// is left out of this exposition rather than waited for.
+const SCRAPE_DEADLINE: Duration = Duration::from_secs(2);
+/// Instances scraped at the same time, at most.
+const SCRAPE_CONCURRENCY: usize = 16;
 
 /// The whole exposition (`triggers`: the Kafka and NATS consumers' series).
 pub async fn render(platform: &Platform, triggers: &kelp_events::Metrics) -> String {
     let mut out = platform.render_metrics();
     out.push_str(&triggers.render());
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let mut described = BTreeSet::new();
-    for instance in platform.instances().into_iter().filter(|i| i.ready) {
-        let Some(port) = instance.port else { continue };
-        let Ok(request) = http::Request::get(format!("http://127.0.0.1:{port}/metrics")).body(Full::new(Bytes::new()))
-        else {
-            continue;
-        };
-        let scraped = async {
-            let response = client.request(request).await.ok()?;
-            response.into_body().collect().await.ok().map(|b| b.to_bytes())
-        };
-        let Ok(Some(body)) = tokio::time::timeout(SCRAPE_TIMEOUT, scraped).await else { continue };
+    let targets = platform.instances().into_iter().filter(|i| i.ready).filter_map(|instance| {
         let labels = format!(
             "namespace=\"{}\",function=\"{}\",pod=\"{}\"",
             instance.namespace, instance.function, instance.name
         );
-        relabel(&String::from_utf8_lossy(&body), &labels, &mut described, &mut out);
-    }
+        Some((labels, instance.port?))
+    });
+    scrape_all(targets, SCRAPE_DEADLINE, &mut out).await;
     out
+}
+
+/// Scrapes `http://127.0.0.1:<port>/metrics` of every target (labels, port), at most
+/// [`SCRAPE_CONCURRENCY`] at a time and all within `deadline`, and appends what answered in time
+/// to `out`, relabelled, in the targets' order.
+async fn scrape_all(targets: impl Iterator<Item = (String, u16)>, deadline: Duration, out: &mut String) {
+    use futures_util::StreamExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let until = tokio::time::Instant::now() + deadline;
+    let scrapes = futures_util::stream::iter(targets).map(|(labels, port)| {
+        let client = client.clone();
+        async move {
+            let scraped = async {
+                let request = http::Request::get(format!("http://127.0.0.1:{port}/metrics"))
+                    .body(Full::new(Bytes::new()))
+                    .ok()?;
+                let response = client.request(request).await.ok()?;
+                response.into_body().collect().await.ok().map(|b| b.to_bytes())
+            };
+            tokio::time::timeout_at(until, scraped).await.ok().flatten().map(|body| (labels, body))
+        }
+    });
+    let bodies: Vec<_> = scrapes.buffered(SCRAPE_CONCURRENCY).collect().await;
+    let mut described = BTreeSet::new();
+    for (labels, body) in bodies.into_iter().flatten() {
+        relabel(&String::from_utf8_lossy(&body), &labels, &mut described, out);
+    }
 }
 
 /// Appends `text`'s samples to `out` with `labels` added; `# HELP`/`# TYPE` lines are written
@@ -80,5 +99,72 @@ mod tests {
              function_calls_total{function=\"a\",method=\"GET\"} 3\nup{function=\"a\"} 1\n\
              function_calls_total{function=\"b\",method=\"GET\"} 3\nup{function=\"b\"} 1\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod scrape_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// What happened on the hanging instances: `+port` when a scrape connected, `-port` when the
+    /// scraper gave up on it (closed the connection).
+    type Journal = Arc<Mutex<Vec<String>>>;
+
+    /// An instance that accepts a scrape and never answers (a real socket).
+    async fn hanging(journal: Journal) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                journal.lock().unwrap().push(format!("+{port}"));
+                let journal = journal.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while conn.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+                    journal.lock().unwrap().push(format!("-{port}"));
+                });
+            }
+        });
+        port
+    }
+
+    /// An instance that answers its `/metrics`.
+    async fn answering() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = conn.read(&mut buf).await;
+                    let body = "function_calls_total 7\n";
+                    let head =
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                    let _ = conn.write_all(format!("{head}{body}").as_bytes()).await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn hanging_instances_are_scraped_together_and_skipped() {
+        let journal = Journal::default();
+        let mut targets = Vec::new();
+        for i in 0..4 {
+            targets.push((format!("pod=\"hang{i}\""), hanging(journal.clone()).await));
+        }
+        targets.push(("pod=\"ok\"".to_owned(), answering().await));
+        let mut out = String::new();
+        scrape_all(targets.into_iter(), Duration::from_millis(500), &mut out).await;
+        assert_eq!(out, "function_calls_total{pod=\"ok\"} 7\n", "only the answering instance's samples");
+        // Every hanging instance was connected to before the scraper gave up on the first one:
+        // they were waited for together, not one after another.
+        let journal = journal.lock().unwrap().clone();
+        let first_given_up = journal.iter().position(|e| e.starts_with('-')).unwrap_or(journal.len());
+        assert_eq!(journal[..first_given_up].len(), 4, "all four scrapes were under way at once: {journal:?}");
     }
 }

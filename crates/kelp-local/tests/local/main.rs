@@ -6,6 +6,7 @@
 //! `cargo build -p kelp-runtime` when it is missing or older than the runtime's sources;
 //! `KELP_RUNTIME_BIN` names another one (see `support::runtime_bin`).
 
+mod collect;
 mod materialise;
 mod platform;
 mod private;

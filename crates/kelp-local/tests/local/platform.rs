@@ -358,6 +358,107 @@ async fn misbehaving_functions_do_not_disturb_a_healthy_neighbour() {
     platform.shutdown().await;
 }
 
+/// A function that daemonises a child (fork, `setsid`, fork again: the child leaves the
+/// instance's process tree and group), which runs `then` (Python statements); it answers the
+/// child's PID.
+fn daemonising(then: &str) -> String {
+    format!(
+        "import os\n\
+         def spawn(event, context):\n    \
+             r, w = os.pipe()\n    \
+             if os.fork() == 0:\n        \
+                 os.setsid()\n        \
+                 if os.fork() == 0:\n            \
+                     os.write(w, str(os.getpid()).encode())\n            \
+                     {then}\n        \
+                 os._exit(0)\n    \
+             os.close(w)\n    \
+             os.wait()\n    \
+             return os.read(r, 32).decode()\n"
+    )
+}
+
+/// Whether the instances of `function` run in cgroups of the platform's (`kelp-<pid>/`); tests
+/// that need them print why they are skipped when not (no cgroup can be created here).
+fn in_cgroups(platform: &Platform, function: &str) -> bool {
+    let pids: Vec<u32> = platform.instances().iter().filter(|i| i.function == function).filter_map(|i| i.pid).collect();
+    let contained = !pids.is_empty()
+        && pids.iter().all(|pid| {
+            let own = format!("/kelp-{}/", std::process::id());
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| c.contains(&own))
+        });
+    if !contained {
+        println!("skipped: instances are not in cgroups here (no cgroup can be created), only in process groups");
+    }
+    contained
+}
+
+/// Kills a test's stray process when dropped, if it is still the one the test started.
+struct Stray(u32, &'static str);
+
+impl Drop for Stray {
+    fn drop(&mut self) {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if alive(self.0) && String::from_utf8_lossy(&cmdline).contains(self.1) {
+            let _ = std::process::Command::new("kill").args(["-9", &self.0.to_string()]).status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_daemonised_child_is_killed_with_its_function() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let served = serve(&platform).await;
+    let code = daemonising("os.execvp('sleep', ['sleep', '300'])");
+    platform.deploy(deployment("daemon", python("daemon.spawn", &code), scaling(1, 1, MINUTE))).await.unwrap();
+    let reply = get(&format!("{}/default/daemon/", served.base)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let sleeper: u32 = reply.body.trim().parse().unwrap();
+    let is_sleep = || std::fs::read(format!("/proc/{sleeper}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep"));
+    eventually("the child runs sleep", MINUTE, is_sleep).await;
+    let _stray = Stray(sleeper, "sleep");
+    if !in_cgroups(&platform, "daemon") {
+        return;
+    }
+    let tree: Vec<u32> = platform.instances().iter().filter_map(|i| i.pid).flat_map(process_tree).collect();
+    assert!(alive(sleeper) && !tree.contains(&sleeper), "the sleeper runs outside the instance's process tree");
+    assert!(platform.remove("default", "daemon").await);
+    eventually("the daemonised sleeper is gone", Duration::from_secs(10), || !alive(sleeper)).await;
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_daemonised_child_counts_against_the_memory_limit() {
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let served = serve(&platform).await;
+    // The child takes up to 256 MiB, 4 MiB at a time, then sleeps: bounded, should nothing stop it.
+    let hog = "import time\n            chunks = [b'x' * (4 << 20) for _ in range(64) if time.sleep(0.01) is None]\n            time.sleep(300)";
+    let code = daemonising(hog);
+    let spec = spec(json!({"runtime": "python3", "handler": "hog.spawn", "function": code,
+        "deployment": {"spec": {"template": {"spec": {"containers": [{"name": "hog", "resources": {"limits": {"memory": "64Mi"}}}]}}}}}));
+    platform.deploy(deployment("hog", spec, scaling(1, 1, MINUTE))).await.unwrap();
+    let reply = get(&format!("{}/default/hog/", served.base)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let child: u32 = reply.body.trim().parse().unwrap();
+    let _stray = Stray(child, "python");
+    if !in_cgroups(&platform, "hog") {
+        return;
+    }
+    eventually("the instance is OOMKilled for its daemonised child's memory", MINUTE, || {
+        platform.instances().iter().any(|i| {
+            i.function == "hog"
+                && i.last_termination
+                    .as_ref()
+                    .is_some_and(|t| t.reason == "OOMKilled" && t.message.contains("memory limit exceeded"))
+        })
+    })
+    .await;
+    eventually("the child is gone", Duration::from_secs(10), || !alive(child)).await;
+    platform.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_function_that_cannot_start_gets_503_with_the_reason() {
     let _serial = SERIAL.lock().await;
