@@ -522,14 +522,14 @@ fn sigkill_during_a_burst_of_writes_loses_no_acknowledged_object() {
 
     let acked: Arc<Mutex<Vec<(&str, String)>>> = Arc::default();
     let unexpected: Arc<Mutex<Vec<String>>> = Arc::default();
-    let port = platform.port;
+    let api = platform.api_client();
     let writers: Vec<_> = [("configmaps", "/api/v1/namespaces/default/configmaps"), (
         "functions",
         "/apis/kubeless.io/v1beta1/namespaces/default/functions",
     )]
     .into_iter()
     .map(|(resource, path)| {
-        let (acked, unexpected) = (acked.clone(), unexpected.clone());
+        let (acked, unexpected, api) = (acked.clone(), unexpected.clone(), api.clone());
         std::thread::spawn(move || {
             for i in 0.. {
                 let name = format!("burst-{i}");
@@ -541,7 +541,7 @@ fn sigkill_during_a_burst_of_writes_loses_no_acknowledged_object() {
                                     "function": "def hello(event, context):\n    return 'burst'\n"}})
                 };
                 let headers = [("Content-Type", "application/json")];
-                match request(port, "POST", path, &headers, &object.to_string()) {
+                match api.request("POST", path, &headers, &object.to_string()) {
                     Ok(r) if r.status == 201 => acked.lock().unwrap().push((resource, name)),
                     Ok(r) => unexpected.lock().unwrap().push(format!("{resource} {name}: {} {}", r.status, r.body)),
                     // The platform is gone.

@@ -122,8 +122,14 @@ pub(crate) struct Platform {
 impl Platform {
     /// `kelp up` with the usual flags and `extra` ones, started and answering `/version`.
     pub(crate) fn start(extra: &[&str]) -> Platform {
+        Platform::start_with_data_dir(extra, None)
+    }
+
+    /// [`Platform::start`] with its data directory at `data_dir` (one the caller prepared, such
+    /// as a small file system of its own) rather than in the scratch directory.
+    pub(crate) fn start_with_data_dir(extra: &[&str], data_dir: Option<PathBuf>) -> Platform {
         let dir = tempfile::tempdir().unwrap();
-        let data_dir = dir.path().join("data");
+        let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let kubeconfig = dir.path().join("kubeconfig");
         let mut platform = Platform {
             stderr: PathBuf::new(),
@@ -187,6 +193,11 @@ impl Platform {
             }
         }
         panic!("kelp up could not find a free port:\n{}", self.stderr_text());
+    }
+
+    /// A client of this run's API, for another thread.
+    pub(crate) fn api_client(&self) -> Api {
+        Api { port: self.port }
     }
 
     /// What the platform wrote on stderr (this run).
@@ -315,6 +326,25 @@ impl Drop for Platform {
     }
 }
 
+/// The API of one run of `kelp up`: plain HTTP on its loopback port, which needs no credential.
+#[derive(Debug, Clone)]
+pub(crate) struct Api {
+    port: u16,
+}
+
+impl Api {
+    /// One request on a fresh connection.
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> std::io::Result<Reply> {
+        request(self.port, method, path, headers, body)
+    }
+}
+
 /// An HTTP response.
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -391,17 +421,19 @@ pub(crate) fn get_json(port: u16, path: &str) -> Value {
 /// Polls `check` every 100 ms until it returns `Ok`, panicking with what it last said after
 /// `timeout`.
 #[track_caller]
-pub(crate) fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub(crate) fn eventually<T>(what: &str, timeout: Duration, check: impl FnMut() -> Result<T, String>) -> T {
+    poll(timeout, check)
+        .unwrap_or_else(|last| panic!("timed out after {timeout:?} waiting until {what}; last seen: {last}"))
+}
+
+/// Polls `check` every 100 ms until it returns `Ok`, or returns what it last said after `timeout`.
+pub(crate) fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> Result<T, String> {
     let start = Instant::now();
     loop {
         match check() {
-            Ok(value) => return value,
-            Err(last) => {
-                assert!(
-                    start.elapsed() < timeout,
-                    "timed out after {timeout:?} waiting until {what}; last seen: {last}"
-                );
-            }
+            Ok(value) => return Ok(value),
+            Err(last) if start.elapsed() >= timeout => return Err(last),
+            Err(_) => {}
         }
         std::thread::sleep(Duration::from_millis(100));
     }
