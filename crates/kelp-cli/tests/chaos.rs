@@ -116,7 +116,6 @@ fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chao
 
     let counts = Counts::default();
     let stop = AtomicBool::new(false);
-    let mut rng = Rng(seed);
     let started = Instant::now();
     let api = platform.api_client();
     let port = platform.port;
@@ -145,8 +144,7 @@ fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chao
             .collect();
         {
             let (platform, counts, stop) = (&platform, &counts, &stop);
-            let mut rng = Rng(rng.next());
-            s.spawn(move || kill_victims(platform, &mut rng, stop, counts));
+            s.spawn(move || kill_victims(platform, &mut Rng(seed), stop, counts));
             s.spawn(move || slowloris(port, stop, counts));
             s.spawn(move || huge_requests(port, stop, counts));
         }
@@ -156,16 +154,20 @@ fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chao
         at(FILL_AT);
         match &disk {
             Ok(disk) => {
+                eprintln!("chaos: filling the disk at {:.1} s", started.elapsed().as_secs_f64());
                 let filled = disk.fill_for(FILL_FOR);
+                eprintln!("chaos: freed the disk at {:.1} s", started.elapsed().as_secs_f64());
                 freed_at = Some(started.elapsed());
                 disk_report = format!("full for {} s ({DISK} tmpfs; {filled})", FILL_FOR.as_secs());
             }
             Err(reason) => disk_report = format!("skipped: {reason}"),
         }
         at(STALL_AT);
+        eprintln!("chaos: stalling nats-server at {:.1} s", started.elapsed().as_secs_f64());
         nats.pause();
         std::thread::sleep(STALL_FOR);
         nats.resume();
+        eprintln!("chaos: nats-server runs again at {:.1} s", started.elapsed().as_secs_f64());
         at(WINDOW);
         stop.store(true, Ordering::Release);
         let healthy: Vec<Load> = healthy.into_iter().map(|h| h.join().unwrap()).collect();
@@ -225,9 +227,11 @@ fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chao
 
     let sent: usize = healthy.iter().map(|h| h.sent).sum();
     let failures: Vec<&String> = healthy.iter().flat_map(|h| &h.failures).collect();
+    let slowest = healthy.iter().map(|h| h.slowest).max().unwrap_or_default();
     let figures = [
         ("Requests to healthy functions (Python, Node; kept-alive and fresh connections)", sent.to_string()),
         ("Failed requests to healthy functions", failures.len().to_string()),
+        ("Slowest request to a healthy function", format!("{:.1} s", slowest.as_secs_f64())),
         (
             "Requests to killed, crashing and hanging functions",
             counts.other_requests.load(Ordering::Relaxed).to_string(),
@@ -238,7 +242,7 @@ fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chao
             counts.hostile.load(Ordering::Relaxed).to_string(),
         ),
         ("API writes acknowledged", acked_count.to_string()),
-        ("API writes refused (disk full)", refused.to_string()),
+        ("API writes not acknowledged (refused, mostly while the disk was full)", refused.to_string()),
         ("Acknowledged writes lost after SIGKILL of `kelp up`", lost.len().to_string()),
         ("Disk of the data directory", disk_report.clone()),
         ("Broker stalled (SIGSTOP of nats-server)", format!("{} s", STALL_FOR.as_secs())),
@@ -319,6 +323,8 @@ struct Counts {
 /// What one client of a healthy function saw.
 struct Load {
     sent: usize,
+    /// The longest a request took.
+    slowest: Duration,
     /// Each failed request: when, and what came back.
     failures: Vec<String>,
 }
@@ -328,9 +334,11 @@ fn load(port: u16, name: &str, keep_alive: bool, stop: &AtomicBool, counts: &Cou
     let started = Instant::now();
     let path = format!("/default/{name}/");
     let mut client = Client { port, keep_alive, conn: None };
-    let mut result = Load { sent: 0, failures: Vec::new() };
+    let mut result = Load { sent: 0, slowest: Duration::ZERO, failures: Vec::new() };
     while !stop.load(Ordering::Acquire) {
+        let sent_at = Instant::now();
         let answer = client.get(&path);
+        result.slowest = result.slowest.max(sent_at.elapsed());
         let Some(expected) = expected else {
             counts.other_requests.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -605,7 +613,10 @@ fn huge_requests(port: u16, stop: &AtomicBool, counts: &Counts) {
                     let status = String::from_utf8_lossy(&answer[..n]);
                     Ok(status.split_whitespace().nth(1).unwrap_or("closed").to_owned())
                 });
-                let answer = answer.unwrap_or_else(|e| format!("{:?}", e.kind()));
+                let answer = answer.unwrap_or_else(|e| match e.kind() {
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut => "no answer".to_owned(),
+                    kind => format!("{kind:?}"),
+                });
                 let key = format!("{target} {}: {answer}", if chunked { "chunked" } else { "1 TiB" });
                 *counts.huge_answers.lock().unwrap().entry(key).or_default() += 1;
             }
