@@ -193,6 +193,7 @@ fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chao
     }
     let recovered = freed_at.is_none_or(|freed| last_ack_started > freed);
 
+    let peak = peak_memory(platform.process().pid);
     platform.sigkill();
     platform.restart();
     let api = platform.api_client();
@@ -246,6 +247,7 @@ fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chao
         ("Acknowledged writes lost after SIGKILL of `kelp up`", lost.len().to_string()),
         ("Disk of the data directory", disk_report.clone()),
         ("Broker stalled (SIGSTOP of nats-server)", format!("{} s", STALL_FOR.as_secs())),
+        ("Peak memory of `kelp up` (VmHWM, its instances apart)", peak),
     ];
     let mut table = String::from("| Chaos test of `kelp up` (`scripts/chaos`) | |\n|---|---|\n");
     for (what, value) in &figures {
@@ -276,6 +278,14 @@ fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chao
     }
     problems.extend(answers.into_iter().filter_map(Result::err));
     assert!(problems.is_empty(), "chaos (seed {seed}):\n{}", problems.join("\n"));
+}
+
+/// The peak resident memory of the process `pid`, as `/proc` says it.
+fn peak_memory(pid: i32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok());
+    kib.map_or_else(|| "unknown".to_owned(), |kib| format!("{} MiB", kib >> 10))
 }
 
 /// Deploys every function of the test and waits until each answers once.
