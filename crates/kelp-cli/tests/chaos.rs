@@ -47,7 +47,7 @@ const KILL_EVERY: Duration = Duration::from_millis(1200);
 const SLOW_CONNECTIONS: usize = 40;
 const IDLE_CONNECTIONS: usize = 60;
 /// What a huge request sends at most before it gives up (its announced length is far larger).
-const HUGE_SENT: usize = 64 << 20;
+const HUGE_SENT: usize = 32 << 20;
 /// Bytes of each ConfigMap written, so that writes need new room on the disk.
 const WRITE_BYTES: usize = 2048;
 
@@ -610,10 +610,10 @@ fn huge_requests(port: u16, stop: &AtomicBool, counts: &Counts) {
                 let head = format!(
                     "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
                 );
+                let mut sent = 0;
                 let answer = connect(port).and_then(|mut conn| {
                     conn.write_all(head.as_bytes())?;
                     let piece = if chunked { &chunk } else { &block };
-                    let mut sent = 0;
                     while sent < HUGE_SENT && !stop.load(Ordering::Acquire) && conn.write_all(piece).is_ok() {
                         sent += piece.len();
                     }
@@ -627,7 +627,8 @@ fn huge_requests(port: u16, stop: &AtomicBool, counts: &Counts) {
                     ErrorKind::WouldBlock | ErrorKind::TimedOut => "no answer".to_owned(),
                     kind => format!("{kind:?}"),
                 });
-                let key = format!("{target} {}: {answer}", if chunked { "chunked" } else { "1 TiB" });
+                let framing = if chunked { "chunked" } else { "1 TiB" };
+                let key = format!("{target} {framing}: {answer} after {} MiB sent", sent >> 20);
                 *counts.huge_answers.lock().unwrap().entry(key).or_default() += 1;
             }
         }
