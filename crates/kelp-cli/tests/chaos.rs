@@ -56,15 +56,19 @@ const HEALTHY: [(&str, &str); 2] = [("healthy-py", "healthy-py"), ("healthy-js",
 /// Functions whose instances are killed.
 const VICTIMS: [&str; 2] = ["victim-py", "victim-js"];
 
+/// A Python function answering `answer`.
 fn python(answer: &str) -> String {
     format!("def handler(event, context):\n    return '{answer}'\n")
 }
 
+/// A Node function answering `answer`.
 fn node(answer: &str) -> String {
     format!("module.exports = {{ handler: (event, context) => '{answer}' }};\n")
 }
 
+/// Exits its worker process at every call.
 const CRASHER: &str = "import os\n\ndef handler(event, context):\n    os._exit(3)\n";
+/// Never returns (its calls time out after the function's 2 s).
 const HANGER: &str = "import time\n\ndef handler(event, context):\n    while True:\n        time.sleep(0.05)\n";
 /// Prints each message of the NATSTrigger, to find it in the function's log.
 const LISTENER: &str = "def handler(event, context):\n    data = event['data']\n    \
@@ -237,7 +241,14 @@ fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chao
             "Requests to killed, crashing and hanging functions",
             counts.other_requests.load(Ordering::Relaxed).to_string(),
         ),
-        ("Instances killed (SIGKILL)", counts.killed.load(Ordering::Relaxed).to_string()),
+        (
+            "Victims' processes killed with SIGKILL: instances / their workers",
+            format!(
+                "{} / {}",
+                counts.killed_instances.load(Ordering::Relaxed),
+                counts.killed_workers.load(Ordering::Relaxed)
+            ),
+        ),
         (
             "Hostile connections opened (slow heads, idle, huge bodies)",
             counts.hostile.load(Ordering::Relaxed).to_string(),
@@ -322,8 +333,10 @@ impl Drop for StopOnDrop<'_> {
 struct Counts {
     /// Requests to the functions that are not healthy.
     other_requests: AtomicU64,
-    /// Processes of victims killed.
-    killed: AtomicU64,
+    /// Victims' `kelp-runtime` processes (instances) killed.
+    killed_instances: AtomicU64,
+    /// Victims' language workers killed.
+    killed_workers: AtomicU64,
     /// Connections the hostile clients opened.
     hostile: AtomicU64,
     /// How the huge requests were answered: `<target> <framing>: <status or error>` → times.
@@ -544,8 +557,10 @@ fn kill_victims(platform: &Platform, rng: &mut Rng, stop: &AtomicBool, counts: &
         let Some(runtime) = platform.runtime_on_port(ports[rng.below(ports.len())]) else { continue };
         let mut processes = vec![runtime];
         processes.extend(runtime.descendants());
-        processes[rng.below(processes.len())].signal(Signal::SIGKILL);
-        counts.killed.fetch_add(1, Ordering::Relaxed);
+        let chosen = rng.below(processes.len());
+        processes[chosen].signal(Signal::SIGKILL);
+        let killed = if chosen == 0 { &counts.killed_instances } else { &counts.killed_workers };
+        killed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
