@@ -39,7 +39,7 @@ const FILL_FOR: Duration = Duration::from_secs(6);
 const STALL_AT: Duration = Duration::from_secs(14);
 const STALL_FOR: Duration = Duration::from_secs(5);
 /// The size of the data directory's file system.
-const DISK: &str = "64m";
+const DISK_MIB: u32 = 64;
 /// Time between two kills of a victim's process.
 const KILL_EVERY: Duration = Duration::from_millis(1200);
 /// Connections sending their request head one byte at a time, per kind (gateway path, API path,
@@ -162,7 +162,7 @@ fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chao
                 let filled = disk.fill_for(FILL_FOR);
                 eprintln!("chaos: freed the disk at {:.1} s", started.elapsed().as_secs_f64());
                 freed_at = Some(started.elapsed());
-                disk_report = format!("full for {} s ({DISK} tmpfs; {filled})", FILL_FOR.as_secs());
+                disk_report = format!("full for {} s ({DISK_MIB} MiB tmpfs; {filled})", FILL_FOR.as_secs());
             }
             Err(reason) => disk_report = format!("skipped: {reason}"),
         }
@@ -661,7 +661,7 @@ impl SmallDisk {
     fn mount() -> Result<SmallDisk, String> {
         let dir = tempfile::Builder::new().prefix("kelp-chaos-data-").tempdir().map_err(|e| e.to_string())?;
         let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={DISK},mode=0700"), "kelp-chaos"])
+            .args(["-t", "tmpfs", "-o", &format!("size={DISK_MIB}m,mode=0700"), "kelp-chaos"])
             .arg(dir.path())
             .output()
             .map_err(|e| format!("cannot run mount: {e}"))?;
