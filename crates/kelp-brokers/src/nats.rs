@@ -46,6 +46,17 @@ impl Nats {
         self.server.stop();
     }
 
+    /// Stalls the server (SIGSTOP), as a broker that hangs: its clients stay connected and get no
+    /// answer until [`Nats::resume`].
+    pub fn pause(&self) {
+        self.server.pause();
+    }
+
+    /// Lets a server stalled by [`Nats::pause`] run again (SIGCONT).
+    pub fn resume(&self) {
+        self.server.resume();
+    }
+
     /// Starts the stopped server again on the same port with the same JetStream store.
     pub fn start_again(&self) {
         self.server.start_again();

@@ -65,6 +65,20 @@ impl Supervised {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing is answered.
+    pub(crate) fn pause(&self) {
+        if let Some(proc) = self.proc().as_ref() {
+            proc.pause();
+        }
+    }
+
+    /// Lets a broker frozen by [`Supervised::pause`] run again (SIGCONT).
+    pub(crate) fn resume(&self) {
+        if let Some(proc) = self.proc().as_ref() {
+            proc.resume();
+        }
+    }
+
     /// Starts the broker (again: same port, same directory) unless it runs, and waits until it
     /// accepts connections. Panics with the end of its log when it exits or takes too long.
     pub(crate) fn start_again(&self) {

@@ -67,13 +67,28 @@ impl Proc {
     pub fn log_tail(&self) -> String {
         log_tail(&self.log, 40)
     }
+
+    /// Freezes the whole process group (SIGSTOP): it keeps its sockets but answers nothing.
+    pub fn pause(&self) {
+        signal_group(self.id(), Signal::SIGSTOP);
+    }
+
+    /// Lets a group frozen by [`Proc::pause`] run again (SIGCONT).
+    pub fn resume(&self) {
+        signal_group(self.id(), Signal::SIGCONT);
+    }
+}
+
+/// Sends `signal` to the process group `id` (gone already is fine).
+fn signal_group(id: u32, signal: Signal) {
+    if let Ok(id) = i32::try_from(id) {
+        let _ = killpg(Pid::from_raw(id), signal);
+    }
 }
 
 /// SIGKILL to the process group `id` (gone already is fine).
 pub fn kill_group(id: u32) {
-    if let Ok(id) = i32::try_from(id) {
-        let _ = killpg(Pid::from_raw(id), Signal::SIGKILL);
-    }
+    signal_group(id, Signal::SIGKILL);
 }
 
 /// The last `lines` lines of a log file, or why there are none.

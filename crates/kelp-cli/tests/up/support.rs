@@ -125,13 +125,20 @@ pub(crate) struct Platform {
 impl Platform {
     /// `kelp up` with the usual flags and `extra` ones, started and answering `/version`.
     pub(crate) fn start(extra: &[&str]) -> Platform {
-        Platform::start_with_env(extra, &[])
+        Platform::start_with(extra, &[], None)
     }
 
     /// [`Platform::start`] with the variables `env` added to the platform's environment.
     pub(crate) fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Platform {
+        Platform::start_with(extra, env, None)
+    }
+
+    /// `kelp up` with `extra` flags, `env` added to its environment, and its data directory at
+    /// `data_dir` (one the caller prepared, such as a small file system of its own; else in the
+    /// scratch directory).
+    pub(crate) fn start_with(extra: &[&str], env: &[(&str, &str)], data_dir: Option<PathBuf>) -> Platform {
         let dir = tempfile::tempdir().unwrap();
-        let data_dir = dir.path().join("data");
+        let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let kubeconfig = dir.path().join("kubeconfig");
         let mut platform = Platform {
             stderr: PathBuf::new(),
@@ -501,17 +508,19 @@ pub(crate) fn get(port: u16, path: &str) -> std::io::Result<Reply> {
 /// Polls `check` every 100 ms until it returns `Ok`, panicking with what it last said after
 /// `timeout`.
 #[track_caller]
-pub(crate) fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub(crate) fn eventually<T>(what: &str, timeout: Duration, check: impl FnMut() -> Result<T, String>) -> T {
+    poll(timeout, check)
+        .unwrap_or_else(|last| panic!("timed out after {timeout:?} waiting until {what}; last seen: {last}"))
+}
+
+/// Polls `check` every 100 ms until it returns `Ok`, or returns what it last said after `timeout`.
+pub(crate) fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> Result<T, String> {
     let start = Instant::now();
     loop {
         match check() {
-            Ok(value) => return value,
-            Err(last) => {
-                assert!(
-                    start.elapsed() < timeout,
-                    "timed out after {timeout:?} waiting until {what}; last seen: {last}"
-                );
-            }
+            Ok(value) => return Ok(value),
+            Err(last) if start.elapsed() >= timeout => return Err(last),
+            Err(_) => {}
         }
         std::thread::sleep(Duration::from_millis(100));
     }
