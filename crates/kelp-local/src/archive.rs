@@ -46,11 +46,13 @@ fn too_many() -> MaterialiseErrorKind {
 
 /// Unpacks a zip archive into `dir`.
 pub(crate) fn unpack_zip(bytes: &[u8], dir: &Path) -> Result<(), MaterialiseErrorKind> {
-    let corrupt = |e: zip::result::ZipError| MaterialiseErrorKind::Archive(format!("zip: {e}"));
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(corrupt)?;
-    if zip.len() > MAX_ENTRIES {
+    // The reader parses the whole central directory before an entry can be counted, so its
+    // headers are counted first: every entry it can read starts with this signature.
+    if bytes.windows(4).filter(|w| *w == b"PK\x01\x02").count() > MAX_ENTRIES {
         return Err(too_many());
     }
+    let corrupt = |e: zip::result::ZipError| MaterialiseErrorKind::Archive(format!("zip: {e}"));
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(corrupt)?;
     let mut unpacker = Unpacker::new(dir);
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(corrupt)?;
