@@ -588,17 +588,23 @@ async fn the_gateway_answers_413_to_bodies_over_the_function_limit_without_readi
     platform.deploy(small).await.unwrap();
     let address = served.base.strip_prefix("http://").unwrap().to_owned();
 
-    let mut declared = tokio::net::TcpStream::connect(&address).await.unwrap();
-    declared
-        .write_all(b"POST /default/small/ HTTP/1.1\r\nhost: kelp\r\ncontent-length: 1048577\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body) = answer(declared).await;
-    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
-    assert!(
-        body.contains("1048576 bytes") && body.contains("default/small") && body.contains("REQ_MB_LIMIT"),
-        "{body}"
-    );
+    platform.set_routes(vec![Route {
+        host: Some("small.example.test".into()),
+        path_prefix: "/".into(),
+        namespace: "default".into(),
+        function: "small".into(),
+        rewrite_target: None,
+    }]);
+    // By the short URL and by an HTTPTrigger route.
+    for (path, host) in [("/default/small/", "kelp"), ("/upload", "small.example.test")] {
+        let mut declared = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!("POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: 1048577\r\n\r\n");
+        declared.write_all(head.as_bytes()).await.unwrap();
+        let (head, body) = answer(declared).await;
+        assert!(head.starts_with("HTTP/1.1 413"), "{path}: {head}");
+        let named = ["1048576 bytes", "default/small", "REQ_MB_LIMIT"];
+        assert!(named.iter().all(|n| body.contains(n)), "{path}: {body}");
+    }
 
     let endless = tokio::net::TcpStream::connect(&address).await.unwrap();
     let (reader, mut writer) = endless.into_split();
