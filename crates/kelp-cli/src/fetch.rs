@@ -5,7 +5,7 @@ use crate::cmd::error_chain;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Empty, LengthLimitError, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
@@ -37,6 +37,14 @@ pub(crate) enum FetchError {
 const MAX_REDIRECTS: usize = 10;
 /// How long a download may take.
 const TIMEOUT: Duration = Duration::from_secs(120);
+/// The most bytes downloaded (32 MiB: the API server's largest request, which the Function
+/// carrying the downloaded code must fit in).
+const MAX_DOWNLOAD: usize = 32 << 20;
+
+/// Why a download stopped at [`MAX_DOWNLOAD`].
+fn too_large() -> String {
+    format!("larger than {} MiB, more than a Function can carry (use a `url` function instead)", MAX_DOWNLOAD >> 20)
+}
 
 /// The bytes of a local file or of an `http(s)://` URL.
 pub(crate) async fn read_source(source: &str) -> Result<Vec<u8>, FetchError> {
@@ -93,8 +101,16 @@ where
         if !status.is_success() {
             return Err(format!("the server answered {status}"));
         }
-        let body = response.into_body().collect().await.map_err(|e| error_chain(&e))?;
-        return Ok(body.to_bytes().to_vec());
+        let declared =
+            response.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_DOWNLOAD as u64) {
+            return Err(too_large());
+        }
+        return match Limited::new(response.into_body(), MAX_DOWNLOAD).collect().await {
+            Ok(body) => Ok(body.to_bytes().to_vec()),
+            Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+            Err(e) => Err(e.to_string()),
+        };
     }
     Err(format!("more than {MAX_REDIRECTS} redirects"))
 }
@@ -166,6 +182,8 @@ mod tests {
     async fn downloads_follow_redirects_and_report_errors() {
         let base = serve(vec![
             ("/code.py", "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello"),
+            // Declares more than a Function can carry (and sends less: it must not be waited for).
+            ("/huge", "HTTP/1.1 200 OK\r\ncontent-length: 33554433\r\nconnection: close\r\n\r\nhello"),
             ("/old", "HTTP/1.1 302 Found\r\nlocation: /code.py\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"),
             (
                 "/dir/rel",
@@ -178,6 +196,8 @@ mod tests {
         assert_eq!(download(&format!("{base}/dir/rel")).await.unwrap(), b"hello");
         let error = download(&format!("{base}/missing")).await.unwrap_err().to_string();
         assert_eq!(error, format!("cannot download {base}/missing: the server answered 404 Not Found"));
+        let error = download(&format!("{base}/huge")).await.unwrap_err().to_string();
+        assert_eq!(error, format!("cannot download {base}/huge: {}", too_large()));
         let error = read_source("/definitely/not/here.py").await.unwrap_err().to_string();
         assert!(error.starts_with("cannot read /definitely/not/here.py: "), "{error}");
     }

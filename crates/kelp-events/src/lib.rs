@@ -43,7 +43,7 @@ mod triggers;
 
 pub use crate::consumer::{Consumer, ConsumerStatus, Subscription};
 pub use crate::event::{Event, Source};
-pub use crate::invoke::{Answer, Invoke};
+pub use crate::invoke::{ANSWER_KEPT, Answer, Invoke};
 pub use crate::metrics::Metrics;
 pub use crate::policy::{
     BACKOFF_BASE, CONCURRENCY, DEAD_LETTER, DEFAULT_BACKOFF_CAP, DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DURABLE, Policy,

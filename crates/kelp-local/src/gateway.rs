@@ -7,7 +7,7 @@ use crate::scaler::Function;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -118,8 +118,10 @@ impl Gateway {
     }
 
     /// Forwards `request` as it is (path and query included) to `namespace/name`. The request
-    /// body is read whole first (so that a request whose instance vanished can go to another);
-    /// the response is streamed.
+    /// body is read whole first (so that a request whose instance vanished can go to another),
+    /// up to the function's own body limit (`REQ_MB_LIMIT`, default 100 MiB): a larger one is
+    /// answered 413 as soon as it is known to be larger, without reading the rest. The response
+    /// is streamed.
     pub async fn proxy<B>(&self, namespace: &str, name: &str, request: Request<B>) -> Response<GatewayBody>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -129,9 +131,23 @@ impl Gateway {
             return text(StatusCode::NOT_FOUND, format!("function {namespace}/{name} not found"));
         };
         let (mut parts, body) = request.into_parts();
-        let body = match body.collect().await {
+        let limit = function.max_body();
+        let too_large = || {
+            text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body larger than {limit} bytes, the body limit of function {namespace}/{name} (REQ_MB_LIMIT)"
+                ),
+            )
+        };
+        let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return too_large();
+        }
+        let body = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading the request body: {}", e.into())),
+            Err(e) if e.is::<LengthLimitError>() => return too_large(),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading the request body: {e}")),
         };
         strip_hop_by_hop(&mut parts.headers);
         add_event_headers(&mut parts.headers);

@@ -38,6 +38,9 @@ pub(crate) struct Launch {
     pub(crate) memory_limit: u64,
     /// `FUNC_TIMEOUT`.
     pub(crate) timeout: Duration,
+    /// The largest request body the function accepts, in bytes, as its runtime reads it from
+    /// `env` (`FUNC_MEMFILE_MAX` or `REQ_MB_LIMIT`, default 100 MiB): the gateway buffers no more.
+    pub(crate) max_body: usize,
     /// The Secret and ConfigMap volumes, written for every process.
     pub(crate) volumes: Vec<Volume>,
     /// The materialised code (`KUBELESS_INSTALL_VOLUME`).

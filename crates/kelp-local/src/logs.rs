@@ -19,6 +19,11 @@ pub type LogStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
 /// Output kept in memory while a pre-warmed process has no instance (and so no log file) yet.
 const BUFFER_LIMIT: usize = 256 << 10;
+/// The longest line of output written as one, in bytes (Docker and the CRI split log lines at
+/// 16 KiB too); a longer one is split into pieces of this size.
+pub(crate) const MAX_LINE: usize = 16 << 10;
+/// What ends each piece of a line split at [`MAX_LINE`]: the line goes on in the next one.
+pub(crate) const CONTINUED: &[u8] = b" [line continues]\n";
 /// Last lines of output kept to explain why a process exited.
 const RECENT_LINES: usize = 40;
 /// How often a followed log is checked for new output.
@@ -128,17 +133,20 @@ fn rotated(path: &Path) -> PathBuf {
 }
 
 /// Copies `reader` (the process's stderr, or stdout) into `sink` line by line until end of file.
+/// A line longer than [`MAX_LINE`] bytes is split: each piece but the last ends with
+/// [`CONTINUED`], so a function printing a gigabyte without a newline costs [`MAX_LINE`] bytes of
+/// memory, not a gigabyte.
 pub(crate) fn pump(reader: impl AsyncRead + Unpin + Send + 'static, sink: Arc<LogSink>, stderr: bool) {
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
-        let mut line = Vec::new();
+        let mut line = Vec::with_capacity(MAX_LINE + CONTINUED.len());
         loop {
             line.clear();
-            match reader.read_until(b'\n', &mut line).await {
+            match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut line).await {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
+                Ok(n) => {
                     if !line.ends_with(b"\n") {
-                        line.push(b'\n');
+                        line.extend_from_slice(if n == MAX_LINE { CONTINUED } else { b"\n" });
                     }
                     sink.write_line(&line, stderr);
                 }
@@ -256,6 +264,33 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&tail), expected);
         assert_eq!(sink.recent().last().map(String::as_str), Some("line 19"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A real process printing 1 MiB without a newline, then a short line: the log holds pieces
+    /// of at most `MAX_LINE` bytes (plus the marker) that add up to the whole output.
+    #[tokio::test]
+    async fn long_lines_are_split_so_a_line_never_grows_without_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fn-long-1.log");
+        let sink = LogSink::new(64 << 20);
+        sink.attach(&path).unwrap();
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", "head -c 1048576 /dev/zero | tr '\\0' x; echo; echo after"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = sink.stderr_lines();
+        pump(stdout, sink.clone(), true);
+        assert!(child.wait().await.unwrap().success());
+        lines.wait_for(|_| sink.recent().last().is_some_and(|l| l == "after")).await.unwrap();
+        let log = std::fs::read(&path).unwrap();
+        let pieces: Vec<&[u8]> = log.split_inclusive(|b| *b == b'\n').collect();
+        assert!(pieces.iter().all(|p| p.len() <= MAX_LINE + CONTINUED.len()), "a line longer than MAX_LINE");
+        let whole: Vec<u8> = pieces.iter().flat_map(|p| p.strip_suffix(CONTINUED).unwrap_or(p)).copied().collect();
+        assert_eq!(whole.len(), 1048576 + "\nafter\n".len());
+        assert!(whole.starts_with(b"xxxx") && whole.ends_with(b"x\nafter\n"));
+        assert_eq!(sink.recent().last().map(String::as_str), Some("after"));
     }
 
     #[test]

@@ -128,8 +128,10 @@ pub async fn materialise(code_root: &Path, function: &str, spec: &FunctionSpec) 
     let deps_file = (!content_type.deps && !deps.is_empty()).then(|| (language.deps_file, deps.to_owned()));
     let build_dir = tmp.clone();
     let written = tokio::task::spawn_blocking(move || -> Result<(), MaterialiseErrorKind> {
+        // A new file: never through a link the archive left under that name.
         let write = |name: &str, bytes: &[u8]| {
-            std::fs::write(build_dir.join(name), bytes)
+            archive::create_new(&build_dir.join(name), 0o644)
+                .and_then(|mut file| std::io::Write::write_all(&mut file, bytes))
                 .map_err(|cause| MaterialiseErrorKind::Io { context: format!("writing {name}"), cause })
         };
         match content_type.archive {

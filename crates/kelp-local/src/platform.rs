@@ -259,7 +259,16 @@ impl Platform {
                 ("KELP_NAMESPACE".to_owned(), namespace.clone()),
             ]);
             let code_dir = code_dir.clone();
-            Arc::new(Launch { language, env, memory_limit, timeout: Duration::from_secs(timeout), volumes, code_dir })
+            let max_body = max_body(&env);
+            Arc::new(Launch {
+                language,
+                env,
+                memory_limit,
+                timeout: Duration::from_secs(timeout),
+                max_body,
+                volumes,
+                code_dir,
+            })
         });
         let start_now = start_now && self.unused_instances() < self.shared.config.eager_starts;
         function.add_revision(&self.shared, hash, launch, start_now);
@@ -446,6 +455,16 @@ async fn collect_periodically(shared: std::sync::Weak<Shared>) {
         collect(&shared, unused, exclusive).await;
         unused = true;
     }
+}
+
+/// The largest request body a function with the environment `env` accepts: what its runtime
+/// reads (`FUNC_MEMFILE_MAX`, `REQ_MB_LIMIT`; the last value of a name wins, as for the process),
+/// or the runtime's default when the environment is not one it would start with.
+pub(crate) fn max_body(env: &[(String, String)]) -> usize {
+    let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    kelp_runtime::config::Config::from_lookup(lookup)
+        .or_else(|_| kelp_runtime::config::Config::from_lookup(|_| None))
+        .map_or(0, |config| config.max_body)
 }
 
 /// Reconciles every function until the platform is gone or shutting down.

@@ -112,6 +112,15 @@ impl Function {
         self.revisions.lock().unwrap().last().cloned()
     }
 
+    /// The largest request body the wanted revision accepts, in bytes (the runtime's default when
+    /// there is none or its code could not be materialised).
+    pub(crate) fn max_body(&self) -> usize {
+        match self.desired().as_ref().map(|r| &r.launch) {
+            Some(Ok(launch)) => launch.max_body,
+            _ => crate::platform::max_body(&[]),
+        }
+    }
+
     /// Live instances of every revision that have served no request yet.
     pub(crate) fn unused_instances(&self) -> usize {
         let revisions = self.revisions.lock().unwrap();

@@ -92,8 +92,7 @@ impl Invoke for PlatformInvoker {
         async move {
             let response = platform.proxy(&namespace, &function, request.map(Full::new)).await;
             let status = response.status();
-            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-            Ok(Answer { status, body })
+            Answer::read(status, response.into_body().into_data_stream()).await
         }
     }
 }

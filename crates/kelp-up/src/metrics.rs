@@ -5,7 +5,7 @@
 //! Kubeless's pods, so `sum(rate(function_calls_total[5m])) by (function)` works unchanged.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use kelp_local::Platform;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -16,6 +16,9 @@ use std::time::Duration;
 const SCRAPE_DEADLINE: Duration = Duration::from_secs(2);
 /// Instances scraped at the same time, at most.
 const SCRAPE_CONCURRENCY: usize = 16;
+/// The most bytes read of one instance's `/metrics` (its runtime's three series take a few KiB):
+/// an instance answering more is left out.
+const MAX_SCRAPE: usize = 1 << 20;
 
 /// The whole exposition (`triggers`: the Kafka and NATS consumers' series).
 pub async fn render(platform: &Platform, triggers: &kelp_events::Metrics) -> String {
@@ -42,13 +45,8 @@ async fn scrape_all(targets: impl Iterator<Item = (String, u16)>, deadline: Dura
     let scrapes = futures_util::stream::iter(targets).map(|(labels, port)| {
         let client = client.clone();
         async move {
-            let scraped = async {
-                let request = http::Request::get(format!("http://127.0.0.1:{port}/metrics"))
-                    .body(Full::new(Bytes::new()))
-                    .ok()?;
-                let response = client.request(request).await.ok()?;
-                response.into_body().collect().await.ok().map(|b| b.to_bytes())
-            };
+            let url = format!("http://127.0.0.1:{port}/metrics");
+            let scraped = scrape(&client, &url);
             tokio::time::timeout_at(until, scraped).await.ok().flatten().map(|body| (labels, body))
         }
     });
@@ -56,6 +54,23 @@ async fn scrape_all(targets: impl Iterator<Item = (String, u16)>, deadline: Dura
     let mut described = BTreeSet::new();
     for (labels, body) in bodies.into_iter().flatten() {
         relabel(&String::from_utf8_lossy(&body), &labels, &mut described, out);
+    }
+}
+
+/// The HTTP client of the scrapes.
+type Client = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// The body of `url` (an instance's `/metrics`) if it is at most [`MAX_SCRAPE`] bytes; the rest of
+/// a larger answer is not read.
+async fn scrape(client: &Client, url: &str) -> Option<Bytes> {
+    let request = http::Request::get(url).body(Full::new(Bytes::new())).ok()?;
+    let response = client.request(request).await.ok()?;
+    match Limited::new(response.into_body(), MAX_SCRAPE).collect().await {
+        Ok(body) => Some(body.to_bytes()),
+        Err(e) => {
+            tracing::warn!(%url, error = %e, "instance metrics not scraped");
+            None
+        }
     }
 }
 
@@ -85,6 +100,39 @@ fn relabel(text: &str, labels: &str, described: &mut BTreeSet<String>, out: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A hostile instance answering 64 MiB of `/metrics`: left out, not buffered whole.
+    #[tokio::test]
+    async fn an_instance_answering_too_much_is_left_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = vec![0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let small = String::from_utf8_lossy(&request).contains("GET /small ");
+                    let length = if small { 7 } else { 64 << 20 };
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n");
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    if small {
+                        let _ = socket.write_all(b"up 1\n\n\n").await;
+                        return;
+                    }
+                    let chunk = vec![b'#'; 1 << 20];
+                    for _ in 0..64 {
+                        if socket.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        assert_eq!(scrape(&client, &format!("http://{address}/small")).await.as_deref(), Some(&b"up 1\n\n\n"[..]));
+        assert_eq!(scrape(&client, &format!("http://{address}/metrics")).await, None);
+    }
 
     #[test]
     fn adds_labels_and_describes_once() {

@@ -595,6 +595,10 @@ fn status_message(body: &[u8]) -> Option<String> {
     (value.get("kind")? == "Status").then(|| value.get("message").and_then(Value::as_str).unwrap_or("").to_owned())
 }
 
+/// The most bytes of a function's answer `function call` reads (and prints): far more than a
+/// terminal shows, far less than would exhaust memory.
+const MAX_ANSWER: usize = 256 << 20;
+
 async fn call(global: &GlobalArgs, args: CallArgs) -> anyhow::Result<()> {
     let target = connect(global).await?;
     let function = require_json(&target, kind("Function"), &target.namespace, &args.name).await?;
@@ -604,7 +608,17 @@ async fn call(global: &GlobalArgs, args: CallArgs) -> anyhow::Result<()> {
     let request = call_request(&path, args.data.as_deref(), Timestamp::now(), random);
     let response = target.client.send(request.map(kube::client::Body::from)).await.map_err(|e| describe(e, &target))?;
     let status = response.status();
-    let body = response.into_body().collect().await.map_err(|e| anyhow!("reading the answer: {e}"))?.to_bytes();
+    let body = match http_body_util::Limited::new(response.into_body(), MAX_ANSWER).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            bail!(
+                "the answer of function {} is larger than {} MiB, the most `function call` prints",
+                args.name,
+                MAX_ANSWER >> 20
+            )
+        }
+        Err(e) => bail!("reading the answer: {e}"),
+    };
     if status == http::StatusCode::REQUEST_TIMEOUT {
         bail!("Request timeout exceeded");
     }

@@ -95,12 +95,46 @@ impl Invoke for ServiceInvoker {
                     // `{:#}`: the error and its sources (hyper's own message alone says little).
                     .map_err(|e| format!("calling {url}: {:#}", anyhow::Error::new(e)))?;
                 let status = response.status();
-                let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-                Ok(Answer { status, body })
+                Answer::read(status, response.into_body().into_data_stream()).await
             };
             tokio::time::timeout(endpoint.timeout, call)
                 .await
                 .map_err(|_| format!("calling {url}: no answer in {} s", endpoint.timeout.as_secs()))?
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A hostile function: it answers 500 with a body that never ends. The invoker keeps the
+    /// start of it and returns at once, without reading (or buffering) the rest.
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_to_its_start() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let _ = socket.write_all(b"HTTP/1.1 500 Internal Server Error\r\ntransfer-encoding: chunked\r\n\r\n").await;
+            let chunk = format!("10000\r\n{}\r\n", "y".repeat(0x10000));
+            while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+        });
+        let invoker = ServiceInvoker::new(&format!("http://{address}"));
+        let function: Function = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubeless.io/v1beta1", "kind": "Function",
+            "metadata": {"name": "endless", "namespace": "default"},
+            "spec": {"runtime": "python3.8", "handler": "f.f", "function": "", "timeout": "1"},
+        }))
+        .unwrap();
+        invoker.set_functions([&function]);
+        let request = http::Request::post("/").body(Bytes::from_static(b"{}")).unwrap();
+        let answer = invoker.invoke("default", "endless", request).await.expect("an answer, not a timeout");
+        assert_eq!(answer.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(answer.body.len(), kelp_events::ANSWER_KEPT);
+        assert!(answer.body.iter().all(|b| *b == b'y'));
     }
 }

@@ -643,3 +643,83 @@ async fn volumes_are_files_under_the_volumes_dir() {
         platform.shutdown().await;
     }
 }
+
+/// Reads one HTTP/1.1 response (its head, then a `content-length` body) from `stream`.
+async fn read_response(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut buf).await.expect("a response");
+        assert!(n > 0, "the connection closed without a response: {:?}", String::from_utf8_lossy(&data));
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    while data.len() < head_end + length {
+        let n = stream.read(&mut buf).await.expect("the body");
+        assert!(n > 0, "the body was cut short");
+        data.extend_from_slice(&buf[..n]);
+    }
+    (head, String::from_utf8_lossy(&data[head_end..head_end + length]).into_owned())
+}
+
+/// The response on `stream`, within a generous bound on a liveness check: without a limit the
+/// gateway waits for the body's end forever.
+async fn answer(mut stream: impl tokio::io::AsyncRead + Unpin) -> (String, String) {
+    tokio::time::timeout(MINUTE, read_response(&mut stream)).await.expect("the gateway answered before the body ended")
+}
+
+/// A hostile client: a body declared larger than the function's `REQ_MB_LIMIT`, and an endless
+/// chunked one, are answered 413 while the client is still sending, and no instance is started.
+#[tokio::test]
+async fn the_gateway_answers_413_to_bodies_over_the_function_limit_without_reading_them() {
+    use tokio::io::AsyncWriteExt;
+    let _serial = SERIAL.lock().await;
+    let (platform, _dir) = platform(0);
+    let served = serve(&platform).await;
+    let mut small = deployment("small", python("hello.hello", HELLO_PY), Default::default());
+    small.env = vec![("REQ_MB_LIMIT".into(), "1".into())];
+    platform.deploy(small).await.unwrap();
+    let address = served.base.strip_prefix("http://").unwrap().to_owned();
+
+    platform.set_routes(vec![Route {
+        host: Some("small.example.test".into()),
+        path_prefix: "/".into(),
+        namespace: "default".into(),
+        function: "small".into(),
+        rewrite_target: None,
+    }]);
+    // By the short URL and by an HTTPTrigger route.
+    for (path, host) in [("/default/small/", "kelp"), ("/upload", "small.example.test")] {
+        let mut declared = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!("POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: 1048577\r\n\r\n");
+        declared.write_all(head.as_bytes()).await.unwrap();
+        let (head, body) = answer(declared).await;
+        assert!(head.starts_with("HTTP/1.1 413"), "{path}: {head}");
+        let named = ["1048576 bytes", "default/small", "REQ_MB_LIMIT"];
+        assert!(named.iter().all(|n| body.contains(n)), "{path}: {body}");
+    }
+
+    let endless = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (reader, mut writer) = endless.into_split();
+    let sender = tokio::spawn(async move {
+        let _ = writer
+            .write_all(b"POST /default/small/ HTTP/1.1\r\nhost: kelp\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await;
+        let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+        while writer.write_all(chunk.as_bytes()).await.is_ok() {}
+    });
+    let (head, body) = answer(reader).await;
+    sender.abort();
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(body.contains("1048576 bytes"), "{body}");
+    assert!(platform.instances().is_empty(), "no instance is started for a refused request");
+    platform.shutdown().await;
+}
