@@ -53,6 +53,10 @@ pub enum MaterialiseErrorKind {
     /// leading out); nothing of the archive is used.
     #[error("archive entry {0:?} points outside the code directory; refused")]
     UnsafePath(String),
+    /// The code or dependency file's name is not a plain file name (the handler's module is a
+    /// path): it would be written outside the code directory.
+    #[error("the code file {0:?} would be written outside the code directory; refused")]
+    UnsafeFileName(String),
     /// The code directory could not be written.
     #[error("{context}: {cause}")]
     Io {
@@ -129,6 +133,9 @@ pub async fn materialise(code_root: &Path, function: &str, spec: &FunctionSpec) 
     let build_dir = tmp.clone();
     let written = tokio::task::spawn_blocking(move || -> Result<(), MaterialiseErrorKind> {
         let write = |name: &str, bytes: &[u8]| {
+            if !kelp_runtime::config::is_file_name(name) {
+                return Err(MaterialiseErrorKind::UnsafeFileName(name.to_owned()));
+            }
             std::fs::write(build_dir.join(name), bytes)
                 .map_err(|cause| MaterialiseErrorKind::Io { context: format!("writing {name}"), cause })
         };
