@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `kelp.dev/retries` | `5` | retries after a failed call before the message is dead-lettered |
 //! | `kelp.dev/dead-letter` | Kafka: `kelp-dead-letter.<namespace>.<trigger>`; NATS: `kelp.dead-letter.<namespace>.<trigger>` | the topic (Kafka) or subject (NATS) a message goes to when every retry failed |
-//! | `kelp.dev/concurrency` | Kafka `8`, NATS `1` | Kafka: partitions delivered at once (order is kept within each); NATS core: messages delivered at once (above 1 their order is not kept) |
+//! | `kelp.dev/concurrency` | Kafka `8`, NATS `1` | Kafka: partitions delivered at once (order is kept within each); NATS core: messages delivered at once (above 1 their order is not kept); at most 1024 |
 //! | `kelp.dev/durable` | `false` | NATS: `true` consumes through JetStream with explicit acks |
 //!
 //! Retry `n` (from 0) waits `100 ms × 2ⁿ`, at most `BACKOFF_INTERVAL` (default 10 s).
@@ -28,6 +28,9 @@ pub const DURABLE: &str = "kelp.dev/durable";
 pub const DEFAULT_RETRIES: u32 = 5;
 /// Default of [`CONCURRENCY`] for Kafka (NATS: 1, in order, as Kubeless delivered).
 pub const DEFAULT_CONCURRENCY: usize = 8;
+/// The largest [`CONCURRENCY`]: calls in flight per trigger, so one trigger cannot open
+/// connections (and spawn tasks) without bound.
+pub(crate) const MAX_CONCURRENCY: usize = 1024;
 /// The first retry's wait.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(100);
 /// The longest wait between retries when `BACKOFF_INTERVAL` is not set.
@@ -67,7 +70,11 @@ impl Policy {
             None => DEFAULT_RETRIES,
         };
         let concurrency = match get(CONCURRENCY) {
-            Some(v) => v.parse().ok().filter(|n| *n > 0).ok_or_else(|| invalid(CONCURRENCY, "must be at least 1"))?,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+                .ok_or_else(|| invalid(CONCURRENCY, "must be from 1 to 1024"))?,
             None => match source {
                 Source::Kafka => DEFAULT_CONCURRENCY,
                 Source::Nats => 1,
@@ -114,7 +121,14 @@ mod tests {
         let given = annotations(&[(RETRIES, "0"), (CONCURRENCY, "2"), (DURABLE, "true"), (DEAD_LETTER, "dlq")]);
         let set = Policy::from_annotations(Source::Nats, "ns", "t", &given, cap).unwrap();
         assert_eq!((set.retries, set.concurrency, set.durable, set.dead_letter.as_str()), (0, 2, true, "dlq"));
-        for (key, value) in [(RETRIES, "-1"), (CONCURRENCY, "0"), (DURABLE, "yes")] {
+        // A semaphore of more than `usize::MAX >> 3` permits panics: the bound keeps far from it.
+        for (key, value) in [
+            (RETRIES, "-1"),
+            (CONCURRENCY, "0"),
+            (CONCURRENCY, "1025"),
+            (CONCURRENCY, "18446744073709551615"),
+            (DURABLE, "yes"),
+        ] {
             let error = Policy::from_annotations(Source::Kafka, "n", "t", &annotations(&[(key, value)]), cap);
             assert!(error.unwrap_err().to_string().contains(key), "{key}={value}");
         }
