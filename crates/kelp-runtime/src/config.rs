@@ -11,6 +11,10 @@ use crate::protocol::MAX_BODY;
 /// the timeout; bounded, they never overflow the clock.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// The most workers of one runtime (`KELP_WORKERS`, `KELP_MAX_WORKERS`): each is an interpreter
+/// process.
+pub const MAX_WORKERS: usize = 1024;
+
 /// Everything the runtime reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -31,9 +35,10 @@ pub struct Config {
     pub listen: IpAddr,
     /// `KUBELESS_INSTALL_VOLUME` (default `/kubeless`): where the code is.
     pub code_dir: PathBuf,
-    /// `KELP_WORKERS`: workers kept running (default: one per core).
+    /// `KELP_WORKERS`: workers kept running (default: one per core), at most [`MAX_WORKERS`].
     pub min_workers: usize,
-    /// `KELP_MAX_WORKERS`: the pool grows up to this many when requests wait (default 4 × min).
+    /// `KELP_MAX_WORKERS`: the pool grows up to this many when requests wait (default 4 × min),
+    /// at most [`MAX_WORKERS`].
     pub max_workers: usize,
     /// Largest request body accepted, in bytes: `FUNC_MEMFILE_MAX` (bytes) or `REQ_MB_LIMIT`
     /// (MiB), as in Kubeless's Python and Node.js runtimes; default 100 MiB, at most
@@ -74,8 +79,9 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.is_empty());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let min_workers =
-            parse(&get, "KELP_WORKERS", "a positive number of workers", |v: &usize| *v > 0)?.unwrap_or(cores);
+        let workers = |v: &usize| (1..=MAX_WORKERS).contains(v);
+        let min_workers = parse(&get, "KELP_WORKERS", "a number of workers from 1 to 1024", workers)?
+            .unwrap_or(cores.min(MAX_WORKERS));
         let max_body = match (get("FUNC_MEMFILE_MAX"), get("REQ_MB_LIMIT")) {
             (Some(_), _) => {
                 parse(&get, "FUNC_MEMFILE_MAX", "a size in bytes, less than 4 GiB", |v: &usize| *v <= MAX_BODY)?
@@ -113,8 +119,8 @@ impl Config {
                 .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             code_dir: get("KUBELESS_INSTALL_VOLUME").map_or_else(|| PathBuf::from("/kubeless"), PathBuf::from),
             min_workers,
-            max_workers: parse(&get, "KELP_MAX_WORKERS", "a number of workers", |v: &usize| *v > 0)?
-                .unwrap_or(min_workers * 4)
+            max_workers: parse(&get, "KELP_MAX_WORKERS", "a number of workers from 1 to 1024", workers)?
+                .unwrap_or(min_workers.saturating_mul(4).min(MAX_WORKERS))
                 .max(min_workers),
             max_body: max_body.unwrap_or(100 << 20),
             deps_dir: get("KELP_DEPS_DIR").map_or_else(|| cache_dir.join("deps"), PathBuf::from),
@@ -223,6 +229,17 @@ mod tests {
         assert!(err.starts_with("FUNC_TIMEOUT=\"soon\""), "{err}");
         assert!(config(&[("FUNC_PORT", "99999")]).is_err());
         assert!(config(&[("KELP_WORKERS", "0")]).is_err());
+    }
+
+    #[test]
+    fn workers_are_bounded() {
+        // `min × 4` overflowed (a panic in debug builds), and each worker is a process.
+        for (name, bad) in [("KELP_WORKERS", "18446744073709551615"), ("KELP_MAX_WORKERS", "1025")] {
+            let err = config(&[(name, bad)]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{name}={bad:?}: a number of workers from 1 to 1024")), "{err}");
+        }
+        let c = config(&[("KELP_WORKERS", "1000")]).unwrap();
+        assert_eq!((c.min_workers, c.max_workers), (1000, MAX_WORKERS));
     }
 
     #[test]
