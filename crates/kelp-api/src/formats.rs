@@ -66,7 +66,7 @@ pub enum FormatError {
 /// let h = kelp_api::Handler::parse("hello.world").unwrap();
 /// assert_eq!((h.module, h.function), ("hello", "world"));
 /// assert!(kelp_api::Handler::parse("a.b.c").is_err());
-/// assert!(kelp_api::Handler::parse("/tmp/x.hello").is_err());
+/// assert!(kelp_api::Handler::parse("/abs/path/x.hello").is_err());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Handler<'a> {
