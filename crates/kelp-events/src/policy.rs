@@ -2,7 +2,7 @@
 //!
 //! | Annotation | Default | Meaning |
 //! |---|---|---|
-//! | `kelp.dev/retries` | `5` | retries after a failed call before the message is dead-lettered |
+//! | `kelp.dev/retries` | `5` | retries after a failed call before the message is dead-lettered; at most 1000 |
 //! | `kelp.dev/dead-letter` | Kafka: `kelp-dead-letter.<namespace>.<trigger>`; NATS: `kelp.dead-letter.<namespace>.<trigger>` | the topic (Kafka) or subject (NATS) a message goes to when every retry failed |
 //! | `kelp.dev/concurrency` | Kafka `8`, NATS `1` | Kafka: partitions delivered at once (order is kept within each); NATS core: messages delivered at once (above 1 their order is not kept); at most 1024 |
 //! | `kelp.dev/durable` | `false` | NATS: `true` consumes through JetStream with explicit acks |
@@ -26,6 +26,9 @@ pub const DURABLE: &str = "kelp.dev/durable";
 
 /// Default of [`RETRIES`].
 pub const DEFAULT_RETRIES: u32 = 5;
+/// The most [`RETRIES`]: with the default backoff interval, about three hours of one message
+/// holding up its partition or subject before it is dead-lettered.
+pub(crate) const MAX_RETRIES: u32 = 1000;
 /// Default of [`CONCURRENCY`] for Kafka (NATS: 1, in order, as Kubeless delivered).
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// The largest [`CONCURRENCY`]: calls in flight per trigger, so one trigger cannot open
@@ -66,7 +69,11 @@ impl Policy {
         let get = |key: &str| annotations.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
         let invalid = |key: &'static str, reason: &str| Error::Annotation { key, reason: reason.to_owned() };
         let retries = match get(RETRIES) {
-            Some(v) => v.parse().map_err(|_| invalid(RETRIES, "must be a whole number of retries"))?,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| *n <= MAX_RETRIES)
+                .ok_or_else(|| invalid(RETRIES, "must be a whole number of retries, at most 1000"))?,
             None => DEFAULT_RETRIES,
         };
         let concurrency = match get(CONCURRENCY) {
@@ -124,6 +131,7 @@ mod tests {
         // A semaphore of more than `usize::MAX >> 3` permits panics: the bound keeps far from it.
         for (key, value) in [
             (RETRIES, "-1"),
+            (RETRIES, "1001"),
             (CONCURRENCY, "0"),
             (CONCURRENCY, "1025"),
             (CONCURRENCY, "18446744073709551615"),
