@@ -39,12 +39,16 @@ use crate::validation::{NameRule, Validate, ValidationErrors, collect_metadata_e
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 pub struct FunctionSpec {
-    /// `"<module>.<function>"`: the module names the code file, the function is the entry point.
+    /// `"<module>.<function>"`: the module names the code file (letters, digits, `-`, `_`), the
+    /// function is the entry point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self == '' || self.matches('^[^.]+[.][^.]+$')",
         "message": "must be \"<module>.<function>\" (exactly one dot)",
+    }, {
+        "rule": "self == '' || !self.contains('.') || self.matches('^[-_a-zA-Z0-9]{1,240}[.]')",
+        "message": "the module part (before the dot) names the code file: it must be at most 240 letters, digits, '-' or '_'",
     }]))]
     pub handler: Option<String>,
     /// The code: source text, base64 of a file or archive, or a URL, per
@@ -76,12 +80,15 @@ pub struct FunctionSpec {
         "message": "must be \"<id><version>\", e.g. python3.8",
     }]))]
     pub runtime: Option<String>,
-    /// Seconds per call as a string (empty: 180).
+    /// Seconds per call as a string (empty: 180), at most 604800 (one week).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 20))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.matches('^([0-9]*[1-9][0-9]*)?$')",
         "message": "must be empty or a positive integer number of seconds",
+    }, {
+        "rule": "!self.matches('^0*[1-9][0-9]*$') || (self.matches('^0*[1-9][0-9]{0,5}$') && int(self) <= 604800)",
+        "message": "must be at most 604800 seconds (one week)",
     }]))]
     pub timeout: Option<String>,
     /// The full dependency file (`requirements.txt`, `package.json`, ...).

@@ -26,7 +26,10 @@ mod validation;
 pub use autoscaler::{HpaConversionError, HpaTemplate};
 pub use content_type::{Archive, ContentType, Encoding};
 pub use embedded::Embedded;
-pub use formats::{DEFAULT_TIMEOUT_SECONDS, FormatError, Handler, RuntimeName, parse_checksum, parse_timeout};
+pub use formats::{
+    DEFAULT_TIMEOUT_SECONDS, FormatError, Handler, MAX_MODULE_LEN, MAX_TIMEOUT_SECONDS, RuntimeName, is_module_name,
+    parse_checksum, parse_timeout,
+};
 pub use function::{Function, FunctionSpec};
 pub use status::{
     Conditions, FunctionStatus, READY_CONDITION, TopicTriggerStatus, TriggerStatus, merge_transition_times,

@@ -124,6 +124,34 @@ fn timeout_not_a_number() {
 }
 
 #[test]
+fn timeout_longer_than_a_week() {
+    for huge in ["18446744073709551615", "99999999999999999999", "604801"] {
+        let errors = errors::<Function>(with(valid_function(), "/spec/timeout", json!(huge)));
+        assert_eq!(errors.to_string(), "spec.timeout: must be at most 604800 seconds (one week)", "{huge}");
+    }
+    let week = with(valid_function(), "/spec/timeout", json!("604800"));
+    serde_json::from_value::<Function>(week).unwrap().validate().unwrap();
+}
+
+#[test]
+fn handler_module_outside_the_code_directory() {
+    for module in ["/abs/path/x", "sub/x", "x\\y", "x\0y", "x y"] {
+        let errors = errors::<Function>(with(valid_function(), "/spec/handler", json!(format!("{module}.hello"))));
+        assert_eq!(
+            errors.to_string(),
+            "spec.handler: the module part (before the dot) names the code file: it must be at most 240 letters, \
+             digits, '-' or '_'",
+            "{module:?}"
+        );
+    }
+    assert_function_fields("/spec/handler", json!("../x.hello"), &["spec.handler"]);
+    for module in ["hello-world", "hello_world", "io_ino_Handler", "v2"] {
+        let ok = with(valid_function(), "/spec/handler", json!(format!("{module}.hello")));
+        serde_json::from_value::<Function>(ok).unwrap().validate().unwrap();
+    }
+}
+
+#[test]
 fn autoscaler_metric_without_target() {
     let hpa = json!({"metadata": {"name": "hello"},
         "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "hello"}, "maxReplicas": 2,

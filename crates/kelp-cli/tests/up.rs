@@ -733,6 +733,46 @@ fn bad_manifests_and_bad_cli_input_change_nothing() {
 }
 
 #[test]
+fn a_huge_timeout_or_a_module_path_is_refused_with_its_field() {
+    let platform = Platform::start(&[]);
+    let code = "module.exports = { hello: () => 'x' };";
+    let huge = node_manifest("huge", "{}", "handler.hello", code) + "  timeout: \"18446744073709551615\"\n";
+    let huge = platform.write("huge.yaml", &huge);
+    let kubectl = platform.kubectl(&["apply", "-f", &huge]);
+    assert_ne!(kubectl.code, 0, "{kubectl:?}");
+    assert!(
+        kubectl.stderr.contains("spec.timeout") && kubectl.stderr.contains("at most 604800 seconds"),
+        "the API names the field and the bound: {kubectl:?}"
+    );
+    // An absolute path with no dot but the handler's own (the data directory's may have some).
+    let escape = std::env::temp_dir().join(format!("kelp-escaped-{}", std::process::id()));
+    assert!(!escape.display().to_string().contains('.'), "{}", escape.display());
+    let path = node_manifest("path", "{}", &format!("{}.hello", escape.display()), code);
+    let path = platform.write("path.yaml", &path);
+    let kubectl = platform.kubectl(&["apply", "-f", &path]);
+    assert_ne!(kubectl.code, 0, "{kubectl:?}");
+    assert!(kubectl.stderr.contains("spec.handler"), "the API names the field: {kubectl:?}");
+    let source = platform.write("x.js", code);
+    platform
+        .kelp(&[
+            "function",
+            "deploy",
+            "t",
+            "--runtime",
+            "nodejs20",
+            "--from-file",
+            &source,
+            "--handler",
+            "x.hello",
+            "--timeout",
+            "18446744073709551615",
+        ])
+        .fails_with("spec.timeout");
+    assert!(!listed(&platform, "huge") && !listed(&platform, "path") && !listed(&platform, "t"));
+    assert!(!escape.with_extension("js").exists(), "no code was written outside the code directory");
+}
+
+#[test]
 fn errors_give_their_cause_once() {
     let platform = Platform::start(&[]);
     let run = platform

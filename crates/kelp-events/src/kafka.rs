@@ -393,7 +393,7 @@ impl ClientContext for Context {
             .filter(|p| p.partition >= 0)
             .map(|p| if p.consumer_lag_stored >= 0 { p.consumer_lag_stored } else { p.consumer_lag })
             .filter(|lag| *lag >= 0)
-            .sum();
+            .fold(0, i64::saturating_add);
         self.shared.counters.lag.set(lag);
         self.shared.state.set_lag_known();
     }

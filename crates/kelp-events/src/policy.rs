@@ -2,9 +2,9 @@
 //!
 //! | Annotation | Default | Meaning |
 //! |---|---|---|
-//! | `kelp.dev/retries` | `5` | retries after a failed call before the message is dead-lettered |
+//! | `kelp.dev/retries` | `5` | retries after a failed call before the message is dead-lettered; at most 1000 |
 //! | `kelp.dev/dead-letter` | Kafka: `kelp-dead-letter.<namespace>.<trigger>`; NATS: `kelp.dead-letter.<namespace>.<trigger>` | the topic (Kafka) or subject (NATS) a message goes to when every retry failed |
-//! | `kelp.dev/concurrency` | Kafka `8`, NATS `1` | Kafka: partitions delivered at once (order is kept within each); NATS core: messages delivered at once (above 1 their order is not kept) |
+//! | `kelp.dev/concurrency` | Kafka `8`, NATS `1` | Kafka: partitions delivered at once (order is kept within each); NATS core: messages delivered at once (above 1 their order is not kept); at most 1024 |
 //! | `kelp.dev/durable` | `false` | NATS: `true` consumes through JetStream with explicit acks |
 //!
 //! Retry `n` (from 0) waits `100 ms × 2ⁿ`, at most `BACKOFF_INTERVAL` (default 10 s).
@@ -26,8 +26,14 @@ pub const DURABLE: &str = "kelp.dev/durable";
 
 /// Default of [`RETRIES`].
 pub const DEFAULT_RETRIES: u32 = 5;
+/// The most [`RETRIES`]: with the default backoff interval, about three hours of one message
+/// holding up its partition or subject before it is dead-lettered.
+pub(crate) const MAX_RETRIES: u32 = 1000;
 /// Default of [`CONCURRENCY`] for Kafka (NATS: 1, in order, as Kubeless delivered).
 pub const DEFAULT_CONCURRENCY: usize = 8;
+/// The largest [`CONCURRENCY`]: calls in flight per trigger, so one trigger cannot open
+/// connections (and spawn tasks) without bound.
+pub(crate) const MAX_CONCURRENCY: usize = 1024;
 /// The first retry's wait.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(100);
 /// The longest wait between retries when `BACKOFF_INTERVAL` is not set.
@@ -63,11 +69,19 @@ impl Policy {
         let get = |key: &str| annotations.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
         let invalid = |key: &'static str, reason: &str| Error::Annotation { key, reason: reason.to_owned() };
         let retries = match get(RETRIES) {
-            Some(v) => v.parse().map_err(|_| invalid(RETRIES, "must be a whole number of retries"))?,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| *n <= MAX_RETRIES)
+                .ok_or_else(|| invalid(RETRIES, "must be a whole number of retries, at most 1000"))?,
             None => DEFAULT_RETRIES,
         };
         let concurrency = match get(CONCURRENCY) {
-            Some(v) => v.parse().ok().filter(|n| *n > 0).ok_or_else(|| invalid(CONCURRENCY, "must be at least 1"))?,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+                .ok_or_else(|| invalid(CONCURRENCY, "must be from 1 to 1024"))?,
             None => match source {
                 Source::Kafka => DEFAULT_CONCURRENCY,
                 Source::Nats => 1,
@@ -114,7 +128,15 @@ mod tests {
         let given = annotations(&[(RETRIES, "0"), (CONCURRENCY, "2"), (DURABLE, "true"), (DEAD_LETTER, "dlq")]);
         let set = Policy::from_annotations(Source::Nats, "ns", "t", &given, cap).unwrap();
         assert_eq!((set.retries, set.concurrency, set.durable, set.dead_letter.as_str()), (0, 2, true, "dlq"));
-        for (key, value) in [(RETRIES, "-1"), (CONCURRENCY, "0"), (DURABLE, "yes")] {
+        // A semaphore of more than `usize::MAX >> 3` permits panics: the bound keeps far from it.
+        for (key, value) in [
+            (RETRIES, "-1"),
+            (RETRIES, "1001"),
+            (CONCURRENCY, "0"),
+            (CONCURRENCY, "1025"),
+            (CONCURRENCY, "18446744073709551615"),
+            (DURABLE, "yes"),
+        ] {
             let error = Policy::from_annotations(Source::Kafka, "n", "t", &annotations(&[(key, value)]), cap);
             assert!(error.unwrap_err().to_string().contains(key), "{key}={value}");
         }

@@ -78,14 +78,14 @@ pub async fn group_lag(settings: &KafkaSettings, group: &str, topic: &str, timeo
             list.add_partition(&topic, *partition);
         }
         let committed = consumer.committed_offsets(list, timeout)?;
-        let mut lag = 0;
+        let mut lag = 0i64;
         for partition in partitions {
             let (low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
-            let done = match committed.find_partition(&topic, partition).map(|e| e.offset()) {
-                Some(Offset::Offset(offset)) => offset.max(low),
-                _ => low,
+            let committed = match committed.find_partition(&topic, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(offset)) => Some(offset),
+                _ => None,
             };
-            lag += (high - done).max(0);
+            lag = lag.saturating_add(partition_lag(low, high, committed));
         }
         Ok(lag)
     });
@@ -102,4 +102,26 @@ fn options() -> AdminOptions {
 
 fn kafka(e: rdkafka::error::KafkaError) -> Error {
     Error::Kafka(e.to_string())
+}
+
+/// The messages of one partition between `committed` (else the earliest offset, `low`) and the
+/// end (`high`); never negative, and saturating whatever watermarks a broker reports.
+fn partition_lag(low: i64, high: i64, committed: Option<i64>) -> i64 {
+    let done = committed.map_or(low, |offset| offset.max(low));
+    high.saturating_sub(done).max(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_counted_from_the_committed_offset_and_saturates() {
+        assert_eq!(partition_lag(0, 10, Some(4)), 6);
+        assert_eq!(partition_lag(5, 10, None), 5);
+        assert_eq!(partition_lag(5, 10, Some(2)), 5);
+        assert_eq!(partition_lag(0, 3, Some(9)), 0);
+        // A broker reporting absurd watermarks: no overflow.
+        assert_eq!(partition_lag(i64::MIN, i64::MAX, None), i64::MAX);
+    }
 }

@@ -465,8 +465,9 @@ fn refill_after_first_request(shared: &Arc<Shared>, instance: &Instance, healthy
 /// Waits until the stopping instance serves no request, at most the function's timeout (and a
 /// margin); at shutdown it does not wait (the runtime drains on SIGTERM itself).
 async fn drain(instance: &Instance, shared: &Shared) {
-    let deadline = Instant::now() + instance.launch.timeout + DRAIN_MARGIN;
-    while instance.in_flight() > 0 && Instant::now() < deadline && !shared.is_closing() {
+    // Checked: a deadline past the clock's range is no deadline.
+    let deadline = Instant::now().checked_add(instance.launch.timeout.saturating_add(DRAIN_MARGIN));
+    while instance.in_flight() > 0 && deadline.is_none_or(|d| Instant::now() < d) && !shared.is_closing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -53,6 +53,10 @@ pub enum MaterialiseErrorKind {
     /// leading out); nothing of the archive is used.
     #[error("archive entry {0:?} points outside the code directory; refused")]
     UnsafePath(String),
+    /// The code or dependency file's name is not a plain file name (the handler's module is a
+    /// path): it would be written outside the code directory.
+    #[error("the code file {0:?} would be written outside the code directory; refused")]
+    UnsafeFileName(String),
     /// The code directory could not be written.
     #[error("{context}: {cause}")]
     Io {
@@ -130,6 +134,9 @@ pub async fn materialise(code_root: &Path, function: &str, spec: &FunctionSpec) 
     let written = tokio::task::spawn_blocking(move || -> Result<(), MaterialiseErrorKind> {
         // A new file: never through a link the archive left under that name.
         let write = |name: &str, bytes: &[u8]| {
+            if !kelp_runtime::config::is_file_name(name) {
+                return Err(MaterialiseErrorKind::UnsafeFileName(name.to_owned()));
+            }
             archive::create_new(&build_dir.join(name), 0o644)
                 .and_then(|mut file| std::io::Write::write_all(&mut file, bytes))
                 .map_err(|cause| MaterialiseErrorKind::Io { context: format!("writing {name}"), cause })

@@ -317,6 +317,9 @@ fn errors_name_what_is_wrong() {
         (function(json!({"function": ""})), "spec.function"),
         (function(json!({"runtime": ""})), "spec.runtime"),
         (function(json!({"timeout": "soon"})), "spec.timeout"),
+        // Stored before the bound, or written straight to etcd: refused, not overflowing.
+        (function(json!({"timeout": "18446744073709551615"})), "spec.timeout"),
+        (function(json!({"handler": "/etc/cron.d/x.hello"})), "spec.handler"),
         (function(json!({"checksum": "md5:0"})), "spec.checksum"),
         (function(json!({"function-content-type": "gzip"})), "spec.function-content-type"),
         (

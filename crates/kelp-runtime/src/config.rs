@@ -4,14 +4,26 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::protocol::MAX_BODY;
+
+/// The longest `FUNC_TIMEOUT` (and `KELP_SHUTDOWN_TIMEOUT`): one week, the bound `kelp-api`
+/// puts on `spec.timeout` (`MAX_TIMEOUT_SECONDS`). Deadlines are the start of a request plus
+/// the timeout; bounded, they never overflow the clock.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The most workers of one runtime (`KELP_WORKERS`, `KELP_MAX_WORKERS`): each is an interpreter
+/// process.
+pub const MAX_WORKERS: usize = 1024;
+
 /// Everything the runtime reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `FUNC_HANDLER`: the function to call.
     pub handler: Option<String>,
-    /// `MOD_NAME`: the module holding it.
+    /// `MOD_NAME`: the module holding it, a file name in the code directory
+    /// ([`is_file_name`]).
     pub module: Option<String>,
-    /// `FUNC_TIMEOUT` in seconds (default 180).
+    /// `FUNC_TIMEOUT` in seconds (default 180): finite, positive, at most [`MAX_TIMEOUT`].
     pub timeout_secs: f64,
     /// `FUNC_RUNTIME`, such as `python3.8`.
     pub runtime: Option<String>,
@@ -23,12 +35,14 @@ pub struct Config {
     pub listen: IpAddr,
     /// `KUBELESS_INSTALL_VOLUME` (default `/kubeless`): where the code is.
     pub code_dir: PathBuf,
-    /// `KELP_WORKERS`: workers kept running (default: one per core).
+    /// `KELP_WORKERS`: workers kept running (default: one per core), at most [`MAX_WORKERS`].
     pub min_workers: usize,
-    /// `KELP_MAX_WORKERS`: the pool grows up to this many when requests wait (default 4 × min).
+    /// `KELP_MAX_WORKERS`: the pool grows up to this many when requests wait (default 4 × min),
+    /// at most [`MAX_WORKERS`].
     pub max_workers: usize,
     /// Largest request body accepted, in bytes: `FUNC_MEMFILE_MAX` (bytes) or `REQ_MB_LIMIT`
-    /// (MiB), as in Kubeless's Python and Node.js runtimes; default 100 MiB.
+    /// (MiB), as in Kubeless's Python and Node.js runtimes; default 100 MiB, at most
+    /// [`MAX_BODY`] (what a frame of the worker protocol holds).
     pub max_body: usize,
     /// `KELP_CACHE_DIR`: where worker scripts (and, by default, installed dependencies) are kept.
     pub cache_dir: PathBuf,
@@ -42,7 +56,8 @@ pub struct Config {
     /// `KELP_INSTALL_TIMEOUT` seconds (default 600): how long a dependency install may take, and
     /// how long an instance waits for another one's install of the same dependencies.
     pub install_timeout: Duration,
-    /// `KELP_SHUTDOWN_TIMEOUT` seconds (default 30): how long SIGTERM waits for in-flight requests.
+    /// `KELP_SHUTDOWN_TIMEOUT` seconds (default 30, at most [`MAX_TIMEOUT`]): how long SIGTERM
+    /// waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// `KELP_ACCESS_LOG` (default on; `0` or `false` turns the per-request log line off).
     pub access_log: bool,
@@ -70,19 +85,39 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.is_empty());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let min_workers =
-            parse(&get, "KELP_WORKERS", "a positive number of workers", |v: &usize| *v > 0)?.unwrap_or(cores);
+        let workers = |v: &usize| (1..=MAX_WORKERS).contains(v);
+        let min_workers = parse(&get, "KELP_WORKERS", "a number of workers from 1 to 1024", workers)?
+            .unwrap_or(cores.min(MAX_WORKERS));
         let max_body = match (get("FUNC_MEMFILE_MAX"), get("REQ_MB_LIMIT")) {
-            (Some(_), _) => parse(&get, "FUNC_MEMFILE_MAX", "a size in bytes", |_: &usize| true)?,
-            (None, Some(_)) => parse(&get, "REQ_MB_LIMIT", "a size in MiB", |_: &usize| true)?.map(|mb| mb << 20),
+            (Some(_), _) => {
+                parse(&get, "FUNC_MEMFILE_MAX", "a size in bytes, less than 4 GiB", |v: &usize| *v <= MAX_BODY)?
+            }
+            (None, Some(_)) => parse(&get, "REQ_MB_LIMIT", "a size in MiB, less than 4096", |mb: &usize| {
+                mb.checked_mul(1 << 20).is_some_and(|bytes| bytes <= MAX_BODY)
+            })?
+            .map(|mb| mb << 20),
             (None, None) => None,
         };
         let cache_dir = get("KELP_CACHE_DIR").map_or_else(|| default_cache_dir(&get), PathBuf::from);
         Ok(Config {
             handler: get("FUNC_HANDLER"),
-            module: get("MOD_NAME"),
-            timeout_secs: parse(&get, "FUNC_TIMEOUT", "a positive number of seconds", |v: &f64| *v > 0.0)?
-                .unwrap_or(180.0),
+            module: match get("MOD_NAME") {
+                Some(value) if !is_file_name(&value) => {
+                    return Err(ConfigError {
+                        name: "MOD_NAME",
+                        value,
+                        reason: "a module name: a file name in the code directory, not a path",
+                    });
+                }
+                module => module,
+            },
+            timeout_secs: parse(
+                &get,
+                "FUNC_TIMEOUT",
+                "a positive number of seconds, at most 604800 (one week)",
+                |v: &f64| *v > 0.0 && seconds(*v).is_some(),
+            )?
+            .unwrap_or(180.0),
             runtime: get("FUNC_RUNTIME"),
             memory_limit: get("FUNC_MEMORY_LIMIT").unwrap_or_else(|| "0".into()),
             port: parse(&get, "FUNC_PORT", "a TCP port", |_: &u16| true)?.unwrap_or(8080),
@@ -90,20 +125,29 @@ impl Config {
                 .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             code_dir: get("KUBELESS_INSTALL_VOLUME").map_or_else(|| PathBuf::from("/kubeless"), PathBuf::from),
             min_workers,
-            max_workers: parse(&get, "KELP_MAX_WORKERS", "a number of workers", |v: &usize| *v > 0)?
-                .unwrap_or(min_workers * 4)
+            max_workers: parse(&get, "KELP_MAX_WORKERS", "a number of workers from 1 to 1024", workers)?
+                .unwrap_or(min_workers.saturating_mul(4).min(MAX_WORKERS))
                 .max(min_workers),
             max_body: max_body.unwrap_or(100 << 20),
             deps_dir: get("KELP_DEPS_DIR").map_or_else(|| cache_dir.join("deps"), PathBuf::from),
             cache_dir,
             namespace: get("KELP_NAMESPACE").unwrap_or_default(),
-            install_timeout: parse(&get, "KELP_INSTALL_TIMEOUT", "a positive number of seconds", |v: &f64| {
-                *v > 0.0 && Duration::try_from_secs_f64(*v).is_ok()
-            })?
-            .map_or(crate::deps::DEFAULT_INSTALL_TIMEOUT, Duration::from_secs_f64),
-            shutdown_timeout: Duration::from_secs_f64(
-                parse(&get, "KELP_SHUTDOWN_TIMEOUT", "a number of seconds", |v: &f64| *v >= 0.0)?.unwrap_or(30.0),
-            ),
+            install_timeout: parse(
+                &get,
+                "KELP_INSTALL_TIMEOUT",
+                "a positive number of seconds, at most 604800 (one week)",
+                |v: &f64| *v > 0.0 && seconds(*v).is_some(),
+            )?
+            .and_then(seconds)
+            .unwrap_or(crate::deps::DEFAULT_INSTALL_TIMEOUT),
+            shutdown_timeout: parse(
+                &get,
+                "KELP_SHUTDOWN_TIMEOUT",
+                "a number of seconds, at most 604800 (one week)",
+                |v: &f64| seconds(*v).is_some(),
+            )?
+            .and_then(seconds)
+            .unwrap_or(Duration::from_secs(30)),
             access_log: !matches!(get("KELP_ACCESS_LOG").as_deref(), Some("0" | "false" | "off")),
             exit_with_parent: matches!(get("KELP_EXIT_WITH_PARENT").as_deref(), Some("1" | "true" | "on")),
         })
@@ -111,8 +155,21 @@ impl Config {
 
     /// The function's timeout.
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.timeout_secs)
+        seconds(self.timeout_secs).unwrap_or(MAX_TIMEOUT)
     }
+}
+
+/// `value` seconds as a duration, if it is a number from 0 to [`MAX_TIMEOUT`] (not NaN or
+/// infinite, which `Duration::from_secs_f64` would panic on).
+fn seconds(value: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(value).ok().filter(|d| *d <= MAX_TIMEOUT)
+}
+
+/// Whether `name` names a file directly inside a directory, and nothing else: not empty, not `.`
+/// or `..`, no `/`, `\` or NUL, at most 255 bytes. Whatever writes or reads a file named after
+/// user input (the module of a handler) checks this first, so it cannot leave its directory.
+pub fn is_file_name(name: &str) -> bool {
+    !matches!(name, "" | "." | "..") && name.len() <= 255 && !name.contains(['/', '\\', '\0'])
 }
 
 /// Whether an environment variable configures a runtime instance (Kubeless's contract or Kelp's
@@ -238,5 +295,48 @@ mod tests {
             assert!(config(&[("KELP_INSTALL_TIMEOUT", bad)]).is_err(), "{bad}");
         }
         assert_eq!(config(&[("KELP_INSTALL_TIMEOUT", "1.5")]).unwrap().install_timeout, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn workers_are_bounded() {
+        // `min × 4` overflowed (a panic in debug builds), and each worker is a process.
+        for (name, bad) in [("KELP_WORKERS", "18446744073709551615"), ("KELP_MAX_WORKERS", "1025")] {
+            let err = config(&[(name, bad)]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{name}={bad:?}: a number of workers from 1 to 1024")), "{err}");
+        }
+        let c = config(&[("KELP_WORKERS", "1000")]).unwrap();
+        assert_eq!((c.min_workers, c.max_workers), (1000, MAX_WORKERS));
+    }
+
+    #[test]
+    fn the_module_is_a_file_name_not_a_path() {
+        for bad in ["/abs/path/x", "../x", "..", "a\\b", "x\0y"] {
+            let err = config(&[("MOD_NAME", bad)]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("MOD_NAME={bad:?}: a module name")), "{err}");
+        }
+        assert_eq!(config(&[("MOD_NAME", "hello-world_2")]).unwrap().module.as_deref(), Some("hello-world_2"));
+    }
+
+    #[test]
+    fn timeouts_are_finite_and_at_most_a_week() {
+        for bad in ["inf", "-inf", "NaN", "1e300", "18446744073709551615", "604800.5", "0", "-1"] {
+            let err = config(&[("FUNC_TIMEOUT", bad)]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("FUNC_TIMEOUT={bad:?}: a positive number of seconds")), "{err}");
+            assert!(config(&[("KELP_SHUTDOWN_TIMEOUT", bad)]).is_err() || bad == "0", "{bad}");
+        }
+        let week = config(&[("FUNC_TIMEOUT", "604800"), ("KELP_SHUTDOWN_TIMEOUT", "0.5")]).unwrap();
+        assert_eq!((week.timeout(), week.shutdown_timeout), (MAX_TIMEOUT, Duration::from_millis(500)));
+        assert_eq!(config(&[("FUNC_TIMEOUT", "1.5")]).unwrap().timeout(), Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn body_limits_fit_a_frame() {
+        for (name, bad) in
+            [("REQ_MB_LIMIT", "4096"), ("REQ_MB_LIMIT", "18446744073709551615"), ("FUNC_MEMFILE_MAX", "4294967296")]
+        {
+            let err = config(&[(name, bad)]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{name}={bad:?}: a size in")), "{err}");
+        }
+        assert_eq!(config(&[("REQ_MB_LIMIT", "4095")]).unwrap().max_body, 4095 << 20);
     }
 }

@@ -10,6 +10,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Largest header a worker may send; anything bigger is a protocol violation, not a response.
 const MAX_HEADER: u32 = 16 * 1024 * 1024;
 
+/// Largest body a frame holds (its length is a `u32`): the request body limit cannot exceed it.
+pub const MAX_BODY: usize = u32::MAX as usize;
+
+/// What a frame's body buffer starts with: a worker that announces a huge body gets memory as
+/// the bytes arrive, not all at once for a length it may never send.
+const INITIAL_BODY_CAPACITY: usize = 64 * 1024;
+
 /// What the front tells a worker to load.
 #[derive(Debug, Clone, Serialize)]
 pub struct Load {
@@ -80,21 +87,31 @@ pub enum ProtocolError {
     /// The worker sent something that is not a protocol frame.
     #[error("worker sent an invalid frame: {0}")]
     Invalid(String),
+    /// A header or body to send does not fit a frame (its length is a `u32`).
+    #[error("a frame {part} of {len} bytes is larger than the protocol allows (4 GiB)")]
+    TooLarge {
+        /// `header` or `body`.
+        part: &'static str,
+        /// Its length.
+        len: usize,
+    },
 }
 
 /// Encodes one frame into a single buffer, so it goes out in one write.
-pub fn encode<H: Serialize>(header: &H, body: &[u8]) -> Vec<u8> {
+pub fn encode<H: Serialize>(header: &H, body: &[u8]) -> Result<Vec<u8>, ProtocolError> {
     let header = serde_json::to_vec(header).expect("protocol headers always serialize");
+    let header_len = frame_len("header", header.len())?;
+    let body_len = frame_len("body", body.len())?;
     let mut frame = Vec::with_capacity(8 + header.len() + body.len());
-    frame.extend_from_slice(&frame_len(header.len()).to_be_bytes());
+    frame.extend_from_slice(&header_len.to_be_bytes());
     frame.extend_from_slice(&header);
-    frame.extend_from_slice(&frame_len(body.len()).to_be_bytes());
+    frame.extend_from_slice(&body_len.to_be_bytes());
     frame.extend_from_slice(body);
-    frame
+    Ok(frame)
 }
 
-fn frame_len(len: usize) -> u32 {
-    u32::try_from(len).expect("frames are bounded by the body limit, far below 4 GiB")
+fn frame_len(part: &'static str, len: usize) -> Result<u32, ProtocolError> {
+    u32::try_from(len).map_err(|_| ProtocolError::TooLarge { part, len })
 }
 
 /// Writes one frame.
@@ -103,7 +120,7 @@ where
     W: AsyncWrite + Unpin,
     H: Serialize,
 {
-    w.write_all(&encode(header, body)).await?;
+    w.write_all(&encode(header, body)?).await?;
     Ok(())
 }
 
@@ -116,8 +133,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(FromWorker, 
     let mut header = vec![0; header_len as usize];
     r.read_exact(&mut header).await?;
     let body_len = r.read_u32().await?;
-    let mut body = vec![0; body_len as usize];
-    r.read_exact(&mut body).await?;
+    let mut body = Vec::with_capacity((body_len as usize).min(INITIAL_BODY_CAPACITY));
+    let read = r.take(u64::from(body_len)).read_to_end(&mut body).await?;
+    if read < body_len as usize {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
     let message = serde_json::from_slice(&header).map_err(|e| ProtocolError::Invalid(e.to_string()))?;
     Ok((message, body))
 }
@@ -128,7 +148,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_result_frame_decodes() {
-        let frame = encode(&serde_json::json!({"type": "result", "status": 201, "headers": [["x-a", "b"]]}), b"hi");
+        let frame =
+            encode(&serde_json::json!({"type": "result", "status": 201, "headers": [["x-a", "b"]]}), b"hi").unwrap();
         let (msg, body) = read_frame(&mut frame.as_slice()).await.unwrap();
         match msg {
             FromWorker::Result { status, headers, failed } => {
@@ -142,8 +163,27 @@ mod tests {
 
     #[tokio::test]
     async fn a_truncated_frame_is_an_io_error() {
-        let frame = encode(&serde_json::json!({"type": "loaded"}), b"");
+        let frame = encode(&serde_json::json!({"type": "loaded"}), b"").unwrap();
         let err = read_frame(&mut &frame[..5]).await.unwrap_err();
         assert!(matches!(err, ProtocolError::Io(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_body_shorter_than_announced_is_an_io_error_not_a_huge_buffer() {
+        // A worker announcing a 4 GiB body, then hanging up after two bytes.
+        let mut frame = encode(&serde_json::json!({"type": "result", "status": 200}), b"").unwrap();
+        frame.truncate(frame.len() - 4);
+        frame.extend_from_slice(&u32::MAX.to_be_bytes());
+        frame.extend_from_slice(b"hi");
+        let err = read_frame(&mut frame.as_slice()).await.unwrap_err();
+        assert!(matches!(err, ProtocolError::Io(ref e) if e.kind() == std::io::ErrorKind::UnexpectedEof), "{err}");
+    }
+
+    #[test]
+    fn a_body_too_large_for_a_frame_is_an_error() {
+        // `encode` checks both lengths with `frame_len` before copying anything; a 4 GiB slice
+        // to encode would cost a unit test 4 GiB of memory.
+        let err = frame_len("body", MAX_BODY + 1).unwrap_err();
+        assert_eq!(err.to_string(), "a frame body of 4294967296 bytes is larger than the protocol allows (4 GiB)");
     }
 }

@@ -134,7 +134,9 @@ async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, star
     };
     let (event, request) = (event::event(parts), event::request(parts));
     let data = if event::is_json(parts) { "json" } else { "raw" };
-    let frame = protocol::encode(&Invoke { event: &event, request: &request, data }, &body);
+    let Ok(frame) = protocol::encode(&Invoke { event: &event, request: &request, data }, &body) else {
+        return too_large();
+    };
     // The call runs in its own task, so a client that hangs up does not cut a worker off mid-request.
     let deadline = tokio::time::Instant::from_std(started) + timeout;
     let pool = app.pool.clone();

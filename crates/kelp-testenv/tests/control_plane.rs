@@ -122,9 +122,29 @@ spec:
     let output = kubectl(plane, &["apply", "-n", &namespace, "-f", "-"], manifest);
     assert!(!output.status.success(), "accepted: {}", text(&output));
     assert!(text(&output).contains("spec.handler"), "{}", text(&output));
+    // The CRD's own rules bound the timeout and keep the module a file name, as Kelp's API does.
+    let function = |name: &str, handler: &str, timeout: &str| {
+        format!(
+            "apiVersion: kubeless.io/v1beta1\nkind: Function\nmetadata: {{name: {name}}}\nspec:\n  handler: {handler}\n  \
+             runtime: python3.8\n  function: 'def f(event, context): return 1'\n  timeout: '{timeout}'\n"
+        )
+    };
+    for (manifest, field, message) in [
+        (function("huge", "h.f", "18446744073709551615"), "spec.timeout", "at most 604800 seconds"),
+        (function("week", "h.f", "604801"), "spec.timeout", "at most 604800 seconds"),
+        (function("path", "/etc/cron.d/x.f", "60"), "spec.handler", "names the code file"),
+    ] {
+        let output = kubectl(plane, &["apply", "-n", &namespace, "-f", "-"], &manifest);
+        assert!(!output.status.success(), "accepted: {manifest}\n{}", text(&output));
+        assert!(text(&output).contains(field) && text(&output).contains(message), "{manifest}\n{}", text(&output));
+    }
     let output = kubectl(plane, &["get", "-n", &namespace, "functions", "-o", "name"], "");
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "", "nothing was stored");
+    for manifest in [function("ok", "hello-world_2.f", "0604800"), function("short", "h.f", "")] {
+        let output = kubectl(plane, &["apply", "-n", &namespace, "-f", "-"], &manifest);
+        assert!(output.status.success(), "refused: {manifest}\n{}", text(&output));
+    }
 }
 
 #[tokio::test]

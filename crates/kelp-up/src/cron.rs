@@ -32,18 +32,24 @@ impl Clock {
 
     /// Time that passes `speed` times faster than real time from now on (60: a minute of
     /// schedule per second), so tests can watch `* * * * *` fire without waiting minutes.
+    /// The speed is kept between 1/1000 and 1,000,000 (anything else, NaN included, is 1), so
+    /// the clock's arithmetic cannot overflow.
     pub fn sped_up(speed: f64) -> Self {
-        Clock { origin: (Instant::now(), Utc::now()), speed: speed.max(f64::MIN_POSITIVE) }
+        let speed = if speed.is_finite() && speed > 0.0 { speed.clamp(1e-3, 1e6) } else { 1.0 };
+        Clock { origin: (Instant::now(), Utc::now()), speed }
     }
 
     fn now(&self) -> DateTime<Utc> {
         let elapsed = self.origin.0.elapsed().mul_f64(self.speed);
-        self.origin.1 + chrono::Duration::from_std(elapsed).unwrap_or_default()
+        let elapsed = chrono::Duration::from_std(elapsed).unwrap_or(chrono::Duration::MAX);
+        self.origin.1.checked_add_signed(elapsed).unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
-    /// Real time until the clock shows `at`.
+    /// Real time until the clock shows `at` (saturating: a schedule centuries away waits as
+    /// long as a `Duration` can).
     fn until(&self, at: DateTime<Utc>) -> Duration {
-        (at - self.now()).to_std().unwrap_or_default().div_f64(self.speed)
+        let wait = (at - self.now()).to_std().unwrap_or_default();
+        Duration::try_from_secs_f64(wait.as_secs_f64() / self.speed).unwrap_or(Duration::MAX)
     }
 }
 
@@ -159,5 +165,15 @@ mod tests {
         let in_a_minute = clock.now() + chrono::Duration::seconds(60);
         let wait = clock.until(in_a_minute);
         assert!(wait <= Duration::from_secs(1) && wait > Duration::from_millis(900), "{wait:?}");
+    }
+
+    #[test]
+    fn any_speed_gives_a_clock_that_cannot_overflow() {
+        for speed in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE, 1e300] {
+            let clock = Clock::sped_up(speed);
+            let far = DateTime::<Utc>::MAX_UTC;
+            assert!(clock.until(far) > Duration::ZERO, "{speed}");
+            assert!(clock.until(clock.now() + chrono::Duration::seconds(60)) > Duration::ZERO, "{speed}");
+        }
     }
 }

@@ -7,13 +7,18 @@ use kelp_local::{FunctionDeployment, Scaling};
 use std::time::Duration;
 
 /// Annotation on a Function: how long an idle function keeps its instances before scaling to
-/// zero (`90s`, `5m`, `1h`, plain seconds; `0` never scales to zero). Default
-/// [`DEFAULT_IDLE_TIMEOUT`].
+/// zero (`90s`, `5m`, `1h`, plain seconds; `0` never scales to zero; at most
+/// [`MAX_IDLE_TIMEOUT`]). Default [`DEFAULT_IDLE_TIMEOUT`].
 pub const IDLE_TIMEOUT_ANNOTATION: &str = "kelp.dev/idle-timeout";
 /// How long an idle function keeps its instances when no annotation says otherwise.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The longest idle timeout: a week (`0` says "never" already).
+pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// Instances at most when no autoscaler says otherwise.
 pub const DEFAULT_MAX_INSTANCES: usize = 4;
+/// Instances of one function at most on this one machine, whatever the autoscaler says (an
+/// autoscaler written for a cluster may ask for hundreds, each a process here).
+pub const MAX_INSTANCES: usize = 64;
 
 /// Why a Function cannot be handed to the engine yet.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +72,10 @@ pub fn deployment(function: &Function, lookup: &dyn Lookup) -> Result<FunctionDe
 fn scaling(function: &Function) -> Result<Scaling, DesiredError> {
     let invalid = |field: &str, reason: String| DesiredError::Invalid { field: field.into(), reason };
     let idle_timeout = match function.metadata.annotations.as_ref().and_then(|a| a.get(IDLE_TIMEOUT_ANNOTATION)) {
-        Some(v) => parse_duration(v).ok_or_else(|| {
+        Some(v) => parse_duration(v).filter(|d| *d <= MAX_IDLE_TIMEOUT).ok_or_else(|| {
             invalid(
                 &format!("metadata.annotations[{IDLE_TIMEOUT_ANNOTATION}]"),
-                format!("{v:?} is not a duration such as 90s, 5m or 1h"),
+                format!("{v:?} is not a duration such as 90s, 5m or 1h, at most a week"),
             )
         })?,
         None => DEFAULT_IDLE_TIMEOUT,
@@ -91,7 +96,7 @@ fn scaling(function: &Function) -> Result<Scaling, DesiredError> {
             (min, min.max(DEFAULT_MAX_INSTANCES as i32))
         }
     };
-    let count = |v: i32| usize::try_from(v).unwrap_or(0);
+    let count = |v: i32| usize::try_from(v).unwrap_or(0).min(MAX_INSTANCES);
     Ok(Scaling { min: count(min), max: count(max).max(count(min)).max(1), idle_timeout })
 }
 
@@ -165,9 +170,25 @@ mod tests {
 
     #[test]
     fn a_bad_annotation_names_the_field() {
-        let f = function(json!({"metadata": {"annotations": {IDLE_TIMEOUT_ANNOTATION: "soon"}}}));
-        let err = deployment(&f, &Nothing).unwrap_err().to_string();
-        assert!(err.starts_with("metadata.annotations[kelp.dev/idle-timeout]"), "{err}");
+        for bad in ["soon", "18446744073709549568", "169h"] {
+            let f = function(json!({"metadata": {"annotations": {IDLE_TIMEOUT_ANNOTATION: bad}}}));
+            let err = deployment(&f, &Nothing).unwrap_err().to_string();
+            assert!(err.starts_with("metadata.annotations[kelp.dev/idle-timeout]"), "{err}");
+        }
+        let week = function(json!({"metadata": {"annotations": {IDLE_TIMEOUT_ANNOTATION: "168h"}}}));
+        assert_eq!(deployment(&week, &Nothing).unwrap().scaling.idle_timeout, MAX_IDLE_TIMEOUT);
+    }
+
+    #[test]
+    fn an_autoscaler_for_a_cluster_is_capped_on_one_machine() {
+        let hpa = json!({"spec": {"horizontalPodAutoscaler": {
+            "apiVersion": "autoscaling/v2beta1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "hello", "namespace": "team"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1beta1", "kind": "Deployment", "name": "hello"},
+                     "minReplicas": 2147483647, "maxReplicas": 2147483647,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "targetAverageUtilization": 70}}]}}}});
+        let d = deployment(&function(hpa), &Nothing).unwrap();
+        assert_eq!((d.scaling.min, d.scaling.max), (MAX_INSTANCES, MAX_INSTANCES));
     }
 
     /// One Secret, `creds`, whose key `token` is `hunter2-secret`.

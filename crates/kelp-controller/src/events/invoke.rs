@@ -60,7 +60,7 @@ impl ServiceInvoker {
                 );
                 let timeout = function.spec.timeout_seconds().map_or(DEFAULT_TIMEOUT, Duration::from_secs);
                 let url = kelp_plan::function_url(&self.template, function);
-                (key, Endpoint { url, timeout: timeout + CALL_MARGIN })
+                (key, Endpoint { url, timeout: timeout.saturating_add(CALL_MARGIN) })
             })
             .collect();
         *self.endpoints.write().unwrap_or_else(PoisonError::into_inner) = endpoints;
@@ -136,5 +136,25 @@ mod tests {
         assert_eq!(answer.status, http::StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(answer.body.len(), kelp_events::ANSWER_KEPT);
         assert!(answer.body.iter().all(|b| *b == b'y'));
+    }
+
+    fn function(timeout: &str) -> Function {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubeless.io/v1beta1", "kind": "Function",
+            "metadata": {"name": "f", "namespace": "ns"},
+            "spec": {"handler": "h.f", "runtime": "python3.8", "timeout": timeout},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_timeout_stored_before_its_bound_falls_back_to_the_default() {
+        let invoker = ServiceInvoker::new(kelp_plan::FUNCTION_URL);
+        // Stored before validation bounded it (or written straight to etcd): this once
+        // overflowed `Duration` on the task that learns the functions.
+        invoker.set_functions([&function("18446744073709551615")]);
+        assert_eq!(invoker.endpoint("ns", "f").unwrap().timeout, DEFAULT_TIMEOUT + CALL_MARGIN);
+        invoker.set_functions([&function("60")]);
+        assert_eq!(invoker.endpoint("ns", "f").unwrap().timeout, Duration::from_secs(70));
     }
 }

@@ -191,6 +191,23 @@ async fn path_traversal_is_refused() {
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0, "no code directory is left");
 }
 
+#[tokio::test]
+async fn a_module_that_is_a_path_writes_nothing_outside() {
+    let root = tempfile::tempdir().unwrap();
+    // A directory whose path has no dot, so that the handler has only its own.
+    let outside = tempfile::Builder::new().prefix("kelp-outside").tempdir().unwrap();
+    let module = outside.path().join("escaped");
+    for content_type in ["text", "base64+zip"] {
+        let code = if content_type == "text" { PY.to_owned() } else { b64(&zip_of(&FILES)) };
+        let mut spec = python(content_type, &code);
+        spec.handler = Some(format!("{}.hello", module.display()));
+        let err = materialise(root.path(), "default/evil", &spec).await.unwrap_err();
+        assert!(err.to_string().contains("spec.handler"), "{content_type}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing written outside");
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0, "no code directory is left");
+}
+
 /// A local HTTP server: `/code.py`, `/code.tgz`, `/moved` (a redirect to `/code.py`), else 404.
 async fn code_server() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -12,9 +12,11 @@ pub(super) fn config_map(plan: &Plan<'_>) -> ConfigMap {
     let spec = &plan.function.spec;
     let mut data = BTreeMap::new();
     // A malformed handler is reported by the Deployment, which cannot be built without it.
-    if let Ok(Some(handler)) = plan.handler() {
+    if let Ok(Some(handler)) = plan.handler()
+        && let Ok(file_name) = plan.file_name(handler)
+    {
         data.insert("handler".to_owned(), handler.to_string());
-        data.insert(plan.file_name(handler), spec.function.clone().unwrap_or_default());
+        data.insert(file_name, spec.function.clone().unwrap_or_default());
         if let Some(dep_name) = plan.dep_name() {
             data.insert(dep_name.to_owned(), spec.deps.clone().unwrap_or_default());
         }

@@ -87,7 +87,7 @@ pub(super) fn init_containers(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<In
 /// `prepare`: Kubeless's `sh -c` step string, in the provision image.
 fn prepare(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<Container, PlanError> {
     let spec = &plan.function.spec;
-    let file_name = plan.file_name(inputs.handler);
+    let file_name = plan.file_name(inputs.handler)?;
     let mut origin = format!("{SRC_DIR}/{file_name}");
     let mut steps = Vec::new();
     match plan.content_type.encoding {

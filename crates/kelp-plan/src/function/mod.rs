@@ -105,14 +105,19 @@ impl<'a> Plan<'a> {
     }
 
     /// The name of the code file: `<module><fileNameSuffix>` for a single file of a known
-    /// runtime, the bare module for archives and `+deps` (as Kubeless named it).
-    fn file_name(&self, handler: Handler<'_>) -> String {
-        match self.runtime {
+    /// runtime, the bare module for archives and `+deps` (as Kubeless named it). A module that
+    /// is not a plain file name is an error, whoever built the handler: the name becomes a path
+    /// in `prepare`'s shell step.
+    fn file_name(&self, handler: Handler<'_>) -> Result<String, PlanError> {
+        if !kelp_api::is_module_name(handler.module) {
+            return Err(PlanError::invalid("spec.handler", kelp_api::FormatError::HandlerModule));
+        }
+        Ok(match self.runtime {
             Some(resolved) if !self.content_type.is_archive() && !self.content_type.deps => {
                 format!("{}{}", handler.module, resolved.runtime.file_name_suffix)
             }
             _ => handler.module.to_owned(),
-        }
+        })
     }
 
     /// The dependency file's name, when the runtime has one.
@@ -152,4 +157,26 @@ fn hpa(plan: &Plan<'_>) -> Result<Option<HorizontalPodAutoscaler>, PlanError> {
     spec.scale_target_ref.kind = "Deployment".into();
     spec.scale_target_ref.name = plan.name.to_owned();
     Ok(Some(hpa))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handler_built_around_the_parser_still_cannot_name_a_path() {
+        let function: Function = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubeless.io/v1beta1", "kind": "Function",
+            "metadata": {"name": "fn", "namespace": "default", "uid": "u"},
+            "spec": {"handler": "hello.world", "runtime": "python3.12", "function": "x"},
+        }))
+        .unwrap();
+        let config = Config::default();
+        let plan = Plan::new(&function, &config).unwrap();
+        assert_eq!(plan.file_name(Handler { module: "hello", function: "world" }).unwrap(), "hello.py");
+        for module in ["/etc/x", "../x", "x;reboot"] {
+            let err = plan.file_name(Handler { module, function: "world" }).unwrap_err();
+            assert!(matches!(&err, PlanError::Invalid { field, .. } if field == "spec.handler"), "{err:?}");
+        }
+    }
 }

@@ -259,6 +259,28 @@ pub(crate) fn load_failure(rt: &Runtime) {
     assert!(bad.stderr().contains(&file), "stderr does not mention {file}\n{}", bad.diagnostics());
 }
 
+/// Settings the runtime cannot represent (an infinite or huge timeout, a body limit no frame
+/// holds, a module that is a path) stop it at start-up with status 1 and the variable named,
+/// never a panic (status 101) or a clock overflow at the first request.
+pub(crate) fn unrepresentable_settings(rt: &Runtime) {
+    let cases = [
+        ("FUNC_TIMEOUT", "inf", "a positive number of seconds, at most 604800"),
+        ("FUNC_TIMEOUT", "1e300", "a positive number of seconds, at most 604800"),
+        ("FUNC_TIMEOUT", "18446744073709551615", "a positive number of seconds, at most 604800"),
+        ("KELP_SHUTDOWN_TIMEOUT", "NaN", "a number of seconds"),
+        ("REQ_MB_LIMIT", "17592186044416", "a size in MiB"),
+        ("MOD_NAME", "../../etc/hello", "a module name"),
+    ];
+    for (name, value, reason) in cases {
+        let mut bad = Function::new(rt, "conf", "hello").env(name, value).spawn();
+        let status = bad.wait_exit(Duration::from_secs(30));
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{name}={value}: exit status\n{}", bad.diagnostics());
+        let stderr = bad.stderr();
+        assert!(stderr.contains(&format!("{name}={value:?}: {reason}")), "{name}={value}\n{}", bad.diagnostics());
+        assert!(!stderr.contains("panicked"), "{name}={value}\n{}", bad.diagnostics());
+    }
+}
+
 /// Each request is logged on stdout in the Apache format Kubeless's tests grep for.
 pub(crate) fn access_log(rt: &Runtime) {
     let hello = Function::new(rt, "conf", "hello").start().ready();
