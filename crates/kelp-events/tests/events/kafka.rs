@@ -279,7 +279,7 @@ async fn a_partition_paused_for_back_pressure_is_fetched_again_when_a_rebalance_
     let gate = open.clone();
     let functions = Functions::answering(move |_, _| if gate.load(Ordering::Relaxed) { 200 } else { 503 });
     let metrics = Arc::new(Metrics::default());
-    let subscription = subscription(Source::Kafka, &topic, "backlog", &[(kelp_events::RETRIES, "1000000")]);
+    let subscription = subscription(Source::Kafka, &topic, "backlog", &[(kelp_events::RETRIES, "1000")]);
     let consumer = start(kafka, &subscription, &functions, &metrics);
     subscribed(&consumer).await;
     let count = 1200;
