@@ -28,6 +28,8 @@
 
 mod archive;
 mod download;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod gateway;
 mod instance;
 mod logs;
