@@ -28,6 +28,8 @@
 
 mod admission;
 mod discovery;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod kinds;
 mod pages;
 mod patch;

@@ -439,7 +439,7 @@ async fn read_body(request: Request) -> Result<Value, ApiError> {
     parse_body(&content_type, &bytes)
 }
 
-fn parse_body(content_type: &str, bytes: &Bytes) -> Result<Value, ApiError> {
+pub(crate) fn parse_body(content_type: &str, bytes: &Bytes) -> Result<Value, ApiError> {
     let media = content_type.split(';').next().unwrap_or_default().trim();
     if media.contains("protobuf") {
         return crate::protobuf::decode(bytes).map_err(ApiError::unsupported_media_type);
@@ -464,7 +464,7 @@ fn parse_body(content_type: &str, bytes: &Bytes) -> Result<Value, ApiError> {
 
 /// The `fieldValidation` directive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FieldValidation {
+pub(crate) enum FieldValidation {
     Ignore,
     Warn,
     Strict,
@@ -487,7 +487,7 @@ impl FieldValidation {
 /// updates): checks apiVersion, kind, namespace and name against the request, prunes and
 /// reports unknown fields, checks types, applies defaults and validates (not for writes to the
 /// status subresource, which ignore everything but `status`).
-fn prepare(
+pub(crate) fn prepare(
     kind: &Kind,
     namespace: &str,
     name: Option<&str>,

@@ -33,6 +33,8 @@ mod archive;
 mod cgroup;
 mod collect;
 mod download;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod gateway;
 mod instance;
 mod logs;

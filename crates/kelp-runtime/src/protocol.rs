@@ -130,16 +130,23 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(FromWorker, 
     if header_len > MAX_HEADER {
         return Err(ProtocolError::Invalid(format!("header of {header_len} bytes")));
     }
-    let mut header = vec![0; header_len as usize];
-    r.read_exact(&mut header).await?;
+    let header = read_exactly(r, header_len).await?;
     let body_len = r.read_u32().await?;
-    let mut body = Vec::with_capacity((body_len as usize).min(INITIAL_BODY_CAPACITY));
-    let read = r.take(u64::from(body_len)).read_to_end(&mut body).await?;
-    if read < body_len as usize {
-        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-    }
+    let body = read_exactly(r, body_len).await?;
     let message = serde_json::from_slice(&header).map_err(|e| ProtocolError::Invalid(e.to_string()))?;
     Ok((message, body))
+}
+
+/// Reads `len` bytes, growing the buffer as they arrive: a length is only what the worker claims,
+/// so nothing is allocated for bytes it has not sent (an up-front buffer of a claimed 4 GiB aborts
+/// the front where address space is limited).
+async fn read_exactly<R: AsyncRead + Unpin>(r: &mut R, len: u32) -> Result<Vec<u8>, ProtocolError> {
+    let mut bytes = Vec::with_capacity((len as usize).min(INITIAL_BODY_CAPACITY));
+    r.take(u64::from(len)).read_to_end(&mut bytes).await?;
+    if bytes.len() != len as usize {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -159,6 +166,31 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(body, b"hi");
+    }
+
+    /// Found by the `worker_frame` fuzz target: a frame announcing a 4 GiB body made the front
+    /// allocate 4 GiB before reading a byte of it. The test runs itself again in a child process
+    /// whose address space is limited to 1 GiB (`ulimit -v`), where that allocation aborted.
+    #[test]
+    fn a_claimed_length_is_not_allocated_before_the_bytes_arrive() {
+        if std::env::var_os("KELP_PROTOCOL_TEST_CHILD").is_some() {
+            let mut frame = encode(&serde_json::json!({"type": "loaded"}), b"").unwrap();
+            frame.truncate(frame.len() - 4);
+            frame.extend_from_slice(&u32::MAX.to_be_bytes());
+            frame.extend_from_slice(b"abc");
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let err = runtime.block_on(read_frame(&mut frame.as_slice())).unwrap_err();
+            assert!(matches!(&err, ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof), "{err}");
+            return;
+        }
+        let status = std::process::Command::new("sh")
+            .args(["-c", "ulimit -v 1048576 && exec \"$0\" --exact --test-threads=1 \"$1\""])
+            .arg(std::env::current_exe().unwrap())
+            .arg("protocol::tests::a_claimed_length_is_not_allocated_before_the_bytes_arrive")
+            .env("KELP_PROTOCOL_TEST_CHILD", "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "the child reading the frame failed: {status}");
     }
 
     #[tokio::test]

@@ -1,0 +1,20 @@
+//! Frames a language worker sends to the front (`runtimes/PROTOCOL.md`): lengths, JSON header,
+//! body, read by `kelp-runtime`'s `protocol::read_frame` until the input runs out. The worker
+//! runs user code, so every byte of it is untrusted.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use libfuzzer_sys::fuzz_target;
+use tokio::runtime::{Builder, Runtime};
+
+static RUNTIME: LazyLock<Runtime> =
+    LazyLock::new(|| Builder::new_current_thread().build().expect("a current-thread runtime"));
+
+fuzz_target!(|data: &[u8]| {
+    RUNTIME.block_on(async {
+        let mut stream = data;
+        // Every frame read consumes at least its two 4-byte lengths, so this ends.
+        while kelp_runtime::protocol::read_frame(&mut stream).await.is_ok() {}
+    });
+});
