@@ -100,20 +100,14 @@ fn scaling(function: &Function) -> Result<Scaling, DesiredError> {
     Ok(Scaling { min: count(min), max: count(max).max(count(min)).max(1), idle_timeout })
 }
 
-/// `90s`, `5m`, `1h`, `250ms` or plain seconds.
+/// A Go duration (`90s`, `5m`, `1h30m`, `250ms`: Kelp's one duration parser,
+/// [`kelp_events::parse_go_duration`]) or plain seconds (`90`, `1.5`).
 fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Duration::try_from_secs_f64(text.parse().ok()?).ok();
+    }
+    kelp_events::parse_go_duration(text).ok()
 }
 
 #[cfg(test)]
@@ -217,5 +211,10 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
         assert_eq!(parse_duration("1d"), None);
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration(" 90 "), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("99999999999999999999999h"), None);
+        assert_eq!(parse_duration(""), None);
     }
 }
