@@ -19,12 +19,12 @@
 mod support;
 
 use kelp_brokers::Nats;
+use kelp_testkit::disk::{SmallDisk, fill};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, ErrorKind, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ const FILL_FOR: Duration = Duration::from_secs(6);
 const STALL_AT: Duration = Duration::from_secs(14);
 const STALL_FOR: Duration = Duration::from_secs(5);
 /// The size of the data directory's file system.
-const DISK_MIB: u32 = 64;
+const DISK_MIB: u64 = 64;
 /// Time between two kills of a victim's process.
 const KILL_EVERY: Duration = Duration::from_millis(1200);
 /// Connections sending their request head one byte at a time, per kind (gateway path, API path,
@@ -78,7 +78,7 @@ const LISTENER: &str = "def handler(event, context):\n    data = event['data']\n
 fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chaos() {
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     eprintln!("chaos: seed {seed}");
-    let disk = SmallDisk::mount();
+    let disk = SmallDisk::mount(DISK_MIB, "kelp-chaos-data-");
     if let Err(reason) = &disk {
         eprintln!("chaos: the disk-full part is skipped: {reason}");
     }
@@ -159,7 +159,7 @@ fn healthy_functions_keep_answering_and_no_acknowledged_write_is_lost_under_chao
         match &disk {
             Ok(disk) => {
                 eprintln!("chaos: filling the disk at {:.1} s", started.elapsed().as_secs_f64());
-                let filled = disk.fill_for(FILL_FOR);
+                let filled = fill_for(disk, FILL_FOR);
                 eprintln!("chaos: freed the disk at {:.1} s", started.elapsed().as_secs_f64());
                 freed_at = Some(started.elapsed());
                 disk_report = format!("full for {} s ({DISK_MIB} MiB tmpfs; {filled})", FILL_FOR.as_secs());
@@ -651,74 +651,24 @@ fn huge_requests(port: u16, stop: &AtomicBool, counts: &Counts) {
     }
 }
 
-/// The data directory on a tmpfs of its own, unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    /// Mounts it, or says why it cannot (mounting needs root).
-    fn mount() -> Result<SmallDisk, String> {
-        let dir = tempfile::Builder::new().prefix("kelp-chaos-data-").tempdir().map_err(|e| e.to_string())?;
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={DISK_MIB}m,mode=0700"), "kelp-chaos"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("mount -t tmpfs refused: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(SmallDisk { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills the file system and keeps it full for `duration` (taking what the platform frees),
-    /// then frees it; says how much it took.
-    fn fill_for(&self, duration: Duration) -> String {
-        let path = self.dir.path().join("chaos-filler");
-        let began = Instant::now();
-        let mut taken = 0;
-        let mut error = None;
-        while began.elapsed() < duration {
-            match fill(&path) {
-                Ok(n) => taken += n,
-                Err(e) => error = Some(e.to_string()),
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let _ = std::fs::remove_file(&path);
-        match error {
-            Some(e) => format!("filling failed: {e}"),
-            None => format!("{} MiB taken", taken >> 20),
-        }
-    }
-}
-
-/// Appends to `path` until the file system is full; how many bytes it took.
-fn fill(path: &PathBuf) -> std::io::Result<u64> {
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    let block = vec![0u8; 1 << 20];
+/// Fills the data directory's disk and keeps it full for `duration` (taking what the platform
+/// frees), then frees it; says how much it took.
+fn fill_for(disk: &SmallDisk, duration: Duration) -> String {
+    let path = disk.path().join("chaos-filler");
+    let began = Instant::now();
     let mut taken = 0;
-    for size in [1 << 20, 4 << 10, 1] {
-        loop {
-            match file.write(&block[..size]) {
-                Ok(0) => break,
-                Ok(n) => taken += n as u64,
-                Err(e) if e.raw_os_error() == Some(nix::libc::ENOSPC) => break,
-                Err(e) => return Err(e),
-            }
+    let mut error = None;
+    while began.elapsed() < duration {
+        match fill(&path) {
+            Ok(n) => taken += n,
+            Err(e) => error = Some(e.to_string()),
         }
+        std::thread::sleep(Duration::from_millis(200));
     }
-    Ok(taken)
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        // Lazily: a process of the platform that outlived it may still hold a file there.
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    let _ = std::fs::remove_file(&path);
+    match error {
+        Some(e) => format!("filling failed: {e}"),
+        None => format!("{} MiB taken", taken >> 20),
     }
 }
 

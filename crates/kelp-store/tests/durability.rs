@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
 use kelp_store::{Selector, Store, StoreConfig};
+use kelp_testkit::disk::{SmallDisk, fill};
 use serde_json::json;
 
 const CHILD_ENV: &str = "KELP_STORE_CHILD_DB";
@@ -113,58 +114,23 @@ fn the_database_is_private() {
     assert_eq!(mode(&path), 0o600);
 }
 
-/// A small tmpfs mounted on a temporary directory, unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    /// Mounts a `size` tmpfs, or says why it cannot.
-    fn mount(size: &str) -> Result<SmallDisk, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("mount -t tmpfs failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(SmallDisk { dir })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
-    }
-}
-
-/// Fills the file system of `path` (a new file there) until it has no room left.
-fn fill(path: &std::path::Path) {
-    let mut filler = std::fs::File::create(path).unwrap();
-    let block = vec![0u8; 64 << 10];
-    while filler.write_all(&block).is_ok() {}
-    let _ = filler.sync_all();
-}
-
 #[tokio::test]
 async fn writes_work_again_once_a_full_disk_has_room() {
-    let disk = match SmallDisk::mount("16m") {
+    let disk = match SmallDisk::mount(16, "kelp-store-full-") {
         Ok(disk) => disk,
         Err(reason) => {
             println!("skipped: a full disk needs a small tmpfs, and {reason}");
             return;
         }
     };
-    let path = disk.dir.path().join("kelp.redb");
-    let filler = disk.dir.path().join("filler");
+    let path = disk.path().join("kelp.redb");
+    let filler = disk.path().join("filler");
     let payload = "x".repeat(256 << 10);
     let object = |name: &str| json!({"metadata": {"name": name, "namespace": "default"}, "spec": {"data": payload}});
     let store = Store::open(&path, StoreConfig::default()).unwrap();
     store.create(RESOURCE, object("before")).await.unwrap();
 
-    fill(&filler);
+    fill(&filler).unwrap();
     let mut failures = 0;
     for i in 0..64 {
         if store.create(RESOURCE, object(&format!("full-{i}"))).await.is_err() {

@@ -2,6 +2,7 @@
 //! stale) the same way everywhere, and the [`process`] supervision of what they start. Only tests
 //! depend on this crate.
 
+pub mod disk;
 pub mod process;
 
 use std::collections::BTreeMap;
