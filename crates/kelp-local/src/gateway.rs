@@ -7,7 +7,7 @@ use crate::scaler::Function;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -144,10 +144,22 @@ impl Gateway {
         if declared.is_some_and(|length| length > limit as u64) {
             return too_large();
         }
-        let body = match Limited::new(body, limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<LengthLimitError>() => return too_large(),
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading the request body: {e}")),
+        // Held until the request is forwarded: the body's share of the gateway's buffer budget.
+        let (body, _reserved) = match buffer(&self.shared.body_budget, body, limit).await {
+            Ok(buffered) => buffered,
+            Err(Unbuffered::TooLarge) => return too_large(),
+            Err(Unbuffered::Busy) => {
+                let mut busy = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the gateway holds {} MiB of request bodies already, its most; retry",
+                        self.shared.config.body_buffer_budget >> 20
+                    ),
+                );
+                busy.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return busy;
+            }
+            Err(Unbuffered::Read(e)) => return text(StatusCode::BAD_REQUEST, format!("reading the request body: {e}")),
         };
         strip_hop_by_hop(&mut parts.headers);
         add_event_headers(&mut parts.headers);
@@ -293,6 +305,53 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// A plain-text response.
+/// Why a request body was not buffered.
+enum Unbuffered {
+    /// Larger than the function's limit.
+    TooLarge,
+    /// The gateway's budget of buffered bodies is spent.
+    Busy,
+    /// Reading it failed.
+    Read(String),
+}
+
+/// Reads `body` whole, up to `limit` bytes, taking its size (in KiB, rounded up) from `budget`
+/// as it arrives; the permit returned holds that share until it is dropped.
+async fn buffer<B>(
+    budget: &Arc<tokio::sync::Semaphore>,
+    body: B,
+    limit: usize,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Unbuffered>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let (mut length, mut held) = (0usize, None::<tokio::sync::OwnedSemaphorePermit>);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Unbuffered::Read(error_chain(e.into().as_ref())))?;
+        let Ok(data) = frame.into_data() else { continue };
+        length = length.checked_add(data.len()).filter(|l| *l <= limit).ok_or(Unbuffered::TooLarge)?;
+        let needed = length.div_ceil(1024).saturating_sub(held.as_ref().map_or(0, |p| p.num_permits()));
+        if needed > 0 {
+            let permits = u32::try_from(needed).map_err(|_| Unbuffered::Busy)?;
+            let more = budget.clone().try_acquire_many_owned(permits).map_err(|_| Unbuffered::Busy)?;
+            match &mut held {
+                Some(held) => held.merge(more),
+                None => held = Some(more),
+            }
+        }
+        chunks.push(data);
+    }
+    let body = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => Bytes::from(chunks.concat()),
+    };
+    Ok((body, held))
+}
+
 fn text(status: StatusCode, body: String) -> Response<GatewayBody> {
     let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
     *response.status_mut() = status;

@@ -51,6 +51,11 @@ pub struct PlatformConfig {
     /// How old an unused code or dependency directory must be before it is removed (default one
     /// hour; see [`Platform::collect`]).
     pub collect_grace: Duration,
+    /// Request body bytes the gateway holds at once, over all requests (default 1 GiB): each body
+    /// is read whole before it is forwarded (so that a request whose instance vanished can go to
+    /// another), and a request that would pass this is answered 503 with `Retry-After`, so that
+    /// many large uploads at once cannot exhaust the memory of the platform.
+    pub body_buffer_budget: usize,
 }
 
 impl PlatformConfig {
@@ -66,6 +71,7 @@ impl PlatformConfig {
             stop_grace: Duration::from_secs(10),
             eager_starts: 4,
             collect_grace: Duration::from_secs(3600),
+            body_buffer_budget: 1 << 30,
         }
     }
 }
@@ -142,6 +148,9 @@ pub(crate) struct Shared {
     /// directories are collected: what a deploy materialises is in use before it can be collected.
     collecting: tokio::sync::RwLock<()>,
     closing: AtomicBool,
+    /// The gateway's budget of buffered request bodies, in KiB
+    /// ([`PlatformConfig::body_buffer_budget`]).
+    pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -192,7 +201,9 @@ impl Platform {
             client.clone(),
         ));
         let pool = Pool::start(launcher.clone(), config.prewarm_per_language);
+        let budget_kib = (config.body_buffer_budget >> 10).clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
+            body_budget: Arc::new(tokio::sync::Semaphore::new(budget_kib)),
             config,
             launcher,
             pool,

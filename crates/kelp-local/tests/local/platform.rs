@@ -723,3 +723,57 @@ async fn the_gateway_answers_413_to_bodies_over_the_function_limit_without_readi
     assert!(platform.instances().is_empty(), "no instance is started for a refused request");
     platform.shutdown().await;
 }
+
+/// Many large uploads at once: the gateway holds at most `body_buffer_budget` bytes of request
+/// bodies over all requests. While a slow client holds most of it, another request that would pass
+/// it is answered 503 with `Retry-After`; once that client is gone, the same request goes through.
+#[tokio::test]
+async fn buffered_request_bodies_share_one_budget() {
+    use tokio::io::AsyncWriteExt;
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), 0);
+    config.body_buffer_budget = 64 << 10;
+    let platform = Platform::new(config).unwrap();
+    let served = serve(&platform).await;
+    platform.deploy(deployment("buf", python("hello.hello", HELLO_PY), Default::default())).await.unwrap();
+    let address = served.base.strip_prefix("http://").unwrap().to_owned();
+    let upload = |size: usize| {
+        let address = address.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            let head = format!("POST /default/buf/ HTTP/1.1\r\nhost: kelp\r\ncontent-length: {size}\r\n\r\n");
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(&vec![b'x'; size]).await.unwrap();
+            answer(stream).await
+        }
+    };
+
+    // A slow client: 50 KiB of a 100,000-byte body sent, the rest never.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"POST /default/buf/ HTTP/1.1\r\nhost: kelp\r\ncontent-length: 100000\r\n\r\n").await.unwrap();
+    slow.write_all(&[b'x'; 50 << 10]).await.unwrap();
+    let deadline = tokio::time::Instant::now() + MINUTE;
+    let (head, body) = loop {
+        let (head, body) = upload(32 << 10).await;
+        if head.starts_with("HTTP/1.1 503") || tokio::time::Instant::now() > deadline {
+            break (head, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+    assert!(body.contains("request bodies"), "{body}");
+
+    drop(slow);
+    let deadline = tokio::time::Instant::now() + MINUTE;
+    let head = loop {
+        let (head, _) = upload(32 << 10).await;
+        if head.starts_with("HTTP/1.1 200") || tokio::time::Instant::now() > deadline {
+            break head;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(head.starts_with("HTTP/1.1 200"), "once the slow client is gone: {head}");
+    platform.shutdown().await;
+}
