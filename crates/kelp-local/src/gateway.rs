@@ -145,7 +145,8 @@ impl Gateway {
             return too_large();
         }
         // Held until the request is forwarded: the body's share of the gateway's buffer budget.
-        let (body, _reserved) = match buffer(&self.shared.body_budget, body, limit).await {
+        let budget = &self.shared.body_budget;
+        let (body, _reserved) = match buffer(budget, body, limit, self.shared.config.body_idle_timeout).await {
             Ok(buffered) => buffered,
             Err(Unbuffered::TooLarge) => return too_large(),
             Err(Unbuffered::Busy) => {
@@ -158,6 +159,10 @@ impl Gateway {
                 );
                 busy.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return busy;
+            }
+            Err(Unbuffered::Stalled(idle)) => {
+                let seconds = idle.as_secs_f64();
+                return text(StatusCode::REQUEST_TIMEOUT, format!("no more of the request body came in {seconds} s"));
             }
             Err(Unbuffered::Read(e)) => return text(StatusCode::BAD_REQUEST, format!("reading the request body: {e}")),
         };
@@ -311,16 +316,20 @@ enum Unbuffered {
     TooLarge,
     /// The gateway's budget of buffered bodies is spent.
     Busy,
+    /// No more of it came within the idle timeout.
+    Stalled(Duration),
     /// Reading it failed.
     Read(String),
 }
 
-/// Reads `body` whole, up to `limit` bytes, taking its size (in KiB, rounded up) from `budget`
-/// as it arrives; the permit returned holds that share until it is dropped.
+/// Reads `body` whole, up to `limit` bytes, each piece within `idle` of the one before, taking its
+/// size (in KiB, rounded up) from `budget` as it arrives; the permit returned holds that share until
+/// it is dropped.
 async fn buffer<B>(
     budget: &Arc<tokio::sync::Semaphore>,
     body: B,
     limit: usize,
+    idle: Duration,
 ) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Unbuffered>
 where
     B: hyper::body::Body<Data = Bytes>,
@@ -329,7 +338,7 @@ where
     let mut body = std::pin::pin!(body);
     let mut chunks: Vec<Bytes> = Vec::new();
     let (mut length, mut held) = (0usize, None::<tokio::sync::OwnedSemaphorePermit>);
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = tokio::time::timeout(idle, body.frame()).await.map_err(|_| Unbuffered::Stalled(idle))? {
         let frame = frame.map_err(|e| Unbuffered::Read(error_chain(e.into().as_ref())))?;
         let Ok(data) = frame.into_data() else { continue };
         length = length.checked_add(data.len()).filter(|l| *l <= limit).ok_or(Unbuffered::TooLarge)?;

@@ -56,6 +56,10 @@ pub struct PlatformConfig {
     /// another), and a request that would pass this is answered 503 with `Retry-After`, so that
     /// many large uploads at once cannot exhaust the memory of the platform.
     pub body_buffer_budget: usize,
+    /// How long the gateway waits for the next piece of a request body (default 30 s, as nginx's
+    /// `client_body_timeout` waits 60 s): a client that stops sending mid-body is answered 408 and
+    /// gives back its connection slot and its share of the buffer budget.
+    pub body_idle_timeout: Duration,
 }
 
 impl PlatformConfig {
@@ -72,6 +76,7 @@ impl PlatformConfig {
             eager_starts: 4,
             collect_grace: Duration::from_secs(3600),
             body_buffer_budget: 1 << 30,
+            body_idle_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -777,3 +777,29 @@ async fn buffered_request_bodies_share_one_budget() {
     assert!(head.starts_with("HTTP/1.1 200"), "once the slow client is gone: {head}");
     platform.shutdown().await;
 }
+
+/// A slowloris body: a client that stops sending in the middle of its body is answered 408 once no
+/// more came within `body_idle_timeout`, rather than holding its connection (and its share of the
+/// buffer budget) for as long as it likes.
+#[tokio::test]
+async fn a_body_that_stops_coming_is_answered_408() {
+    use tokio::io::AsyncWriteExt;
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), 0);
+    config.body_idle_timeout = Duration::from_millis(300);
+    let platform = Platform::new(config).unwrap();
+    let served = serve(&platform).await;
+    platform.deploy(deployment("stall", python("hello.hello", HELLO_PY), Default::default())).await.unwrap();
+    let address = served.base.strip_prefix("http://").unwrap().to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(b"POST /default/stall/ HTTP/1.1\r\nhost: kelp\r\ncontent-length: 100\r\n\r\nonly ten b")
+        .await
+        .unwrap();
+    let (head, body) = answer(&mut stalled).await;
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(body.contains("request body"), "{body}");
+    assert!(platform.instances().is_empty(), "no instance is started for it");
+    platform.shutdown().await;
+}
