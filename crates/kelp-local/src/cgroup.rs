@@ -342,8 +342,14 @@ impl Cgroup {
         }
     }
 
+    /// Once the kernel has killed a process of the cgroup for exceeding the memory limit: the most
+    /// memory the cgroup used ([`Cgroup::peak_memory`]); `None` before.
+    pub(crate) fn oom_killed(&self) -> Option<u64> {
+        (self.oom_kills() > 0).then(|| self.peak_memory())
+    }
+
     /// How many processes of the cgroup the kernel killed for exceeding the memory limit.
-    pub(crate) fn oom_kills(&self) -> u64 {
+    fn oom_kills(&self) -> u64 {
         let Some((dir, kind)) = &self.memory else { return 0 };
         let file = match kind {
             Memory::V2 => "memory.events",
@@ -354,7 +360,7 @@ impl Cgroup {
     }
 
     /// The most memory the cgroup's processes used at once, in bytes (0 when unknown).
-    pub(crate) fn peak_memory(&self) -> u64 {
+    fn peak_memory(&self) -> u64 {
         let Some((dir, kind)) = &self.memory else { return 0 };
         let file = match kind {
             Memory::V2 => "memory.peak",

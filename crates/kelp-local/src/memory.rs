@@ -105,8 +105,8 @@ pub(crate) async fn oom_killed(cgroup: &Cgroup) -> u64 {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if cgroup.oom_kills() > 0 {
-            return cgroup.peak_memory();
+        if let Some(peak) = cgroup.oom_killed() {
+            return peak;
         }
     }
 }

@@ -247,8 +247,7 @@ impl Process {
 
     /// When the kernel OOM-killed a process of its cgroup: the most memory the instance used.
     pub(crate) fn oom_killed(&self) -> Option<u64> {
-        let cgroup = self.cgroup.as_ref()?;
-        (cgroup.oom_kills() > 0).then(|| cgroup.peak_memory())
+        self.cgroup.as_ref()?.oom_killed()
     }
 
     /// SIGTERM, then up to `grace` for the runtime to finish in-flight requests and stop its
