@@ -149,16 +149,21 @@ mod tests {
         assert!(!deployment(&seen, &Nothing).unwrap().start_now);
     }
 
-    #[test]
-    fn autoscaler_and_annotation_set_the_bounds() {
-        let hpa = json!({"spec": {"horizontalPodAutoscaler": {
+    /// The fields of a Function with Kubeless's autoscaler of `min` to `max` replicas.
+    fn with_autoscaler(min: i64, max: i64) -> Value {
+        json!({"spec": {"horizontalPodAutoscaler": {
             "apiVersion": "autoscaling/v2beta1", "kind": "HorizontalPodAutoscaler",
             "metadata": {"name": "hello", "namespace": "team"},
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1beta1", "kind": "Deployment", "name": "hello"},
-                     "minReplicas": 2, "maxReplicas": 5,
-                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "targetAverageUtilization": 70}}]}}},
-            "metadata": {"annotations": {IDLE_TIMEOUT_ANNOTATION: "90s"}}});
-        let d = deployment(&function(hpa), &Nothing).unwrap();
+                     "minReplicas": min, "maxReplicas": max,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "targetAverageUtilization": 70}}]}}}})
+    }
+
+    #[test]
+    fn autoscaler_and_annotation_set_the_bounds() {
+        let mut f = with_autoscaler(2, 5);
+        f["metadata"] = json!({"annotations": {IDLE_TIMEOUT_ANNOTATION: "90s"}});
+        let d = deployment(&function(f), &Nothing).unwrap();
         assert_eq!((d.scaling.min, d.scaling.max, d.scaling.idle_timeout), (2, 5, Duration::from_secs(90)));
     }
 
@@ -175,13 +180,7 @@ mod tests {
 
     #[test]
     fn an_autoscaler_for_a_cluster_is_capped_on_one_machine() {
-        let hpa = json!({"spec": {"horizontalPodAutoscaler": {
-            "apiVersion": "autoscaling/v2beta1", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": "hello", "namespace": "team"},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1beta1", "kind": "Deployment", "name": "hello"},
-                     "minReplicas": 2147483647, "maxReplicas": 2147483647,
-                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "targetAverageUtilization": 70}}]}}}});
-        let d = deployment(&function(hpa), &Nothing).unwrap();
+        let d = deployment(&function(with_autoscaler(2147483647, 2147483647)), &Nothing).unwrap();
         assert_eq!((d.scaling.min, d.scaling.max), (MAX_INSTANCES, MAX_INSTANCES));
     }
 
