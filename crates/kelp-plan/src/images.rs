@@ -54,16 +54,16 @@ impl ImageRegistry {
             return refuse(format!("contains {c:?}; white space and control characters are not allowed"));
         }
         if text.chars().any(char::is_uppercase) {
-            return refuse(format!("{text:?} has upper-case letters; image names are lower-case"));
+            return refuse("has upper-case letters; image names are lower-case".into());
         }
         if text.contains('@') {
             return refuse(format!(
-                "{text:?} has a digest ('@'); give where the images live, without tag or digest: \
+                "has a digest ('@'); give where the images live, without tag or digest: \
                  Kelp tags every image with its version ({IMAGE_TAG})"
             ));
         }
         if text.ends_with('/') {
-            return refuse(format!("{text:?} ends with '/'; give it without, e.g. {}", text.trim_end_matches('/')));
+            return refuse(format!("ends with '/'; give it without, e.g. {}", text.trim_end_matches('/')));
         }
         let mut components = text.split('/');
         let first = components.next().unwrap_or_default();
