@@ -96,7 +96,7 @@ pub struct InstallOptions {
 impl InstallOptions {
     /// The image of both Deployments: [`InstallOptions::image`], else the controller image of
     /// the registry.
-    pub fn controller_image(&self) -> String {
+    fn controller_image(&self) -> String {
         self.image.clone().unwrap_or_else(|| self.image_registry.image(CONTROLLER_IMAGE))
     }
 }
