@@ -31,6 +31,35 @@ fn kelp(plane: &ControlPlane, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kelp")).arg("--kubeconfig").arg(plane.kubeconfig()).args(args).output().unwrap()
 }
 
+/// `kelp <args>` with a kubeconfig that does not exist: for what needs no cluster.
+fn kelp_offline(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("no-kubeconfig");
+    Command::new(env!("CARGO_BIN_EXE_kelp")).arg("--kubeconfig").arg(kubeconfig).args(args).output().unwrap()
+}
+
+/// The images of the first container of every Deployment, and of `runtime-images` and
+/// `provision-image` in `kubeless-config`, of `objects`.
+fn kelp_images(objects: &[Value]) -> (Vec<String>, Vec<String>, String) {
+    let text = |value: &Value| value.as_str().unwrap().to_owned();
+    let deployments = of_kind(objects, "Deployment");
+    let controller =
+        deployments.iter().map(|d| text(&d["spec"]["template"]["spec"]["containers"][0]["image"])).collect();
+    let config = of_kind(objects, "ConfigMap").into_iter().find(|c| name(c) == "kubeless-config").unwrap();
+    let runtimes: Value = serde_json::from_str(config["data"]["runtime-images"].as_str().unwrap()).unwrap();
+    let mut runtime_images: Vec<String> = runtimes
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["versions"].as_array().unwrap())
+        .flat_map(|v| v["images"].as_array().unwrap())
+        .map(|i| text(&i["image"]))
+        .collect();
+    runtime_images.sort();
+    runtime_images.dedup();
+    (controller, runtime_images, text(&config["data"]["provision-image"]))
+}
+
 fn kubectl(plane: &ControlPlane, args: &[&str]) -> Output {
     plane.kubectl().args(args).output().unwrap()
 }
@@ -192,6 +221,28 @@ fn install_creates_everything_again_changes_nothing_and_uninstall_keeps_the_crds
     assert!(output.status.success(), "{}", all(&output));
     assert_eq!(brokers(plane), None);
 
+    // --image-registry names every Kelp image there (both Deployments roll); an install without
+    // it rewrites what the install wrote: Kelp's own names again, as deploy/kelp.yaml has them.
+    let installed_images = |plane: &ControlPlane| {
+        let output = kubectl(plane, &["get", "deployments.apps,configmaps", "-n", &namespace, "-o", "json"]);
+        assert!(output.status.success(), "{}", all(&output));
+        let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+        kelp_images(list["items"].as_array().unwrap())
+    };
+    let output = kelp(plane, &["install", "--wait=false", "--image-registry", "localhost:5000/kelp"]);
+    assert!(output.status.success(), "{}", all(&output));
+    for changed in ["configmap/kubeless-config", "deployment.apps/kelp-controller", "deployment.apps/kelp-triggers"] {
+        assert!(stdout(&output).contains(&format!("{changed} configured")), "{}", all(&output));
+    }
+    let (controller, runtimes, provision) = installed_images(plane);
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(controller, vec![format!("localhost:5000/kelp/controller:{version}"); 2]);
+    assert!(runtimes.iter().all(|image| image.starts_with("localhost:5000/kelp/runtime-")), "{runtimes:?}");
+    assert_eq!(provision, format!("localhost:5000/kelp/provision:{version}"));
+    let output = kelp(plane, &["install", "--wait=false"]);
+    assert!(output.status.success(), "{}", all(&output));
+    assert_eq!(installed_images(plane), kelp_images(&objects));
+
     // Again: nothing changes, and it says so.
     let again = kelp(plane, &["install", "--wait=false"]);
     assert!(again.status.success(), "{}", all(&again));
@@ -254,6 +305,50 @@ fn dry_run_prints_every_object_for_the_namespace_and_changes_nothing() {
 
     let namespace = kubectl(plane, &["get", "namespace", "dry-run-only"]);
     assert!(!namespace.status.success() && all(&namespace).contains("NotFound"), "{}", all(&namespace));
+}
+
+#[test]
+fn dry_run_with_an_image_registry_names_every_kelp_image_there_and_a_malformed_one_is_refused() {
+    let version = env!("CARGO_PKG_VERSION");
+    let image = |name: &str| format!("localhost:5000/kelp/{name}:{version}");
+    let output = kelp_offline(&["install", "--dryrun", "-o", "yaml", "--image-registry", "localhost:5000/kelp"]);
+    assert!(output.status.success(), "{}", all(&output));
+    let printed: Vec<Value> = serde_saphyr::from_multiple(&stdout(&output)).unwrap();
+    let (controller, runtimes, provision) = kelp_images(&printed);
+    assert_eq!(controller, [image("controller"), image("controller")]);
+    assert_eq!(runtimes, [image("runtime-nodejs"), image("runtime-python")]);
+    assert_eq!(provision, image("provision"));
+    assert!(!stdout(&output).contains(" kelp/"), "no image left in the default registry");
+
+    // --image still names the controller's, over the registry's.
+    let args = ["install", "--dryrun", "-o", "json", "--image-registry", "localhost:5000/kelp"];
+    let output = kelp_offline(&[&args[..], &["--image", "example.invalid/own/controller:dev"]].concat());
+    assert!(output.status.success(), "{}", all(&output));
+    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (controller, runtimes, provision) = kelp_images(list["items"].as_array().unwrap());
+    assert_eq!(controller, ["example.invalid/own/controller:dev", "example.invalid/own/controller:dev"]);
+    assert_eq!((runtimes.len(), provision), (2, image("provision")));
+
+    // Without the flag: Kelp's own names, as deploy/kelp.yaml has them.
+    let output = kelp_offline(&["install", "--dryrun", "-o", "yaml"]);
+    let printed: Vec<Value> = serde_saphyr::from_multiple(&stdout(&output)).unwrap();
+    assert_eq!(kelp_images(&printed), kelp_images(&manifest()));
+    assert_eq!(kelp_images(&printed).2, format!("kelp/provision:{version}"));
+
+    for (registry, reason) in [
+        ("", "is empty"),
+        ("localhost:5000/kelp/", "ends with '/'; give it without, e.g. localhost:5000/kelp"),
+        ("localhost:5000/Kelp", "has upper-case letters"),
+        ("local host/kelp", "contains ' '; white space"),
+        ("localhost:5000/kelp:dev", "\"kelp:dev\" ends with what would be a tag"),
+    ] {
+        let output = kelp_offline(&["install", "--dryrun", "--image-registry", registry]);
+        assert!(!output.status.success(), "{registry:?} was taken");
+        let error = all(&output);
+        let said = format!("invalid value '{registry}' for '--image-registry <REGISTRY>': {reason}");
+        assert!(error.contains(&said), "{registry:?}: {error}");
+        assert_eq!(stdout(&output), "", "nothing printed for {registry:?}");
+    }
 }
 
 #[test]

@@ -6,13 +6,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::LocalObjectReference;
 
 use crate::error::PlanError;
+use crate::images::{ImageRegistry, PROVISION_IMAGE};
 use crate::merge;
 use crate::runtimes::{self, Runtime};
-
-/// The image of the `prepare` init container and of the CronJobs' `curl` when
-/// `provision-image` is not set: it has `sh`, `curl` and busybox's `base64`, `sha256sum`, `unzip`
-/// and `tar`.
-pub const DEFAULT_PROVISION_IMAGE: &str = "curlimages/curl:8.11.1";
 
 /// The node directory holding installed dependencies when `dependency-cache-path` is not set
 /// (see the crate docs).
@@ -61,7 +57,7 @@ const IGNORED_KEYS: [(&str, &str); 5] = [
 /// |---|---|
 /// | `runtime-images` | Kubeless's JSON list `[{ID, depName, fileNameSuffix, livenessProbeInfo?, versions: [{name, version, imagePullSecrets?: [{imageSecret}], images: [{phase: installation\|compilation\|runtime, image, command?, env?, secrets?: [{name}]}]}]}]`; keys match case-insensitively, as Kubeless read them |
 /// | `deployment` | a Deployment (YAML or JSON) merged into every function's: the function's own fields win; inside containers (matched by position) the config's `env`, `ports`, `volumeMounts`, ... are appended. Parsed strictly: an unknown or duplicated field is an error |
-/// | `provision-image` | the image of `prepare` and of the CronJobs' `curl` ([`DEFAULT_PROVISION_IMAGE`]) |
+/// | `provision-image` | the image of the `prepare` and `cache-owner` init containers and of the CronJobs' `curl`: `sh`, `curl`, `base64`, `sha256sum`, `unzip` and `tar` (Kelp's `kelp/provision:<version>`, [`PROVISION_IMAGE`](crate::images::PROVISION_IMAGE)) |
 /// | `provision-image-secret`, `builder-image-secret` | Secrets added to the `imagePullSecrets` of every function pod and CronJob |
 /// | `functions-namespace` | the only namespace whose objects the controller serves (empty: all) |
 /// | `dependency-cache-path` | the node directory of installed dependencies ([`DEFAULT_DEPENDENCY_CACHE_PATH`]), one subdirectory `<namespace>` each; empty: a per-pod `emptyDir` |
@@ -92,7 +88,7 @@ impl Config {
         let get = |key: &str| data.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
         let runtimes = match get(runtimes::KEY) {
             Some(text) => runtimes::parse(text)?,
-            None => runtimes::defaults(),
+            None => runtimes::defaults(&ImageRegistry::default()),
         };
         let deployment = get(key::DEPLOYMENT).map(merge::parse_template).transpose()?;
         // An empty template (`{}`) merges nothing.
@@ -133,7 +129,8 @@ impl Config {
         Ok(Config {
             runtimes,
             deployment,
-            provision_image: get(key::PROVISION_IMAGE).unwrap_or(DEFAULT_PROVISION_IMAGE).to_owned(),
+            provision_image: get(key::PROVISION_IMAGE)
+                .map_or_else(|| ImageRegistry::default().image(PROVISION_IMAGE), str::to_owned),
             image_pull_secrets,
             functions_namespace: get(key::FUNCTIONS_NAMESPACE).map(str::to_owned),
             dependency_cache_path,
@@ -143,25 +140,32 @@ impl Config {
         })
     }
 
-    /// The `data` of the `kubeless-config` that `kelp install` writes: Kelp's runtimes under
-    /// Kubeless's IDs and versions (Python `python3`, `python3.6` … `python3.12`; Node.js
-    /// `nodejs10` … `nodejs22`, each served by `kelp/runtime-python` / `kelp/runtime-nodejs` of
-    /// this version), an empty `deployment`, the default provision image and dependency cache,
+    /// The `data` of the `kubeless-config` that `kelp install` writes, for Kelp's images in the
+    /// default registry ([`Config::default_data_for`]).
+    pub fn default_data() -> BTreeMap<String, String> {
+        Config::default_data_for(&ImageRegistry::default())
+    }
+
+    /// The `data` of the `kubeless-config` that `kelp install --image-registry` writes: Kelp's
+    /// runtimes under Kubeless's IDs and versions (Python `python3`, `python3.6` … `python3.12`;
+    /// Node.js `nodejs10` … `nodejs22`, each served by `<registry>/runtime-python` /
+    /// `<registry>/runtime-nodejs` of this version), an empty `deployment`, the provision image
+    /// `<registry>/provision` of this version, the default dependency cache,
     /// every namespace served, and Kubeless's other keys with the values that say what Kelp does
     /// (no build step). `kafka-brokers` and `nats-url` are left out, so `kelp-triggers` uses
     /// Kubeless's addresses until `kelp install --kafka-brokers` / `--nats-url` sets them.
     /// `kelp install` writes it, and `kelp up` serves it, so both backends answer readers of the
     /// ConfigMap (the `kelp` CLI, the Serverless Framework) alike.
-    pub fn default_data() -> BTreeMap<String, String> {
+    pub fn default_data_for(registry: &ImageRegistry) -> BTreeMap<String, String> {
         // Plain data: serializing it has no failure mode.
         let runtime_images =
-            serde_json::to_string_pretty(&runtimes::defaults()).expect("the runtime list serializes to JSON");
+            serde_json::to_string_pretty(&runtimes::defaults(registry)).expect("the runtime list serializes to JSON");
         let ignored = IGNORED_KEYS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
         ignored
             .chain([
                 (runtimes::KEY.to_owned(), runtime_images),
                 (key::DEPLOYMENT.to_owned(), "{}".to_owned()),
-                (key::PROVISION_IMAGE.to_owned(), DEFAULT_PROVISION_IMAGE.to_owned()),
+                (key::PROVISION_IMAGE.to_owned(), registry.image(PROVISION_IMAGE)),
                 (key::PROVISION_IMAGE_SECRET.to_owned(), String::new()),
                 (key::BUILDER_IMAGE_SECRET.to_owned(), String::new()),
                 (key::FUNCTIONS_NAMESPACE.to_owned(), String::new()),
@@ -218,7 +222,7 @@ mod tests {
     fn absent_keys_take_the_defaults() {
         let config = Config::from_data(&BTreeMap::new()).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(config.provision_image, DEFAULT_PROVISION_IMAGE);
+        assert_eq!(config.provision_image, format!("kelp/provision:{}", env!("CARGO_PKG_VERSION")));
         assert_eq!(config.dependency_cache_path.as_deref(), Some(DEFAULT_DEPENDENCY_CACHE_PATH));
         assert_eq!(config.functions_namespace(), None);
         assert_eq!((config.kafka_brokers(), config.nats_url()), (None, None));

@@ -32,7 +32,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{Config, KAFKA_BROKERS_KEY, NATS_URL_KEY};
+use crate::images::{CONTROLLER_IMAGE, ImageRegistry};
 
 /// Where the rendered manifests are committed, relative to the workspace root.
 pub const DEPLOY_FILE: &str = "deploy/kelp.yaml";
@@ -70,8 +71,14 @@ const HEADER: &str = "# Generated from crates/kelp-plan (kelp_plan::install::ins
 pub struct InstallOptions {
     /// The namespace of both Deployments and of `kubeless-config` (`kubeless`).
     pub namespace: String,
-    /// The image of both Deployments (`kelp/controller:<this version>`).
-    pub image: String,
+    /// Where Kelp's images live: the controller image of both Deployments unless [`image`]
+    /// is given, and the runtime and provision images written into `kubeless-config`
+    /// ([`Config::default_data_for`]).
+    ///
+    /// [`image`]: InstallOptions::image
+    pub image_registry: ImageRegistry,
+    /// The image of both Deployments, over `<image_registry>/controller:<this version>`.
+    pub image: Option<String>,
     /// The controller's replicas (1); one leads, the others wait.
     pub replicas: i32,
     /// The replicas of `kelp-triggers` (1). More replicas share the work: every trigger is one
@@ -80,16 +87,31 @@ pub struct InstallOptions {
     pub trigger_replicas: i32,
     /// The value of `functions-namespace`: the only namespace served (empty: all).
     pub functions_namespace: String,
+    /// The value of `kafka-brokers`, written when given (else `kelp-triggers` uses Kubeless's).
+    pub kafka_brokers: Option<String>,
+    /// The value of `nats-url`, written when given (else `kelp-triggers` uses Kubeless's).
+    pub nats_url: Option<String>,
+}
+
+impl InstallOptions {
+    /// The image of both Deployments: [`InstallOptions::image`], else the controller image of
+    /// the registry.
+    fn controller_image(&self) -> String {
+        self.image.clone().unwrap_or_else(|| self.image_registry.image(CONTROLLER_IMAGE))
+    }
 }
 
 impl Default for InstallOptions {
     fn default() -> Self {
         InstallOptions {
             namespace: "kubeless".into(),
-            image: format!("kelp/controller:{}", env!("CARGO_PKG_VERSION")),
+            image_registry: ImageRegistry::default(),
+            image: None,
             replicas: 1,
             trigger_replicas: 1,
             functions_namespace: String::new(),
+            kafka_brokers: None,
+            nats_url: None,
         }
     }
 }
@@ -98,8 +120,13 @@ impl Default for InstallOptions {
 /// then `kelp-triggers` a ServiceAccount, ClusterRole, ClusterRoleBinding, Role and RoleBinding;
 /// ConfigMap `kubeless-config`; Deployments `kelp-controller` and `kelp-triggers`.
 pub fn install_objects(options: &InstallOptions) -> Vec<Value> {
-    let mut data = Config::default_data();
+    let mut data = Config::default_data_for(&options.image_registry);
     data.insert("functions-namespace".into(), options.functions_namespace.clone());
+    for (key, value) in [(KAFKA_BROKERS_KEY, &options.kafka_brokers), (NATS_URL_KEY, &options.nats_url)] {
+        if let Some(value) = value {
+            data.insert(key.to_owned(), value.clone());
+        }
+    }
     let mut objects = vec![to_value(Namespace { metadata: cluster_meta(&options.namespace), ..Namespace::default() })];
     objects.extend(identity(options, CONTROLLER_NAME, controller_cluster_rules(), controller_namespace_rules()));
     objects.extend(identity(options, TRIGGERS_NAME, triggers_cluster_rules(), triggers_namespace_rules()));
@@ -311,7 +338,7 @@ fn deployment(options: &InstallOptions, workload: Workload) -> Deployment {
     env.push(field_env("POD_NAME", "metadata.name"));
     let container = Container {
         name: workload.name.into(),
-        image: Some(options.image.clone()),
+        image: Some(options.controller_image()),
         command: workload.command,
         args: workload.args,
         env: Some(env),

@@ -13,6 +13,7 @@
 //!   conflict, as Kubeless did).
 //! - [`install`]: the objects of `deploy/kelp.yaml` (namespace, RBAC, `kubeless-config`, the
 //!   Deployments of the controller and of `kelp-triggers`, the Kafka/NATS consumers).
+//! - [`images`]: where Kelp's own images live (`<registry>/<name>:<version>`, `kelp` by default).
 //!
 //! # Shapes
 //!
@@ -88,6 +89,7 @@ mod config;
 mod cronjob;
 mod error;
 mod function;
+pub mod images;
 mod ingress;
 pub mod install;
 mod merge;
@@ -95,7 +97,7 @@ mod meta;
 mod runtimes;
 mod shell;
 
-pub use config::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, DEFAULT_PROVISION_IMAGE, KAFKA_BROKERS_KEY, NATS_URL_KEY};
+pub use config::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, KAFKA_BROKERS_KEY, NATS_URL_KEY};
 pub use cronjob::cronjob_trigger_cronjob;
 pub use error::PlanError;
 pub use function::{FUNCTION_URL, FunctionChildren, function_children, function_url};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::PlanError;
+use crate::images::ImageRegistry;
 
 /// The config key.
 pub(crate) const KEY: &str = "runtime-images";
@@ -154,19 +155,33 @@ pub(crate) fn names(runtimes: &[Runtime]) -> Vec<String> {
 }
 
 /// Kelp's runtimes under Kubeless's IDs: Python 3 (`python3`, `python3.6` … `python3.12`) and
-/// Node.js (`nodejs10` … `nodejs22`), every version served by the one image of its language,
-/// tagged with this crate's version.
-pub(crate) fn defaults() -> Vec<Runtime> {
+/// Node.js (`nodejs10` … `nodejs22`), every version served by the one image of its language in
+/// `registry`, tagged with this crate's version.
+pub(crate) fn defaults(registry: &ImageRegistry) -> Vec<Runtime> {
     let python = std::iter::once("3".to_owned()).chain((6..=12).map(|minor| format!("3.{minor}")));
     vec![
-        kelp_runtime("python", "requirements.txt", ".py", "python", python.collect()),
-        kelp_runtime("nodejs", "package.json", ".js", "node", (10..=22).map(|major| major.to_string()).collect()),
+        kelp_runtime(registry, "python", "requirements.txt", ".py", "python", python.collect()),
+        kelp_runtime(
+            registry,
+            "nodejs",
+            "package.json",
+            ".js",
+            "node",
+            (10..=22).map(|major| major.to_string()).collect(),
+        ),
     ]
 }
 
-/// A runtime served by the image `kelp/runtime-<id>`, installing with `kelp-runtime`.
-fn kelp_runtime(id: &str, dep_name: &str, suffix: &str, name_prefix: &str, versions: Vec<String>) -> Runtime {
-    let image = format!("kelp/runtime-{id}:{}", env!("CARGO_PKG_VERSION"));
+/// A runtime served by the image `<registry>/runtime-<id>`, installing with `kelp-runtime`.
+fn kelp_runtime(
+    registry: &ImageRegistry,
+    id: &str,
+    dep_name: &str,
+    suffix: &str,
+    name_prefix: &str,
+    versions: Vec<String>,
+) -> Runtime {
+    let image = registry.runtime(id);
     let phase = |phase: &str, command: &str| PhaseImage {
         phase: phase.into(),
         image: image.clone(),
@@ -219,21 +234,22 @@ mod tests {
 
     #[test]
     fn an_unknown_runtime_lists_the_available_ones() {
-        let err = resolve(&defaults(), "ruby2.6").unwrap_err();
+        let defaults = defaults(&ImageRegistry::default());
+        let err = resolve(&defaults, "ruby2.6").unwrap_err();
         let PlanError::UnknownRuntime { runtime, available } = &err else { panic!("{err:?}") };
         assert_eq!(runtime, "ruby2.6");
         assert_eq!(available.len(), 8 + 13);
         assert!(err.to_string().contains("python3, python3.6, python3.7"), "{err}");
-        assert!(matches!(resolve(&defaults(), "python2.7"), Err(PlanError::UnknownRuntime { .. })));
-        assert!(matches!(resolve(&defaults(), "not a runtime"), Err(PlanError::UnknownRuntime { .. })));
+        assert!(matches!(resolve(&defaults, "python2.7"), Err(PlanError::UnknownRuntime { .. })));
+        assert!(matches!(resolve(&defaults, "not a runtime"), Err(PlanError::UnknownRuntime { .. })));
     }
 
     #[test]
     fn defaults_serialize_with_kubeless_keys_and_read_back() {
-        let json = serde_json::to_string(&defaults()).unwrap();
+        let json = serde_json::to_string(&defaults(&ImageRegistry::default())).unwrap();
         assert!(json.contains(r#""ID":"python","depName":"requirements.txt","fileNameSuffix":".py""#), "{json}");
         assert!(json.contains(r#"{"name":"python312","version":"3.12","images":"#), "{json}");
-        assert_eq!(parse(&json).unwrap(), defaults());
+        assert_eq!(parse(&json).unwrap(), defaults(&ImageRegistry::default()));
     }
 
     #[test]

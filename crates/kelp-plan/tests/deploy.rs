@@ -7,10 +7,11 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
 
+use kelp_plan::images::{DEFAULT_IMAGE_REGISTRY, ImageRegistry};
 use kelp_plan::install::{
     CONTROLLER_NAME, DEPLOY_FILE, InstallOptions, TRIGGERS_NAME, install_objects, render_yaml, yaml,
 };
-use kelp_plan::{Config, DEFAULT_DEPENDENCY_CACHE_PATH, DEFAULT_PROVISION_IMAGE};
+use kelp_plan::{Config, DEFAULT_DEPENDENCY_CACHE_PATH};
 use serde_json::{Value, json};
 
 const CHART: &str = "deploy/helm/kelp";
@@ -151,16 +152,15 @@ fn the_chart_defaults_are_the_install_defaults() {
     let (chart, values) = (read("Chart.yaml"), read("values.yaml"));
     assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
-    let image =
-        format!("{}:{}", values["image"]["repository"].as_str().unwrap(), chart["appVersion"].as_str().unwrap());
     let options = InstallOptions::default();
-    assert_eq!(image, options.image);
+    assert_eq!(values["image"]["registry"], DEFAULT_IMAGE_REGISTRY);
+    assert_eq!(values["image"]["repository"], "", "<registry>/controller, as without kelp install --image");
     assert_eq!(values["replicas"], options.replicas);
     assert_eq!(values["triggers"]["replicas"], options.trigger_replicas);
     assert_eq!(values["triggers"]["kafkaBrokers"], "", "absent by default: kelp-triggers' defaults apply");
     assert_eq!(values["triggers"]["natsUrl"], "");
     assert_eq!(values["functionsNamespace"], options.functions_namespace);
-    assert_eq!(values["provisionImage"], DEFAULT_PROVISION_IMAGE);
+    assert_eq!(values["provisionImage"], "", "<registry>/provision, as kelp install writes it");
     assert_eq!(values["dependencyCachePath"], DEFAULT_DEPENDENCY_CACHE_PATH);
     let config_map = fs::read_to_string(repo().join(CHART).join("templates/configmap.yaml")).unwrap();
     for key in Config::default_data().keys() {
@@ -316,4 +316,190 @@ fn the_controller_runs_locked_down_with_kubeless_labels_and_config() {
     let config = object(&objects, "ConfigMap");
     let data: std::collections::BTreeMap<String, String> = serde_json::from_value(config["data"].clone()).unwrap();
     assert_eq!(Config::from_data(&data).unwrap(), Config::default());
+}
+
+/// Every string of `value` that names one of Kelp's images (`image` fields, and the images of
+/// `runtime-images`, `provision-image`), with where it is.
+fn images(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                let at = format!("{at}/{key}");
+                match (key.as_str(), item) {
+                    ("image" | "provision-image", Value::String(image)) => found.push((at, image.clone())),
+                    ("runtime-images", Value::String(json)) => images(&serde_json::from_str(json).unwrap(), &at, found),
+                    _ => images(item, &at, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, item)| images(item, &format!("{at}/{i}"), found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_image_registry_names_every_kelp_image_and_image_still_wins_for_the_controller() {
+    let version = env!("CARGO_PKG_VERSION");
+    let registry = ImageRegistry::parse("localhost:5000/kelp").unwrap();
+    let options = InstallOptions { image_registry: registry.clone(), ..InstallOptions::default() };
+    let mut found = Vec::new();
+    images(&Value::Array(install_objects(&options)), "", &mut found);
+    let names: BTreeSet<&str> = found.iter().map(|(_, image)| image.as_str()).collect();
+    let expected: BTreeSet<String> = ["controller", "runtime-python", "runtime-nodejs", "provision"]
+        .iter()
+        .map(|name| format!("localhost:5000/kelp/{name}:{version}"))
+        .collect();
+    assert_eq!(names, expected.iter().map(String::as_str).collect(), "{found:#?}");
+    // 2 Deployments, 21 runtime versions with 2 phases each, provision-image.
+    assert_eq!(found.len(), 2 + 21 * 2 + 1);
+
+    let default = install_objects(&InstallOptions::default());
+    let mut found = Vec::new();
+    images(&Value::Array(default.clone()), "", &mut found);
+    assert!(found.iter().all(|(_, image)| image.starts_with("kelp/") && image.ends_with(&format!(":{version}"))));
+    assert_eq!(container(&default, CONTROLLER_NAME)["image"], format!("kelp/controller:{version}"));
+
+    let image = Some("example.invalid/own/controller:dev".to_owned());
+    let objects = install_objects(&InstallOptions { image, ..options });
+    for name in [CONTROLLER_NAME, TRIGGERS_NAME] {
+        assert_eq!(container(&objects, name)["image"], "example.invalid/own/controller:dev");
+    }
+    let data = &object(&objects, "ConfigMap")["data"];
+    assert_eq!(data["provision-image"], format!("localhost:5000/kelp/provision:{version}"));
+    assert!(data["runtime-images"].as_str().unwrap().contains(&registry.runtime("nodejs")));
+}
+
+#[test]
+fn functions_and_cronjobs_planned_with_the_installed_config_run_only_images_of_the_registry() {
+    let version = env!("CARGO_PKG_VERSION");
+    let options = InstallOptions {
+        image_registry: ImageRegistry::parse("registry.example.com/team/kelp").unwrap(),
+        ..InstallOptions::default()
+    };
+    let objects = install_objects(&options);
+    let data: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(object(&objects, "ConfigMap")["data"].clone()).unwrap();
+    let config = Config::from_data(&data).unwrap();
+    let function: kelp_api::Function = serde_json::from_value(json!({
+        "apiVersion": "kubeless.io/v1beta1", "kind": "Function",
+        "metadata": {"name": "hello", "namespace": "default", "uid": "uid-hello"},
+        "spec": {"handler": "handler.hello", "runtime": "nodejs20", "function": "module.exports = {}",
+                 "deps": "{\"dependencies\": {}}"},
+    }))
+    .unwrap();
+    let trigger: kelp_api::CronJobTrigger = serde_json::from_value(json!({
+        "apiVersion": "kubeless.io/v1beta1", "kind": "CronJobTrigger",
+        "metadata": {"name": "hello", "namespace": "default", "uid": "uid-trigger"},
+        "spec": {"function-name": "hello", "schedule": "* * * * *"},
+    }))
+    .unwrap();
+    let deployment =
+        serde_json::to_value(kelp_plan::function_children(&function, &config).unwrap().deployment).unwrap();
+    let cronjob =
+        serde_json::to_value(kelp_plan::cronjob_trigger_cronjob(&trigger, &function, &config).unwrap()).unwrap();
+    let mut found = Vec::new();
+    images(&deployment, "deployment", &mut found);
+    images(&cronjob, "cronjob", &mut found);
+    let names: BTreeSet<&str> = found.iter().map(|(_, image)| image.as_str()).collect();
+    let expected = [
+        format!("registry.example.com/team/kelp/provision:{version}"),
+        format!("registry.example.com/team/kelp/runtime-nodejs:{version}"),
+    ];
+    assert_eq!(names, expected.iter().map(String::as_str).collect(), "{found:#?}");
+    let init: Vec<&str> = deployment["spec"]["template"]["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["image"] == expected[0])
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(init.contains(&"prepare") && init.contains(&"cache-owner"), "{init:?}");
+}
+
+/// A file of the chart.
+fn chart_file(path: &str) -> String {
+    fs::read_to_string(repo().join(CHART).join(path)).unwrap()
+}
+
+/// Registries as `kelp install --image-registry` takes or refuses them.
+const REGISTRIES: [&str; 27] = [
+    "kelp",
+    "localhost",
+    "localhost:5000",
+    "localhost:5000/kelp",
+    "127.0.0.1:5000/kelp",
+    "registry.example.com/team/kelp",
+    "registry-1.example.com:443/a.b/c_d/e__f/g--h",
+    "my_team/kelp",
+    "",
+    "localhost:5000/kelp/",
+    "localhost:5000/Kelp",
+    "Registry.example.com/kelp",
+    "local host/kelp",
+    "kelp\n",
+    "localhost:5000/kelp:dev",
+    "kelp:dev",
+    "localhost:5000/kelp@sha256:00",
+    "[::1]:5000/kelp",
+    "/kelp",
+    "registry.example.com//kelp",
+    "-registry.example.com/kelp",
+    "registry..example/kelp",
+    "my_team.example.com/kelp",
+    "team/-kelp",
+    "team/ke...lp",
+    "team/ke___lp",
+    "team/ké",
+];
+
+#[test]
+fn the_chart_refuses_the_registries_kelp_install_refuses() {
+    // The chart's check is a regular expression (Go's syntax, which the regex crate shares) and
+    // a length; the port's range (1 to 65535) is checked by kelp install only.
+    let helpers = chart_file("templates/_helpers.tpl");
+    let pattern = helpers.split("regexMatch `").nth(1).and_then(|rest| rest.split('`').next()).unwrap();
+    let regex = regex::Regex::new(pattern).unwrap();
+    assert!(helpers.contains("(gt (len $registry) 200)"), "the chart bounds the length as kelp install does");
+    let long = "a".repeat(201);
+    for registry in REGISTRIES.iter().copied().chain([long.as_str(), &long[1..]]) {
+        let chart_takes = regex.is_match(registry) && registry.len() <= 200;
+        assert_eq!(chart_takes, ImageRegistry::parse(registry).is_ok(), "{registry:?}");
+    }
+    assert!(helpers.contains("fail (printf \"image.registry %q: "), "the error names the value");
+}
+
+#[test]
+fn the_chart_names_the_images_of_image_registry_as_kelp_install_does() {
+    // The chart's templates, applied by hand for one registry (the same string operations).
+    let registry = "localhost:5000/kelp";
+    let version = env!("CARGO_PKG_VERSION");
+    let options =
+        InstallOptions { image_registry: ImageRegistry::parse(registry).unwrap(), ..InstallOptions::default() };
+    let objects = install_objects(&options);
+    let data = &object(&objects, "ConfigMap")["data"];
+
+    let config_map = chart_file("templates/configmap.yaml");
+    assert!(
+        config_map.contains(
+            r#"{{ .Files.Get "files/runtime-images.json" | replace `"image": "kelp/` (printf `"image": "%s/` (include "kelp.registry" .)) | indent 4 }}"#
+        ),
+        "{config_map}"
+    );
+    let runtime_images =
+        chart_file("files/runtime-images.json").replace(r#""image": "kelp/"#, &format!(r#""image": "{registry}/"#));
+    assert_eq!(runtime_images, format!("{}\n", data["runtime-images"].as_str().unwrap()));
+
+    let provision = r#"provision-image: {{ .Values.provisionImage | default (printf "%s/provision:%s" (include "kelp.registry" .) .Chart.AppVersion) | quote }}"#;
+    assert!(config_map.contains(provision), "{config_map}");
+    assert_eq!(data["provision-image"], format!("{registry}/provision:{version}"));
+
+    let helpers = chart_file("templates/_helpers.tpl");
+    let image = r#"image: "{{ .Values.image.repository | default (printf "%s/controller" (include "kelp.registry" .)) }}:{{ .Values.image.tag | default .Chart.AppVersion }}""#;
+    assert!(helpers.contains(image), "{helpers}");
+    for name in [CONTROLLER_NAME, TRIGGERS_NAME] {
+        assert_eq!(container(&objects, name)["image"], format!("{registry}/controller:{version}"));
+        let template =
+            chart_file(&format!("templates/{}deployment.yaml", if name == TRIGGERS_NAME { "triggers-" } else { "" }));
+        assert!(template.contains(r#"{{- include "kelp.image" . | nindent 8 }}"#), "{name}");
+    }
 }

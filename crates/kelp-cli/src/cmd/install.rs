@@ -2,19 +2,20 @@
 //! the binary, see `bundle`) applied to, or deleted from, the cluster of the kubeconfig context:
 //! the controller, and `kelp-triggers`, the consumers of KafkaTriggers and NATSTriggers.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kelp_plan::images::ImageRegistry;
+use kelp_plan::install::InstallOptions;
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::Value;
 
 use super::{DryRunArgs, Spinner, describe};
-use crate::bundle::{self, Options, is_deployment};
+use crate::bundle::{self, is_deployment};
 use crate::dynamic::Resources;
 use crate::output::{Format, emit, info, render};
 use crate::target::{GlobalArgs, Target, connect};
@@ -31,9 +32,17 @@ const POLL: Duration = Duration::from_millis(500);
 /// `kelp install`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct InstallArgs {
-    /// The image of the controller and of kelp-triggers (default: the one of this release)
+    /// The image of the controller and of kelp-triggers (default: <REGISTRY>/controller of this
+    /// release)
     #[arg(long, value_name = "IMAGE")]
     image: Option<String>,
+    /// Where Kelp's images live, e.g. localhost:5000/kelp (default: kelp): the controller's
+    /// <REGISTRY>/controller, the runtimes' <REGISTRY>/runtime-python and
+    /// <REGISTRY>/runtime-nodejs and the provision image <REGISTRY>/provision, all tagged with
+    /// this release's version (so REGISTRY has no tag). As --kafka-brokers, give it again when
+    /// installing again: an install without it goes back to kelp/...
+    #[arg(long = "image-registry", value_name = "REGISTRY")]
+    image_registry: Option<ImageRegistry>,
     /// The Kafka brokers of KafkaTriggers, written into kubeless-config (default: Kubeless's
     /// kafka.kubeless:9092); credentials go into the Secret kelp-triggers-brokers instead. Give
     /// it again when installing again: an install without it removes the key it wrote
@@ -72,21 +81,26 @@ fn namespace(global: &GlobalArgs) -> String {
     global.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
 }
 
-/// What `kelp install` installs: the manifest for `-n`, with the flags' image, trigger replicas
+/// What `kelp install` installs: the manifest for `-n`, with the flags' images, trigger replicas
 /// and `kubeless-config` keys.
-fn install_options(global: &GlobalArgs, args: &InstallArgs) -> Options {
-    let config = [(kelp_plan::KAFKA_BROKERS_KEY, &args.kafka_brokers), (kelp_plan::NATS_URL_KEY, &args.nats_url)]
-        .into_iter()
-        .filter_map(|(key, value)| Some((key.to_owned(), value.clone()?)))
-        .collect::<BTreeMap<_, _>>();
-    Options { namespace: namespace(global), image: args.image.clone(), trigger_replicas: args.trigger_replicas, config }
+fn install_options(global: &GlobalArgs, args: &InstallArgs) -> InstallOptions {
+    let defaults = InstallOptions::default();
+    InstallOptions {
+        namespace: namespace(global),
+        image_registry: args.image_registry.clone().unwrap_or(defaults.image_registry),
+        image: args.image.clone(),
+        trigger_replicas: args.trigger_replicas.unwrap_or(defaults.trigger_replicas),
+        kafka_brokers: args.kafka_brokers.clone(),
+        nats_url: args.nats_url.clone(),
+        ..defaults
+    }
 }
 
 /// `kelp install`.
 pub(crate) async fn install(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<()> {
     let options = install_options(global, &args);
     let crds = bundle::crds();
-    let documents = bundle::kelp_documents(&options)?;
+    let documents = bundle::kelp_documents(&options);
     if args.dry_run.dryrun {
         return emit(dry_run(args.dry_run.output, crds.into_iter().chain(documents))?);
     }
@@ -230,8 +244,8 @@ async fn not_ready_detail(target: &Target, namespace: &str, deployment: &Deploym
 /// objects' finalizers are the controller's and `kelp-triggers`' to release, so both must still
 /// run meanwhile). The optional broker Secrets are the user's: they go with the namespace.
 pub(crate) async fn uninstall(global: &GlobalArgs, args: UninstallArgs) -> anyhow::Result<()> {
-    let options = Options { namespace: namespace(global), ..Options::default() };
-    let objects = bundle::kelp_documents(&options)?;
+    let options = InstallOptions { namespace: namespace(global), ..InstallOptions::default() };
+    let objects = bundle::kelp_documents(&options);
     let crds = bundle::crds();
     let names: Vec<String> =
         crds.iter().filter_map(|c| c.pointer("/metadata/name").and_then(Value::as_str)).map(str::to_owned).collect();

@@ -8,9 +8,22 @@ kubeless: controller
 kubeless: triggers
 {{- end }}
 
-{{/* The image of both Deployments. */}}
+{{/*
+Where Kelp's images live (image.registry), refused as `kelp install --image-registry` refuses it
+(kelp_plan::images): a lower-case host[:port] and/or path, at most 200 characters, without '/' at
+the end and without tag.
+*/}}
+{{- define "kelp.registry" -}}
+{{- $registry := .Values.image.registry | toString -}}
+{{- if or (gt (len $registry) 200) (not (regexMatch `^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*:[0-9]+|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+|[a-z0-9]+(?:(?:_|__|-+)[a-z0-9]+)*)(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$` $registry)) -}}
+{{- fail (printf "image.registry %q: not where images live, such as localhost:5000/kelp (lower-case, at most 200 characters, without '/' at the end, without tag: Kelp tags every image with its version)" $registry) -}}
+{{- end -}}
+{{- $registry -}}
+{{- end }}
+
+{{/* The image of both Deployments: image.repository, else <registry>/controller. */}}
 {{- define "kelp.image" -}}
-image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+image: "{{ .Values.image.repository | default (printf "%s/controller" (include "kelp.registry" .)) }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
 imagePullPolicy: {{ .Values.image.pullPolicy }}
 {{- end }}
 
