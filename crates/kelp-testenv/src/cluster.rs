@@ -10,7 +10,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
 /// The fake Node's name.
-const NODE: &str = "kwok-node-0";
+pub(crate) const KWOK_NODE: &str = "kwok-node-0";
 
 /// A client from the kubeconfig at `path`, for the calling runtime.
 pub(crate) async fn client(path: &Path) -> Client {
@@ -33,12 +33,12 @@ pub(crate) async fn readyz(client: &Client) -> Result<(), String> {
 pub(crate) async fn create_node(client: &Client) {
     let node = Node {
         metadata: ObjectMeta {
-            name: Some(NODE.to_owned()),
+            name: Some(KWOK_NODE.to_owned()),
             annotations: Some([("kwok.x-k8s.io/node".to_owned(), "fake".to_owned())].into()),
             labels: Some(
                 [
                     ("type", "kwok"),
-                    ("kubernetes.io/hostname", NODE),
+                    ("kubernetes.io/hostname", KWOK_NODE),
                     ("kubernetes.io/os", "linux"),
                     ("kubernetes.io/arch", "amd64"),
                 ]
@@ -52,12 +52,12 @@ pub(crate) async fn create_node(client: &Client) {
     Api::<Node>::all(client.clone())
         .create(&PostParams::default(), &node)
         .await
-        .unwrap_or_else(|e| panic!("kelp-testenv: creating the Node {NODE}: {e}"));
+        .unwrap_or_else(|e| panic!("kelp-testenv: creating the Node {KWOK_NODE}: {e}"));
 }
 
-/// `Ok` once the Node's `Ready` condition is `True`.
-pub(crate) async fn node_ready(client: &Client) -> Result<(), String> {
-    let node = Api::<Node>::all(client.clone()).get(NODE).await.map_err(|e| e.to_string())?;
+/// `Ok` once the Node `name` has the condition `Ready` `True`.
+pub(crate) async fn node_ready(client: &Client, name: &str) -> Result<(), String> {
+    let node = Api::<Node>::all(client.clone()).get(name).await.map_err(|e| e.to_string())?;
     let conditions = node.status.and_then(|s| s.conditions).unwrap_or_default();
     match conditions.iter().find(|c| c.type_ == "Ready") {
         Some(ready) if ready.status == "True" => Ok(()),

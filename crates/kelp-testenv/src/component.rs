@@ -1,9 +1,11 @@
-//! The five components and their command lines (the flag set of `engineering-notes.md`,
-//! "Part B, verified"), over one directory: certificates, kubeconfig, etcd's data, logs.
+//! The control plane's components and their command lines (the flag set of
+//! `engineering-notes.md`, "Part B, verified"), over one directory: certificates, kubeconfig,
+//! etcd's data, logs, and with a real node its files too.
 
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::node::{NODE_IP, NodeLayout};
 use crate::pki::{self, PkiFiles};
 use kelp_testkit::process::free_ports;
 
@@ -50,7 +52,7 @@ pub(crate) struct Layout {
     /// The temporary directory holding everything below.
     pub(crate) dir: PathBuf,
     /// Where the binaries are.
-    bin_dir: PathBuf,
+    pub(crate) bin_dir: PathBuf,
     /// The components' logs.
     pub(crate) log_dir: PathBuf,
     /// The admin kubeconfig.
@@ -58,18 +60,22 @@ pub(crate) struct Layout {
     pki: PkiFiles,
     etcd_port: u16,
     etcd_peer_port: u16,
-    apiserver_port: u16,
+    pub(crate) apiserver_port: u16,
+    /// The real node, when there is one: then every component runs in its network namespace.
+    pub(crate) node: Option<NodeLayout>,
 }
 
 impl Layout {
-    /// Picks free ports, and writes the certificates and the kubeconfig into `dir`.
-    pub(crate) fn new(dir: PathBuf, bin_dir: PathBuf) -> Layout {
+    /// Picks free ports, and writes the certificates and the kubeconfig into `dir`; with
+    /// `real_node`, also creates the node's namespace and writes its files.
+    pub(crate) fn new(dir: PathBuf, bin_dir: PathBuf, real_node: bool) -> Layout {
         let log_dir = dir.join("logs");
         std::fs::create_dir_all(&log_dir).unwrap_or_else(|e| panic!("kelp-testenv: {}: {e}", log_dir.display()));
         let (pki, admin) = pki::write(&dir.join("pki")).unwrap_or_else(|e| panic!("kelp-testenv: certificates: {e}"));
         let [etcd_port, etcd_peer_port, apiserver_port] = free_ports();
         let kubeconfig = dir.join("kubeconfig");
-        let layout = Layout { dir, bin_dir, log_dir, kubeconfig, pki, etcd_port, etcd_peer_port, apiserver_port };
+        let node = real_node.then(|| NodeLayout::create(&dir, &kubeconfig));
+        let layout = Layout { dir, bin_dir, log_dir, kubeconfig, pki, etcd_port, etcd_peer_port, apiserver_port, node };
         std::fs::write(&layout.kubeconfig, pki::kubeconfig(&layout.server(), &admin))
             .unwrap_or_else(|e| panic!("kelp-testenv: {}: {e}", layout.kubeconfig.display()));
         layout
@@ -82,7 +88,17 @@ impl Layout {
 
     /// The command line of `component`.
     pub(crate) fn command(&self, component: Component) -> Command {
-        let mut command = Command::new(self.bin_dir.join(component.name()));
+        let program = self.bin_dir.join(component.name());
+        let mut command = match &self.node {
+            Some(node) => node.netns.command(program),
+            None => Command::new(program),
+        };
+        // With a real node the API server listens on the namespace's every address, and
+        // advertises the node's, which the `kubernetes` Service's endpoints then carry.
+        let (bind, advertise, reconciler) = match self.node {
+            Some(_) => ("0.0.0.0", NODE_IP, "lease"),
+            None => ("127.0.0.1", "127.0.0.1", "none"),
+        };
         let path = |p: &PathBuf| p.display().to_string();
         let kubeconfig = format!("--kubeconfig={}", path(&self.kubeconfig));
         let etcd = format!("http://127.0.0.1:{}", self.etcd_port);
@@ -106,9 +122,9 @@ impl Layout {
                 format!("--tls-private-key-file={}", path(&self.pki.serving_key)),
                 format!("--client-ca-file={}", path(&self.pki.ca_cert)),
                 format!("--secure-port={}", self.apiserver_port),
-                "--bind-address=127.0.0.1".to_owned(),
-                "--advertise-address=127.0.0.1".to_owned(),
-                "--endpoint-reconciler-type=none".to_owned(),
+                format!("--bind-address={bind}"),
+                format!("--advertise-address={advertise}"),
+                format!("--endpoint-reconciler-type={reconciler}"),
                 format!("--service-cluster-ip-range={SERVICE_CIDR}"),
                 "--allow-privileged=true".to_owned(),
                 "--authorization-mode=RBAC".to_owned(),

@@ -3,6 +3,10 @@
 //! `scripts/k8s-bins` builds, with one fake kwok Node (pods scheduled there become Running and
 //! Ready without running anything) and Kelp's CRDs (`deploy/crds/`) installed.
 //!
+//! Or, with [`ControlPlane::shared_node`], the same control plane with a real node instead of
+//! kwok's: containerd, a kubelet, kube-proxy and CoreDNS whose pods run Kelp's images, all in a
+//! network namespace of the test's own (see the `node` module; it needs root).
+//!
 //! ```no_run
 //! # async fn example() {
 //! use kelp_testenv::ControlPlane;
@@ -28,6 +32,7 @@
 mod cluster;
 mod component;
 mod controller;
+mod node;
 mod pki;
 
 use std::future::Future;
@@ -38,12 +43,17 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use crate::controller::ControllerProcess;
+pub use crate::node::EGRESS_PROXY;
 
 use crate::component::{Component, Layout};
+use crate::node::{NODE_NAME, NodeComponent};
 use kelp_testkit::process::{self, Proc, Watchdog};
 
 /// The tools `scripts/k8s-bins` must provide.
 const TOOLS: [&str; 5] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok"];
+
+/// What a real node adds to [`TOOLS`].
+const NODE_TOOLS: [&str; 3] = ["kubelet", "kube-proxy", "coredns"];
 
 /// A running control plane. See the crate documentation.
 #[derive(Debug)]
@@ -66,28 +76,70 @@ impl ControlPlane {
         }
     }
 
+    /// The control plane with a real node shared by every test of this test binary, started
+    /// by the first call; with `KELP_REAL_NODE=0`, the kwok one of [`ControlPlane::shared`]
+    /// instead (for machines where a node cannot run: no root, say). A node that cannot start
+    /// makes every call panic with the reason: it is never replaced by kwok silently.
+    pub fn shared_node() -> &'static ControlPlane {
+        if std::env::var_os("KELP_REAL_NODE").is_some_and(|v| v == "0") {
+            return ControlPlane::shared();
+        }
+        static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+        let started = SHARED.get_or_init(|| std::panic::catch_unwind(ControlPlane::start_node).map_err(panic_text));
+        match started {
+            Ok(plane) => plane,
+            Err(reason) => panic!("kelp-testenv: the shared control plane with a real node did not start: {reason}"),
+        }
+    }
+
     /// Starts a private control plane (for tests that restart or break it), ready when this
     /// returns: the API server answers `/readyz`, the kwok Node is Ready and the CRDs are
     /// Established. Dropping it kills its processes and removes its directory.
     pub fn start() -> ControlPlane {
+        ControlPlane::start_with(false)
+    }
+
+    /// Starts a private control plane with a real node, ready when this returns: as
+    /// [`ControlPlane::start`], with the node Ready and Kelp's images (the archives of
+    /// `KELP_NODE_IMAGES`, else of `scripts/images save`) in its containerd.
+    pub fn start_node() -> ControlPlane {
+        ControlPlane::start_with(true)
+    }
+
+    /// Whether pods run code here (a real node), or only look as if (kwok).
+    pub fn has_real_node(&self) -> bool {
+        self.layout.node.is_some()
+    }
+
+    fn start_with(real_node: bool) -> ControlPlane {
         let began = Instant::now();
-        let bin_dir = bin_dir();
+        let bin_dir = bin_dir(real_node);
         let dir = tempfile::Builder::new()
             .prefix("kelp-testenv-")
             .tempdir()
             .expect("kelp-testenv: creating a temporary directory")
             .keep();
         let watchdog = Watchdog::start(std::process::id(), &dir);
-        let layout = Layout::new(dir, bin_dir);
+        let images = real_node.then(images_dir);
+        let layout = Layout::new(dir, bin_dir, real_node);
         let mut plane = ControlPlane {
             layout,
             procs: Mutex::new(Vec::new()),
             watchdog: Mutex::new(watchdog),
             startup: Duration::ZERO,
         };
+        if let Some(node) = &plane.layout.node {
+            node::open_borders(&node.netns, plane.layout.apiserver_port);
+        }
         plane.spawn(&[Component::Etcd, Component::ApiServer]);
         block_on(plane.wait_apiserver_ready());
-        plane.spawn(&[Component::ControllerManager, Component::Scheduler, Component::Kwok]);
+        match images {
+            Some(images) => {
+                plane.spawn(&[Component::ControllerManager, Component::Scheduler]);
+                plane.start_node_components(&images);
+            }
+            None => plane.spawn(&[Component::ControllerManager, Component::Scheduler, Component::Kwok]),
+        }
         block_on(plane.install());
         plane.startup = began.elapsed();
         eprintln!(
@@ -164,6 +216,31 @@ impl ControlPlane {
         self.watchdog().record(procs.iter().map(Proc::id));
     }
 
+    /// Starts containerd, imports the images of `images`, then starts CoreDNS, kube-proxy and
+    /// the kubelet.
+    fn start_node_components(&self, images: &Path) {
+        let node = self.layout.node.as_ref().expect("a real node's layout");
+        for component in NodeComponent::ALL {
+            let command = node.command(component, &self.layout.bin_dir, &self.layout.kubeconfig);
+            let mut procs = self.procs();
+            procs.push(Proc::spawn(component.name(), command, self.log_dir()));
+            self.watchdog().record(procs.iter().map(Proc::id));
+            drop(procs);
+            if component == NodeComponent::Containerd {
+                let socket = node.containerd_socket();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !socket.exists() {
+                    self.check_alive();
+                    assert!(Instant::now() < deadline, "kelp-testenv: containerd made no socket in 30 s");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let began = Instant::now();
+                let names = node.import_images(images);
+                eprintln!("kelp-testenv: imported {} images in {:.1} s", names.len(), began.elapsed().as_secs_f64());
+            }
+        }
+    }
+
     fn procs(&self) -> MutexGuard<'_, Vec<Proc>> {
         self.procs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -217,13 +294,20 @@ impl ControlPlane {
         self.wait_until("kube-apiserver /readyz", Component::ApiServer, Duration::from_secs(120), probe).await;
     }
 
-    /// Creates the kwok Node and applies the CRDs, then waits for both.
+    /// Creates the kwok Node (the real one registers itself) and applies the CRDs, then waits
+    /// for both.
     async fn install(&self) {
         let client = self.client().await;
-        cluster::create_node(&client).await;
+        let (name, blame) = match self.layout.node {
+            Some(_) => (NODE_NAME, Component::ApiServer),
+            None => {
+                cluster::create_node(&client).await;
+                (cluster::KWOK_NODE, Component::Kwok)
+            }
+        };
         let crds = cluster::apply_crds(&client).await;
-        let node = || cluster::node_ready(&client);
-        self.wait_until("the kwok Node Ready", Component::Kwok, Duration::from_secs(60), node).await;
+        let node = || cluster::node_ready(&client, name);
+        self.wait_until(&format!("the Node {name} Ready"), blame, Duration::from_secs(120), node).await;
         let established = || cluster::crds_established(&client, &crds);
         self.wait_until("the CRDs Established", Component::ApiServer, Duration::from_secs(60), established).await;
     }
@@ -235,27 +319,42 @@ impl Drop for ControlPlane {
         for proc in self.procs().iter_mut() {
             proc.kill();
         }
+        let teardown = self.layout.dir.join("teardown");
+        if teardown.exists() {
+            let _ = Command::new(&teardown).status();
+        }
         let _ = std::fs::remove_dir_all(&self.layout.dir);
     }
 }
 
-/// `KELP_K8S_BIN_DIR`, else what `scripts/k8s-bins` builds; checked to hold every tool and
-/// kwok's stages.
-fn bin_dir() -> PathBuf {
+/// `KELP_K8S_BIN_DIR`, else what `scripts/k8s-bins` builds; checked to hold every tool (a real
+/// node's too, with `real_node`) and kwok's stages.
+fn bin_dir(real_node: bool) -> PathBuf {
+    let node_tools: &[&str] = if real_node { &NODE_TOOLS } else { &[] };
+    let tools: Vec<&str> = TOOLS.iter().chain(node_tools).copied().collect();
     let dir = match std::env::var_os("KELP_K8S_BIN_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => kelp_testkit::k8s_bin_dir(&TOOLS),
+        None => kelp_testkit::k8s_bin_dir(&tools),
     };
-    let mut wanted: Vec<String> = TOOLS.iter().map(|t| (*t).to_owned()).collect();
+    let mut wanted: Vec<String> = tools.iter().map(|t| (*t).to_owned()).collect();
     wanted.push(component::KWOK_STAGES.to_owned());
     let missing: Vec<&String> = wanted.iter().filter(|f| !dir.join(f).is_file()).collect();
     assert!(
         missing.is_empty(),
         "kelp-testenv: {} lacks {missing:?} (KELP_K8S_BIN_DIR, or run scripts/k8s-bins {})",
         dir.display(),
-        TOOLS.join(" ")
+        tools.join(" ")
     );
     dir
+}
+
+/// The directory of image archives a real node imports: `KELP_NODE_IMAGES`, else what
+/// `scripts/images save` writes (building the images first when needed).
+fn images_dir() -> PathBuf {
+    match std::env::var_os("KELP_NODE_IMAGES") {
+        Some(dir) => PathBuf::from(dir),
+        None => kelp_testkit::images_dir(),
+    }
 }
 
 /// Runs `future` to completion on a runtime of its own, in a thread of its own: the start-up

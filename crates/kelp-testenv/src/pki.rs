@@ -14,7 +14,8 @@ use rcgen::{
 pub(crate) struct PkiFiles {
     /// The authority's certificate (signs the serving and client certificates).
     pub(crate) ca_cert: PathBuf,
-    /// The API server's certificate (SAN 127.0.0.1 and localhost) and key.
+    /// The API server's certificate (SANs: loopback, the real node's address, the `kubernetes`
+    /// Service's names and ClusterIP).
     pub(crate) serving_cert: PathBuf,
     /// The serving certificate's key.
     pub(crate) serving_key: PathBuf,
@@ -47,7 +48,14 @@ pub(crate) fn write(dir: &Path) -> std::io::Result<(PkiFiles, AdminCredentials)>
     let issuer = Issuer::new(ca, ca_key);
 
     let serving_key = KeyPair::generate().map_err(err)?;
-    let mut serving = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).map_err(err)?;
+    // Loopback, the real node's address, and the names and ClusterIP of the `kubernetes` Service
+    // (pods reach the API server through it).
+    let names = ["127.0.0.1", crate::node::NODE_IP, "10.96.0.1", "localhost", "kubernetes", "kubernetes.default"];
+    let names = names
+        .into_iter()
+        .map(str::to_owned)
+        .chain(["kubernetes.default.svc".to_owned(), "kubernetes.default.svc.cluster.local".to_owned()]);
+    let mut serving = CertificateParams::new(names.collect::<Vec<_>>()).map_err(err)?;
     serving.distinguished_name.push(DnType::CommonName, "kube-apiserver");
     serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let serving_cert = serving.signed_by(&serving_key, &issuer).map_err(err)?;

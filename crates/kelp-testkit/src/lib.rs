@@ -125,6 +125,13 @@ pub fn k8s_bin_dir(tools: &[&str]) -> PathBuf {
     script_dir("k8s-bins", tools)
 }
 
+/// The directory of Kelp's image archives (one `*.tar` per image, the pods' sandbox image
+/// included) that `scripts/images save` builds once and prints, for a real node to import.
+pub fn images_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| script_dir("images", &["save"])).clone()
+}
+
 /// The Serverless Framework's `serverless` command, with the kubeless plugin installed beside it
 /// (which is where the Framework finds it): `KELP_SERVERLESS`, else the one `scripts/serverless`
 /// installs once from the npm registry into its cache. Panics with the script's output when there

@@ -112,9 +112,12 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
 }
 
 /// What the watchdog runs: wait for the process `$1` to end, then kill every process group
-/// listed in `$2/pids` and remove `$2`. (`kill -KILL -<group>`: dash's `kill` takes no `--`.)
+/// listed in `$2/pids`, run `$2/teardown` when there is one (what a real node leaves outside
+/// its groups: containers, mounts, cgroups, a network namespace) and remove `$2`.
+/// (`kill -KILL -<group>`: dash's `kill` takes no `--`.)
 const WATCHDOG: &str = r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
 for group in $(cat "$2/pids" 2>/dev/null); do kill -KILL "-$group" 2>/dev/null; done
+[ -x "$2/teardown" ] && "$2/teardown"
 rm -rf "$2""#;
 
 /// A `sh` loop, in its own process group, that outlives the test process by at most a second:

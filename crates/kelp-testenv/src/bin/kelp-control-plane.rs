@@ -11,6 +11,9 @@
 //! kill "$PLANE_PID"                     # or close its stdin
 //! ```
 //!
+//! With `--real-node` the control plane has a real node instead of kwok's (root only; see
+//! [`ControlPlane::start_node`]).
+//!
 //! The components' logs are in the directory printed on stderr. The binaries come from
 //! `KELP_K8S_BIN_DIR`, else `scripts/k8s-bins`. k8s-openapi's version feature comes from the
 //! workspace, like the library's tests: build it together with a binary crate, e.g.
@@ -23,7 +26,11 @@ use tokio::io::AsyncReadExt as _;
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() {
-    let plane = ControlPlane::start();
+    let plane = match std::env::args().nth(1).as_deref() {
+        Some("--real-node") => ControlPlane::start_node(),
+        Some(other) => panic!("kelp-control-plane: unknown argument {other} (the only one is --real-node)"),
+        None => ControlPlane::start(),
+    };
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{}", plane.kubeconfig().display()).expect("writing the kubeconfig path to stdout");
