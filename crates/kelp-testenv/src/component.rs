@@ -125,6 +125,8 @@ impl Layout {
                 format!("--bind-address={bind}"),
                 format!("--advertise-address={advertise}"),
                 format!("--endpoint-reconciler-type={reconciler}"),
+                // The Node's name resolves nowhere: logs and the proxy go to its InternalIP.
+                "--kubelet-preferred-address-types=InternalIP".to_owned(),
                 format!("--service-cluster-ip-range={SERVICE_CIDR}"),
                 "--allow-privileged=true".to_owned(),
                 "--authorization-mode=RBAC".to_owned(),

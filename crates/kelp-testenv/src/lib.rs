@@ -106,6 +106,12 @@ impl ControlPlane {
         ControlPlane::start_with(true)
     }
 
+    /// A path under this control plane's directory (removed with it) for `name`: with a real
+    /// node, a node directory for `hostPath` volumes (the node's files are the machine's).
+    pub fn node_path(&self, name: &str) -> PathBuf {
+        self.layout.dir.join("node").join(name)
+    }
+
     /// Whether pods run code here (a real node), or only look as if (kwok).
     pub fn has_real_node(&self) -> bool {
         self.layout.node.is_some()
