@@ -111,8 +111,10 @@ fn prepare(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<Container, PlanError>
         kelp_api::Archive::CompressedTar => format!("tar xf {origin} -C {CODE_DIR}"),
         kelp_api::Archive::None => format!("cp {origin} {CODE_DIR}/{file_name}"),
     });
+    // An empty dependency file (the ConfigMap always has one, as Kubeless's did) is not copied:
+    // Node.js refuses to load a module beside an empty package.json.
     if let Some(dep_name) = plan.dep_name().filter(|_| !plan.content_type.deps) {
-        steps.push(format!("cp {SRC_DIR}/{dep_name} {CODE_DIR}"));
+        steps.push(format!("if [ -s {SRC_DIR}/{dep_name} ]; then cp {SRC_DIR}/{dep_name} {CODE_DIR}; fi"));
     }
     Ok(Container {
         name: "prepare".into(),
