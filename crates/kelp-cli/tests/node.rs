@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use kelp_testenv::{ControlPlane, EGRESS_PROXY};
+use kelp_testenv::{ControlPlane, ControllerProcess, EGRESS_PROXY};
 use serde_json::Value;
 
 /// How long a pod may take to start (images present, dependencies to install).
@@ -25,6 +25,13 @@ fn plane() -> &'static ControlPlane {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| install(plane));
     plane
+}
+
+/// On kwok, whose pods run nothing, the installed controller does not run: a `kelp-controller`
+/// process for the calling test stands in for it (the leader of them reconciles). On a real node,
+/// `None`: the controller runs in its pod.
+fn stand_in_controller(plane: &ControlPlane, test: &str) -> Option<ControllerProcess> {
+    (!plane.has_real_node()).then(|| ControllerProcess::start(plane, test, &[]))
 }
 
 /// `kelp install`, waiting for both Deployments; then the dependency cache moved under the
@@ -202,6 +209,7 @@ fn install_runs_the_controller_and_kelp_triggers_in_pods_with_their_service_acco
 #[test]
 fn python_and_node_functions_deploy_call_log_update_and_delete() {
     let plane = plane();
+    let _controller = stand_in_controller(plane, "lifecycle");
     let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("lifecycle"));
     let examples = kelp_testkit::repo_root().join("examples");
     for (name, runtime, file) in [
@@ -223,9 +231,15 @@ fn python_and_node_functions_deploy_call_log_update_and_delete() {
         assert_eq!(echoed["function"], "hello", "{name}");
         // From another pod, through the Service's DNS name (CoreDNS, kube-proxy).
         let url = format!("http://{name}.{namespace}.svc.cluster.local:8080/");
+        // Retried for a while: kube-proxy programs a new Service's rules a moment after it exists.
         let script = format!(
-            "import urllib.request as u; r = u.urlopen(u.Request({url:?}, data=b'from-a-pod', \
-             headers={{'Content-Type': 'text/plain'}}), timeout=20); print(r.status, r.read().decode())"
+            "import time, urllib.request as u\n\
+             for attempt in range(60):\n\
+             \x20   try:\n\
+             \x20       r = u.urlopen(u.Request({url:?}, data=b'from-a-pod', headers={{'Content-Type': 'text/plain'}}), timeout=20)\n\
+             \x20       print(r.status, r.read().decode()); break\n\
+             \x20   except OSError as e:\n\
+             \x20       print('attempt', attempt, e); time.sleep(0.5)\n"
         );
         let log = run_in_pod(plane, &namespace, &format!("client-{name}"), &script);
         assert!(log.contains("200") && log.contains("from-a-pod"), "{name} from a pod: {log}");
@@ -267,6 +281,7 @@ fn python_and_node_functions_deploy_call_log_update_and_delete() {
 #[test]
 fn dependencies_are_installed_by_the_install_init_container() {
     let plane = plane();
+    let _controller = stand_in_controller(plane, "deps");
     let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("deps"));
     let examples = kelp_testkit::repo_root().join("examples");
     // The node's pods reach the package registries only through the test's proxy.
@@ -307,6 +322,7 @@ fn dependencies_are_installed_by_the_install_init_container() {
 #[test]
 fn a_cronjob_triggers_job_calls_its_function() {
     let plane = plane();
+    let _controller = stand_in_controller(plane, "cron");
     let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("cron"));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tick.py");
