@@ -234,7 +234,9 @@ fn function_container(
     container.liveness_probe.get_or_insert_with(|| {
         liveness.unwrap_or(Probe { initial_delay_seconds: Some(3), period_seconds: Some(30), ..healthz() })
     });
-    container.readiness_probe.get_or_insert_with(|| Probe { period_seconds: Some(2), ..healthz() });
+    // Every second: kelp-runtime answers /healthz within milliseconds of starting, so the probe's
+    // period is most of the time between a pod starting and its Service sending it requests.
+    container.readiness_probe.get_or_insert_with(|| Probe { period_seconds: Some(1), ..healthz() });
     Ok(())
 }
 
