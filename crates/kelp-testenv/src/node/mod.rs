@@ -195,5 +195,6 @@ fn cgroup_hierarchies() -> Vec<PathBuf> {
 /// loopback, and the pods' egress proxy.
 pub(crate) fn open_borders(netns: &Netns, api_port: u16) {
     forward::api_port(netns.try_clone(), api_port);
-    forward::egress_proxy(netns, &format!("{NODE_IP}:3128"));
+    let address = EGRESS_PROXY.strip_prefix("http://").expect("EGRESS_PROXY is an http:// URL");
+    forward::egress_proxy(netns, address);
 }
