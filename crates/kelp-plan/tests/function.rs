@@ -210,6 +210,68 @@ fn the_init_containers_run_as_the_function_user_without_privileges() {
     assert_eq!(pod.automount_service_account_token, None);
 }
 
+/// A `kubeless-config` whose `installation` phases all carry `secrets` (and `command`, when
+/// given, instead of Kelp's).
+fn config_with_installation_secrets(command: Option<&str>) -> Config {
+    let mut data = Config::default_data();
+    let mut runtimes: Value = serde_json::from_str(&data["runtime-images"]).unwrap();
+    for version in runtimes.as_array_mut().unwrap().iter_mut().flat_map(|r| r["versions"].as_array_mut().unwrap()) {
+        for image in version["images"].as_array_mut().unwrap().iter_mut().filter(|i| i["phase"] == "installation") {
+            image["secrets"] = json!([{"name": "pip-index"}]);
+            if let Some(command) = command {
+                image["command"] = command.into();
+            }
+        }
+    }
+    data.insert("runtime-images".into(), runtimes.to_string());
+    Config::from_data(&data).unwrap()
+}
+
+fn mounts(container: &Container) -> Vec<(&str, &str, bool)> {
+    let mounts = container.volume_mounts.iter().flatten();
+    mounts.map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only == Some(true))).collect()
+}
+
+/// The installation phase's Secrets (a private index's credentials) go to `fetch`, which runs no
+/// package code, and never to `install`, where the packages' install scripts run: it installs
+/// offline from the stage `fetch` filled. A command of the operator's own keeps them (it cannot
+/// be split), and without Secrets there is one `install`, as before.
+#[test]
+fn the_installation_secrets_reach_fetch_and_never_the_install_scripts() {
+    let with_deps = function(json!({"deps": "requests"}));
+    let deployment = function_children(&with_deps, &config_with_installation_secrets(None)).unwrap().deployment;
+    assert_eq!(init_names(&deployment), ["prepare", "cache-owner", "fetch", "install"]);
+    let pod = pod(&deployment);
+    let init = pod.init_containers.as_ref().unwrap();
+    let (fetch, install) = (&init[2], &init[3]);
+    let secret = ("pip-index", "/var/run/secrets/kubeless.io/pip-index", true);
+    assert!(mounts(fetch).contains(&secret), "{:?}", mounts(fetch));
+    assert!(mounts(fetch).contains(&("kelp-deps", "/kelp-deps", true)), "fetch writes no install");
+    assert!(mounts(fetch).contains(&("kelp-tmp", "/tmp", false)), "the stage is on the shared scratch volume");
+    assert!(fetch.args.as_ref().unwrap()[0].ends_with("kelp-runtime --fetch-deps"), "{:?}", fetch.args);
+    assert!(mounts(install).iter().all(|(name, path, _)| *name != "pip-index" && !path.contains("kubeless.io")));
+    assert!(mounts(install).contains(&("kelp-tmp", "/tmp", false)));
+    assert!(install.args.as_ref().unwrap()[0].ends_with("kelp-runtime --install-deps"), "{:?}", install.args);
+    for container in [fetch, install] {
+        assert_eq!(env(container)["KELP_DEPS_STAGE"], "/tmp/kelp-deps-stage", "{}", container.name);
+        assert_eq!(container.security_context, install.security_context, "{}", container.name);
+        assert_eq!(container.image, install.image);
+    }
+    let volumes: Vec<&str> = pod.volumes.iter().flatten().map(|v| v.name.as_str()).collect();
+    assert_eq!(volumes.iter().filter(|v| **v == "pip-index").count(), 1, "{volumes:?}");
+
+    let custom = config_with_installation_secrets(Some("pip install --prefix=$KUBELESS_INSTALL_VOLUME -r req.txt"));
+    let deployment = function_children(&with_deps, &custom).unwrap().deployment;
+    assert_eq!(init_names(&deployment), ["prepare", "cache-owner", "install"]);
+    let install = &self::pod(&deployment).init_containers.as_ref().unwrap()[2];
+    assert!(mounts(install).contains(&secret), "{:?}", mounts(install));
+
+    let deployment = plan(&with_deps).deployment;
+    assert_eq!(init_names(&deployment), ["prepare", "cache-owner", "install"]);
+    let install = &self::pod(&deployment).init_containers.as_ref().unwrap()[2];
+    assert!(!env(install).contains_key("KELP_DEPS_STAGE"), "{:?}", env(install));
+}
+
 #[test]
 fn a_function_gets_no_api_token_unless_it_asks_for_one() {
     let deployment = plan(&function(json!({}))).deployment;

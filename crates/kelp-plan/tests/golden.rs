@@ -7,7 +7,9 @@
 //! Triggers are planned against the Function of their `function-name` in the same source (a
 //! minimal one when there is none). The configuration is Kelp's default plus a Kubeless-style
 //! Go runtime (compilation phase, phase environment and Secrets, image pull secrets), so the
-//! shapes of Kubeless's own runtime images are covered too.
+//! shapes of Kubeless's own runtime images are covered too. `installation-secrets-*.yaml` plans
+//! an example with dependencies once more, its installation phase given a Secret (the `fetch`
+//! and `install` split).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -42,6 +44,19 @@ fn config() -> Config {
     let mut data = Config::default_data();
     let mut runtimes: Vec<Value> = serde_json::from_str(&data["runtime-images"]).unwrap();
     runtimes.push(serde_json::from_str(GO_RUNTIME).unwrap());
+    data.insert("runtime-images".into(), serde_json::to_string(&runtimes).unwrap());
+    Config::from_data(&data).unwrap()
+}
+
+/// Kelp's default configuration, every `installation` phase given the Secret `pip-index`.
+fn installation_secrets_config() -> Config {
+    let mut data = Config::default_data();
+    let mut runtimes: Vec<Value> = serde_json::from_str(&data["runtime-images"]).unwrap();
+    for version in runtimes.iter_mut().flat_map(|r| r["versions"].as_array_mut().unwrap()) {
+        for image in version["images"].as_array_mut().unwrap().iter_mut().filter(|i| i["phase"] == "installation") {
+            image["secrets"] = serde_json::json!([{"name": "pip-index"}]);
+        }
+    }
     data.insert("runtime-images".into(), serde_json::to_string(&runtimes).unwrap());
     Config::from_data(&data).unwrap()
 }
@@ -107,13 +122,18 @@ fn to_value(object: &impl serde::Serialize) -> Value {
 
 /// Every golden file: name → (planned objects, content).
 fn render_all() -> BTreeMap<String, (Vec<Value>, String)> {
-    let config = config();
-    let sources =
-        [("kubeless", repo().join("crates/kelp-api/tests/fixtures")), ("example", repo().join("examples/manifests"))];
+    let (config, secrets_config) = (config(), installation_secrets_config());
+    let examples = repo().join("examples/manifests");
+    let sources = [
+        ("kubeless", repo().join("crates/kelp-api/tests/fixtures"), &config, None),
+        ("example", examples.clone(), &config, None),
+        ("installation-secrets", examples, &secrets_config, Some("titles-python-deps.yaml")),
+    ];
     let mut files = BTreeMap::new();
-    for (source, dir) in sources {
+    for (source, dir, config, only) in sources {
         let mut paths: Vec<PathBuf> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
         paths.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+        paths.retain(|p| only.is_none_or(|only| p.ends_with(only)));
         paths.sort();
         let objects: Vec<(PathBuf, Vec<Value>)> = paths.into_iter().map(|p| (p.clone(), read_objects(&p))).collect();
         let functions: Vec<Function> = objects
@@ -123,7 +143,7 @@ fn render_all() -> BTreeMap<String, (Vec<Value>, String)> {
             .map(|o| serde_json::from_value(o.clone()).unwrap())
             .collect();
         for (path, objects) in &objects {
-            let planned: Vec<Value> = objects.iter().flat_map(|o| plan(o, &functions, &config)).collect();
+            let planned: Vec<Value> = objects.iter().flat_map(|o| plan(o, &functions, config)).collect();
             if planned.is_empty() {
                 continue;
             }

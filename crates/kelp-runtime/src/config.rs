@@ -53,6 +53,10 @@ pub struct Config {
     /// `KELP_NAMESPACE` (default empty): the function's namespace, part of the key of its
     /// dependency installs, so that namespaces sharing a cache never share an install.
     pub namespace: String,
+    /// `KELP_DEPS_STAGE`: the directory `--fetch-deps` fetches the dependencies into and from
+    /// which an install then runs offline, so that the packages' install scripts run without the
+    /// credentials the fetch had (unset: installs download as they go).
+    pub deps_stage: Option<PathBuf>,
     /// `KELP_INSTALL_TIMEOUT` seconds (default 600): how long a dependency install may take, and
     /// how long an instance waits for another one's install of the same dependencies.
     pub install_timeout: Duration,
@@ -132,6 +136,7 @@ impl Config {
             deps_dir: get("KELP_DEPS_DIR").map_or_else(|| cache_dir.join("deps"), PathBuf::from),
             cache_dir,
             namespace: get("KELP_NAMESPACE").unwrap_or_default(),
+            deps_stage: get("KELP_DEPS_STAGE").filter(|s| !s.is_empty()).map(PathBuf::from),
             install_timeout: parse(
                 &get,
                 "KELP_INSTALL_TIMEOUT",

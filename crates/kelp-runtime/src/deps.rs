@@ -12,7 +12,12 @@
 //! namespaces of containers sharing a node directory. An install found in place is used
 //! without taking the lock, so the directory may be mounted read-only.
 //!
-//! An install may take at most a time limit (`KELP_INSTALL_TIMEOUT`, default
+//! With install-time credentials, the download and the packages' code are kept apart: [`fetch`]
+//! downloads into a stage directory running none of the packages' code (wheels only for pip,
+//! no lifecycle scripts for npm), and [`ensure`] given that stage installs offline from it (the
+//! same key, lock and rename), where the install scripts run without the credentials.
+//!
+//! An install (or a fetch) may take at most a time limit (`KELP_INSTALL_TIMEOUT`, default
 //! [`DEFAULT_INSTALL_TIMEOUT`]): past it the installer's process group is killed and the install
 //! fails with [`DepsError::TimedOut`]. An instance waiting for another one's install gives up
 //! after the same limit with [`DepsError::LockTimeout`].
@@ -31,9 +36,12 @@ const LOCK_POLL: Duration = Duration::from_millis(200);
 /// Why dependencies could not be made available.
 #[derive(Debug, thiserror::Error)]
 pub enum DepsError {
-    /// The installer ran and failed; `output` holds its error lines, which name the package.
-    #[error("installing {language} dependencies from {file} failed ({status}):\n{output}")]
+    /// The installer (or the fetcher) ran and failed; `output` holds its error lines, which name
+    /// the package, and `note` why a fetch may refuse a package.
+    #[error("{step} {language} dependencies from {file} failed ({status}):\n{output}{note}")]
     InstallFailed {
+        /// What was being done.
+        step: Step,
         /// Language name.
         language: &'static str,
         /// The dependency file's name.
@@ -42,6 +50,8 @@ pub enum DepsError {
         status: std::process::ExitStatus,
         /// The relevant lines of the installer's output.
         output: String,
+        /// Empty, or a line saying why a fetch refuses what an install accepts.
+        note: String,
     },
     /// The interpreter, whose version is part of the install's key, does not run.
     #[error("installing {language} dependencies: {command} --version does not run or names no version")]
@@ -52,8 +62,10 @@ pub enum DepsError {
         command: String,
     },
     /// The installer ran past the time limit and was killed (with its process group).
-    #[error("dependency install timed out after {} s: installing {language} dependencies from {file} (KELP_INSTALL_TIMEOUT)", limit.as_secs_f64())]
+    #[error("dependency install timed out after {} s: {step} {language} dependencies from {file} (KELP_INSTALL_TIMEOUT)", limit.as_secs_f64())]
     TimedOut {
+        /// What was being done.
+        step: Step,
         /// Language name.
         language: &'static str,
         /// The dependency file's name.
@@ -83,28 +95,100 @@ pub enum DepsError {
     },
 }
 
+/// What is being done with a dependency file, as error messages say it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Downloading into a stage, running no package code ([`fetch`]).
+    Fetching,
+    /// Installing into the cache ([`ensure`]).
+    Installing,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Fetching => "fetching",
+            Step::Installing => "installing",
+        })
+    }
+}
+
+/// A dependency file and where its install goes.
+struct Install {
+    /// The dependency file's content.
+    content: Vec<u8>,
+    /// `<deps dir>/<language>`.
+    dir: PathBuf,
+    /// `<deps dir>/<language>/<key>`.
+    target: PathBuf,
+}
+
+impl Install {
+    /// The install of the dependency file in `code_dir` for a function of `namespace`, or `None`
+    /// when there is no (or an empty) dependency file.
+    async fn of(
+        lang: &'static Language,
+        code_dir: &Path,
+        deps_dir: &Path,
+        namespace: &str,
+    ) -> Result<Option<Install>, DepsError> {
+        let content = match tokio::fs::read(code_dir.join(lang.deps_file)).await {
+            Ok(c) if !c.iter().all(u8::is_ascii_whitespace) => c,
+            _ => return Ok(None),
+        };
+        let interpreter = Interpreter::find(lang)
+            .await
+            .ok_or_else(|| DepsError::NoInterpreter { language: lang.name, command: lang.interpreter() })?;
+        let dir = deps_dir.join(lang.name);
+        let target = dir.join(install_key(lang, &content, &interpreter.version, namespace));
+        Ok(Some(Install { content, dir, target }))
+    }
+}
+
+/// Downloads what the dependency file in `code_dir` needs into `stage` (emptied first), running
+/// none of the packages' code, for an [`ensure`] given the same stage; does nothing when that
+/// install is already in `deps_dir` or there are no dependencies. Takes at most `limit`.
+pub async fn fetch(
+    lang: &'static Language,
+    code_dir: &Path,
+    deps_dir: &Path,
+    namespace: &str,
+    stage: &Path,
+    limit: Duration,
+) -> Result<(), DepsError> {
+    let io = |context: String| move |cause| DepsError::Io { language: lang.name, context, cause };
+    let Some(Install { content, target, .. }) = Install::of(lang, code_dir, deps_dir, namespace).await? else {
+        return Ok(());
+    };
+    if target.is_dir() {
+        tracing::info!(language = lang.name, dir = %target.display(), "dependencies already installed; nothing to fetch");
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(stage);
+    std::fs::create_dir_all(stage).map_err(io(format!("creating {}", stage.display())))?;
+    std::fs::write(stage.join(lang.deps_file), &content).map_err(io(format!("writing into {}", stage.display())))?;
+    run(lang, Step::Fetching, (lang.fetch)(&lang.interpreter(), stage), limit).await?;
+    tracing::info!(language = lang.name, stage = %stage.display(), "dependencies fetched");
+    Ok(())
+}
+
 /// Installs the dependency file in `code_dir`, if there is one, under `deps_dir` for a function
 /// of `namespace`, and returns the module search path entries to give the worker (empty when
-/// the function has no dependencies). The install, or the wait for another process's install
-/// of the same file, takes at most `limit`.
+/// the function has no dependencies). With a `stage` ([`fetch`]), the install runs offline from
+/// it. The install, or the wait for another process's install of the same file, takes at most
+/// `limit`.
 pub async fn ensure(
     lang: &'static Language,
     code_dir: &Path,
     deps_dir: &Path,
     namespace: &str,
+    stage: Option<&Path>,
     limit: Duration,
 ) -> Result<Vec<PathBuf>, DepsError> {
     let io = |context: String| move |cause| DepsError::Io { language: lang.name, context, cause };
-    let deps_file = code_dir.join(lang.deps_file);
-    let content = match tokio::fs::read(&deps_file).await {
-        Ok(c) if !c.iter().all(u8::is_ascii_whitespace) => c,
-        _ => return Ok(Vec::new()),
+    let Some(Install { content, dir, target }) = Install::of(lang, code_dir, deps_dir, namespace).await? else {
+        return Ok(Vec::new());
     };
-    let interpreter = Interpreter::find(lang)
-        .await
-        .ok_or_else(|| DepsError::NoInterpreter { language: lang.name, command: lang.interpreter() })?;
-    let dir = deps_dir.join(lang.name);
-    let target = dir.join(install_key(lang, &content, &interpreter.version, namespace));
     tokio::fs::create_dir_all(&dir).await.map_err(io(format!("creating {}", dir.display())))?;
     remove_abandoned_installs(&dir, limit);
     let lock_path = target.with_extension("lock");
@@ -123,7 +207,9 @@ pub async fn ensure(
         match lock.try_lock() {
             // The holder before us may have finished the install while we opened the file.
             Ok(()) if target.is_dir() => return Ok((lang.dep_paths)(&target)),
-            Ok(()) => return install(lang, &content, &target, limit).await.map(|()| (lang.dep_paths)(&target)),
+            Ok(()) => {
+                return install(lang, &content, &target, stage, limit).await.map(|()| (lang.dep_paths)(&target));
+            }
             Err(TryLockError::WouldBlock) if waiting_since.elapsed() >= limit => {
                 return Err(DepsError::LockTimeout { language: lang.name, lock: lock_path, limit });
             }
@@ -133,48 +219,37 @@ pub async fn ensure(
     }
 }
 
-async fn install(lang: &'static Language, content: &[u8], target: &Path, limit: Duration) -> Result<(), DepsError> {
+async fn install(
+    lang: &'static Language,
+    content: &[u8],
+    target: &Path,
+    stage: Option<&Path>,
+    limit: Duration,
+) -> Result<(), DepsError> {
     let io = |context: String| move |cause| DepsError::Io { language: lang.name, context, cause };
     let tmp = target.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
-    std::fs::write(tmp.join(lang.deps_file), content).map_err(io(format!("writing into {}", tmp.display())))?;
-    let interpreter = lang.interpreter();
     let started = std::time::Instant::now();
-    let mut child = (lang.install)(&interpreter, &tmp)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(io(format!("starting the installer for {}", lang.deps_file)))?;
-    let leader = child.id();
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let finished = async {
-        let (status, stdout, stderr) = tokio::join!(child.wait(), read_all(stdout), read_all(stderr));
-        status.map(|status| std::process::Output { status, stdout, stderr })
-    };
-    let out = match tokio::time::timeout(limit, finished).await {
-        Ok(out) => out.map_err(io(format!("running the installer for {}", lang.deps_file)))?,
-        Err(_) => {
-            // Not reaped yet (its wait was pending), so its PID, and the group it leads, are still its.
-            if let Some(leader) = leader.and_then(|p| i32::try_from(p).ok()) {
-                crate::group::kill_child_group(leader);
+    let installed = async {
+        std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+        std::fs::write(tmp.join(lang.deps_file), content).map_err(io(format!("writing into {}", tmp.display())))?;
+        if let Some(stage) = stage {
+            if !stage.is_dir() {
+                let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+                return Err(io(format!("the stage {} (KELP_DEPS_STAGE) that --fetch-deps fills", stage.display()))(
+                    missing,
+                ));
             }
-            let _ = child.kill().await;
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(DepsError::TimedOut { language: lang.name, file: lang.deps_file, limit });
+            for entry in lang.staged.iter().map(|e| stage.join(e)).filter(|e| e.exists()) {
+                let to = tmp.join(entry.file_name().unwrap_or_default());
+                copy_tree(&entry, &to).map_err(io(format!("copying {} into {}", entry.display(), tmp.display())))?;
+            }
         }
+        run(lang, Step::Installing, (lang.install)(&lang.interpreter(), &tmp, stage), limit).await
     };
-    if !out.status.success() {
+    if let Err(e) = installed.await {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(DepsError::InstallFailed {
-            language: lang.name,
-            file: lang.deps_file,
-            status: out.status,
-            output: error_lines(&out.stdout, &out.stderr),
-        });
+        return Err(e);
     }
     std::fs::rename(&tmp, target)
         .or_else(|e| if target.is_dir() { Ok(()) } else { Err(e) })
@@ -182,6 +257,74 @@ async fn install(lang: &'static Language, content: &[u8], target: &Path, limit: 
     let _ = std::fs::remove_dir_all(&tmp);
     tracing::info!(language = lang.name, dir = %target.display(), secs = started.elapsed().as_secs_f64(), "dependencies installed");
     Ok(())
+}
+
+/// Runs `cmd`, the installer or fetcher of `lang`'s dependency file, in a process group of its
+/// own, for at most `limit` (then the whole group is killed).
+async fn run(
+    lang: &'static Language,
+    step: Step,
+    mut cmd: tokio::process::Command,
+    limit: Duration,
+) -> Result<(), DepsError> {
+    let io = |context: String| move |cause| DepsError::Io { language: lang.name, context, cause };
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(io(format!("starting {step} {}", lang.deps_file)))?;
+    let leader = child.id();
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let finished = async {
+        let (status, stdout, stderr) = tokio::join!(child.wait(), read_all(stdout), read_all(stderr));
+        status.map(|status| std::process::Output { status, stdout, stderr })
+    };
+    let out = match tokio::time::timeout(limit, finished).await {
+        Ok(out) => out.map_err(io(format!("running {step} {}", lang.deps_file)))?,
+        Err(_) => {
+            // Not reaped yet (its wait was pending), so its PID, and the group it leads, are still its.
+            if let Some(leader) = leader.and_then(|p| i32::try_from(p).ok()) {
+                crate::group::kill_child_group(leader);
+            }
+            let _ = child.kill().await;
+            return Err(DepsError::TimedOut { step, language: lang.name, file: lang.deps_file, limit });
+        }
+    };
+    if !out.status.success() {
+        let note = match step {
+            Step::Fetching if !lang.fetch_note.is_empty() => format!("\n({})", lang.fetch_note),
+            _ => String::new(),
+        };
+        return Err(DepsError::InstallFailed {
+            step,
+            language: lang.name,
+            file: lang.deps_file,
+            status: out.status,
+            output: error_lines(&out.stdout, &out.stderr),
+            note,
+        });
+    }
+    Ok(())
+}
+
+/// Copies the directory tree `from` to `to` (which must not exist), symbolic links as links.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let kind = std::fs::symlink_metadata(from)?.file_type();
+    if kind.is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
+    } else if kind.is_dir() {
+        std::fs::create_dir(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(drop)
+    }
 }
 
 /// The name of the directory an install goes to: the SHA-256 of the language, the interpreter's
@@ -301,7 +444,7 @@ mod tests {
 
         let first = tokio::spawn({
             let (code, deps) = (code.path().to_owned(), deps.path().to_owned());
-            async move { ensure(python, &code, &deps, "default", Duration::from_secs(3)).await }
+            async move { ensure(python, &code, &deps, "default", None, Duration::from_secs(3)).await }
         });
         // Once the first install holds its lock, a second instance waits for it, with a shorter limit.
         let lock = loop {
@@ -315,7 +458,7 @@ mod tests {
                 None => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         };
-        let second = ensure(python, code.path(), deps.path(), "default", Duration::from_secs(1)).await;
+        let second = ensure(python, code.path(), deps.path(), "default", None, Duration::from_secs(1)).await;
         match second {
             Err(DepsError::LockTimeout { lock: waited, .. }) => assert_eq!(waited, lock),
             other => panic!("the waiter gives up on the lock: {other:?}"),
@@ -337,5 +480,55 @@ mod tests {
         let python_dir = std::fs::read_dir(deps.path().join("python")).unwrap().flatten();
         let left: Vec<_> = python_dir.map(|e| e.file_name()).filter(|n| n != lock.file_name().unwrap()).collect();
         assert!(left.is_empty(), "no install directory is left: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn fetch_refuses_a_package_published_only_as_source() {
+        // A local package index holding only an sdist (never opened: pip refuses it by its name).
+        let index = tempfile::tempdir().unwrap();
+        std::fs::write(index.path().join("kelp_sdist_only-1.0.tar.gz"), b"not built").unwrap();
+        let code = tempfile::tempdir().unwrap();
+        let requirements = format!("--no-index\n--find-links {}\nkelp-sdist-only\n", index.path().display());
+        std::fs::write(code.path().join("requirements.txt"), requirements).unwrap();
+        let (deps, stage) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let python = Language::for_runtime("python3").unwrap();
+        let fetched = fetch(python, code.path(), deps.path(), "default", stage.path(), Duration::from_secs(120)).await;
+        let Err(e @ DepsError::InstallFailed { step: Step::Fetching, .. }) = fetched else {
+            panic!("an sdist-only requirement is refused: {fetched:?}");
+        };
+        let message = e.to_string();
+        assert!(message.starts_with("fetching python dependencies from requirements.txt failed"), "{message}");
+        assert!(message.contains("kelp-sdist-only"), "the error names the package: {message}");
+        assert!(message.contains("source distribution (sdist) is refused"), "the error says why: {message}");
+    }
+
+    #[tokio::test]
+    async fn node_install_scripts_run_at_install_not_at_fetch() {
+        // A local `file:` package whose install script leaves a marker in its own directory.
+        let package = tempfile::tempdir().unwrap();
+        let script = r#"node -e \"require('fs').writeFileSync('installed', '')\""#;
+        let manifest =
+            format!(r#"{{"name": "kelp-marker", "version": "1.0.0", "scripts": {{"install": "{script}"}}}}"#);
+        std::fs::write(package.path().join("package.json"), manifest).unwrap();
+        std::fs::write(package.path().join("index.js"), "module.exports = 1;\n").unwrap();
+        let code = tempfile::tempdir().unwrap();
+        let dependency = format!("file:{}", package.path().display());
+        let root = serde_json::json!({"name": "f", "version": "1.0.0", "dependencies": {"kelp-marker": dependency}});
+        std::fs::write(code.path().join("package.json"), root.to_string()).unwrap();
+        let (deps, scratch) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let stage = scratch.path().join("stage");
+        let node = Language::for_runtime("nodejs20").unwrap();
+        let limit = Duration::from_secs(120);
+
+        fetch(node, code.path(), deps.path(), "default", &stage, limit).await.unwrap();
+        let fetched = stage.join("node_modules/kelp-marker");
+        assert!(fetched.join("index.js").is_file(), "the package is in the stage");
+        assert!(!fetched.join("installed").exists(), "its install script ran during the fetch");
+        assert!(!package.path().join("installed").exists(), "its install script ran during the fetch");
+        let installs = deps.path().join("nodejs").read_dir().into_iter().flatten().flatten().count();
+        assert_eq!(installs, 0, "the fetch installed something");
+
+        let paths = ensure(node, code.path(), deps.path(), "default", Some(&stage), limit).await.unwrap();
+        assert!(paths[0].join("kelp-marker/installed").is_file(), "its install script ran at install: {paths:?}");
     }
 }

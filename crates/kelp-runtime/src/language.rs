@@ -27,8 +27,17 @@ pub struct Language {
     /// Arguments before the worker script.
     pub interpreter_args: &'static [&'static str],
     /// Builds the command that installs the dependency file, already copied into the fresh
-    /// directory `target`, into `target`.
-    pub install: fn(interpreter: &str, target: &Path) -> Command,
+    /// directory `target`, into `target`: from the network, or offline from what
+    /// [`Language::fetch`] put in `stage` (whose [`Language::staged`] entries are already copied
+    /// into `target`).
+    pub install: fn(interpreter: &str, target: &Path, stage: Option<&Path>) -> Command,
+    /// Builds the command that downloads what the dependency file, already copied into the fresh
+    /// directory `stage`, needs into `stage`, running none of the packages' code.
+    pub fetch: fn(interpreter: &str, stage: &Path) -> Command,
+    /// The entries of a stage copied into the install directory before an offline install.
+    pub staged: &'static [&'static str],
+    /// Why a fetch may refuse what a plain install accepts, appended to a failed fetch's error.
+    pub fetch_note: &'static str,
     /// The module search path entries of an installed `target` directory.
     pub dep_paths: fn(target: &Path) -> Vec<PathBuf>,
     /// How many parts of the interpreter's version a Kubeless runtime version names: 2 for
@@ -51,6 +60,11 @@ pub static LANGUAGES: &[Language] = &[
         interpreter: ("KELP_PYTHON", "python3"),
         interpreter_args: &["-u"],
         install: pip_install,
+        fetch: pip_fetch,
+        staged: &[],
+        fetch_note: "with the installation phase's secrets, dependencies are fetched as wheels only: \
+            a package published only as a source distribution (sdist) is refused, since building it \
+            runs its code",
         dep_paths: |target| vec![target.to_path_buf()],
         version_parts: 2,
         same_major_only: true,
@@ -65,26 +79,64 @@ pub static LANGUAGES: &[Language] = &[
         interpreter: ("KELP_NODE", "node"),
         interpreter_args: &[],
         install: npm_install,
+        fetch: npm_fetch,
+        staged: &["node_modules"],
+        fetch_note: "",
         dep_paths: |target| vec![target.join("node_modules")],
         version_parts: 1,
         same_major_only: false,
     },
 ];
 
-fn pip_install(python: &str, target: &Path) -> Command {
+/// pip's options of every command: quiet, no prompt, no version check.
+const PIP_QUIET: [&str; 3] = ["--disable-pip-version-check", "--no-input", "--quiet"];
+
+fn pip_install(python: &str, target: &Path, stage: Option<&Path>) -> Command {
     let mut cmd = Command::new(python);
-    cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet"])
-        .args(["--target", ".", "-r", "requirements.txt"])
-        .current_dir(target);
+    cmd.args(["-m", "pip", "install"]).args(PIP_QUIET);
+    if let Some(stage) = stage {
+        cmd.args(["--no-index", "--find-links"]).arg(stage);
+    }
+    cmd.args(["--target", ".", "-r", "requirements.txt"]).current_dir(target);
     cmd
 }
 
-fn npm_install(_node: &str, target: &Path) -> Command {
-    let npm = std::env::var("KELP_NPM").unwrap_or_else(|_| "npm".into());
-    let mut cmd = Command::new(npm);
-    // npm installs what the package.json in its working directory lists, into ./node_modules.
-    cmd.args(["install", "--omit=dev", "--no-audit", "--no-fund", "--no-package-lock", "--loglevel=error"])
-        .current_dir(target);
+/// `pip download` of wheels only: an sdist would need its `setup.py` run to be built.
+fn pip_fetch(python: &str, stage: &Path) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "pip", "download"])
+        .args(PIP_QUIET)
+        .args(["--only-binary=:all:", "--dest", ".", "-r", "requirements.txt"])
+        .current_dir(stage);
+    cmd
+}
+
+/// npm, as `KELP_NPM` names it.
+fn npm() -> Command {
+    Command::new(std::env::var("KELP_NPM").unwrap_or_else(|_| "npm".into()))
+}
+
+/// npm's options of an install from `package.json`.
+const NPM_INSTALL: [&str; 6] =
+    ["install", "--omit=dev", "--no-audit", "--no-fund", "--no-package-lock", "--loglevel=error"];
+
+fn npm_install(_node: &str, target: &Path, stage: Option<&Path>) -> Command {
+    let mut cmd = npm();
+    match stage {
+        // The stage's node_modules is in place: run the packages' install scripts, offline.
+        Some(_) => cmd.args(["rebuild", "--offline", "--loglevel=error"]),
+        // npm installs what the package.json in its working directory lists, into ./node_modules.
+        None => cmd.args(NPM_INSTALL),
+    };
+    cmd.current_dir(target);
+    cmd
+}
+
+/// `npm install` without lifecycle scripts; local `file:` packages are copied rather than
+/// linked, so the stage holds everything the install needs.
+fn npm_fetch(_node: &str, stage: &Path) -> Command {
+    let mut cmd = npm();
+    cmd.args(NPM_INSTALL).args(["--ignore-scripts", "--install-links"]).current_dir(stage);
     cmd
 }
 

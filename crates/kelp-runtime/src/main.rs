@@ -6,7 +6,10 @@
 //! names) that completes its environment, and loads the function they describe.
 //! `kelp-runtime --install-deps` installs the dependency file of the code directory into
 //! `KELP_DEPS_DIR` (what a Kubernetes `install` init container runs) and exits: 0 when the
-//! dependencies are in place (or there are none), 1 with the installer's error.
+//! dependencies are in place (or there are none), 1 with the installer's error; with
+//! `KELP_DEPS_STAGE` it installs offline from that directory, which `kelp-runtime --fetch-deps`
+//! filled (downloading, running none of the packages' code) in an earlier init container that
+//! held the install-time credentials.
 //! `--cgroup <dir>` (repeatable, before the rest) makes the process a member of that cgroup
 //! directory before it does anything else, so that everything it starts is in it too (`kelp up`
 //! starts each instance so).
@@ -45,13 +48,14 @@ fn main() {
         None => Mode::Serve,
         Some("--prewarm") => Mode::Prewarm,
         Some("--install-deps") => Mode::InstallDeps,
+        Some("--fetch-deps") => Mode::FetchDeps,
         Some("--version") => {
             println!("kelp-runtime {}", env!("CARGO_PKG_VERSION"));
             return;
         }
         Some(other) => {
             eprintln!(
-                "kelp-runtime: unknown argument {other:?}; usage: kelp-runtime [--cgroup <dir>]... [--prewarm | --install-deps | --version]"
+                "kelp-runtime: unknown argument {other:?}; usage: kelp-runtime [--cgroup <dir>]... [--prewarm | --fetch-deps | --install-deps | --version]"
             );
             std::process::exit(2);
         }
@@ -67,6 +71,7 @@ fn main() {
                     Mode::Serve => run(false).await,
                     Mode::Prewarm => run(true).await,
                     Mode::InstallDeps => install_deps().await,
+                    Mode::FetchDeps => fetch_deps().await,
                 }
             });
             // A pending read of stdin (a pre-warmed runtime stopped before its hand-off) must not
@@ -89,6 +94,28 @@ enum Mode {
     Prewarm,
     /// Install the function's dependencies and exit.
     InstallDeps,
+    /// Fetch the function's dependencies into `KELP_DEPS_STAGE` and exit.
+    FetchDeps,
+}
+
+/// Downloads what the dependency file of the code directory (if any) needs into
+/// `KELP_DEPS_STAGE`, running none of the packages' code, unless `KELP_DEPS_DIR` already has
+/// the install.
+async fn fetch_deps() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let lang = language(&config)?;
+    let stage =
+        config.deps_stage.as_deref().context("--fetch-deps needs KELP_DEPS_STAGE: the directory to fetch into")?;
+    kelp_runtime::deps::fetch(
+        lang,
+        &config.code_dir,
+        &config.deps_dir,
+        &config.namespace,
+        stage,
+        config.install_timeout,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Installs the dependency file of the code directory (if any) into `KELP_DEPS_DIR`, for the
@@ -96,9 +123,15 @@ enum Mode {
 async fn install_deps() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let lang = language(&config)?;
-    let paths =
-        kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir, &config.namespace, config.install_timeout)
-            .await?;
+    let paths = kelp_runtime::deps::ensure(
+        lang,
+        &config.code_dir,
+        &config.deps_dir,
+        &config.namespace,
+        config.deps_stage.as_deref(),
+        config.install_timeout,
+    )
+    .await?;
     match paths.first() {
         Some(path) => tracing::info!(language = lang.name, dir = %path.display(), "dependencies ready"),
         None => tracing::info!(language = lang.name, "no dependencies to install"),
@@ -171,9 +204,15 @@ async fn load_function(
     {
         bail!("FUNC_RUNTIME={:?} is not a {} runtime, which this runtime was started for", config.runtime, lang.name);
     }
-    let paths =
-        kelp_runtime::deps::ensure(lang, &config.code_dir, &config.deps_dir, &config.namespace, config.install_timeout)
-            .await?;
+    let paths = kelp_runtime::deps::ensure(
+        lang,
+        &config.code_dir,
+        &config.deps_dir,
+        &config.namespace,
+        config.deps_stage.as_deref(),
+        config.install_timeout,
+    )
+    .await?;
     let load = Load {
         code_dir: config.code_dir.clone(),
         module: module.clone(),

@@ -36,7 +36,7 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(
-    [cases, timeout, worker_death, concurrency, sigterm_drain, prewarm, prewarm_settings, prewarm_sigterm, dependencies, failing_install, install_deps, load_failure, access_log, unrepresentable_settings];
+    [cases, timeout, worker_death, concurrency, sigterm_drain, prewarm, prewarm_settings, prewarm_sigterm, dependencies, failing_install, install_deps, staged_install, load_failure, access_log, unrepresentable_settings];
     python => crate::process::PYTHON,
     nodejs => crate::process::NODEJS,
 );

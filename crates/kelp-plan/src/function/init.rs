@@ -1,5 +1,10 @@
-//! The init containers of a function's pods: `prepare` (code into `/kubeless`), `cache-owner`
-//! and `install` (dependencies) and `compile`, with the volumes they need.
+//! The init containers of a function's pods: `prepare` (code into `/kubeless`), `cache-owner`,
+//! `fetch` and `install` (dependencies) and `compile`, with the volumes they need.
+//!
+//! The installation phase's Secrets (a private package index's credentials) are never mounted
+//! where the packages' install scripts run: with Secrets, Kelp's installation command is split
+//! into `fetch`, which holds them and downloads into a stage on the pod's scratch volume running
+//! no package code, and `install`, which installs offline from that stage without them.
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, HostPathVolumeSource, ResourceRequirements, SecretVolumeSource, SecurityContext,
@@ -11,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::Plan;
 use super::deployment::set_env;
 use crate::error::PlanError;
-use crate::runtimes::{COMPILATION_PHASE, INSTALLATION_PHASE, PhaseImage, Resolved};
+use crate::runtimes::{COMPILATION_PHASE, INSTALL_DEPS_COMMAND, INSTALLATION_PHASE, PhaseImage, Resolved};
 use crate::shell;
 
 /// Where the code is, in every container of the pod (`KUBELESS_INSTALL_VOLUME`).
@@ -36,6 +41,13 @@ const TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// ServiceAccount admission adds no token to a container that has a mount there, so a token the
 /// function asked for is never within reach of the packages' install scripts.
 const NO_TOKEN_VOLUME: &str = "kelp-no-token";
+/// The command of `fetch` (`kelp-runtime`'s counterpart of [`INSTALL_DEPS_COMMAND`]).
+const FETCH_DEPS_COMMAND: &str = "kelp-runtime --fetch-deps";
+/// Where `fetch` stages the downloads `install` installs from (`KELP_DEPS_STAGE`), on the
+/// scratch volume the pod's init containers share.
+const STAGE_DIR: &str = "/tmp/kelp-deps-stage";
+/// The environment variable naming [`STAGE_DIR`] to `kelp-runtime`.
+const STAGE_ENV: &str = "KELP_DEPS_STAGE";
 /// The environment variable naming the function's namespace, part of the key of its installs
 /// (`kelp-runtime`'s `deps`).
 pub(super) const NAMESPACE_ENV: &str = "KELP_NAMESPACE";
@@ -58,8 +70,9 @@ pub(super) struct Inputs<'a> {
     pub(super) resources: Option<ResourceRequirements>,
 }
 
-/// `prepare`, then `install` (after `cache-owner` for a node cache) when there are dependencies
-/// and the runtime has an `installation` phase, then `compile` when it has a `compilation` phase.
+/// `prepare`, then `install` (after `cache-owner` for a node cache, and after `fetch` when the
+/// phase has Secrets) when there are dependencies and the runtime has an `installation` phase,
+/// then `compile` when it has a `compilation` phase.
 pub(super) fn init_containers(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<InitContainers, PlanError> {
     let mut init = InitContainers { containers: Vec::new(), volumes: Vec::new(), installs: false };
     if !plan.function.spec.function.as_deref().unwrap_or_default().is_empty() {
@@ -75,7 +88,18 @@ pub(super) fn init_containers(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<In
         if plan.config.dependency_cache_path.is_some() {
             init.containers.push(cache_owner(plan, inputs));
         }
-        init.containers.push(install(plan, inputs, phase, deps, &mut init.volumes));
+        let install_step = |command: &str| install(plan, inputs, phase, deps, command);
+        let mut install = install_step(&phase.command);
+        let secrets = phase_secrets(phase, &mut init.volumes);
+        if secrets.is_empty() || phase.command.trim() != INSTALL_DEPS_COMMAND {
+            // Without Secrets there is nothing to keep apart; a command of the operator's own
+            // (Kubeless's pip and npm lines) cannot be split, and keeps its Secrets.
+            install.volume_mounts.get_or_insert_default().extend(secrets);
+        } else {
+            init.containers.push(fetch(install_step(FETCH_DEPS_COMMAND), secrets));
+            set_env(install.env.get_or_insert_default(), STAGE_ENV, STAGE_DIR);
+        }
+        init.containers.push(install);
         init.installs = true;
     }
     if let Some(phase) = inputs.runtime.phase(COMPILATION_PHASE) {
@@ -156,14 +180,9 @@ fn cache_owner(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Container {
 }
 
 /// `install`: the `installation` phase's command, after checking the dependency file against
-/// `spec.deps`, with the dependency cache mounted (see the crate docs).
-fn install(
-    plan: &Plan<'_>,
-    inputs: &Inputs<'_>,
-    phase: &PhaseImage,
-    deps: &str,
-    volumes: &mut Vec<Volume>,
-) -> Container {
+/// `spec.deps`, with the dependency cache mounted (see the crate docs); without the phase's
+/// Secrets, which the caller adds or gives to [`fetch`]. `command` is the phase's.
+fn install(plan: &Plan<'_>, inputs: &Inputs<'_>, phase: &PhaseImage, deps: &str, command: &str) -> Container {
     let dep_name = plan.dep_name().unwrap_or_default();
     let deps_file = format!("{CODE_DIR}/{dep_name}");
     let mut steps = Vec::new();
@@ -173,7 +192,7 @@ fn install(
         steps.push(format!("echo '{sha}  {deps_file}' > /tmp/deps.sha256"));
         steps.push("sha256sum -c /tmp/deps.sha256".into());
     }
-    steps.push(phase.command.clone());
+    steps.push(command.to_owned());
     let runtime = plan.function.spec.runtime.as_deref().unwrap_or_default();
     // The function's Secrets are for the function: the packages' install scripts do not get
     // them (install-time credentials are the installation phase's `secrets`).
@@ -195,13 +214,12 @@ fn install(
             ("HOME", "/tmp"),
         ],
     );
-    let mut mounts = vec![
+    let mounts = vec![
         code_mount(plan),
         mount(DEPS_VOLUME, DEPS_DIR, false),
         mount(TMP_VOLUME, "/tmp", false),
         mount(NO_TOKEN_VOLUME, TOKEN_DIR, true),
     ];
-    mounts.extend(phase_secrets(phase, volumes));
     Container {
         name: "install".into(),
         image: Some(phase.image.clone()),
@@ -216,6 +234,20 @@ fn install(
         security_context: Some(restricted(RUNTIME_USER)),
         ..Container::default()
     }
+}
+
+/// `fetch`: an `install` container running [`FETCH_DEPS_COMMAND`], given the phase's Secrets
+/// (`secrets`) and the dependency cache read-only: it downloads into [`STAGE_DIR`], running
+/// none of the packages' code, what `install` then installs offline.
+fn fetch(mut fetch: Container, secrets: Vec<VolumeMount>) -> Container {
+    fetch.name = "fetch".into();
+    set_env(fetch.env.get_or_insert_default(), STAGE_ENV, STAGE_DIR);
+    let mounts = fetch.volume_mounts.get_or_insert_default();
+    for deps in mounts.iter_mut().filter(|m| m.name == DEPS_VOLUME) {
+        deps.read_only = Some(true);
+    }
+    mounts.extend(secrets);
+    fetch
 }
 
 /// The security context of Kelp's own init containers: `user`, no privilege escalation, no

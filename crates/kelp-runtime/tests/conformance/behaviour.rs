@@ -250,6 +250,53 @@ pub(crate) fn install_deps(rt: &Runtime) {
     assert!(broken.stderr().contains("kelp-no-such-package-0000"), "{}", broken.diagnostics());
 }
 
+/// With install-time credentials a cluster splits the install: `--fetch-deps` downloads into
+/// `KELP_DEPS_STAGE` (running no package code) and installs nothing; `--install-deps` with the
+/// same stage then installs offline (any network use fails: the proxy and the package index are
+/// a closed port), and the function loads what it installed.
+pub(crate) fn staged_install(rt: &Runtime) {
+    std::fs::create_dir_all(crate::process::scratch_root()).unwrap();
+    let scratch = tempfile::tempdir_in(crate::process::scratch_root()).unwrap();
+    let (deps_dir, stage) = (scratch.path().join("deps"), scratch.path().join("stage"));
+    let function = || {
+        Function::new(rt, "withdeps", "check")
+            .code_subdir("withdeps")
+            .env("KELP_DEPS_DIR", &deps_dir.to_string_lossy())
+            .env("KELP_DEPS_STAGE", &stage.to_string_lossy())
+    };
+    let mut fetch = function().fetch_deps().spawn();
+    let status = fetch.wait_exit(INSTALL_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "--fetch-deps exit status\n{}", fetch.diagnostics());
+    let installs = std::fs::read_dir(deps_dir.join(rt.name)).into_iter().flatten().flatten().count();
+    assert_eq!(installs, 0, "--fetch-deps installed something into {}", deps_dir.display());
+    assert!(std::fs::read_dir(&stage).is_ok_and(|d| d.count() > 1), "nothing was fetched into the stage");
+
+    let closed = "http://127.0.0.1:9";
+    let offline = || {
+        function()
+            .env("https_proxy", closed)
+            .env("http_proxy", closed)
+            .env("HTTPS_PROXY", closed)
+            .env("HTTP_PROXY", closed)
+            .env("PIP_INDEX_URL", &format!("{closed}/simple"))
+            .env("npm_config_registry", &format!("{closed}/"))
+    };
+    let mut install = offline().install_deps().spawn();
+    let status = install.wait_exit(INSTALL_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "offline --install-deps\n{}", install.diagnostics());
+    assert!(install.stderr().contains("dependencies installed"), "{}", install.diagnostics());
+
+    let mut serving = offline().start();
+    serving.wait_ready(crate::process::READY_TIMEOUT).unwrap_or_else(|e| panic!("after the staged install: {e}"));
+    assert_eq!(serving.get("/").text(), "deps ok");
+    assert!(!serving.stderr().contains("dependencies installed"), "reinstalled\n{}", serving.diagnostics());
+
+    let mut again = function().fetch_deps().spawn();
+    let status = again.wait_exit(INSTALL_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", again.diagnostics());
+    assert!(again.stderr().contains("nothing to fetch"), "fetched an installed file again\n{}", again.diagnostics());
+}
+
 /// A module that fails to load stops the runtime with status 1, naming the module.
 pub(crate) fn load_failure(rt: &Runtime) {
     let mut bad = Function::new(rt, "bad", "hello").start();

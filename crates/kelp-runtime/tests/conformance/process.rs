@@ -58,7 +58,8 @@ pub(crate) struct Function<'a> {
     code_dir: PathBuf,
     cache_dir: Option<PathBuf>,
     prewarm: bool,
-    install_deps: bool,
+    /// `--install-deps` or `--fetch-deps` instead of serving.
+    deps_arg: Option<&'static str>,
 }
 
 impl<'a> Function<'a> {
@@ -79,7 +80,7 @@ impl<'a> Function<'a> {
             code_dir: runtime.functions_dir(""),
             cache_dir: None,
             prewarm: true,
-            install_deps: false,
+            deps_arg: None,
         }
     }
 
@@ -103,7 +104,13 @@ impl<'a> Function<'a> {
 
     /// Runs `kelp-runtime --install-deps` instead of serving.
     pub(crate) fn install_deps(mut self) -> Self {
-        self.install_deps = true;
+        self.deps_arg = Some("--install-deps");
+        self
+    }
+
+    /// Runs `kelp-runtime --fetch-deps` instead of serving.
+    pub(crate) fn fetch_deps(mut self) -> Self {
+        self.deps_arg = Some("--fetch-deps");
         self
     }
 
@@ -148,7 +155,7 @@ impl<'a> Function<'a> {
             .env("RUST_BACKTRACE", "0")
             .envs(&self.env)
             .args(self.prewarm.then_some("--prewarm"))
-            .args(self.install_deps.then_some("--install-deps"))
+            .args(self.deps_arg)
             .stdin(if self.prewarm { Stdio::piped() } else { Stdio::null() })
             .stdout(log("stdout.log"))
             .stderr(log("stderr.log"));
