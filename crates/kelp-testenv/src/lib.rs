@@ -112,6 +112,14 @@ impl ControlPlane {
         self.layout.dir.join("node").join(name)
     }
 
+    /// With a real node, makes `127.0.0.1:port` of the machine (a server the test runs there: a
+    /// broker, say) reachable from its pods, and returns the address they use,
+    /// `10.88.0.1:<port>` (the node's address; connections are forwarded by the test process for
+    /// its life). `None` on kwok, whose pods connect nowhere.
+    pub fn forward_to_pods(&self, port: u16) -> Option<String> {
+        self.layout.node.as_ref().map(|node| node::forward_machine_port(&node.netns, port))
+    }
+
     /// Whether pods run code here (a real node), or only look as if (kwok).
     pub fn has_real_node(&self) -> bool {
         self.layout.node.is_some()

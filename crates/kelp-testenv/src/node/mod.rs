@@ -191,6 +191,14 @@ fn cgroup_hierarchies() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// Makes `127.0.0.1:port` of the machine reachable inside `netns` at `10.88.0.1:port`; returns
+/// that address.
+pub(crate) fn forward_machine_port(netns: &Netns, port: u16) -> String {
+    let address = format!("{NODE_IP}:{port}");
+    forward::machine_port(netns, &address, port);
+    address
+}
+
 /// Starts the border crossings of the namespace: the API server's port on the machine's
 /// loopback, and the pods' egress proxy.
 pub(crate) fn open_borders(netns: &Netns, api_port: u16) {
