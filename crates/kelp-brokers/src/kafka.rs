@@ -15,6 +15,8 @@ use crate::{installed, panic_text};
 #[derive(Debug)]
 pub struct Kafka {
     broker: Supervised,
+    /// The second listener of [`Kafka::start_forwarded`]: its port and advertised address.
+    forwarded: Option<(u16, String)>,
 }
 
 impl Kafka {
@@ -32,13 +34,34 @@ impl Kafka {
     /// Formats a new cluster in a temporary directory and starts its broker, ready (accepting
     /// connections) when this returns. Dropping it kills the broker and removes the directory.
     pub fn start() -> Kafka {
+        Kafka::start_with(None)
+    }
+
+    /// Like [`Kafka::start`], with a second listener on `127.0.0.1:<forwarded port>` that
+    /// advertises `advertise(<forwarded port>)` (`"10.88.0.1:<port>"`, say): for clients that
+    /// reach the broker through a forward of that port (the pods of `kelp-testenv`'s real node)
+    /// and must then be sent back to the forward, not to the machine's loopback.
+    pub fn start_forwarded(advertise: impl FnOnce(u16) -> String) -> Kafka {
+        Kafka::start_with(Some(Box::new(advertise)))
+    }
+
+    fn start_with(advertise: Option<Box<dyn FnOnce(u16) -> String + '_>>) -> Kafka {
         let (dir, watchdog) = Supervised::dir("kafka");
-        let [port, controller_port] = free_ports();
-        std::fs::write(dir.join("server.properties"), server_properties(&dir, port, controller_port))
+        let [port, controller_port, forwarded_port] = free_ports();
+        let forwarded = advertise.map(|advertise| (forwarded_port, advertise(forwarded_port)));
+        let properties = server_properties(&dir, port, controller_port, forwarded.as_ref());
+        std::fs::write(dir.join("server.properties"), properties)
             .and_then(|()| std::fs::write(dir.join("log4j2.properties"), LOG4J2))
             .unwrap_or_else(|e| panic!("kelp-brokers: writing Kafka's configuration into {}: {e}", dir.display()));
         format(&dir);
-        Kafka { broker: Supervised::start("kafka", (dir, watchdog), port, command) }
+        Kafka { broker: Supervised::start("kafka", (dir, watchdog), port, command), forwarded }
+    }
+
+    /// The second listener's port and advertised address, for a broker started with
+    /// [`Kafka::start_forwarded`] (the port is the one to forward; the address is the bootstrap
+    /// servers of the clients beyond the forward).
+    pub fn forwarded(&self) -> Option<(u16, &str)> {
+        self.forwarded.as_ref().map(|(port, address)| (*port, address.as_str()))
     }
 
     /// `127.0.0.1:<port>`: the bootstrap servers (`KAFKA_BROKERS`).
@@ -76,17 +99,24 @@ logger.request.level = warn
 ";
 
 /// A combined broker and controller on loopback, sized for tests: one partition per topic and
-/// for the offsets topic, replication factor 1 everywhere, topics created on first use.
-fn server_properties(dir: &Path, port: u16, controller_port: u16) -> String {
+/// for the offsets topic, replication factor 1 everywhere, topics created on first use; with
+/// `forwarded`, a second listener (`FORWARDED`) on that port advertising that address.
+fn server_properties(dir: &Path, port: u16, controller_port: u16, forwarded: Option<&(u16, String)>) -> String {
     let data = dir.join("data");
+    let (listener, advertised, protocol) = match forwarded {
+        Some((port, address)) => {
+            (format!(",FORWARDED://127.0.0.1:{port}"), format!(",FORWARDED://{address}"), ",FORWARDED:PLAINTEXT")
+        }
+        None => (String::new(), String::new(), ""),
+    };
     format!(
         "process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{listener}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}{advertised}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{protocol}
 inter.broker.listener.name=PLAINTEXT
 log.dirs={data}
 num.partitions=1

@@ -1,10 +1,16 @@
-//! What is done through the API: readiness, the kwok Node, the CRDs, namespaces.
+//! What is done through the API: readiness, the kwok Node, the CRDs, namespaces, and a real
+//! node's metrics API.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Service, ServiceAccount, ServicePort, ServiceSpec};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::{APIService, APIServiceSpec, ServiceReference};
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
@@ -129,5 +135,87 @@ pub(crate) async fn create_namespace(client: &Client, name: &str) {
              (is kube-controller-manager running? see its log)"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The group and version metrics-server serves.
+const METRICS_API: &str = "v1beta1.metrics.k8s.io";
+
+/// Registers metrics-server, listening on `address:port` (the node's), as the aggregated API
+/// `v1beta1.metrics.k8s.io`: a Service without selector in `kube-system`, an EndpointSlice of
+/// that address, and the APIService (metrics-server's certificate is self-signed: not
+/// verified). Server-side applies, field manager `kelp-testenv`.
+pub(crate) async fn register_metrics_api(client: &Client, address: &str, port: u16) {
+    let name = "metrics-server";
+    let port = i32::from(port);
+    let meta = |labels: Option<BTreeMap<String, String>>| ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some("kube-system".to_owned()),
+        labels,
+        ..ObjectMeta::default()
+    };
+    let service = Service {
+        metadata: meta(None),
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                name: Some("https".to_owned()),
+                port: 443,
+                target_port: Some(IntOrString::Int(port)),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    };
+    let labels = [("kubernetes.io/service-name".to_owned(), name.to_owned())].into();
+    let slice = EndpointSlice {
+        metadata: meta(Some(labels)),
+        address_type: "IPv4".to_owned(),
+        endpoints: vec![Endpoint { addresses: vec![address.to_owned()], ..Endpoint::default() }],
+        ports: Some(vec![EndpointPort { name: Some("https".to_owned()), port: Some(port), ..EndpointPort::default() }]),
+    };
+    let api_service = APIService {
+        metadata: ObjectMeta { name: Some(METRICS_API.to_owned()), ..ObjectMeta::default() },
+        spec: Some(APIServiceSpec {
+            group: Some("metrics.k8s.io".to_owned()),
+            version: Some("v1beta1".to_owned()),
+            group_priority_minimum: 100,
+            version_priority: 100,
+            insecure_skip_tls_verify: Some(true),
+            service: Some(ServiceReference {
+                namespace: Some("kube-system".to_owned()),
+                name: Some(name.to_owned()),
+                port: Some(443),
+            }),
+            ..APIServiceSpec::default()
+        }),
+        ..APIService::default()
+    };
+    let params = PatchParams::apply("kelp-testenv").force();
+    Api::<Service>::namespaced(client.clone(), "kube-system")
+        .patch(name, &params, &Patch::Apply(&service))
+        .await
+        .unwrap_or_else(|e| panic!("kelp-testenv: applying metrics-server's Service: {e}"));
+    Api::<EndpointSlice>::namespaced(client.clone(), "kube-system")
+        .patch(name, &params, &Patch::Apply(&slice))
+        .await
+        .unwrap_or_else(|e| panic!("kelp-testenv: applying metrics-server's EndpointSlice: {e}"));
+    Api::<APIService>::all(client.clone())
+        .patch(METRICS_API, &params, &Patch::Apply(&api_service))
+        .await
+        .unwrap_or_else(|e| panic!("kelp-testenv: applying metrics-server's APIService: {e}"));
+}
+
+/// `Ok` once the APIService of [`register_metrics_api`] has the condition `Available` `True`
+/// (the API server reached metrics-server).
+pub(crate) async fn metrics_api_available(client: &Client) -> Result<(), String> {
+    let service = Api::<APIService>::all(client.clone()).get(METRICS_API).await.map_err(|e| e.to_string())?;
+    let conditions = service.status.and_then(|s| s.conditions).unwrap_or_default();
+    match conditions.iter().find(|c| c.type_ == "Available") {
+        Some(available) if available.status == "True" => Ok(()),
+        Some(available) => {
+            Err(format!("Available is {}: {}", available.status, available.message.clone().unwrap_or_default()))
+        }
+        None => Err("no Available condition yet".to_owned()),
     }
 }

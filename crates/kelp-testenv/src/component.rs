@@ -133,6 +133,17 @@ impl Layout {
                 format!("--service-account-issuer={}", self.server()),
                 format!("--service-account-key-file={}", path(&self.pki.sa_pub)),
                 format!("--service-account-signing-key-file={}", path(&self.pki.sa_key)),
+                // Aggregation (metrics-server on a real node): the API server proxies to
+                // aggregated API servers with the front proxy's client certificate, straight
+                // to their endpoints' addresses (no ClusterIP routing needed).
+                format!("--requestheader-client-ca-file={}", path(&self.pki.front_proxy_ca)),
+                format!("--proxy-client-cert-file={}", path(&self.pki.proxy_client_cert)),
+                format!("--proxy-client-key-file={}", path(&self.pki.proxy_client_key)),
+                format!("--requestheader-allowed-names={}", pki::FRONT_PROXY_CLIENT),
+                "--requestheader-username-headers=X-Remote-User".to_owned(),
+                "--requestheader-group-headers=X-Remote-Group".to_owned(),
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-".to_owned(),
+                "--enable-aggregator-routing=true".to_owned(),
             ]),
             Component::ControllerManager => command.args([
                 kubeconfig,

@@ -4,8 +4,8 @@
 //! Ready without running anything) and Kelp's CRDs (`deploy/crds/`) installed.
 //!
 //! Or, with [`ControlPlane::shared_node`], the same control plane with a real node instead of
-//! kwok's: containerd, a kubelet, kube-proxy and CoreDNS whose pods run Kelp's images, all in a
-//! network namespace of the test's own (see the `node` module; it needs root).
+//! kwok's: containerd, a kubelet, kube-proxy, CoreDNS and metrics-server whose pods run Kelp's
+//! images, all in a network namespace of the test's own (see the `node` module; it needs root).
 //!
 //! ```no_run
 //! # async fn example() {
@@ -53,7 +53,7 @@ use kelp_testkit::process::{self, Proc, Watchdog};
 const TOOLS: [&str; 5] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok"];
 
 /// What a real node adds to [`TOOLS`].
-const NODE_TOOLS: [&str; 3] = ["kubelet", "kube-proxy", "coredns"];
+const NODE_TOOLS: [&str; 4] = ["kubelet", "kube-proxy", "coredns", "metrics-server"];
 
 /// A running control plane. See the crate documentation.
 #[derive(Debug)]
@@ -110,6 +110,14 @@ impl ControlPlane {
     /// node, a node directory for `hostPath` volumes (the node's files are the machine's).
     pub fn node_path(&self, name: &str) -> PathBuf {
         self.layout.dir.join("node").join(name)
+    }
+
+    /// With a real node, makes `127.0.0.1:port` of the machine (a server the test runs there: a
+    /// broker, say) reachable from its pods, and returns the address they use,
+    /// `10.88.0.1:<port>` (the node's address; connections are forwarded by the test process for
+    /// its life). `None` on kwok, whose pods connect nowhere.
+    pub fn forward_to_pods(&self, port: u16) -> Option<String> {
+        self.layout.node.as_ref().map(|node| node::forward_machine_port(&node.netns, port))
     }
 
     /// Whether pods run code here (a real node), or only look as if (kwok).
@@ -316,6 +324,12 @@ impl ControlPlane {
         self.wait_until(&format!("the Node {name} Ready"), blame, Duration::from_secs(120), node).await;
         let established = || cluster::crds_established(&client, &crds);
         self.wait_until("the CRDs Established", Component::ApiServer, Duration::from_secs(60), established).await;
+        if self.layout.node.is_some() {
+            cluster::register_metrics_api(&client, node::NODE_IP, node::METRICS_SERVER_PORT).await;
+            let available = || cluster::metrics_api_available(&client);
+            self.wait_until("the metrics API Available", Component::ApiServer, Duration::from_secs(120), available)
+                .await;
+        }
     }
 }
 

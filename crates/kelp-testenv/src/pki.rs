@@ -1,5 +1,7 @@
 //! The throwaway certificates of one control plane: an authority, the API server's serving
-//! certificate, the admin's client certificate and the service-account key pair.
+//! certificate, the admin's client certificate, the service-account key pair, and the front
+//! proxy's authority and client certificate (the API server's credentials towards aggregated
+//! API servers such as metrics-server).
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +25,17 @@ pub(crate) struct PkiFiles {
     pub(crate) sa_key: PathBuf,
     /// The service-account verification key (public).
     pub(crate) sa_pub: PathBuf,
+    /// The front proxy's authority (`--requestheader-client-ca-file`).
+    pub(crate) front_proxy_ca: PathBuf,
+    /// The API server's client certificate towards aggregated API servers, signed by the front
+    /// proxy's authority (CN [`FRONT_PROXY_CLIENT`]).
+    pub(crate) proxy_client_cert: PathBuf,
+    /// Its key.
+    pub(crate) proxy_client_key: PathBuf,
 }
+
+/// The common name of the front proxy's client certificate (`--requestheader-allowed-names`).
+pub(crate) const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
 
 /// The PEM text a kubeconfig embeds.
 #[derive(Clone, Debug)]
@@ -69,12 +81,29 @@ pub(crate) fn write(dir: &Path) -> std::io::Result<(PkiFiles, AdminCredentials)>
 
     let sa_key = KeyPair::generate().map_err(err)?;
 
+    let front_proxy_key = KeyPair::generate().map_err(err)?;
+    let mut front_proxy = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    front_proxy.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    front_proxy.distinguished_name.push(DnType::CommonName, "kelp-testenv front proxy authority");
+    front_proxy.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
+    let front_proxy_cert = front_proxy.self_signed(&front_proxy_key).map_err(err)?;
+    let front_proxy_issuer = Issuer::new(front_proxy, front_proxy_key);
+    let proxy_client_key = KeyPair::generate().map_err(err)?;
+    let mut proxy_client = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    proxy_client.distinguished_name.push(DnType::CommonName, FRONT_PROXY_CLIENT);
+    proxy_client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let proxy_client_cert = proxy_client.signed_by(&proxy_client_key, &front_proxy_issuer).map_err(err)?;
+
     let files = PkiFiles {
         ca_cert: dir.join("ca.crt"),
         serving_cert: dir.join("apiserver.crt"),
         serving_key: dir.join("apiserver.key"),
         sa_key: dir.join("sa.key"),
         sa_pub: dir.join("sa.pub"),
+        front_proxy_ca: dir.join("front-proxy-ca.crt"),
+        proxy_client_cert: dir.join("front-proxy-client.crt"),
+        proxy_client_key: dir.join("front-proxy-client.key"),
     };
     std::fs::create_dir_all(dir)?;
     std::fs::write(&files.ca_cert, ca_cert.pem())?;
@@ -82,6 +111,9 @@ pub(crate) fn write(dir: &Path) -> std::io::Result<(PkiFiles, AdminCredentials)>
     std::fs::write(&files.serving_key, serving_key.serialize_pem())?;
     std::fs::write(&files.sa_key, sa_key.serialize_pem())?;
     std::fs::write(&files.sa_pub, sa_key.public_key_pem())?;
+    std::fs::write(&files.front_proxy_ca, front_proxy_cert.pem())?;
+    std::fs::write(&files.proxy_client_cert, proxy_client_cert.pem())?;
+    std::fs::write(&files.proxy_client_key, proxy_client_key.serialize_pem())?;
     let admin =
         AdminCredentials { ca_pem: ca_cert.pem(), cert_pem: admin_cert.pem(), key_pem: admin_key.serialize_pem() };
     Ok((files, admin))
@@ -124,7 +156,16 @@ mod tests {
     fn writes_every_file() {
         let dir = tempfile::tempdir().unwrap();
         let (files, admin) = write(dir.path()).unwrap();
-        for file in [&files.ca_cert, &files.serving_cert, &files.serving_key, &files.sa_key, &files.sa_pub] {
+        for file in [
+            &files.ca_cert,
+            &files.serving_cert,
+            &files.serving_key,
+            &files.sa_key,
+            &files.sa_pub,
+            &files.front_proxy_ca,
+            &files.proxy_client_cert,
+            &files.proxy_client_key,
+        ] {
             assert!(std::fs::read_to_string(file).unwrap().starts_with("-----BEGIN "), "{}", file.display());
         }
         assert!(std::fs::read_to_string(&files.sa_pub).unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));

@@ -1,7 +1,8 @@
-//! The two ways across the namespace's border, both run by the test process: the API server's
-//! port on the machine's loopback (so kubeconfigs, kubectl and the tests' clients work as with
-//! the kwok control plane), and an HTTP `CONNECT` proxy on the node's address through which
-//! pods reach the package registries (the namespace has no route out, by design).
+//! The ways across the namespace's border, all run by the test process: the API server's port
+//! on the machine's loopback (so kubeconfigs, kubectl and the tests' clients work as with the
+//! kwok control plane), an HTTP `CONNECT` proxy on the node's address through which pods reach
+//! the package registries (the namespace has no route out, by design), and on demand a port of
+//! the machine's loopback on the node's address (a broker the test runs, for pods).
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs as _};
@@ -26,6 +27,21 @@ pub(crate) fn api_port(netns: Netns, port: u16) {
                 continue;
             };
             splice(client, server);
+        }
+    });
+}
+
+/// Serves `address` inside `netns` (`10.88.0.1:port`) by connecting to `127.0.0.1:port` of the
+/// machine, in background threads, for the life of the process.
+pub(crate) fn machine_port(netns: &Netns, address: &str, port: u16) {
+    let listener = netns
+        .run(|| TcpListener::bind(address))
+        .unwrap_or_else(|e| panic!("kelp-testenv: binding {address} for the machine's port {port}: {e}"));
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            if let Ok(server) = TcpStream::connect(("127.0.0.1", port)) {
+                splice(client, server);
+            }
         }
     });
 }

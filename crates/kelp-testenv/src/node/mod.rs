@@ -1,5 +1,5 @@
 //! A real node beside the control plane: containerd and runc, the CNI `bridge` plugin, a
-//! kubelet, kube-proxy and CoreDNS, whose pods run code. Everything, the control plane
+//! kubelet, kube-proxy, CoreDNS and metrics-server, whose pods run code. Everything, the control plane
 //! included, runs in a network namespace of the test's own ([`netns`]); the machine's own
 //! network, iptables and routes are left alone, and its cgroups are only added to (one
 //! `kelp-<namespace>` directory per hierarchy, removed at the end). The images the pods run are
@@ -25,6 +25,10 @@ pub(crate) const NODE_NAME: &str = "kelp-node";
 /// Where pods reach the package registries: an HTTP `CONNECT` proxy run by the test process (a
 /// pod's `https_proxy`).
 pub const EGRESS_PROXY: &str = "http://10.88.0.1:3128";
+
+/// Where metrics-server serves, on [`NODE_IP`] (the `v1beta1.metrics.k8s.io` APIService's
+/// endpoint).
+pub(crate) const METRICS_SERVER_PORT: u16 = 4443;
 
 /// The pods' sandbox image (`images/pause`), imported with the others.
 const PAUSE_IMAGE: &str = concat!("docker.io/kelp/pause:", env!("CARGO_PKG_VERSION"));
@@ -101,6 +105,20 @@ impl NodeLayout {
                 "--nodeport-addresses=primary".to_owned(),
             ]),
             NodeComponent::CoreDns => command.args(["-conf".to_owned(), path(&self.dir.join("Corefile"))]),
+            // The admin's kubeconfig for everything (reading Nodes and the front proxy's
+            // authority, delegated authentication and authorization); the kubelet's serving
+            // certificate is self-signed, hence --kubelet-insecure-tls.
+            NodeComponent::MetricsServer => command.args([
+                format!("--kubeconfig={}", path(kubeconfig)),
+                format!("--authentication-kubeconfig={}", path(kubeconfig)),
+                format!("--authorization-kubeconfig={}", path(kubeconfig)),
+                format!("--bind-address={NODE_IP}"),
+                format!("--secure-port={METRICS_SERVER_PORT}"),
+                format!("--cert-dir={}", path(&self.dir.join("metrics-server"))),
+                "--kubelet-insecure-tls".to_owned(),
+                "--kubelet-preferred-address-types=InternalIP".to_owned(),
+                "--metric-resolution=15s".to_owned(),
+            ]),
         };
         command
     }
@@ -159,12 +177,20 @@ pub(crate) enum NodeComponent {
     KubeProxy,
     /// Cluster DNS on the node's address.
     CoreDns,
+    /// The resource metrics API (`metrics.k8s.io`, for HorizontalPodAutoscalers and
+    /// `kubectl top`), from the kubelet's `/metrics/resource`.
+    MetricsServer,
 }
 
 impl NodeComponent {
     /// Every one, in start order.
-    pub(crate) const ALL: [NodeComponent; 4] =
-        [NodeComponent::Containerd, NodeComponent::CoreDns, NodeComponent::KubeProxy, NodeComponent::Kubelet];
+    pub(crate) const ALL: [NodeComponent; 5] = [
+        NodeComponent::Containerd,
+        NodeComponent::CoreDns,
+        NodeComponent::KubeProxy,
+        NodeComponent::Kubelet,
+        NodeComponent::MetricsServer,
+    ];
 
     /// The binary's name, also the log's.
     pub(crate) fn name(self) -> &'static str {
@@ -173,6 +199,7 @@ impl NodeComponent {
             NodeComponent::Kubelet => "kubelet",
             NodeComponent::KubeProxy => "kube-proxy",
             NodeComponent::CoreDns => "coredns",
+            NodeComponent::MetricsServer => "metrics-server",
         }
     }
 }
@@ -189,6 +216,14 @@ fn cgroup_hierarchies() -> Vec<PathBuf> {
             entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("cgroup.procs").exists()).collect()
         })
         .unwrap_or_default()
+}
+
+/// Makes `127.0.0.1:port` of the machine reachable inside `netns` at `10.88.0.1:port`; returns
+/// that address.
+pub(crate) fn forward_machine_port(netns: &Netns, port: u16) -> String {
+    let address = format!("{NODE_IP}:{port}");
+    forward::machine_port(netns, &address, port);
+    address
 }
 
 /// Starts the border crossings of the namespace: the API server's port on the machine's

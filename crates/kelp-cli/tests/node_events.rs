@@ -1,0 +1,203 @@
+//! Events on a real node (`kelp-testenv`'s `shared_node`), after `kelp install` there: a
+//! KafkaTrigger consumed by `kelp-triggers` in its pod, from a Kafka broker the test runs on the
+//! machine and forwards to the node's address, calling a Python function in its pod; an
+//! autoscaler (`kelp autoscale`, a HorizontalPodAutoscaler on CPU) scaling a loaded function out,
+//! from the resource metrics of the node's metrics-server.
+//!
+//! With `KELP_REAL_NODE=0` the same scenarios run on kwok's node, whose pods run no code: the
+//! objects are checked, the deliveries are not (no broker is started there).
+
+#[path = "common/node.rs"]
+mod node;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kelp_brokers::Kafka;
+use kelp_testenv::ControlPlane;
+
+use crate::node::{POD_TIMEOUT, deploy, eventually, install, json, kelp, kubectl, ok, stand_in_controller};
+
+/// The control plane, installed once per test binary; with a real node, `kelp-triggers` is told
+/// the Kafka broker's address as the pods reach it.
+fn plane() -> &'static ControlPlane {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    let plane = ControlPlane::shared_node();
+    INSTALLED.get_or_init(|| match kafka(plane) {
+        Some(kafka) => {
+            let (_, brokers) = kafka.forwarded().expect("the broker's forwarded listener");
+            install(plane, &["--kafka-brokers", brokers]);
+        }
+        None => install(plane, &[]),
+    });
+    plane
+}
+
+/// With a real node, a Kafka broker on the machine whose second listener is forwarded to the
+/// node's address (and advertised there, so that `kelp-triggers` in its pod is sent back to the
+/// forward); `None` on kwok.
+fn kafka(plane: &ControlPlane) -> Option<&'static Kafka> {
+    static KAFKA: OnceLock<Option<Kafka>> = OnceLock::new();
+    KAFKA
+        .get_or_init(|| {
+            plane.has_real_node().then(|| {
+                Kafka::start_forwarded(|port| plane.forward_to_pods(port).expect("a real node forwards ports"))
+            })
+        })
+        .as_ref()
+}
+
+#[test]
+fn a_kafka_trigger_in_kelp_triggers_calls_its_function_with_each_message() {
+    let plane = plane();
+    let _controller = stand_in_controller(plane, "kafka");
+    let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("kafka"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("consume.py");
+    // A message that is not JSON is bytes in Kubeless's Python runtime.
+    let code =
+        "def consume(event, context):\n    print('consumed', event['data'].decode(), flush=True)\n    return 'ok'\n";
+    std::fs::write(&file, code).unwrap();
+    deploy(plane, &namespace, "consumer", &file, "consume.consume", "python3.11", &[]);
+    let topic = format!("{namespace}-orders");
+    let selector = "function=consumer";
+    let brokers = kafka(plane).map(Kafka::bootstrap);
+    if let Some(brokers) = &brokers {
+        ok(plane, &["topic", "create", &topic, "--kafka-brokers", brokers]);
+    }
+    ok(
+        plane,
+        &[
+            "trigger",
+            "kafka",
+            "create",
+            "orders",
+            "-n",
+            &namespace,
+            "--trigger-topic",
+            &topic,
+            "--function-selector",
+            selector,
+        ],
+    );
+    let trigger = json(plane, &["-n", &namespace, "get", "kafkatriggers.kubeless.io", "orders"]);
+    assert_eq!(trigger["spec"]["topic"], topic.as_str(), "{trigger}");
+    assert_eq!(trigger["spec"]["functionSelector"]["matchLabels"]["function"], "consumer", "{trigger}");
+    let Some(brokers) = brokers else {
+        return;
+    };
+    // kelp-triggers subscribes a moment after the trigger exists, from the newest offset:
+    // messages are published until one reaches the function.
+    let logs = |plane: &ControlPlane| {
+        let out = kelp(plane, &["function", "logs", "consumer", "-n", &namespace]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let publish = |n: u32| {
+        let message = format!("order-{n}");
+        ok(plane, &["topic", "publish", "--topic", &topic, "--data", &message, "--kafka-brokers", &brokers]);
+    };
+    let mut sent = 0;
+    eventually(plane, "a message in the function's log", POD_TIMEOUT, || {
+        sent += 1;
+        publish(sent);
+        std::thread::sleep(Duration::from_secs(2));
+        logs(plane).contains("consumed order-").then_some(())
+    });
+    // Once subscribed, each message reaches the function once.
+    let next = [sent + 1, sent + 2];
+    next.into_iter().for_each(publish);
+    let last = format!("consumed order-{}\n", next[1]);
+    let text = eventually(plane, "the last message in the function's log", Duration::from_secs(60), || {
+        let text = logs(plane);
+        text.contains(&last).then_some(text)
+    });
+    for n in next {
+        assert_eq!(text.matches(&format!("consumed order-{n}\n")).count(), 1, "order-{n}:\n{text}");
+    }
+}
+
+#[test]
+fn an_autoscaler_scales_a_loaded_function_out_on_cpu() {
+    let plane = plane();
+    let _controller = stand_in_controller(plane, "autoscale");
+    let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("autoscale"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("burn.py");
+    // Each call spins a core for 200 ms.
+    let code = "import time\n\ndef burn(event, context):\n    end, n = time.time() + 0.2, 0\n    while time.time() < end:\n        n += 1\n    return str(n)\n";
+    std::fs::write(&file, code).unwrap();
+    // A CPU request: the autoscaler's utilization is relative to it.
+    deploy(plane, &namespace, "burner", &file, "burn.burn", "python3.11", &["--cpu", "100m"]);
+    ok(
+        plane,
+        &[
+            "autoscale",
+            "create",
+            "burner",
+            "-n",
+            &namespace,
+            "--min",
+            "1",
+            "--max",
+            "3",
+            "--metric",
+            "cpu",
+            "--value",
+            "10",
+        ],
+    );
+    let hpa = json(plane, &["-n", &namespace, "get", "hpa", "burner"]);
+    assert_eq!(hpa["spec"]["minReplicas"], 1, "{hpa}");
+    assert_eq!(hpa["spec"]["maxReplicas"], 3, "{hpa}");
+    assert_eq!(hpa["spec"]["metrics"][0]["resource"]["name"], "cpu", "{hpa}");
+    assert_eq!(hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 10, "{hpa}");
+    if !plane.has_real_node() {
+        return;
+    }
+    // metrics-server has scraped the function's pod.
+    let top = eventually(plane, "kubectl top to show the function's pod", POD_TIMEOUT, || {
+        let out = plane.kubectl().args(["-n", &namespace, "top", "pods", "-l", "function=burner"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && text.contains("burner-")).then_some(text)
+    });
+    assert!(top.contains("CPU"), "{top}");
+    // A client pod calls the function without pause (until it is deleted).
+    let url = format!("http://burner.{namespace}.svc.cluster.local:8080/");
+    let script = format!(
+        "import time, urllib.request as u\n\
+         while True:\n\
+         \x20   try:\n\
+         \x20       u.urlopen({url:?}, timeout=20).read()\n\
+         \x20   except OSError as e:\n\
+         \x20       print(e, flush=True); time.sleep(0.5)\n"
+    );
+    let image = concat!("kelp/runtime-python:", env!("CARGO_PKG_VERSION"));
+    kubectl(
+        plane,
+        &[
+            "-n",
+            &namespace,
+            "run",
+            "load",
+            "--image",
+            image,
+            "--image-pull-policy=IfNotPresent",
+            "--restart=Never",
+            "--command",
+            "--",
+            "python3",
+            "-c",
+            &script,
+        ],
+    );
+    let hpa = eventually(plane, "the autoscaler to scale the function out", POD_TIMEOUT, || {
+        let hpa = json(plane, &["-n", &namespace, "get", "hpa", "burner"]);
+        (hpa["status"]["desiredReplicas"].as_i64().unwrap_or(0) > 1).then_some(hpa)
+    });
+    let deployment = eventually(plane, "the function's Deployment to follow", POD_TIMEOUT, || {
+        let deployment = json(plane, &["-n", &namespace, "get", "deployment", "burner"]);
+        (deployment["spec"]["replicas"].as_i64().unwrap_or(0) > 1).then_some(deployment)
+    });
+    assert!(deployment["spec"]["replicas"].as_i64() <= Some(3), "{deployment}\n{hpa}");
+    kubectl(plane, &["-n", &namespace, "delete", "pod", "load", "--wait=false"]);
+}
