@@ -7,41 +7,20 @@
 //! With `KELP_REAL_NODE=0` (kwok's node, whose pods run nothing) the planned pod is checked and
 //! the call is not.
 
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+#[path = "common/node.rs"]
+mod node;
 
-use kelp_testenv::{ControlPlane, ControllerProcess, EGRESS_PROXY};
+use std::time::Duration;
+
+use kelp_testenv::{ControlPlane, EGRESS_PROXY};
 use serde_json::Value;
+
+use crate::node::{call, deploy, eventually, install, json, kubectl, stand_in_controller};
 
 /// The Secret the installation phase names.
 const SECRET: &str = "pip-index";
 
-fn kubectl(plane: &ControlPlane, args: &[&str]) -> String {
-    let out = plane.kubectl().args(args).output().unwrap();
-    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run_kelp(plane: &ControlPlane, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kelp")).arg("--kubeconfig").arg(plane.kubeconfig()).args(args).output().unwrap()
-}
-
-/// Runs `kelp`, asserting success; returns its stdout.
-fn kelp(plane: &ControlPlane, args: &[&str]) -> String {
-    let out = run_kelp(plane, args);
-    let pods = plane.kubectl().args(["get", "pods", "-A", "-o", "wide"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "kelp {args:?}:\n{}{}\n--- pods ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&pods.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Every `installation` phase of `kubeless-config` gets `secrets: [SECRET]`, and the dependency
-/// cache moves under the plane's directory.
+/// Every `installation` phase of `kubeless-config` gets `secrets: [SECRET]`.
 fn give_the_installation_phase_a_secret(plane: &ControlPlane) {
     let config: Value =
         serde_json::from_str(&kubectl(plane, &["-n", "kubeless", "get", "configmap", "kubeless-config", "-o", "json"]))
@@ -52,8 +31,7 @@ fn give_the_installation_phase_a_secret(plane: &ControlPlane) {
             image["secrets"] = serde_json::json!([{"name": SECRET}]);
         }
     }
-    let cache = plane.node_path("dependency-cache").display().to_string();
-    let data = serde_json::json!({"runtime-images": runtimes.to_string(), "dependency-cache-path": cache});
+    let data = serde_json::json!({"runtime-images": runtimes.to_string()});
     let patch = serde_json::json!({"data": data}).to_string();
     kubectl(plane, &["-n", "kubeless", "patch", "configmap", "kubeless-config", "--type=merge", "-p", &patch]);
 }
@@ -61,41 +39,29 @@ fn give_the_installation_phase_a_secret(plane: &ControlPlane) {
 #[test]
 fn installation_secrets_never_reach_the_install_container() {
     let plane = ControlPlane::shared_node();
-    kelp(plane, &["install", "--wait-timeout", "240"]);
+    install(plane, &[]);
     give_the_installation_phase_a_secret(plane);
     // On kwok a controller process stands in for the installed one, which runs nothing there; it
     // reads the patched configuration at its start. On a real node, the installed controller
     // plans the Function only once it has seen the change.
-    let _controller = (!plane.has_real_node()).then(|| ControllerProcess::start(plane, "secrets", &[]));
+    let _controller = stand_in_controller(plane, "secrets");
     if plane.has_real_node() {
-        let seen = || {
+        eventually(plane, "the controller to see the configuration change", Duration::from_secs(60), || {
             let logs = plane.kubectl().args(["-n", "kubeless", "logs", "deployment/kelp-controller"]).output();
-            logs.is_ok_and(|l| String::from_utf8_lossy(&l.stdout).contains("configuration changed"))
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !seen() {
-            assert!(Instant::now() < deadline, "the controller did not see the configuration change");
-            std::thread::sleep(Duration::from_millis(250));
-        }
+            logs.is_ok_and(|l| String::from_utf8_lossy(&l.stdout).contains("configuration changed")).then_some(())
+        });
     }
     let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("secrets"));
     kubectl(plane, &["-n", &namespace, "create", "secret", "generic", SECRET, "--from-literal=token=s3cret"]);
 
     let example = kelp_testkit::repo_root().join("examples/python/withdeps");
-    let (code, requirements) = (example.join("titles.py"), example.join("requirements.txt"));
-    let (code, requirements) = (code.display().to_string(), requirements.display().to_string());
+    let requirements = example.join("requirements.txt").display().to_string();
     // The node's pods reach the package registries only through the test's proxy.
     let proxy = format!("https_proxy={EGRESS_PROXY}");
-    let mut deploy = vec!["function", "deploy", "titles", "-n", &namespace, "--runtime", "python3.11"];
-    deploy.extend(["--from-file", &code, "--handler", "titles.title", "--dependencies", &requirements]);
-    // Kubeless's default pull policy is Always; the node has Kelp's images and no registry.
-    deploy.extend(["--env", &proxy, "--image-pull-policy", "IfNotPresent", "--wait", "--wait-timeout", "240"]);
-    let began = Instant::now();
-    kelp(plane, &deploy);
-    eprintln!("node_secrets: deployed to Ready in {:.1} s", began.elapsed().as_secs_f64());
+    let extra = ["--dependencies", &requirements, "--env", &proxy];
+    deploy(plane, &namespace, "titles", &example.join("titles.py"), "titles.title", "python3.11", &extra);
 
-    let pods = kubectl(plane, &["-n", &namespace, "get", "pods", "-l", "function=titles", "-o", "json"]);
-    let pods: Value = serde_json::from_str(&pods).unwrap();
+    let pods = json(plane, &["-n", &namespace, "get", "pods", "-l", "function=titles"]);
     let init = &pods["items"][0]["spec"]["initContainers"];
     let names: Vec<&str> = init.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["prepare", "cache-owner", "fetch", "install"], "{init}");
@@ -113,16 +79,6 @@ fn installation_secrets_never_reach_the_install_container() {
     assert!(fetched.contains("dependencies fetched"), "fetch: {fetched}");
     let installed = kubectl(plane, &["-n", &namespace, "logs", pod, "-c", "install"]);
     assert!(installed.contains("dependencies installed"), "install: {installed}");
-    // A Ready pod may still be joining its Service's endpoints for a moment.
-    let data = "<html><title>From PyPI</title></html>";
-    let call = ["function", "call", "titles", "-n", &namespace, "--data", data];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let answer = loop {
-        let out = run_kelp(plane, &call);
-        if out.status.success() || Instant::now() > deadline {
-            break String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let answer = call(plane, &namespace, "titles", &["--data", "<html><title>From PyPI</title></html>"]);
     assert_eq!(answer.trim(), "From PyPI", "the function with its dependencies answers");
 }
