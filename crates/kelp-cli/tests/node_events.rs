@@ -2,7 +2,9 @@
 //! KafkaTrigger consumed by `kelp-triggers` in its pod, from a Kafka broker the test runs on the
 //! machine and forwards to the node's address, calling a Python function in its pod; an
 //! autoscaler (`kelp autoscale`, a HorizontalPodAutoscaler on CPU) scaling a loaded function out,
-//! from the resource metrics of the node's metrics-server.
+//! from the resource metrics of the node's metrics-server; an HTTPTrigger (`--gateway traefik`)
+//! served by Traefik, an Ingress controller run in the node's network namespace, called from a
+//! pod with the trigger's host name.
 //!
 //! With `KELP_REAL_NODE=0` the same scenarios run on kwok's node, whose pods run no code: the
 //! objects are checked, the deliveries are not (no broker is started there).
@@ -16,7 +18,7 @@ use std::time::Duration;
 use kelp_brokers::Kafka;
 use kelp_testenv::ControlPlane;
 
-use crate::node::{POD_TIMEOUT, deploy, eventually, install, json, kelp, kubectl, ok, stand_in_controller};
+use crate::node::{POD_TIMEOUT, deploy, eventually, install, json, kelp, kubectl, ok, run_in_pod, stand_in_controller};
 
 /// The control plane, installed once per test binary; with a real node, `kelp-triggers` is told
 /// the Kafka broker's address as the pods reach it.
@@ -200,4 +202,140 @@ fn an_autoscaler_scales_a_loaded_function_out_on_cpu() {
     });
     assert!(deployment["spec"]["replicas"].as_i64() <= Some(3), "{deployment}\n{hpa}");
     kubectl(plane, &["-n", &namespace, "delete", "pod", "load", "--wait=false"]);
+}
+
+/// Traefik's RBAC (what its Kubernetes Ingress provider reads and writes) and the IngressClass
+/// it serves.
+const TRAEFIK_OBJECTS: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: kelp-test-traefik}
+rules:
+- apiGroups: [""]
+  resources: [services, secrets, nodes, endpoints]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses, ingressclasses]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses/status]
+  verbs: [update]
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: traefik}
+spec: {controller: traefik.io/ingress-controller}
+"#;
+
+/// A process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts Traefik in the node's namespace with its Kubernetes Ingress provider, as the
+/// ServiceAccount `traefik` of `namespace` (a token of `kubectl create token`), its `web`
+/// entrypoint on the node's address; returns the process and that address.
+fn start_traefik(plane: &ControlPlane, namespace: &str, dir: &std::path::Path) -> (Killed, String) {
+    let applied = plane.kubectl().args(["apply", "-f", "-"]).stdin(std::process::Stdio::piped()).spawn();
+    let mut applied = applied.unwrap();
+    std::io::Write::write_all(&mut applied.stdin.take().unwrap(), TRAEFIK_OBJECTS.as_bytes()).unwrap();
+    assert!(applied.wait().unwrap().success());
+    kubectl(plane, &["-n", namespace, "create", "serviceaccount", "traefik"]);
+    let subject = format!("{namespace}:traefik");
+    kubectl(
+        plane,
+        &["create", "clusterrolebinding", namespace, "--clusterrole=kelp-test-traefik", "--serviceaccount", &subject],
+    );
+    let token = kubectl(plane, &["-n", namespace, "create", "token", "traefik"]);
+    let server = kubectl(plane, &["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"]);
+    let ca = kubectl(
+        plane,
+        &["config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}"],
+    );
+    let ca = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, ca.trim()).unwrap();
+    let ca_file = dir.join("ca.crt");
+    std::fs::write(&ca_file, ca).unwrap();
+    let bin = match std::env::var_os("KELP_K8S_BIN_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => kelp_testkit::k8s_bin_dir(&["traefik"]),
+    }
+    .join("traefik");
+    let [port] = kelp_testkit::process::free_ports();
+    let address = format!("{}:{port}", kelp_testenv::NODE_IP);
+    let log = std::fs::File::create(dir.join("traefik.log")).unwrap();
+    let child = plane
+        .node_command(bin)
+        .expect("a real node")
+        .args([
+            format!("--entrypoints.web.address={address}"),
+            "--providers.kubernetesingress=true".to_owned(),
+            format!("--providers.kubernetesingress.endpoint={}", server.trim()),
+            format!("--providers.kubernetesingress.token={}", token.trim()),
+            format!("--providers.kubernetesingress.certauthfilepath={}", ca_file.display()),
+            "--log.level=INFO".to_owned(),
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    (Killed(child), address)
+}
+
+#[test]
+fn an_http_trigger_through_traefik_calls_its_function() {
+    let plane = plane();
+    let _controller = stand_in_controller(plane, "ingress");
+    let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("ingress"));
+    let hello = kelp_testkit::repo_root().join("examples/python/hello.py");
+    deploy(plane, &namespace, "greeter", &hello, "hello.hello", "python3.11", &[]);
+    let host = "greeter.kelp.test";
+    ok(
+        plane,
+        &[
+            "trigger",
+            "http",
+            "create",
+            "greet",
+            "-n",
+            &namespace,
+            "--function-name",
+            "greeter",
+            "--gateway",
+            "traefik",
+            "--hostname",
+            host,
+        ],
+    );
+    let ingress = eventually(plane, "the trigger's Ingress", Duration::from_secs(60), || {
+        let out = plane.kubectl().args(["-n", &namespace, "get", "ingress", "greet", "-o", "json"]).output().unwrap();
+        out.status.success().then(|| serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap())
+    });
+    assert_eq!(ingress["spec"]["ingressClassName"], "traefik", "{ingress}");
+    assert_eq!(ingress["spec"]["rules"][0]["host"], host, "{ingress}");
+    if !plane.has_real_node() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_traefik, address) = start_traefik(plane, &namespace, dir.path());
+    // Retried: Traefik routes the Ingress a moment after it has read it.
+    let script = format!(
+        "import time, urllib.request as u\n\
+         for attempt in range(120):\n\
+         \x20   try:\n\
+         \x20       r = u.urlopen(u.Request('http://{address}/', headers={{'Host': {host:?}}}), timeout=20)\n\
+         \x20       print(r.status, r.read().decode()); break\n\
+         \x20   except OSError as e:\n\
+         \x20       print('attempt', attempt, e); time.sleep(0.5)\n"
+    );
+    let log = run_in_pod(plane, &namespace, "client", &script);
+    let traefik_log = std::fs::read_to_string(dir.path().join("traefik.log")).unwrap_or_default();
+    assert!(log.contains("200 hello world"), "through Traefik: {log}\n--- traefik ---\n{traefik_log}");
 }

@@ -43,7 +43,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use crate::controller::ControllerProcess;
-pub use crate::node::EGRESS_PROXY;
+pub use crate::node::{EGRESS_PROXY, NODE_IP};
 
 use crate::component::{Component, Layout};
 use crate::node::{NODE_NAME, NodeComponent};
@@ -118,6 +118,14 @@ impl ControlPlane {
     /// its life). `None` on kwok, whose pods connect nowhere.
     pub fn forward_to_pods(&self, port: u16) -> Option<String> {
         self.layout.node.as_ref().map(|node| node::forward_machine_port(&node.netns, port))
+    }
+
+    /// With a real node, `program` as a command that runs inside the node's network namespace
+    /// (`nsenter --net=...`): it can listen on the node's address [`NODE_IP`], where pods reach
+    /// it, and reach the API server at the kubeconfig's address. The caller owns the process
+    /// (and stops it). `None` on kwok.
+    pub fn node_command(&self, program: impl Into<PathBuf>) -> Option<Command> {
+        self.layout.node.as_ref().map(|node| node.netns.command(program))
     }
 
     /// Whether pods run code here (a real node), or only look as if (kwok).

@@ -17,7 +17,8 @@ mod netns;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub(crate) use self::netns::{NODE_IP, Netns};
+pub use self::netns::NODE_IP;
+pub(crate) use self::netns::Netns;
 
 /// The Node's name.
 pub(crate) const NODE_NAME: &str = "kelp-node";

@@ -14,7 +14,7 @@ pub(crate) const BRIDGE: &str = "kelp0";
 
 /// The node's address: the API server, kubelet, CoreDNS and the egress proxy listen there, and
 /// it is the pods' gateway.
-pub(crate) const NODE_IP: &str = "10.88.0.1";
+pub const NODE_IP: &str = "10.88.0.1";
 
 /// The pods' network (pod addresses from `10.88.1.2` on).
 pub(crate) const POD_CIDR: &str = "10.88.0.0/16";
