@@ -41,7 +41,9 @@ cleanup() {
 trap cleanup EXIT
 
 log "starting a control plane with a real node"
-coproc PLANE { "$CARGO_TARGET_DIR/debug/kelp-control-plane" --real-node 2>"$WORK/plane.log"; }
+# exec: SIGTERM must reach kelp-control-plane itself, which then tears its node down (the
+# containers, mounts, cgroups and network namespace a SIGKILL would leave behind).
+coproc PLANE { exec "$CARGO_TARGET_DIR/debug/kelp-control-plane" --real-node 2>"$WORK/plane.log"; }
 PIDS+=("$PLANE_PID")
 read -r -t 300 KUBECONFIG <&"${PLANE[0]}" || { tail -n 30 "$WORK/plane.log" >&2; die "the control plane did not start"; }
 export KUBECONFIG
