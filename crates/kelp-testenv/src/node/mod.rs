@@ -13,6 +13,7 @@
 mod config;
 mod forward;
 mod netns;
+mod stale;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,6 +50,7 @@ impl NodeLayout {
     /// Creates the namespace and the node's directory and cgroups, and writes the components'
     /// configuration and the teardown script (`<plane>/teardown`, which the watchdog also runs).
     pub(crate) fn create(plane_dir: &Path, kubeconfig: &Path) -> NodeLayout {
+        stale::sweep(Path::new("/run/netns"), &std::env::temp_dir());
         let name = format!(
             "kelp-{}-{}",
             std::process::id(),
