@@ -118,20 +118,23 @@ async fn fetch_deps() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The dependencies of the function `config` describes, installed (or found) as it says:
+/// [`kelp_runtime::deps::ensure`] with the code, cache and stage directories, namespace and time
+/// limit of `config`.
+async fn ensure_deps(
+    lang: &'static Language,
+    config: &Config,
+) -> Result<Vec<std::path::PathBuf>, kelp_runtime::deps::DepsError> {
+    let (code, deps, stage) = (&config.code_dir, &config.deps_dir, config.deps_stage.as_deref());
+    kelp_runtime::deps::ensure(lang, code, deps, &config.namespace, stage, config.install_timeout).await
+}
+
 /// Installs the dependency file of the code directory (if any) into `KELP_DEPS_DIR`, for the
 /// namespace `KELP_NAMESPACE`.
 async fn install_deps() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let lang = language(&config)?;
-    let paths = kelp_runtime::deps::ensure(
-        lang,
-        &config.code_dir,
-        &config.deps_dir,
-        &config.namespace,
-        config.deps_stage.as_deref(),
-        config.install_timeout,
-    )
-    .await?;
+    let paths = ensure_deps(lang, &config).await?;
     match paths.first() {
         Some(path) => tracing::info!(language = lang.name, dir = %path.display(), "dependencies ready"),
         None => tracing::info!(language = lang.name, "no dependencies to install"),
@@ -204,15 +207,7 @@ async fn load_function(
     {
         bail!("FUNC_RUNTIME={:?} is not a {} runtime, which this runtime was started for", config.runtime, lang.name);
     }
-    let paths = kelp_runtime::deps::ensure(
-        lang,
-        &config.code_dir,
-        &config.deps_dir,
-        &config.namespace,
-        config.deps_stage.as_deref(),
-        config.install_timeout,
-    )
-    .await?;
+    let paths = ensure_deps(lang, &config).await?;
     let load = Load {
         code_dir: config.code_dir.clone(),
         module: module.clone(),
