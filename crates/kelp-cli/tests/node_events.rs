@@ -18,7 +18,10 @@ use std::time::Duration;
 use kelp_brokers::Kafka;
 use kelp_testenv::ControlPlane;
 
-use crate::node::{POD_TIMEOUT, deploy, eventually, install, json, kelp, kubectl, ok, run_in_pod, stand_in_controller};
+use crate::node::{
+    POD_TIMEOUT, deploy, eventually, install, json, kelp, kubectl, ok, run_in_pod, stand_in_controller,
+    start_python_pod,
+};
 
 /// The control plane, installed once per test binary; with a real node, `kelp-triggers` is told
 /// the Kafka broker's address as the pods reach it.
@@ -173,25 +176,7 @@ fn an_autoscaler_scales_a_loaded_function_out_on_cpu() {
          \x20   except OSError as e:\n\
          \x20       print(e, flush=True); time.sleep(0.5)\n"
     );
-    let image = concat!("kelp/runtime-python:", env!("CARGO_PKG_VERSION"));
-    kubectl(
-        plane,
-        &[
-            "-n",
-            &namespace,
-            "run",
-            "load",
-            "--image",
-            image,
-            "--image-pull-policy=IfNotPresent",
-            "--restart=Never",
-            "--command",
-            "--",
-            "python3",
-            "-c",
-            &script,
-        ],
-    );
+    start_python_pod(plane, &namespace, "load", &script);
     let hpa = eventually(plane, "the autoscaler to scale the function out", POD_TIMEOUT, || {
         let hpa = json(plane, &["-n", &namespace, "get", "hpa", "burner"]);
         (hpa["status"]["desiredReplicas"].as_i64().unwrap_or(0) > 1).then_some(hpa)

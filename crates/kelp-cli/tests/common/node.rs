@@ -117,9 +117,9 @@ pub(crate) fn call(plane: &ControlPlane, namespace: &str, name: &str, extra: &[&
     })
 }
 
-/// Runs `script` with `python3` in a pod of the Python runtime image (a client inside the
-/// cluster), waits until it has ended, and returns its log.
-pub(crate) fn run_in_pod(plane: &ControlPlane, namespace: &str, pod: &str, script: &str) -> String {
+/// Starts `script` with `python3` in the pod `pod` of the Python runtime image (a client inside
+/// the cluster), and returns at once.
+pub(crate) fn start_python_pod(plane: &ControlPlane, namespace: &str, pod: &str, script: &str) {
     let image = concat!("kelp/runtime-python:", env!("CARGO_PKG_VERSION"));
     kubectl(
         plane,
@@ -139,6 +139,11 @@ pub(crate) fn run_in_pod(plane: &ControlPlane, namespace: &str, pod: &str, scrip
             script,
         ],
     );
+}
+
+/// Runs `script` as [`start_python_pod`] does, waits until the pod has ended, and returns its log.
+pub(crate) fn run_in_pod(plane: &ControlPlane, namespace: &str, pod: &str, script: &str) -> String {
+    start_python_pod(plane, namespace, pod, script);
     let phase = eventually(plane, &format!("pod {pod} to end"), POD_TIMEOUT, || {
         let pod = json(plane, &["-n", namespace, "get", "pod", pod]);
         let phase = pod["status"]["phase"].as_str().unwrap_or_default().to_owned();
