@@ -19,7 +19,7 @@ use kelp_testenv::{ControlPlane, EGRESS_PROXY};
 use serde_json::Value;
 
 use crate::node::{
-    POD_TIMEOUT, call, deploy, eventually, install, json, kelp, kubectl, ok, run_in_pod, running_pods,
+    POD_TIMEOUT, call, deploy, eventually, install, json, kelp, kubectl, namespace, ok, run_in_pod, running_pods,
     stand_in_controller,
 };
 
@@ -54,7 +54,7 @@ fn install_runs_the_controller_and_kelp_triggers_in_pods_with_their_service_acco
 fn python_and_node_functions_deploy_call_log_update_and_delete() {
     let plane = plane();
     let _controller = stand_in_controller(plane, "lifecycle");
-    let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("lifecycle"));
+    let namespace = namespace(plane, "lifecycle");
     let examples = kelp_testkit::repo_root().join("examples");
     for (name, runtime, file) in [
         ("hello-py", "python3.11", examples.join("python/hello.py")),
@@ -126,7 +126,7 @@ fn python_and_node_functions_deploy_call_log_update_and_delete() {
 fn dependencies_are_installed_by_the_install_init_container() {
     let plane = plane();
     let _controller = stand_in_controller(plane, "deps");
-    let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("deps"));
+    let namespace = namespace(plane, "deps");
     let examples = kelp_testkit::repo_root().join("examples");
     // The node's pods reach the package registries only through the test's proxy.
     let proxy = format!("https_proxy={EGRESS_PROXY}");
@@ -167,7 +167,7 @@ fn dependencies_are_installed_by_the_install_init_container() {
 fn a_cronjob_triggers_job_calls_its_function() {
     let plane = plane();
     let _controller = stand_in_controller(plane, "cron");
-    let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("cron"));
+    let namespace = namespace(plane, "cron");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tick.py");
     std::fs::write(

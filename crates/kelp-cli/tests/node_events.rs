@@ -19,7 +19,7 @@ use kelp_brokers::Kafka;
 use kelp_testenv::ControlPlane;
 
 use crate::node::{
-    POD_TIMEOUT, deploy, eventually, install, json, kelp, kubectl, ok, run_in_pod, stand_in_controller,
+    POD_TIMEOUT, deploy, eventually, install, json, kelp, kubectl, namespace, ok, run_in_pod, stand_in_controller,
     start_python_pod,
 };
 
@@ -56,7 +56,7 @@ fn kafka(plane: &ControlPlane) -> Option<&'static Kafka> {
 fn a_kafka_trigger_in_kelp_triggers_calls_its_function_with_each_message() {
     let plane = plane();
     let _controller = stand_in_controller(plane, "kafka");
-    let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("kafka"));
+    let namespace = namespace(plane, "kafka");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("consume.py");
     // A message that is not JSON is bytes in Kubeless's Python runtime.
@@ -125,7 +125,7 @@ fn a_kafka_trigger_in_kelp_triggers_calls_its_function_with_each_message() {
 fn an_autoscaler_scales_a_loaded_function_out_on_cpu() {
     let plane = plane();
     let _controller = stand_in_controller(plane, "autoscale");
-    let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("autoscale"));
+    let namespace = namespace(plane, "autoscale");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("burn.py");
     // Each call spins a core for 200 ms.
@@ -278,7 +278,7 @@ fn start_traefik(plane: &ControlPlane, namespace: &str, dir: &std::path::Path) -
 fn an_http_trigger_through_traefik_calls_its_function() {
     let plane = plane();
     let _controller = stand_in_controller(plane, "ingress");
-    let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("ingress"));
+    let namespace = namespace(plane, "ingress");
     let hello = kelp_testkit::repo_root().join("examples/python/hello.py");
     deploy(plane, &namespace, "greeter", &hello, "hello.hello", "python3.11", &[]);
     let host = "greeter.kelp.test";

@@ -15,7 +15,7 @@ use std::time::Duration;
 use kelp_testenv::{ControlPlane, EGRESS_PROXY};
 use serde_json::Value;
 
-use crate::node::{call, deploy, eventually, install, json, kubectl, stand_in_controller};
+use crate::node::{call, deploy, eventually, install, json, kubectl, namespace, stand_in_controller};
 
 /// The Secret the installation phase names.
 const SECRET: &str = "pip-index";
@@ -51,7 +51,7 @@ fn installation_secrets_never_reach_the_install_container() {
             logs.is_ok_and(|l| String::from_utf8_lossy(&l.stdout).contains("configuration changed")).then_some(())
         });
     }
-    let namespace = tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace("secrets"));
+    let namespace = namespace(plane, "secrets");
     kubectl(plane, &["-n", &namespace, "create", "secret", "generic", SECRET, "--from-literal=token=s3cret"]);
 
     let example = kelp_testkit::repo_root().join("examples/python/withdeps");

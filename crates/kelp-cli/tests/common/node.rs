@@ -21,6 +21,11 @@ pub(crate) fn stand_in_controller(plane: &ControlPlane, test: &str) -> Option<Co
     (!plane.has_real_node()).then(|| ControllerProcess::start(plane, test, &[]))
 }
 
+/// A fresh namespace `<prefix>-<n>` for the calling test (see `ControlPlane::namespace`).
+pub(crate) fn namespace(plane: &ControlPlane, prefix: &str) -> String {
+    tokio::runtime::Runtime::new().unwrap().block_on(plane.namespace(prefix))
+}
+
 /// `kelp install` with `extra` arguments, waiting for both Deployments; then the dependency
 /// cache moved under the plane's directory (the default is a directory of the machine).
 pub(crate) fn install(plane: &ControlPlane, extra: &[&str]) {
