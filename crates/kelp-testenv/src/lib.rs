@@ -231,10 +231,15 @@ impl ControlPlane {
     }
 
     fn spawn(&self, components: &[Component]) {
-        let mut procs = self.procs();
         for component in components {
-            procs.push(Proc::spawn(component.name(), self.layout.command(*component), self.log_dir()));
+            self.spawn_one(component.name(), self.layout.command(*component));
         }
+    }
+
+    /// Starts `command` as the component `name` and has the watchdog know its group.
+    fn spawn_one(&self, name: &'static str, command: Command) {
+        let mut procs = self.procs();
+        procs.push(Proc::spawn(name, command, self.log_dir()));
         self.watchdog().record(procs.iter().map(Proc::id));
     }
 
@@ -243,11 +248,7 @@ impl ControlPlane {
     fn start_node_components(&self, images: &Path) {
         let node = self.layout.node.as_ref().expect("a real node's layout");
         for component in NodeComponent::ALL {
-            let command = node.command(component, &self.layout.bin_dir, &self.layout.kubeconfig);
-            let mut procs = self.procs();
-            procs.push(Proc::spawn(component.name(), command, self.log_dir()));
-            self.watchdog().record(procs.iter().map(Proc::id));
-            drop(procs);
+            self.spawn_one(component.name(), node.command(component, &self.layout.bin_dir, &self.layout.kubeconfig));
             if component == NodeComponent::Containerd {
                 let socket = node.containerd_socket();
                 let deadline = Instant::now() + Duration::from_secs(30);

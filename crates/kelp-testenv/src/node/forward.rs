@@ -21,11 +21,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) fn api_port(netns: Netns, port: u16) {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("kelp-testenv: binding 127.0.0.1:{port} for the API server: {e}"));
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(server) = netns.run(|| TcpStream::connect(("127.0.0.1", port))) else {
-                continue;
-            };
+    accept_forever(listener, move |client| {
+        if let Ok(server) = netns.run(|| TcpStream::connect(("127.0.0.1", port))) {
             splice(client, server);
         }
     });
@@ -37,11 +34,9 @@ pub(crate) fn machine_port(netns: &Netns, address: &str, port: u16) {
     let listener = netns
         .run(|| TcpListener::bind(address))
         .unwrap_or_else(|e| panic!("kelp-testenv: binding {address} for the machine's port {port}: {e}"));
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            if let Ok(server) = TcpStream::connect(("127.0.0.1", port)) {
-                splice(client, server);
-            }
+    accept_forever(listener, move |client| {
+        if let Ok(server) = TcpStream::connect(("127.0.0.1", port)) {
+            splice(client, server);
         }
     });
 }
@@ -52,11 +47,15 @@ pub(crate) fn egress_proxy(netns: &Netns, address: &str) {
     let listener = netns
         .run(|| TcpListener::bind(address))
         .unwrap_or_else(|e| panic!("kelp-testenv: binding the egress proxy on {address}: {e}"));
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            std::thread::spawn(move || connect(client));
-        }
+    accept_forever(listener, |client| {
+        std::thread::spawn(move || connect(client));
     });
+}
+
+/// Hands every connection `listener` accepts to `handle`, on a background thread, for the life
+/// of the process.
+fn accept_forever(listener: TcpListener, handle: impl Fn(TcpStream) + Send + 'static) {
+    std::thread::spawn(move || listener.incoming().flatten().for_each(handle));
 }
 
 /// One proxied connection: `CONNECT host:port HTTP/1.1`, headers, then bytes both ways.
