@@ -60,6 +60,9 @@ pub struct Config {
     /// `KELP_INSTALL_TIMEOUT` seconds (default 600): how long a dependency install may take, and
     /// how long an instance waits for another one's install of the same dependencies.
     pub install_timeout: Duration,
+    /// `KELP_BUILD_TIMEOUT` seconds (default 300): how long the build of a compiled language's
+    /// function may take, and how long an instance waits for another one's build of it.
+    pub build_timeout: Duration,
     /// `KELP_SHUTDOWN_TIMEOUT` seconds (default 30, at most [`MAX_TIMEOUT`]): how long SIGTERM
     /// waits for in-flight requests.
     pub shutdown_timeout: Duration,
@@ -145,6 +148,14 @@ impl Config {
             )?
             .and_then(seconds)
             .unwrap_or(crate::deps::DEFAULT_INSTALL_TIMEOUT),
+            build_timeout: parse(
+                &get,
+                "KELP_BUILD_TIMEOUT",
+                "a positive number of seconds, at most 604800 (one week)",
+                |v: &f64| *v > 0.0 && seconds(*v).is_some(),
+            )?
+            .and_then(seconds)
+            .unwrap_or(crate::build::DEFAULT_BUILD_TIMEOUT),
             shutdown_timeout: parse(
                 &get,
                 "KELP_SHUTDOWN_TIMEOUT",

@@ -132,6 +132,10 @@ impl Install {
         deps_dir: &Path,
         namespace: &str,
     ) -> Result<Option<Install>, DepsError> {
+        if lang.build.is_some() {
+            // A compiled language's dependency file is its build's (`crate::build`).
+            return Ok(None);
+        }
         let content = match tokio::fs::read(code_dir.join(lang.deps_file)).await {
             Ok(c) if !c.iter().all(u8::is_ascii_whitespace) => c,
             _ => return Ok(None),
@@ -191,11 +195,40 @@ pub async fn ensure(
     };
     tokio::fs::create_dir_all(&dir).await.map_err(io(format!("creating {}", dir.display())))?;
     remove_abandoned_installs(&dir, limit);
+    let made = once(&target, limit, || install(lang, &content, &target, stage, limit)).await;
+    match made {
+        Ok(_) => Ok((lang.dep_paths)(&target)),
+        Err(Once::Failed(e)) => Err(e),
+        Err(Once::LockTimeout(lock)) => Err(DepsError::LockTimeout { language: lang.name, lock, limit }),
+        Err(Once::Lock(context, cause)) => Err(DepsError::Io { language: lang.name, context, cause }),
+    }
+}
+
+/// Why [`once`] did not leave its target in place.
+#[derive(Debug)]
+pub(crate) enum Once<E> {
+    /// The work ran here and failed.
+    Failed(E),
+    /// Another process held the lock (the path) for longer than the time limit.
+    LockTimeout(PathBuf),
+    /// The lock file could not be opened or locked: what was being done, and why.
+    Lock(String, std::io::Error),
+}
+
+/// Makes the directory `target` exist, running `make` (which must create it, atomically) at most
+/// once across the processes sharing its parent: an advisory lock on `<target>.lock` makes the
+/// others wait, for at most `limit`. `Ok(true)` when `make` ran here, `Ok(false)` when the
+/// target was found in place (made earlier, or by another process meanwhile).
+pub(crate) async fn once<E, F: Future<Output = Result<(), E>>>(
+    target: &Path,
+    limit: Duration,
+    make: impl FnOnce() -> F,
+) -> Result<bool, Once<E>> {
     let lock_path = target.with_extension("lock");
     let waiting_since = Instant::now();
     loop {
         if target.is_dir() {
-            return Ok((lang.dep_paths)(&target));
+            return Ok(false);
         }
         // The lock file stays: removing it could let a waiter lock an unlinked file.
         let lock = std::fs::OpenOptions::new()
@@ -203,18 +236,16 @@ pub async fn ensure(
             .create(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(io(format!("opening {}", lock_path.display())))?;
+            .map_err(|e| Once::Lock(format!("opening {}", lock_path.display()), e))?;
         match lock.try_lock() {
-            // The holder before us may have finished the install while we opened the file.
-            Ok(()) if target.is_dir() => return Ok((lang.dep_paths)(&target)),
-            Ok(()) => {
-                return install(lang, &content, &target, stage, limit).await.map(|()| (lang.dep_paths)(&target));
-            }
+            // The holder before us may have finished while we opened the file.
+            Ok(()) if target.is_dir() => return Ok(false),
+            Ok(()) => return make().await.map(|()| true).map_err(Once::Failed),
             Err(TryLockError::WouldBlock) if waiting_since.elapsed() >= limit => {
-                return Err(DepsError::LockTimeout { language: lang.name, lock: lock_path, limit });
+                return Err(Once::LockTimeout(lock_path));
             }
             Err(TryLockError::WouldBlock) => tokio::time::sleep(LOCK_POLL).await,
-            Err(TryLockError::Error(e)) => return Err(io(format!("locking {}", lock_path.display()))(e)),
+            Err(TryLockError::Error(e)) => return Err(Once::Lock(format!("locking {}", lock_path.display()), e)),
         }
     }
 }
@@ -264,34 +295,13 @@ async fn install(
 async fn run(
     lang: &'static Language,
     step: Step,
-    mut cmd: tokio::process::Command,
+    cmd: tokio::process::Command,
     limit: Duration,
 ) -> Result<(), DepsError> {
     let io = |context: String| move |cause| DepsError::Io { language: lang.name, context, cause };
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(io(format!("starting {step} {}", lang.deps_file)))?;
-    let leader = child.id();
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let finished = async {
-        let (status, stdout, stderr) = tokio::join!(child.wait(), read_all(stdout), read_all(stderr));
-        status.map(|status| std::process::Output { status, stdout, stderr })
-    };
-    let out = match tokio::time::timeout(limit, finished).await {
-        Ok(out) => out.map_err(io(format!("running {step} {}", lang.deps_file)))?,
-        Err(_) => {
-            // Not reaped yet (its wait was pending), so its PID, and the group it leads, are still its.
-            if let Some(leader) = leader.and_then(|p| i32::try_from(p).ok()) {
-                crate::group::kill_child_group(leader);
-            }
-            let _ = child.kill().await;
-            return Err(DepsError::TimedOut { step, language: lang.name, file: lang.deps_file, limit });
-        }
+    let out = run_bounded(cmd, limit).await.map_err(io(format!("running {step} {}", lang.deps_file)))?;
+    let Some(out) = out else {
+        return Err(DepsError::TimedOut { step, language: lang.name, file: lang.deps_file, limit });
     };
     if !out.status.success() {
         let note = match step {
@@ -310,8 +320,40 @@ async fn run(
     Ok(())
 }
 
+/// Runs `cmd` with its output captured, in a process group of its own, for at most `limit`:
+/// `None` when it ran past it (then the whole group was killed).
+pub(crate) async fn run_bounded(
+    mut cmd: tokio::process::Command,
+    limit: Duration,
+) -> std::io::Result<Option<std::process::Output>> {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()?;
+    let leader = child.id();
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let finished = async {
+        let (status, stdout, stderr) = tokio::join!(child.wait(), read_all(stdout), read_all(stderr));
+        status.map(|status| std::process::Output { status, stdout, stderr })
+    };
+    match tokio::time::timeout(limit, finished).await {
+        Ok(out) => out.map(Some),
+        Err(_) => {
+            // Not reaped yet (its wait was pending), so its PID, and the group it leads, are still its.
+            if let Some(leader) = leader.and_then(|p| i32::try_from(p).ok()) {
+                crate::group::kill_child_group(leader);
+            }
+            let _ = child.kill().await;
+            Ok(None)
+        }
+    }
+}
+
 /// Copies the directory tree `from` to `to` (which must not exist), symbolic links as links.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     let kind = std::fs::symlink_metadata(from)?.file_type();
     if kind.is_symlink() {
         std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
@@ -343,7 +385,7 @@ pub fn install_key(lang: &Language, content: &[u8], interpreter_version: &str, n
 /// abandoned (their process was killed): untouched for twice the time limit, past which no
 /// install of a live process is still under way. The PID in the name cannot tell, as processes of
 /// other containers sharing the directory have PIDs of their own namespaces.
-fn remove_abandoned_installs(dir: &Path, limit: Duration) {
+pub(crate) fn remove_abandoned_installs(dir: &Path, limit: Duration) {
     let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
     for entry in entries.filter(|e| e.file_name().to_string_lossy().contains(".tmp-")) {
         let modified = entry.metadata().and_then(|m| m.modified());
@@ -363,7 +405,7 @@ async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
 }
 
 /// The installer's lines that say what failed (they name the package), or its last lines.
-fn error_lines(stdout: &[u8], stderr: &[u8]) -> String {
+pub(crate) fn error_lines(stdout: &[u8], stderr: &[u8]) -> String {
     let text = format!("{}{}", String::from_utf8_lossy(stdout), String::from_utf8_lossy(stderr));
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let errors: Vec<&str> = lines.iter().copied().filter(|l| l.to_ascii_lowercase().contains("err")).collect();

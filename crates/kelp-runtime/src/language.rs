@@ -46,6 +46,44 @@ pub struct Language {
     /// Whether code for another major version cannot run on the installed one (Python 2 on
     /// Python 3): such a runtime is [`Fit::Incompatible`] rather than [`Fit::Substituted`].
     pub same_major_only: bool,
+    /// The arguments that make the interpreter (or toolchain) print its version: `--version`,
+    /// `version` for Go.
+    pub version_args: &'static [&'static str],
+    /// For a compiled language, how its code becomes a worker program (`crate::build`); `None`
+    /// for a language whose worker is a script run by the interpreter.
+    pub build: Option<Build>,
+}
+
+/// How a compiled language turns a function's code into a worker program. A build runs once per
+/// key (`crate::build`): the code, the dependency file, the toolchain's version, the wrapper, the
+/// handler and the namespace.
+#[derive(Debug)]
+pub struct Build {
+    /// Kelp's wrapper, written into the build directory before the commands run: (path relative
+    /// to the build directory, content), embedded in the binary. Part of the build key.
+    pub wrapper: &'static [(&'static str, &'static str)],
+    /// The commands of one build, run one after the other (the first that fails ends it).
+    pub commands: fn(job: &BuildJob<'_>) -> Vec<Command>,
+    /// The command that starts one worker of the finished build in `dir`; the front adds
+    /// `KELP_WORKER_SOCKET` and its own standard streams.
+    pub worker: fn(dir: &Path) -> Command,
+}
+
+/// What one build of a compiled language is made from.
+#[derive(Debug)]
+pub struct BuildJob<'a> {
+    /// The toolchain's command (what [`Language::interpreter`] names: `go`, `javac`, `cargo`).
+    pub toolchain: &'a str,
+    /// The build directory, fresh: the wrapper's files, and under `function/` a copy of the code
+    /// directory (the code file and the dependency file). What is left in it is the build.
+    pub dir: &'a Path,
+    /// `MOD_NAME`: the code file's name without its suffix (the class name for Java).
+    pub module: &'a str,
+    /// `FUNC_HANDLER`: the function's name in that module.
+    pub handler: &'a str,
+    /// A directory the toolchain keeps its own caches in (downloaded modules, compiled
+    /// dependencies), shared by the builds of one namespace and kept between them.
+    pub cache: &'a Path,
 }
 
 /// Every language this runtime can run.
@@ -68,6 +106,8 @@ pub static LANGUAGES: &[Language] = &[
         dep_paths: |target| vec![target.to_path_buf()],
         version_parts: 2,
         same_major_only: true,
+        version_args: &["--version"],
+        build: None,
     },
     Language {
         name: "nodejs",
@@ -85,6 +125,8 @@ pub static LANGUAGES: &[Language] = &[
         dep_paths: |target| vec![target.join("node_modules")],
         version_parts: 1,
         same_major_only: false,
+        version_args: &["--version"],
+        build: None,
     },
 ];
 
@@ -197,21 +239,23 @@ pub enum Fit {
 }
 
 impl Interpreter {
-    /// Runs `<interpreter> --version` for `language`: `None` when it does not run or says no
+    /// Runs `<interpreter> --version` (the language's `version_args`) for `language`: `None` when it does not run or says no
     /// version.
     pub async fn find(language: &'static Language) -> Option<Interpreter> {
         let command = language.interpreter();
         let mut probe = Command::new(&command);
-        probe.arg("--version").kill_on_drop(true);
+        probe.args(language.version_args).kill_on_drop(true);
         let output = tokio::time::timeout(VERSION_TIMEOUT, probe.output()).await.ok()?.ok()?;
         let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         Interpreter::from_version_output(language, command, &text)
     }
 
     /// The interpreter `command` of `language` whose `--version` printed `output`
-    /// (`Python 3.11.7`, `v20.20.2`).
+    /// (`Python 3.11.7`, `v20.20.2`, `go version go1.26.8 linux/amd64`): the first word that is a
+    /// version once its leading letters are dropped.
     pub fn from_version_output(language: &'static Language, command: String, output: &str) -> Option<Interpreter> {
-        let version = output.split_whitespace().map(|w| w.trim_start_matches('v')).find(|w| {
+        let words = output.split_whitespace().map(|w| w.trim_start_matches(|c: char| c.is_ascii_alphabetic()));
+        let version = words.into_iter().find(|w| {
             w.split('.').next().is_some_and(|major| !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()))
         })?;
         Some(Interpreter { language, command, version: version.to_owned() })

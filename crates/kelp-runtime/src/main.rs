@@ -10,6 +10,9 @@
 //! `KELP_DEPS_STAGE` it installs offline from that directory, which `kelp-runtime --fetch-deps`
 //! filled (downloading, running none of the packages' code) in an earlier init container that
 //! held the install-time credentials.
+//! `kelp-runtime --build` builds a compiled language's function (Go, Java, Rust) into
+//! `KELP_DEPS_DIR` once per content (`kelp_runtime::build`; what a `build` init container runs)
+//! and exits; serving such a function builds it first when no earlier build is found.
 //! `--cgroup <dir>` (repeatable, before the rest) makes the process a member of that cgroup
 //! directory before it does anything else, so that everything it starts is in it too (`kelp up`
 //! starts each instance so).
@@ -49,13 +52,14 @@ fn main() {
         Some("--prewarm") => Mode::Prewarm,
         Some("--install-deps") => Mode::InstallDeps,
         Some("--fetch-deps") => Mode::FetchDeps,
+        Some("--build") => Mode::Build,
         Some("--version") => {
             println!("kelp-runtime {}", env!("CARGO_PKG_VERSION"));
             return;
         }
         Some(other) => {
             eprintln!(
-                "kelp-runtime: unknown argument {other:?}; usage: kelp-runtime [--cgroup <dir>]... [--prewarm | --fetch-deps | --install-deps | --version]"
+                "kelp-runtime: unknown argument {other:?}; usage: kelp-runtime [--cgroup <dir>]... [--prewarm | --fetch-deps | --install-deps | --build | --version]"
             );
             std::process::exit(2);
         }
@@ -72,6 +76,7 @@ fn main() {
                     Mode::Prewarm => run(true).await,
                     Mode::InstallDeps => install_deps().await,
                     Mode::FetchDeps => fetch_deps().await,
+                    Mode::Build => build().await.map(drop),
                 }
             });
             // A pending read of stdin (a pre-warmed runtime stopped before its hand-off) must not
@@ -96,6 +101,31 @@ enum Mode {
     InstallDeps,
     /// Fetch the function's dependencies into `KELP_DEPS_STAGE` and exit.
     FetchDeps,
+    /// Build the function (a compiled language's) and exit.
+    Build,
+}
+
+/// Builds the function of the environment, a compiled language's, into `KELP_DEPS_DIR` (or
+/// finds it built), saying what was built from which key and how long it took.
+async fn build() -> anyhow::Result<kelp_runtime::build::Built> {
+    let config = Config::from_env()?;
+    let lang = language(&config)?;
+    let (Some(module), Some(handler)) = (config.module.as_deref(), config.handler.as_deref()) else {
+        bail!("MOD_NAME and FUNC_HANDLER must name the function (handler \"<MOD_NAME>.<FUNC_HANDLER>\")");
+    };
+    if lang.build.is_none() {
+        bail!("{} functions are not compiled: there is nothing to build", lang.title);
+    }
+    let source =
+        kelp_runtime::build::Source { code_dir: &config.code_dir, module, handler, namespace: &config.namespace };
+    let built = kelp_runtime::build::ensure(lang, source, &config.deps_dir, config.build_timeout).await?;
+    match built.took {
+        Some(took) => tracing::info!(language = lang.name, function = %format!("{module}.{handler}"), key = %built.key,
+            secs = took.as_secs_f64(), dir = %built.dir.display(), "built"),
+        None => tracing::info!(language = lang.name, function = %format!("{module}.{handler}"), key = %built.key,
+            dir = %built.dir.display(), "build found in the cache; nothing to build"),
+    }
+    Ok(built)
 }
 
 /// Downloads what the dependency file of the code directory (if any) needs into
@@ -157,8 +187,17 @@ fn io_threads() -> usize {
 async fn run(prewarm: bool) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let lang = language(&config)?;
-    let spawner = Spawner::new(lang, &config.cache_dir)
-        .with_context(|| format!("preparing the {} worker in {}", lang.name, config.cache_dir.display()))?;
+    let spawner = if lang.build.is_some() {
+        if prewarm {
+            bail!("{} workers are the function's own build: a {} runtime cannot be pre-warmed", lang.title, lang.title);
+        }
+        let built = build().await?;
+        Spawner::built(lang, &built.dir)
+            .with_context(|| format!("preparing the {} worker of {}", lang.name, built.dir.display()))?
+    } else {
+        Spawner::new(lang, &config.cache_dir)
+            .with_context(|| format!("preparing the {} worker in {}", lang.name, config.cache_dir.display()))?
+    };
     let pool = Pool::start(spawner, config.min_workers, config.max_workers).await?;
     let addr = std::net::SocketAddr::new(config.listen, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
@@ -207,7 +246,7 @@ async fn load_function(
     {
         bail!("FUNC_RUNTIME={:?} is not a {} runtime, which this runtime was started for", config.runtime, lang.name);
     }
-    let paths = ensure_deps(lang, &config).await?;
+    let paths = if lang.build.is_some() { Vec::new() } else { ensure_deps(lang, &config).await? };
     let load = Load {
         code_dir: config.code_dir.clone(),
         module: module.clone(),

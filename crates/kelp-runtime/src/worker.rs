@@ -62,7 +62,10 @@ pub enum WorkerError {
 pub struct Spawner {
     lang: &'static Language,
     interpreter: String,
+    /// The worker script, or for a compiled language the build directory.
     script: PathBuf,
+    /// Whether `script` is a build (`crate::build`) rather than a script.
+    built: bool,
     socket_dir: PathBuf,
     next_id: AtomicU64,
 }
@@ -81,10 +84,33 @@ impl Spawner {
             std::fs::write(&tmp, source)?;
             std::fs::rename(&tmp, &script)?;
         }
+        Self::starting(lang, script, false)
+    }
+
+    /// Prepares to start workers of the compiled language `lang` from the build in `dir`
+    /// (`crate::build::ensure`).
+    pub fn built(lang: &'static Language, dir: &std::path::Path) -> std::io::Result<Self> {
+        Self::starting(lang, dir.to_owned(), true)
+    }
+
+    fn starting(lang: &'static Language, script: PathBuf, built: bool) -> std::io::Result<Self> {
         let socket_dir = std::env::temp_dir().join(format!("kelp-runtime-{}", std::process::id()));
         std::fs::create_dir_all(&socket_dir)?;
         std::fs::set_permissions(&socket_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        Ok(Spawner { lang, interpreter: lang.interpreter(), script, socket_dir, next_id: AtomicU64::new(1) })
+        let interpreter = lang.interpreter();
+        Ok(Spawner { lang, interpreter, script, built, socket_dir, next_id: AtomicU64::new(1) })
+    }
+
+    /// The command of one worker, without its socket.
+    fn command(&self) -> tokio::process::Command {
+        match (&self.lang.build, self.built) {
+            (Some(build), true) => (build.worker)(&self.script),
+            _ => {
+                let mut cmd = tokio::process::Command::new(&self.interpreter);
+                cmd.args(self.lang.interpreter_args).arg(&self.script);
+                cmd
+            }
+        }
     }
 
     /// The language this spawner starts.
@@ -99,19 +125,15 @@ impl Spawner {
         let socket_err = |cause| WorkerError::Socket { path: path.clone(), cause };
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).map_err(socket_err)?;
-        let mut child = tokio::process::Command::new(&self.interpreter)
-            .args(self.lang.interpreter_args)
-            .arg(&self.script)
-            .env("KELP_WORKER_SOCKET", &path)
-            .stdin(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|cause| WorkerError::Spawn {
-                language: self.lang.name,
-                interpreter: self.interpreter.clone(),
-                env: self.lang.interpreter.0,
-                cause,
-            })?;
+        let mut child =
+            self.command().env("KELP_WORKER_SOCKET", &path).stdin(Stdio::null()).process_group(0).spawn().map_err(
+                |cause| WorkerError::Spawn {
+                    language: self.lang.name,
+                    interpreter: self.interpreter.clone(),
+                    env: self.lang.interpreter.0,
+                    cause,
+                },
+            )?;
         let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
         let stream = tokio::select! {
             accepted = listener.accept() => accepted.map(|(s, _)| s).map_err(|e| ProtocolError::Io(e).into()),
