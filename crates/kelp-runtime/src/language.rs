@@ -182,6 +182,17 @@ fn npm_fetch(_node: &str, stage: &Path) -> Command {
     cmd
 }
 
+/// The `install` of a compiled language: never run, as its dependency file belongs to its build
+/// (`crate::build`), which installs what it lists.
+pub fn installed_by_build(_toolchain: &str, _target: &Path, _stage: Option<&Path>) -> Command {
+    Command::new("true")
+}
+
+/// The `fetch` of a compiled language: never run (see [`installed_by_build`]).
+pub fn fetched_by_build(_toolchain: &str, _stage: &Path) -> Command {
+    Command::new("true")
+}
+
 /// A Kubeless runtime string split into its ID and version: `python3.8` is `("python", "3.8")`.
 fn split_runtime(runtime: &str) -> (&str, &str) {
     let id = runtime.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');

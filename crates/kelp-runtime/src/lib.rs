@@ -8,6 +8,7 @@
 //! killed only once verified ([`group`]).
 
 pub mod build;
+pub mod compiled;
 pub mod config;
 pub mod deps;
 pub mod event;
