@@ -126,6 +126,8 @@ pub struct Built {
     /// How long the build took when this process ran it; `None` when it was found in place
     /// (built earlier, or by another process meanwhile).
     pub took: Option<Duration>,
+    /// What the build's [`RECORD_FILE`] says (`None` for a build without one).
+    pub record: Option<Record>,
 }
 
 /// The build of `source` in `lang`, under `deps_dir`: found in place, or run now (at most
@@ -159,6 +161,18 @@ pub async fn ensure(
         let tmp = target.with_extension(format!("tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         let result = run_build(lang, build, source, &toolchain.command, &tmp, &cache, &key, limit).await;
+        let record = Record {
+            key: key.clone(),
+            language: lang.name.to_owned(),
+            function: format!("{}.{}", source.module, source.handler),
+            toolchain: toolchain.describe(),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        let result = result.and_then(|()| {
+            let file = tmp.join(RECORD_FILE);
+            std::fs::write(&file, serde_json::to_vec(&record).unwrap_or_default())
+                .map_err(io(format!("writing {}", file.display())))
+        });
         let moved = result.and_then(|()| {
             std::fs::rename(&tmp, &target)
                 .or_else(|e| if target.is_dir() { Ok(()) } else { Err(e) })
@@ -175,7 +189,27 @@ pub async fn ensure(
         Err(Once::LockTimeout(lock)) => return Err(BuildError::LockTimeout { language: lang.name, lock, limit }),
         Err(Once::Lock(context, cause)) => return Err(BuildError::Io { language: lang.name, context, cause }),
     };
-    Ok(Built { dir: target, key, took })
+    let record = std::fs::read(target.join(RECORD_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    Ok(Built { dir: target, key, took, record })
+}
+
+/// The file in a build directory that says what was built, from which key, and how long it
+/// took: what an instance serving it logs.
+pub const RECORD_FILE: &str = ".kelp-build.json";
+
+/// What [`RECORD_FILE`] holds.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Record {
+    /// The build's key.
+    pub key: String,
+    /// The language's name.
+    pub language: String,
+    /// `module.handler`.
+    pub function: String,
+    /// The toolchain that built it: `Go 1.26.8 (go)`.
+    pub toolchain: String,
+    /// How long the build took, in seconds.
+    pub seconds: f64,
 }
 
 /// Writes the wrapper and a copy of the code into the fresh directory `tmp` and runs the

@@ -218,6 +218,12 @@ pub fn is_host_setting(name: &str) -> bool {
         "KELP_PYTHON",
         "KELP_NODE",
         "KELP_NPM",
+        "KELP_GO",
+        "KELP_JAVA",
+        "KELP_CARGO",
+        "KELP_BUILD_TIMEOUT",
+        "JAVA_HOME",
+        "MAVEN_OPTS",
         "SSL_CERT_FILE",
         "SSL_CERT_DIR",
         "REQUESTS_CA_BUNDLE",
@@ -230,6 +236,11 @@ pub fn is_host_setting(name: &str) -> bool {
         || ANY_CASE.contains(&upper.as_str())
         || name.starts_with("LC_")
         || name.starts_with("PIP_")
+        // The Go toolchain's settings (`GOPROXY`, `GOSUMDB`, `GOPRIVATE`, `GOFLAGS`) and Cargo's
+        // (`CARGO_HTTP_CAINFO`, `CARGO_REGISTRIES_<name>_INDEX`).
+        || (name.starts_with("GO") && name.bytes().all(|b| b.is_ascii_uppercase()))
+        || name.starts_with("CARGO_HTTP_")
+        || name.starts_with("CARGO_REGISTRIES_")
         || upper.starts_with("NPM_CONFIG_")
 }
 
@@ -264,11 +275,15 @@ mod tests {
     fn only_host_settings_are_passed_on() {
         for name in
             ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "KELP_PYTHON", "https_proxy", "PIP_INDEX_URL", "npm_config_cache"]
+                .into_iter()
+                .chain(["KELP_GO", "GOPROXY", "GOFLAGS", "KELP_BUILD_TIMEOUT", "CARGO_HTTP_CAINFO", "MAVEN_OPTS"])
         {
             assert!(is_host_setting(name), "{name}");
         }
         for name in
             ["KAFKA_PASSWORD", "KAFKA_USERNAME", "AWS_SECRET_ACCESS_KEY", "KUBECONFIG", "FUNC_HANDLER", "KELP_LOG"]
+                .into_iter()
+                .chain(["GOOGLE_APPLICATION_CREDENTIALS", "Go_TOKEN", "CARGO_REGISTRY_TOKEN"])
         {
             assert!(!is_host_setting(name), "{name}");
         }

@@ -119,11 +119,15 @@ async fn build() -> anyhow::Result<kelp_runtime::build::Built> {
     let source =
         kelp_runtime::build::Source { code_dir: &config.code_dir, module, handler, namespace: &config.namespace };
     let built = kelp_runtime::build::ensure(lang, source, &config.deps_dir, config.build_timeout).await?;
-    match built.took {
-        Some(took) => tracing::info!(language = lang.name, function = %format!("{module}.{handler}"), key = %built.key,
+    let function = format!("{module}.{handler}");
+    match (&built.took, &built.record) {
+        (Some(took), _) => tracing::info!(language = lang.name, %function, key = %built.key,
             secs = took.as_secs_f64(), dir = %built.dir.display(), "built"),
-        None => tracing::info!(language = lang.name, function = %format!("{module}.{handler}"), key = %built.key,
-            dir = %built.dir.display(), "build found in the cache; nothing to build"),
+        (None, Some(record)) => tracing::info!(language = lang.name, %function, key = %built.key,
+            toolchain = %record.toolchain, build_secs = record.seconds, dir = %built.dir.display(),
+            "using the build found in the cache"),
+        (None, None) => tracing::info!(language = lang.name, %function, key = %built.key,
+            dir = %built.dir.display(), "using the build found in the cache"),
     }
     Ok(built)
 }
