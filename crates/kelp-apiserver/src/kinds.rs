@@ -356,8 +356,8 @@ fn core_kind(
 }
 
 impl Kinds {
-    /// Kelp's six kinds (from `kelp-api`) and the core kinds: namespaces, secrets, configmaps
-    /// (stored) and pods, services (from [`crate::Workloads`]).
+    /// Kelp's six kinds (from `kelp-api`) and the core kinds: namespaces, secrets, configmaps,
+    /// events (stored) and pods, services (from [`crate::Workloads`]).
     pub fn new() -> Self {
         let kelp = [
             kelp_kind::<Function>(),
@@ -425,7 +425,23 @@ impl Kinds {
                 column("Selector", "string", 1, path(".spec.selector")),
             ],
         );
-        let all = kelp.into_iter().chain([namespaces, secrets, configmaps, pods, services]).map(Arc::new).collect();
+        // What happened to objects (a Function's build): written by `kelp up`, read by `kubectl
+        // get events` and `kubectl describe`.
+        let events = core_kind(
+            "Event",
+            "events",
+            &["ev"],
+            true,
+            Backend::Store,
+            vec![
+                column("Type", "string", 0, path(".type")),
+                column("Reason", "string", 0, path(".reason")),
+                column("Object", "string", 0, path(".involvedObject.name")),
+                column("Message", "string", 0, path(".message")),
+            ],
+        );
+        let all =
+            kelp.into_iter().chain([namespaces, secrets, configmaps, events, pods, services]).map(Arc::new).collect();
         Self { all }
     }
 

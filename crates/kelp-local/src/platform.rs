@@ -10,7 +10,7 @@ use crate::memory::parse_quantity;
 use crate::metrics::{Metrics, escape};
 use crate::pool::Pool;
 use crate::process::Launcher;
-use crate::scaler::{Function, FunctionRunStatus};
+use crate::scaler::{BuildReport, BuildState, Function, FunctionRunStatus};
 use crate::volumes::{self, Volume};
 use crate::{Error, HttpClient};
 use kelp_api::FunctionSpec;
@@ -258,6 +258,12 @@ impl Platform {
         let _in_use = self.shared.collecting.read().await;
         function.set_scaling(scaling);
         if function.desired_hash_ok().as_deref() == Some(hash.as_str()) {
+            // Back to the spec that serves: a build of a newer one (under way or failed) is moot.
+            *function.build.lock().unwrap() = BuildState::Idle;
+            return Ok(());
+        }
+        if function.build.lock().unwrap().hash() == Some(hash.as_str()) {
+            // Being built, or failed to build: the same content fails the same way.
             return Ok(());
         }
         let code_root = self.shared.config.data_dir.join("code");
@@ -287,8 +293,60 @@ impl Platform {
             })
         });
         let start_now = start_now && self.unused_instances() < self.shared.config.eager_starts;
-        function.add_revision(&self.shared, hash, launch, start_now);
+        match launch {
+            Ok(launch) if launch.language.build.is_some() => self.build(function.clone(), hash, launch, start_now),
+            launch => function.add_revision(&self.shared, hash, launch, start_now),
+        }
         materialised.map(drop).map_err(Error::from)
+    }
+
+    /// Builds the compiled language's revision `hash` beside the platform, then makes it the
+    /// wanted one; until then (and if the build fails) the older revisions keep serving, and the
+    /// function's status says `Building`, then `BuildFailed` with the compiler's first lines.
+    fn build(&self, function: Arc<Function>, hash: String, launch: Arc<Launch>, start_now: bool) {
+        *function.build.lock().unwrap() = BuildState::Building { hash: hash.clone() };
+        function.changed();
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let limit = kelp_runtime::config::Config::from_lookup(|k| {
+                launch
+                    .env
+                    .iter()
+                    .rev()
+                    .find(|(name, _)| name == k)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| std::env::var(k).ok())
+            })
+            .map_or(kelp_runtime::build::DEFAULT_BUILD_TIMEOUT, |c| c.build_timeout);
+            let built = shared.launcher.build(&launch.env, limit).await;
+            let _deploying = function.deploying.lock().await;
+            let mut state = function.build.lock().unwrap();
+            if state.hash() != Some(hash.as_str()) {
+                return; // A newer spec replaced this one while it was built.
+            }
+            let label = format!("{}/{}", function.namespace, function.name);
+            let report = |succeeded, message: &str| BuildReport {
+                revision: hash.clone(),
+                succeeded,
+                message: message.to_owned(),
+            };
+            match built {
+                Ok(message) => {
+                    tracing::info!(function = %label, "{message}");
+                    *function.last_build.lock().unwrap() = Some(report(true, &message));
+                    *state = BuildState::Idle;
+                    drop(state);
+                    function.add_revision(&shared, hash, Ok(launch), start_now);
+                }
+                Err(message) => {
+                    tracing::warn!(function = %label, error = %message, "build failed");
+                    *function.last_build.lock().unwrap() = Some(report(false, &message));
+                    *state = BuildState::Failed { hash, message };
+                    drop(state);
+                    function.changed();
+                }
+            }
+        });
     }
 
     /// Live instances, over all functions, that have served no request yet.

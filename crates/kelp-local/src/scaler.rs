@@ -23,11 +23,26 @@ pub struct FunctionRunStatus {
     /// Whether a request would be served: an instance is ready, or none runs (scaled to zero) and
     /// nothing failed.
     pub ready: bool,
-    /// Why not, in one word (`MaterialiseFailed`, `OOMKilled`, `Error`, `Starting`).
+    /// Why not, in one word (`MaterialiseFailed`, `Building`, `BuildFailed`, `OOMKilled`,
+    /// `Error`, `Starting`).
     pub reason: Option<String>,
     /// Why not, for people: e.g. `dependency install failed: ...` or
     /// `memory limit exceeded: ...`.
     pub message: Option<String>,
+    /// The outcome of the latest build of a compiled language's revision, if there was one.
+    pub build: Option<BuildReport>,
+}
+
+/// The outcome of one build of a compiled language's revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildReport {
+    /// The revision built.
+    pub revision: String,
+    /// Whether it succeeded.
+    pub succeeded: bool,
+    /// What was built, from which key and how long it took; or why it failed, with the
+    /// compiler's first error lines.
+    pub message: String,
 }
 
 /// A deployed function.
@@ -47,6 +62,41 @@ pub(crate) struct Function {
     /// Logs of instances that ended (scaled in, replaced, crashed for good), oldest first; they go
     /// with the function.
     ended_logs: Mutex<VecDeque<PathBuf>>,
+    /// The build of a compiled language's revision, before it becomes one.
+    pub(crate) build: Mutex<BuildState>,
+    /// The outcome of the latest build.
+    pub(crate) last_build: Mutex<Option<BuildReport>>,
+}
+
+/// Where the build of a compiled language's newest spec stands (the revisions serving meanwhile
+/// are the older ones).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) enum BuildState {
+    /// No build under way or failed: the newest spec is the wanted revision.
+    #[default]
+    Idle,
+    /// The revision `hash` is being built.
+    Building {
+        /// The revision.
+        hash: String,
+    },
+    /// The build of the revision `hash` failed; it is not retried until the spec changes.
+    Failed {
+        /// The revision.
+        hash: String,
+        /// Why, with the compiler's first error lines.
+        message: String,
+    },
+}
+
+impl BuildState {
+    /// The revision this state is about.
+    pub(crate) fn hash(&self) -> Option<&str> {
+        match self {
+            BuildState::Idle => None,
+            BuildState::Building { hash } | BuildState::Failed { hash, .. } => Some(hash),
+        }
+    }
 }
 
 /// Logs of ended instances kept per function.
@@ -97,6 +147,8 @@ impl Function {
             deploying: tokio::sync::Mutex::new(()),
             removed: AtomicBool::new(false),
             ended_logs: Mutex::default(),
+            build: Mutex::default(),
+            last_build: Mutex::default(),
         })
     }
 
@@ -199,8 +251,23 @@ impl Function {
             if let Some(lease) = self.pick(shared) {
                 return Ok(lease);
             }
-            let Some(desired) = self.desired() else {
-                return Err(Unavailable(format!("{} is being removed", who())));
+            let desired = self.desired();
+            let build = self.build.lock().unwrap().clone();
+            let desired = match (desired, build) {
+                (Some(desired), _) => desired,
+                // Its first revision is being built: wait for it.
+                (None, BuildState::Building { .. }) => {
+                    match tokio::time::timeout_at(deadline, events.changed()).await {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(_)) => return Err(Unavailable(format!("{} was removed", who()))),
+                        Err(_) => {
+                            let waited = shared.config.start_timeout.as_secs();
+                            return Err(Unavailable(format!("{}: still being built after {waited}s", who())));
+                        }
+                    }
+                }
+                (None, BuildState::Failed { message, .. }) => return Err(Unavailable(message)),
+                (None, BuildState::Idle) => return Err(Unavailable(format!("{} is being removed", who()))),
             };
             if let Err(reason) = &desired.launch {
                 return Err(Unavailable(reason.clone()));
@@ -298,6 +365,12 @@ impl Function {
         }
     }
 
+    /// Wakes whoever waits for the function to change (a request waiting for an instance, the
+    /// status).
+    pub(crate) fn changed(&self) {
+        self.events.send_modify(|n| *n += 1);
+    }
+
     /// Every instance, of every revision.
     pub(crate) fn instances(&self) -> Vec<Arc<Instance>> {
         let revisions = self.revisions.lock().unwrap().clone();
@@ -331,9 +404,14 @@ impl Function {
         let all: Vec<Arc<Instance>> = revisions.iter().flat_map(|r| r.live()).collect();
         let ready_instances = all.iter().filter(|i| i.is_ready()).count();
         let failure: Option<Termination> = desired.and_then(|d| d.live().iter().find_map(|i| i.current_failure()));
-        let (reason, message) = match (desired.map(|d| &d.launch), failure) {
-            (Some(Err(message)), _) => (Some("MaterialiseFailed".to_owned()), Some(message.clone())),
-            (_, Some(t)) => (Some(t.reason), Some(t.message)),
+        let build = self.build.lock().unwrap().clone();
+        let (reason, message) = match (&build, desired.map(|d| &d.launch), failure) {
+            (BuildState::Building { .. }, ..) => {
+                (Some("Building".to_owned()), Some("building the function's code".to_owned()))
+            }
+            (BuildState::Failed { message, .. }, ..) => (Some("BuildFailed".to_owned()), Some(message.clone())),
+            (_, Some(Err(message)), _) => (Some("MaterialiseFailed".to_owned()), Some(message.clone())),
+            (_, _, Some(t)) => (Some(t.reason), Some(t.message)),
             _ if ready_instances == 0 && !all.is_empty() => (Some("Starting".to_owned()), None),
             _ => (None, None),
         };
@@ -341,9 +419,10 @@ impl Function {
             revision: desired.map(|d| d.hash.clone()).unwrap_or_default(),
             ready_instances,
             instances: all.len(),
-            ready: ready_instances > 0 || (all.is_empty() && reason.is_none()),
+            ready: matches!(build, BuildState::Idle) && (ready_instances > 0 || (all.is_empty() && reason.is_none())),
             reason,
             message,
+            build: self.last_build.lock().unwrap().clone(),
         }
     }
 }

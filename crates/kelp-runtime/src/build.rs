@@ -193,6 +193,21 @@ pub async fn ensure(
     Ok(Built { dir: target, key, took, record })
 }
 
+impl Built {
+    /// One line for people: what was built, from which key, with which toolchain and how long
+    /// it took, and whether this process built it or found it built.
+    pub fn summary(&self) -> String {
+        let Some(r) = &self.record else {
+            return format!("found the build of key {} in the cache", self.key);
+        };
+        let how = match self.took {
+            Some(_) => "built",
+            None => "found in the cache the build of",
+        };
+        format!("{how} {} function {} from key {} ({}, {:.2} s)", r.language, r.function, r.key, r.toolchain, r.seconds)
+    }
+}
+
 /// The file in a build directory that says what was built, from which key, and how long it
 /// took: what an instance serving it logs.
 pub const RECORD_FILE: &str = ".kelp-build.json";

@@ -320,9 +320,10 @@ async fn run(
     Ok(())
 }
 
-/// Runs `cmd` with its output captured, in a process group of its own, for at most `limit`:
-/// `None` when it ran past it (then the whole group was killed).
-pub(crate) async fn run_bounded(
+/// Runs `cmd` with its output captured (the first [`OUTPUT_MAX`] bytes of each stream), in a
+/// process group of its own, for at most `limit`: `None` when it ran past it (then the whole
+/// group was killed).
+pub async fn run_bounded(
     mut cmd: tokio::process::Command,
     limit: Duration,
 ) -> std::io::Result<Option<std::process::Output>> {
@@ -395,11 +396,20 @@ pub(crate) fn remove_abandoned_installs(dir: &Path, limit: Duration) {
     }
 }
 
-/// Everything `pipe` yields (nothing when it is absent or fails).
+/// The most of a child's stdout, or of its stderr, [`run_bounded`] keeps.
+pub const OUTPUT_MAX: usize = 1 << 20;
+
+/// The first [`OUTPUT_MAX`] bytes `pipe` yields, reading the rest to its end (nothing when it is
+/// absent or fails).
 async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
     let mut buf = Vec::new();
     if let Some(mut pipe) = pipe {
-        let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut buf).await;
+        let mut chunk = [0u8; 8192];
+        while let Ok(n @ 1..) = pipe.read(&mut chunk).await {
+            let room = OUTPUT_MAX.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..n.min(room)]);
+        }
     }
     buf
 }

@@ -76,7 +76,7 @@ fn main() {
                     Mode::Prewarm => run(true).await,
                     Mode::InstallDeps => install_deps().await,
                     Mode::FetchDeps => fetch_deps().await,
-                    Mode::Build => build().await.map(drop),
+                    Mode::Build => build().await.map(|built| println!("{}", built.summary())),
                 }
             });
             // A pending read of stdin (a pre-warmed runtime stopped before its hand-off) must not
@@ -119,16 +119,7 @@ async fn build() -> anyhow::Result<kelp_runtime::build::Built> {
     let source =
         kelp_runtime::build::Source { code_dir: &config.code_dir, module, handler, namespace: &config.namespace };
     let built = kelp_runtime::build::ensure(lang, source, &config.deps_dir, config.build_timeout).await?;
-    let function = format!("{module}.{handler}");
-    match (&built.took, &built.record) {
-        (Some(took), _) => tracing::info!(language = lang.name, %function, key = %built.key,
-            secs = took.as_secs_f64(), dir = %built.dir.display(), "built"),
-        (None, Some(record)) => tracing::info!(language = lang.name, %function, key = %built.key,
-            toolchain = %record.toolchain, build_secs = record.seconds, dir = %built.dir.display(),
-            "using the build found in the cache"),
-        (None, None) => tracing::info!(language = lang.name, %function, key = %built.key,
-            dir = %built.dir.display(), "using the build found in the cache"),
-    }
+    tracing::info!(dir = %built.dir.display(), "{}", built.summary());
     Ok(built)
 }
 

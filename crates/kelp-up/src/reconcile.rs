@@ -22,6 +22,8 @@ const HTTP_TRIGGERS: &str = "kubeless.io/httptriggers";
 const CRON_TRIGGERS: &str = "kubeless.io/cronjobtriggers";
 const KAFKA_TRIGGERS: &str = "kubeless.io/kafkatriggers";
 const NATS_TRIGGERS: &str = "kubeless.io/natstriggers";
+/// Core Events: a Function's builds.
+const EVENTS: &str = "/events";
 /// Kinds stored (and deletable) but not acted on by the local platform yet.
 const STORED_ONLY: [&str; 1] = ["kubeless.io/kinesistriggers"];
 /// The finalizers Kubeless's controllers put on objects; objects carrying them must still delete.
@@ -50,6 +52,8 @@ pub struct Reconciler {
     events: EventTriggers,
     /// Functions handed to the engine, with the error of their last deployment if any.
     deployed: BTreeMap<(String, String), Option<String>>,
+    /// The build outcome last reported as an Event, per Function: (revision, succeeded).
+    builds_reported: BTreeMap<(String, String), (String, bool)>,
 }
 
 impl Reconciler {
@@ -62,7 +66,15 @@ impl Reconciler {
         interpreters: Interpreters,
         events: EventTriggers,
     ) -> Self {
-        Reconciler { store, platform, cron, interpreters, events, deployed: BTreeMap::new() }
+        Reconciler {
+            store,
+            platform,
+            cron,
+            interpreters,
+            events,
+            deployed: BTreeMap::new(),
+            builds_reported: BTreeMap::new(),
+        }
     }
 
     /// Runs rounds until `stop` completes, then stops the event consumers (committing what they
@@ -138,13 +150,23 @@ impl Reconciler {
         self.platform.deploy(deployment).await.map_err(|e| e.to_string())
     }
 
-    /// Writes the Function's status when it changed.
-    async fn write_status(&self, object: &Value, error: Option<&str>, runtime: Option<&RuntimeFit>) {
+    /// Writes the Function's status when it changed, and an Event for a build that ended.
+    async fn write_status(&mut self, object: &Value, error: Option<&str>, runtime: Option<&RuntimeFit>) {
         let (namespace, name) = key_of(object);
         let generation = object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
         let run = self.platform.status(&namespace, &name);
         let status = crate::status::function_status(generation, run.as_ref(), error, runtime);
         self.put_status(FUNCTIONS, object, status).await;
+        if let Some(build) = run.and_then(|r| r.build) {
+            let outcome = (build.revision.clone(), build.succeeded);
+            if self.builds_reported.get(&(namespace.clone(), name.clone())) != Some(&outcome) {
+                let event = crate::status::build_event(object, &build, std::time::SystemTime::now());
+                if let Err(e) = self.store.create(EVENTS, event).await {
+                    tracing::warn!(error = %e, "writing the build's Event");
+                }
+                self.builds_reported.insert((namespace, name), outcome);
+            }
+        }
     }
 
     /// Writes `status` into the object of `resource` when it changed (conditions keep their

@@ -3,7 +3,7 @@
 //! runs it.
 
 use crate::runtimes::{RUNTIME_SUBSTITUTED_CONDITION, RuntimeFit};
-use kelp_local::FunctionRunStatus;
+use kelp_local::{BuildReport, FunctionRunStatus};
 use serde_json::{Value, json};
 
 /// The status of a Function whose generation is `generation`: from the engine's report, or from
@@ -50,6 +50,32 @@ pub fn function_status(
     json!({"observedGeneration": generation, "readyReplicas": ready_replicas, "conditions": conditions})
 }
 
+/// The Event saying how the build of a compiled language's Function ended (`Built` or, a
+/// Warning, `BuildFailed`), at `now`, as `kubectl describe` and `kubectl get events` show it.
+pub fn build_event(function: &Value, build: &BuildReport, now: std::time::SystemTime) -> Value {
+    let meta = |k: &str| function.pointer(&format!("/metadata/{k}")).cloned().unwrap_or(Value::Null);
+    let at = crate::workloads::rfc3339(now);
+    let nanos = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let (type_, reason) = if build.succeeded { ("Normal", "Built") } else { ("Warning", "BuildFailed") };
+    json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": format!("{}.{nanos:x}", meta("name").as_str().unwrap_or_default()), "namespace": meta("namespace")},
+        "involvedObject": {
+            "apiVersion": "kubeless.io/v1beta1", "kind": "Function",
+            "name": meta("name"), "namespace": meta("namespace"), "uid": meta("uid"),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": build.message,
+        "source": {"component": "kelp-up"},
+        "reportingComponent": "kelp-up",
+        "firstTimestamp": at,
+        "lastTimestamp": at,
+        "count": 1,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +89,7 @@ mod tests {
             ready,
             reason: (!ready).then(|| "OOMKilled".into()),
             message: (!ready).then(|| "memory limit exceeded".into()),
+            build: None,
         }
     }
 
@@ -78,6 +105,24 @@ mod tests {
         let bad = function_status(1, None, Some("env T: secret default/x not found"), None);
         assert_eq!(bad["conditions"][0]["status"], "False");
         assert_eq!(bad["conditions"][0]["message"], "env T: secret default/x not found");
+    }
+
+    #[test]
+    fn a_build_is_an_event_on_its_function() {
+        let function = json!({"metadata": {"name": "hello", "namespace": "team", "uid": "u1"}});
+        let failed =
+            BuildReport { revision: "r1".into(), succeeded: false, message: "hello.go:3: undefined: x".into() };
+        let event = build_event(&function, &failed, std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
+        assert_eq!((event["type"].as_str(), event["reason"].as_str()), (Some("Warning"), Some("BuildFailed")));
+        assert_eq!(
+            event["involvedObject"],
+            json!({"apiVersion": "kubeless.io/v1beta1", "kind": "Function",
+            "name": "hello", "namespace": "team", "uid": "u1"})
+        );
+        assert_eq!(event["metadata"], json!({"name": "hello.3b9aca00", "namespace": "team"}));
+        assert_eq!(event["message"], "hello.go:3: undefined: x");
+        let built = BuildReport { succeeded: true, message: "built go function hello.Foo from key k".into(), ..failed };
+        assert_eq!(build_event(&function, &built, std::time::UNIX_EPOCH)["reason"], "Built");
     }
 
     #[test]

@@ -352,14 +352,27 @@ async fn delete(global: &GlobalArgs, args: NameArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the Function's Ready condition is True.
+/// The reason of a Function's `Ready` condition when its code did not build (a compiled
+/// language's compiler error, whose first lines are the condition's message).
+const BUILD_FAILED: &str = "BuildFailed";
+
+/// Waits until the Function's Ready condition is True, or False because its build failed.
 async fn wait_ready(target: &Target, name: &str, timeout: Duration) -> anyhow::Result<()> {
     let api: Api<Function> = Api::namespaced(target.client.clone(), &target.namespace);
     let spinner = Spinner::start(format!("Waiting for function {name} to be ready..."));
     let ready = |f: Option<&Function>| f.and_then(|f| f.status.as_ref()).is_some_and(|s| s.is_ready());
-    let result = tokio::time::timeout(timeout, await_condition(api.clone(), name, ready)).await;
+    // A build that failed for the current spec will not become ready: say why at once.
+    let build_failed = |f: &Function| {
+        let condition = f.status.as_ref().and_then(|s| s.condition(READY_CONDITION));
+        condition.is_some_and(|c| c.reason == BUILD_FAILED && c.observed_generation == f.metadata.generation)
+    };
+    let settled = move |f: Option<&Function>| ready(f) || f.is_some_and(build_failed);
+    let result = tokio::time::timeout(timeout, await_condition(api.clone(), name, settled)).await;
     spinner.stop().await;
     match result {
+        Ok(Ok(Some(function))) if build_failed(&function) => {
+            bail!("function {name} is not ready{}", condition_detail(&function))
+        }
         Ok(Ok(Some(_))) => {
             info(format!("Function {name} is ready"));
             Ok(())
