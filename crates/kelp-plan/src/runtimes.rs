@@ -25,6 +25,10 @@ pub(crate) const COMPILATION_PHASE: &str = "compilation";
 /// the code directory into its dependency cache and exits.
 pub(crate) const INSTALL_DEPS_COMMAND: &str = "kelp-runtime --install-deps";
 
+/// The command of Kelp's `compilation` phase: `kelp-runtime` builds a compiled language's
+/// function into its dependency cache (once per content) and exits.
+pub(crate) const BUILD_COMMAND: &str = "kelp-runtime --build";
+
 /// One runtime: `{ID, depName, fileNameSuffix, livenessProbeInfo?, versions}`.
 ///
 /// Deserialized from JSON whose keys were lower-cased first ([`parse`]), since Kubeless read
@@ -155,31 +159,56 @@ pub(crate) fn names(runtimes: &[Runtime]) -> Vec<String> {
 }
 
 /// Kelp's runtimes under Kubeless's IDs: Python 3 (`python3`, `python3.6` … `python3.12`) and
-/// Node.js (`nodejs10` … `nodejs22`), every version served by the one image of its language in
-/// `registry`, tagged with this crate's version.
+/// Node.js (`nodejs10` … `nodejs22`), whose dependencies `kelp-runtime --install-deps` installs,
+/// and the compiled languages, which `kelp-runtime --build` builds: Go (`go1.10` … `go1.14` as
+/// Kubeless listed them, and `go1.19`, the runtime image's), Java (`java1.8`, `java11`,
+/// `java17`) and Rust (`rust1.63`, the runtime image's, and `rust1.95`, the toolchain Kelp is built with). Every version is served
+/// by the one image of its language in `registry`, tagged with this crate's version.
 pub(crate) fn defaults(registry: &ImageRegistry) -> Vec<Runtime> {
     let python = std::iter::once("3".to_owned()).chain((6..=12).map(|minor| format!("3.{minor}")));
+    let go = (10..=14).chain([19]).map(|minor| format!("1.{minor}"));
+    let rust = ["1.63", "1.95"].map(String::from);
     vec![
-        kelp_runtime(registry, "python", "requirements.txt", ".py", "python", python.collect()),
+        kelp_runtime(registry, "python", ("requirements.txt", ".py"), "python", python.collect(), Steps::Install),
         kelp_runtime(
             registry,
             "nodejs",
-            "package.json",
-            ".js",
+            ("package.json", ".js"),
             "node",
             (10..=22).map(|major| major.to_string()).collect(),
+            Steps::Install,
         ),
+        kelp_runtime(registry, "go", ("go.mod", ".go"), "go", go.collect(), Steps::Build),
+        kelp_runtime(
+            registry,
+            "java",
+            ("pom.xml", ".java"),
+            "java",
+            vec!["1.8".into(), "11".into(), "17".into()],
+            Steps::Build,
+        ),
+        kelp_runtime(registry, "rust", ("Cargo.toml", ".rs"), "rust", rust.into(), Steps::Build),
     ]
 }
 
-/// A runtime served by the image `<registry>/runtime-<id>`, installing with `kelp-runtime`.
+/// What a Kelp runtime image does before it serves.
+#[derive(Clone, Copy)]
+enum Steps {
+    /// Installs the dependency file (`installation`: [`INSTALL_DEPS_COMMAND`]).
+    Install,
+    /// Builds the function (`compilation`: [`BUILD_COMMAND`]).
+    Build,
+}
+
+/// A runtime served by the image `<registry>/runtime-<id>`, installing or building with
+/// `kelp-runtime`; `files` are the dependency file's name and the code file's suffix.
 fn kelp_runtime(
     registry: &ImageRegistry,
     id: &str,
-    dep_name: &str,
-    suffix: &str,
+    (dep_name, suffix): (&str, &str),
     name_prefix: &str,
     versions: Vec<String>,
+    steps: Steps,
 ) -> Runtime {
     let image = registry.runtime(id);
     let phase = |phase: &str, command: &str| PhaseImage {
@@ -188,6 +217,10 @@ fn kelp_runtime(
         command: command.into(),
         env: BTreeMap::new(),
         secrets: Vec::new(),
+    };
+    let before = match steps {
+        Steps::Install => phase(INSTALLATION_PHASE, INSTALL_DEPS_COMMAND),
+        Steps::Build => phase(COMPILATION_PHASE, BUILD_COMMAND),
     };
     Runtime {
         id: id.into(),
@@ -200,7 +233,7 @@ fn kelp_runtime(
                 name: format!("{name_prefix}{}", version.replace('.', "")),
                 version,
                 image_pull_secrets: Vec::new(),
-                images: vec![phase(INSTALLATION_PHASE, INSTALL_DEPS_COMMAND), phase(RUNTIME_PHASE, "")],
+                images: vec![before.clone(), phase(RUNTIME_PHASE, "")],
             })
             .collect(),
     }
@@ -238,7 +271,7 @@ mod tests {
         let err = resolve(&defaults, "ruby2.6").unwrap_err();
         let PlanError::UnknownRuntime { runtime, available } = &err else { panic!("{err:?}") };
         assert_eq!(runtime, "ruby2.6");
-        assert_eq!(available.len(), 8 + 13);
+        assert_eq!(available.len(), 8 + 13 + 6 + 3 + 2);
         assert!(err.to_string().contains("python3, python3.6, python3.7"), "{err}");
         assert!(matches!(resolve(&defaults, "python2.7"), Err(PlanError::UnknownRuntime { .. })));
         assert!(matches!(resolve(&defaults, "not a runtime"), Err(PlanError::UnknownRuntime { .. })));

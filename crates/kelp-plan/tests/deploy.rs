@@ -345,13 +345,15 @@ fn the_image_registry_names_every_kelp_image_and_image_still_wins_for_the_contro
     let mut found = Vec::new();
     images(&Value::Array(install_objects(&options)), "", &mut found);
     let names: BTreeSet<&str> = found.iter().map(|(_, image)| image.as_str()).collect();
-    let expected: BTreeSet<String> = ["controller", "runtime-python", "runtime-nodejs", "provision"]
+    let runtimes = ["runtime-python", "runtime-nodejs", "runtime-go", "runtime-java", "runtime-rust"];
+    let expected: BTreeSet<String> = ["controller", "provision"]
         .iter()
+        .chain(&runtimes)
         .map(|name| format!("localhost:5000/kelp/{name}:{version}"))
         .collect();
     assert_eq!(names, expected.iter().map(String::as_str).collect(), "{found:#?}");
-    // 2 Deployments, 21 runtime versions with 2 phases each, provision-image.
-    assert_eq!(found.len(), 2 + 21 * 2 + 1);
+    // 2 Deployments, 32 runtime versions with 2 phases each, provision-image.
+    assert_eq!(found.len(), 2 + 32 * 2 + 1);
 
     let default = install_objects(&InstallOptions::default());
     let mut found = Vec::new();

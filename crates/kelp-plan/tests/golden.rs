@@ -43,7 +43,8 @@ fn golden_dir() -> PathBuf {
 fn config() -> Config {
     let mut data = Config::default_data();
     let mut runtimes: Vec<Value> = serde_json::from_str(&data["runtime-images"]).unwrap();
-    runtimes.push(serde_json::from_str(GO_RUNTIME).unwrap());
+    // First, so that `go1.14` is Kubeless's runtime rather than Kelp's.
+    runtimes.insert(0, serde_json::from_str(GO_RUNTIME).unwrap());
     data.insert("runtime-images".into(), serde_json::to_string(&runtimes).unwrap());
     Config::from_data(&data).unwrap()
 }

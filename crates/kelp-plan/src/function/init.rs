@@ -1,5 +1,6 @@
 //! The init containers of a function's pods: `prepare` (code into `/kubeless`), `cache-owner`,
-//! `fetch` and `install` (dependencies) and `compile`, with the volumes they need.
+//! `fetch` and `install` (dependencies) and `build` (Kelp's, of a compiled language) or
+//! `compile` (a Kubeless-style compilation command), with the volumes they need.
 //!
 //! The installation phase's Secrets (a private package index's credentials) are never mounted
 //! where the packages' install scripts run: with Secrets, Kelp's installation command is split
@@ -16,7 +17,9 @@ use sha2::{Digest, Sha256};
 use super::Plan;
 use super::deployment::set_env;
 use crate::error::PlanError;
-use crate::runtimes::{COMPILATION_PHASE, INSTALL_DEPS_COMMAND, INSTALLATION_PHASE, PhaseImage, Resolved};
+use crate::runtimes::{
+    BUILD_COMMAND, COMPILATION_PHASE, INSTALL_DEPS_COMMAND, INSTALLATION_PHASE, PhaseImage, Resolved,
+};
 use crate::shell;
 
 /// Where the code is, in every container of the pod (`KUBELESS_INSTALL_VOLUME`).
@@ -72,7 +75,8 @@ pub(super) struct Inputs<'a> {
 
 /// `prepare`, then `install` (after `cache-owner` for a node cache, and after `fetch` when the
 /// phase has Secrets) when there are dependencies and the runtime has an `installation` phase,
-/// then `compile` when it has a `compilation` phase.
+/// then `build` when it has a `compilation` phase running [`BUILD_COMMAND`], or `compile` for
+/// another command.
 pub(super) fn init_containers(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<InitContainers, PlanError> {
     let mut init = InitContainers { containers: Vec::new(), volumes: Vec::new(), installs: false };
     if !plan.function.spec.function.as_deref().unwrap_or_default().is_empty() {
@@ -83,11 +87,7 @@ pub(super) fn init_containers(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<In
     if (!deps.is_empty() || plan.content_type.deps)
         && let Some(phase) = inputs.runtime.phase(INSTALLATION_PHASE)
     {
-        add_scratch_volumes(&mut init.volumes);
-        init.volumes.push(cache_volume(plan)?);
-        if plan.config.dependency_cache_path.is_some() {
-            init.containers.push(cache_owner(plan, inputs));
-        }
+        add_cache(plan, inputs, &mut init)?;
         let install_step = |command: &str| install(plan, inputs, phase, deps, command);
         let mut install = install_step(&phase.command);
         let secrets = phase_secrets(phase, &mut init.volumes);
@@ -102,10 +102,30 @@ pub(super) fn init_containers(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<In
         init.containers.push(install);
         init.installs = true;
     }
-    if let Some(phase) = inputs.runtime.phase(COMPILATION_PHASE) {
-        init.containers.push(compile(plan, inputs, phase, &mut init.volumes));
+    match inputs.runtime.phase(COMPILATION_PHASE) {
+        Some(phase) if phase.command.trim() == BUILD_COMMAND => {
+            add_cache(plan, inputs, &mut init)?;
+            init.containers.push(build(plan, inputs, phase));
+            init.installs = true;
+        }
+        // A command of the operator's own (Kubeless's `/compile-function.sh`).
+        Some(phase) => init.containers.push(compile(plan, inputs, phase, &mut init.volumes)),
+        None => {}
     }
     Ok(init)
+}
+
+/// Adds the scratch volumes and the dependency cache (with `cache-owner` for a node cache), once.
+fn add_cache(plan: &Plan<'_>, inputs: &Inputs<'_>, init: &mut InitContainers) -> Result<(), PlanError> {
+    add_scratch_volumes(&mut init.volumes);
+    if init.volumes.iter().any(|v| v.name == DEPS_VOLUME) {
+        return Ok(());
+    }
+    init.volumes.push(cache_volume(plan)?);
+    if plan.config.dependency_cache_path.is_some() {
+        init.containers.push(cache_owner(plan, inputs));
+    }
+    Ok(())
 }
 
 /// `prepare`: Kubeless's `sh -c` step string, in the provision image.
@@ -193,27 +213,50 @@ fn install(plan: &Plan<'_>, inputs: &Inputs<'_>, phase: &PhaseImage, deps: &str,
         steps.push("sha256sum -c /tmp/deps.sha256".into());
     }
     steps.push(command.to_owned());
+    // The packages' install scripts run here: as the function's user, never root.
+    kelp_step(plan, inputs, phase, "install", &steps, &[("KUBELESS_DEPS_FILE", &deps_file)])
+}
+
+/// `build`: a compiled language's function built by `kelp-runtime --build` ([`BUILD_COMMAND`])
+/// into the dependency cache, once per content on the node (an instance on the same node, a
+/// restarted pod or a scaled-out one finds it there and builds nothing). Its log's last lines
+/// (the compiler's first errors) become its termination message when it fails.
+fn build(plan: &Plan<'_>, inputs: &Inputs<'_>, phase: &PhaseImage) -> Container {
+    let own = [("MOD_NAME", inputs.handler.module), ("FUNC_HANDLER", inputs.handler.function)];
+    let mut build = kelp_step(plan, inputs, phase, "build", &[BUILD_COMMAND.to_owned()], &own);
+    build.termination_message_policy = Some("FallbackToLogsOnError".into());
+    build
+}
+
+/// One of Kelp's own steps in the phase's image, running `steps` (`sh -c`, joined with `&&`) in
+/// the code directory as the function's user (never root), with the dependency cache mounted
+/// and writable, the scratch `/tmp` as `HOME`, no ServiceAccount token, the function's
+/// environment without its Secret-valued variables (those are for the function), then `own`
+/// and the phase's environment.
+fn kelp_step(
+    plan: &Plan<'_>,
+    inputs: &Inputs<'_>,
+    phase: &PhaseImage,
+    name: &str,
+    steps: &[String],
+    own: &[(&str, &str)],
+) -> Container {
     let runtime = plan.function.spec.runtime.as_deref().unwrap_or_default();
-    // The function's Secrets are for the function: the packages' install scripts do not get
-    // them (install-time credentials are the installation phase's `secrets`).
     let user_env: Vec<EnvVar> = inputs
         .user_env
         .iter()
         .filter(|e| e.value_from.as_ref().is_none_or(|from| from.secret_key_ref.is_none()))
         .cloned()
         .collect();
-    let env = phase_env(
-        &user_env,
-        phase,
-        &[
-            ("KUBELESS_DEPS_FILE", &deps_file),
-            ("FUNC_RUNTIME", runtime),
-            ("KELP_DEPS_DIR", DEPS_DIR),
-            (NAMESPACE_ENV, plan.namespace()),
-            // The root file system is read-only: pip's and npm's caches go to the scratch volume.
-            ("HOME", "/tmp"),
-        ],
-    );
+    let mut kelp_env = own.to_vec();
+    kelp_env.extend([
+        ("FUNC_RUNTIME", runtime),
+        ("KELP_DEPS_DIR", DEPS_DIR),
+        (NAMESPACE_ENV, plan.namespace()),
+        // The root file system is read-only: the tools' caches go to the scratch volume.
+        ("HOME", "/tmp"),
+    ]);
+    let env = phase_env(&user_env, phase, &kelp_env);
     let mounts = vec![
         code_mount(plan),
         mount(DEPS_VOLUME, DEPS_DIR, false),
@@ -221,7 +264,7 @@ fn install(plan: &Plan<'_>, inputs: &Inputs<'_>, phase: &PhaseImage, deps: &str,
         mount(NO_TOKEN_VOLUME, TOKEN_DIR, true),
     ];
     Container {
-        name: "install".into(),
+        name: name.into(),
         image: Some(phase.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec!["sh".into(), "-c".into()]),
@@ -230,7 +273,6 @@ fn install(plan: &Plan<'_>, inputs: &Inputs<'_>, phase: &PhaseImage, deps: &str,
         env: Some(env),
         volume_mounts: Some(mounts),
         resources: inputs.resources.clone(),
-        // The packages' install scripts run here: as the function's user, never root.
         security_context: Some(restricted(RUNTIME_USER)),
         ..Container::default()
     }
