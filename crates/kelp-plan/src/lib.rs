@@ -13,6 +13,9 @@
 //!   conflict, as Kubeless did).
 //! - [`install`]: the objects of `deploy/kelp.yaml` (namespace, RBAC, `kubeless-config`, the
 //!   Deployments of the controller and of `kelp-triggers`, the Kafka/NATS consumers).
+//! - [`run`]: what runs a function on both backends: the steps before it serves (install,
+//!   build), which the controller applies as init containers and `kelp up` runs as processes,
+//!   and its Kubeless environment.
 //! - [`images`]: where Kelp's own images live (`<registry>/<name>:<version>`, `kelp` by default).
 //!
 //! # Shapes
@@ -94,6 +97,7 @@ mod ingress;
 pub mod install;
 mod merge;
 mod meta;
+pub mod run;
 mod runtimes;
 mod shell;
 

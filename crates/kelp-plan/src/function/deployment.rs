@@ -201,12 +201,9 @@ fn function_container(
         .map_or_else(|| "0".to_owned(), |q| q.0.clone());
     let env = container.env.get_or_insert_default();
     if let Some(handler) = handler {
-        let timeout = spec.timeout_seconds().map_err(|e| PlanError::invalid("spec.timeout", e))?;
-        set_env(env, "FUNC_HANDLER", handler.function);
-        set_env(env, "MOD_NAME", handler.module);
-        set_env(env, "FUNC_TIMEOUT", &timeout.to_string());
-        set_env(env, "FUNC_RUNTIME", spec.runtime.as_deref().unwrap_or_default());
-        set_env(env, "FUNC_MEMORY_LIMIT", &memory_limit);
+        for (name, value) in crate::run::function_env(spec, handler, &memory_limit)? {
+            set_env(env, name, &value);
+        }
     }
     set_env(env, "FUNC_PORT", &target_port.to_string());
     if let Some(runtime) = plan.runtime {

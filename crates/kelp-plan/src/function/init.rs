@@ -17,9 +17,8 @@ use sha2::{Digest, Sha256};
 use super::Plan;
 use super::deployment::set_env;
 use crate::error::PlanError;
-use crate::runtimes::{
-    BUILD_COMMAND, COMPILATION_PHASE, INSTALL_DEPS_COMMAND, INSTALLATION_PHASE, PhaseImage, Resolved,
-};
+use crate::run::Step;
+use crate::runtimes::{COMPILATION_PHASE, INSTALL_DEPS_COMMAND, INSTALLATION_PHASE, PhaseImage, Resolved};
 use crate::shell;
 
 /// Where the code is, in every container of the pod (`KUBELESS_INSTALL_VOLUME`).
@@ -75,8 +74,8 @@ pub(super) struct Inputs<'a> {
 
 /// `prepare`, then `install` (after `cache-owner` for a node cache, and after `fetch` when the
 /// phase has Secrets) when there are dependencies and the runtime has an `installation` phase,
-/// then `build` when it has a `compilation` phase running [`BUILD_COMMAND`], or `compile` for
-/// another command.
+/// then `build` when it has a `compilation` phase running Kelp's [`Step::Build`], or `compile`
+/// for another command.
 pub(super) fn init_containers(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<InitContainers, PlanError> {
     let mut init = InitContainers { containers: Vec::new(), volumes: Vec::new(), installs: false };
     if !plan.function.spec.function.as_deref().unwrap_or_default().is_empty() {
@@ -84,7 +83,7 @@ pub(super) fn init_containers(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<In
         add_scratch_volumes(&mut init.volumes);
     }
     let deps = plan.function.spec.deps.as_deref().unwrap_or_default();
-    if (!deps.is_empty() || plan.content_type.deps)
+    if crate::run::has_deps(plan.function)?
         && let Some(phase) = inputs.runtime.phase(INSTALLATION_PHASE)
     {
         add_cache(plan, inputs, &mut init)?;
@@ -103,7 +102,7 @@ pub(super) fn init_containers(plan: &Plan<'_>, inputs: &Inputs<'_>) -> Result<In
         init.installs = true;
     }
     match inputs.runtime.phase(COMPILATION_PHASE) {
-        Some(phase) if phase.command.trim() == BUILD_COMMAND => {
+        Some(phase) if Step::of_phase(phase) == Some(Step::Build) => {
             add_cache(plan, inputs, &mut init)?;
             init.containers.push(build(plan, inputs, phase));
             init.installs = true;
@@ -214,18 +213,23 @@ fn install(plan: &Plan<'_>, inputs: &Inputs<'_>, phase: &PhaseImage, deps: &str,
     }
     steps.push(command.to_owned());
     // The packages' install scripts run here: as the function's user, never root.
-    kelp_step(plan, inputs, phase, "install", &steps, &[("KUBELESS_DEPS_FILE", &deps_file)])
+    kelp_step(plan, inputs, phase, Step::Install.name(), &steps, &[("KUBELESS_DEPS_FILE", &deps_file)])
 }
 
-/// `build`: a compiled language's function built by `kelp-runtime --build` ([`BUILD_COMMAND`])
+/// `build`: a compiled language's function built by `kelp-runtime --build` ([`Step::Build`])
 /// into the dependency cache, once per content on the node (an instance on the same node, a
 /// restarted pod or a scaled-out one finds it there and builds nothing). Its log's last lines
 /// (the compiler's first errors) become its termination message when it fails.
 fn build(plan: &Plan<'_>, inputs: &Inputs<'_>, phase: &PhaseImage) -> Container {
     let own = [("MOD_NAME", inputs.handler.module), ("FUNC_HANDLER", inputs.handler.function)];
-    let mut build = kelp_step(plan, inputs, phase, "build", &[BUILD_COMMAND.to_owned()], &own);
+    let mut build = kelp_step(plan, inputs, phase, Step::Build.name(), &[kelp_runtime(Step::Build)], &own);
     build.termination_message_policy = Some("FallbackToLogsOnError".into());
     build
+}
+
+/// The command line of `step`: `kelp-runtime <args>`.
+fn kelp_runtime(step: Step) -> String {
+    std::iter::once("kelp-runtime").chain(step.args().iter().copied()).collect::<Vec<_>>().join(" ")
 }
 
 /// One of Kelp's own steps in the phase's image, running `steps` (`sh -c`, joined with `&&`) in
