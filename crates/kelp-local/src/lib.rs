@@ -54,7 +54,7 @@ pub use logs::LogStream;
 pub use materialise::{MaterialiseError, MaterialiseErrorKind, materialise};
 pub use memory::{QuantityError, parse_quantity};
 pub use platform::{FunctionDeployment, Platform, PlatformConfig, Scaling};
-pub use scaler::{BuildReport, FunctionRunStatus};
+pub use scaler::{FunctionRunStatus, StepReport};
 pub use volumes::{VOLUMES_DIR_VAR, Volume};
 
 /// The HTTP client used for health probes, forwarding and downloads.

@@ -10,10 +10,11 @@ use crate::memory::parse_quantity;
 use crate::metrics::{Metrics, escape};
 use crate::pool::Pool;
 use crate::process::Launcher;
-use crate::scaler::{BuildReport, BuildState, Function, FunctionRunStatus};
+use crate::scaler::{Function, FunctionRunStatus, StepReport, StepState};
 use crate::volumes::{self, Volume};
 use crate::{Error, HttpClient};
 use kelp_api::FunctionSpec;
+use kelp_plan::run::Step;
 use kelp_runtime::language::LANGUAGES;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -122,6 +123,10 @@ pub struct FunctionDeployment {
     /// not on the first call; the instance then idles out like any other). A deploy that changes
     /// nothing starts nothing either way.
     pub start_now: bool,
+    /// What runs before it serves ([`kelp_plan::run::steps`]: install its dependency file, build
+    /// a compiled language's code), each a `kelp-runtime` process beside the platform; the
+    /// revision becomes the wanted one once they all succeeded.
+    pub steps: Vec<Step>,
 }
 
 impl std::fmt::Debug for FunctionDeployment {
@@ -229,7 +234,7 @@ impl Platform {
     /// they are ready, then drains and stops the old ones. Code that cannot be materialised is an
     /// error, also reported by [`Platform::status`] (older instances keep serving).
     pub async fn deploy(&self, deployment: FunctionDeployment) -> Result<(), Error> {
-        let FunctionDeployment { namespace, name, uid: _, spec, env, volumes, scaling, start_now } = deployment;
+        let FunctionDeployment { namespace, name, uid: _, spec, env, volumes, scaling, start_now, steps } = deployment;
         let label = format!("{namespace}/{name}");
         let invalid = |reason: String| Error::Invalid { function: label.clone(), reason };
         if spec.custom_image().is_some() {
@@ -239,6 +244,7 @@ impl Platform {
         let language = language(&spec).map_err(invalid)?;
         let timeout = spec.timeout_seconds().map_err(|e| invalid(format!("spec.timeout: {e}")))?;
         let memory = memory_limit(&spec);
+        let function_env = kelp_plan::run::function_env(&spec, handler, &memory).map_err(|e| invalid(e.to_string()))?;
         let memory_limit = parse_quantity(&memory).map_err(|e| invalid(format!("memory limit: {e}")))?;
         volumes::check(&volumes).map_err(invalid)?;
         let spec_json = serde_json::to_vec(&spec).unwrap_or_default();
@@ -258,26 +264,23 @@ impl Platform {
         let _in_use = self.shared.collecting.read().await;
         function.set_scaling(scaling);
         if function.desired_hash_ok().as_deref() == Some(hash.as_str()) {
-            // Back to the spec that serves: a build of a newer one (under way or failed) is moot.
-            *function.build.lock().unwrap() = BuildState::Idle;
+            // Back to the spec that serves: the steps of a newer one (under way or failed) are moot.
+            *function.steps.lock().unwrap() = StepState::Idle;
             return Ok(());
         }
-        if function.build.lock().unwrap().hash() == Some(hash.as_str()) {
-            // Being built, or failed to build: the same content fails the same way.
+        if function.steps.lock().unwrap().hash() == Some(hash.as_str()) {
+            // Its steps are under way, or failed: the same content fails the same way.
             return Ok(());
         }
         let code_root = self.shared.config.data_dir.join("code");
         let materialised = materialise(&code_root, &label, &spec).await;
         let launch = materialised.as_ref().map_err(ToString::to_string).map(|code_dir| {
             let mut env = env.clone();
+            env.extend(function_env.iter().map(|(name, value)| ((*name).to_owned(), value.clone())));
             env.extend([
-                ("FUNC_HANDLER".to_owned(), handler.function.to_owned()),
-                ("MOD_NAME".to_owned(), handler.module.to_owned()),
-                ("FUNC_TIMEOUT".to_owned(), timeout.to_string()),
-                ("FUNC_RUNTIME".to_owned(), spec.runtime.clone().unwrap_or_default()),
-                ("FUNC_MEMORY_LIMIT".to_owned(), memory.clone()),
                 ("KUBELESS_INSTALL_VOLUME".to_owned(), code_dir.display().to_string()),
-                // Part of the key of the function's dependency installs (kelp-runtime's `deps`).
+                // Part of the key of the function's dependency installs and builds
+                // (kelp-runtime's `deps` and `build`).
                 ("KELP_NAMESPACE".to_owned(), namespace.clone()),
             ]);
             let code_dir = code_dir.clone();
@@ -294,21 +297,20 @@ impl Platform {
         });
         let start_now = start_now && self.unused_instances() < self.shared.config.eager_starts;
         match launch {
-            Ok(launch) if launch.language.build.is_some() => self.build(function.clone(), hash, launch, start_now),
+            Ok(launch) if !steps.is_empty() => self.run_steps(function.clone(), hash, launch, steps, start_now),
             launch => function.add_revision(&self.shared, hash, launch, start_now),
         }
         materialised.map(drop).map_err(Error::from)
     }
 
-    /// Builds the compiled language's revision `hash` beside the platform, then makes it the
-    /// wanted one; until then (and if the build fails) the older revisions keep serving, and the
-    /// function's status says `Building`, then `BuildFailed` with the compiler's first lines.
-    fn build(&self, function: Arc<Function>, hash: String, launch: Arc<Launch>, start_now: bool) {
-        *function.build.lock().unwrap() = BuildState::Building { hash: hash.clone() };
-        function.changed();
+    /// Runs the `steps` of the revision `hash` (install, build) one after the other beside the
+    /// platform, then makes it the wanted revision; until then (and if a step fails) the older
+    /// revisions keep serving, and the function's status says `Installing` or `Building`, then
+    /// `InstallFailed` or `BuildFailed` with the tool's first error lines.
+    fn run_steps(&self, function: Arc<Function>, hash: String, launch: Arc<Launch>, steps: Vec<Step>, start_now: bool) {
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            let limit = kelp_runtime::config::Config::from_lookup(|k| {
+            let config = kelp_runtime::config::Config::from_lookup(|k| {
                 launch
                     .env
                     .iter()
@@ -316,35 +318,55 @@ impl Platform {
                     .find(|(name, _)| name == k)
                     .map(|(_, v)| v.clone())
                     .or_else(|| std::env::var(k).ok())
-            })
-            .map_or(kelp_runtime::build::DEFAULT_BUILD_TIMEOUT, |c| c.build_timeout);
-            let built = shared.launcher.build(&launch.env, limit).await;
-            let _deploying = function.deploying.lock().await;
-            let mut state = function.build.lock().unwrap();
-            if state.hash() != Some(hash.as_str()) {
-                return; // A newer spec replaced this one while it was built.
-            }
+            });
             let label = format!("{}/{}", function.namespace, function.name);
-            let report = |succeeded, message: &str| BuildReport {
-                revision: hash.clone(),
-                succeeded,
-                message: message.to_owned(),
-            };
-            match built {
-                Ok(message) => {
-                    tracing::info!(function = %label, "{message}");
-                    *function.last_build.lock().unwrap() = Some(report(true, &message));
-                    *state = BuildState::Idle;
-                    drop(state);
-                    function.add_revision(&shared, hash, Ok(launch), start_now);
+            for step in steps {
+                {
+                    let mut state = function.steps.lock().unwrap();
+                    if *state != StepState::Idle && state.hash() != Some(hash.as_str()) {
+                        return; // A newer spec replaced this one.
+                    }
+                    *state = StepState::Running { hash: hash.clone(), step };
                 }
-                Err(message) => {
-                    tracing::warn!(function = %label, error = %message, "build failed");
-                    *function.last_build.lock().unwrap() = Some(report(false, &message));
-                    *state = BuildState::Failed { hash, message };
-                    drop(state);
-                    function.changed();
+                function.changed();
+                let limit = match (&config, step) {
+                    (Ok(c), Step::Build) => c.build_timeout,
+                    (Ok(c), Step::Install) => c.install_timeout,
+                    (Err(_), Step::Build) => kelp_runtime::build::DEFAULT_BUILD_TIMEOUT,
+                    (Err(_), Step::Install) => kelp_runtime::deps::DEFAULT_INSTALL_TIMEOUT,
+                };
+                let outcome = shared.launcher.step(step.args(), &launch.env, limit).await;
+                let mut state = function.steps.lock().unwrap();
+                if state.hash() != Some(hash.as_str()) {
+                    return; // A newer spec replaced this one while the step ran.
                 }
+                let report = |succeeded, message: &str| StepReport {
+                    revision: hash.clone(),
+                    step,
+                    succeeded,
+                    message: message.to_owned(),
+                };
+                match outcome {
+                    Ok(message) => {
+                        tracing::info!(function = %label, step = step.name(), "{message}");
+                        *function.last_step.lock().unwrap() = Some(report(true, &message));
+                    }
+                    Err(message) => {
+                        tracing::warn!(function = %label, step = step.name(), error = %message, "step failed");
+                        *function.last_step.lock().unwrap() = Some(report(false, &message));
+                        *state = StepState::Failed { hash, step, message };
+                        drop(state);
+                        function.changed();
+                        return;
+                    }
+                }
+            }
+            let _deploying = function.deploying.lock().await;
+            let mut state = function.steps.lock().unwrap();
+            if state.hash() == Some(hash.as_str()) {
+                *state = StepState::Idle;
+                drop(state);
+                function.add_revision(&shared, hash, Ok(launch), start_now);
             }
         });
     }

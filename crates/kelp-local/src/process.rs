@@ -123,26 +123,32 @@ impl Launcher {
     }
 }
 
-/// How long `kelp-runtime --build` may run past its own time limit (`KELP_BUILD_TIMEOUT`, which
-/// it enforces on the compiler) before the platform kills it.
-const BUILD_GRACE: Duration = Duration::from_secs(30);
+/// How long a step (`kelp-runtime --build`, `--install-deps`) may run past its own time limit
+/// (`KELP_BUILD_TIMEOUT`, `KELP_INSTALL_TIMEOUT`, which it enforces on the tool it runs) before
+/// the platform kills it.
+const STEP_GRACE: Duration = Duration::from_secs(30);
 
 impl Launcher {
-    /// Runs `kelp-runtime --build` for the function `env` describes (a compiled language's),
-    /// beside the platform: its own process group and working directory, killed past `limit`
-    /// plus [`BUILD_GRACE`]. What it says it built (from which key, how long it took) when it
-    /// succeeds; its error (the compiler's first error lines) when it fails.
-    pub(crate) async fn build(&self, env: &[(String, String)], limit: Duration) -> Result<String, String> {
-        let workdir = self.run_dir.join(format!("build-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
+    /// Runs `kelp-runtime <args>` (a step: `--build`, `--install-deps`) for the function `env`
+    /// describes, beside the platform: its own process group and working directory, killed past
+    /// `limit` plus [`STEP_GRACE`]. What it says it did (what was built, from which key, how long
+    /// it took) when it succeeds; its error (the tool's first error lines) when it fails.
+    pub(crate) async fn step(
+        &self,
+        args: &[&str],
+        env: &[(String, String)],
+        limit: Duration,
+    ) -> Result<String, String> {
+        let workdir = self.run_dir.join(format!("step-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir_all(&workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
         let mut cmd = Command::new(&self.runtime_bin);
-        cmd.arg("--build")
+        cmd.args(args)
             .env_clear()
             .envs(self.base_env.iter().cloned())
             .envs(env.iter().cloned())
             .env("KELP_LOG", "info")
             .current_dir(&workdir);
-        let out = kelp_runtime::deps::run_bounded(cmd, limit.saturating_add(BUILD_GRACE)).await;
+        let out = kelp_runtime::deps::run_bounded(cmd, limit.saturating_add(STEP_GRACE)).await;
         let _ = std::fs::remove_dir_all(&workdir);
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim_end().to_owned();
         match out {
@@ -154,11 +160,11 @@ impl Launcher {
                 let error = &message[start..];
                 Err(error.strip_prefix("kelp-runtime: ").unwrap_or(error).to_owned())
             }
-            Ok(None) => Err(format!(
-                "the build did not end within {} s and was killed",
-                limit.saturating_add(BUILD_GRACE).as_secs()
-            )),
-            Err(e) => Err(format!("cannot start {} --build: {e}", self.runtime_bin.display())),
+            Ok(None) => {
+                let limit = limit.saturating_add(STEP_GRACE).as_secs();
+                Err(format!("{} did not end within {limit} s and was killed", args.join(" ")))
+            }
+            Err(e) => Err(format!("cannot start {} {}: {e}", self.runtime_bin.display(), args.join(" "))),
         }
     }
 }

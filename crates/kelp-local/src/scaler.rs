@@ -4,6 +4,7 @@
 
 use crate::instance::{Instance, Launch, Lease, Termination};
 use crate::platform::{Scaling, Shared};
+use kelp_plan::run::Step;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,25 +24,27 @@ pub struct FunctionRunStatus {
     /// Whether a request would be served: an instance is ready, or none runs (scaled to zero) and
     /// nothing failed.
     pub ready: bool,
-    /// Why not, in one word (`MaterialiseFailed`, `Building`, `BuildFailed`, `OOMKilled`,
-    /// `Error`, `Starting`).
+    /// Why not, in one word (`MaterialiseFailed`, `Installing`, `InstallFailed`, `Building`,
+    /// `BuildFailed`, `OOMKilled`, `Error`, `Starting`).
     pub reason: Option<String>,
     /// Why not, for people: e.g. `dependency install failed: ...` or
     /// `memory limit exceeded: ...`.
     pub message: Option<String>,
-    /// The outcome of the latest build of a compiled language's revision, if there was one.
-    pub build: Option<BuildReport>,
+    /// The outcome of the latest step (install, build) of a revision, if there was one.
+    pub step: Option<StepReport>,
 }
 
-/// The outcome of one build of a compiled language's revision.
+/// The outcome of one step (install, build) of a revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildReport {
-    /// The revision built.
+pub struct StepReport {
+    /// The revision.
     pub revision: String,
+    /// The step.
+    pub step: Step,
     /// Whether it succeeded.
     pub succeeded: bool,
-    /// What was built, from which key and how long it took; or why it failed, with the
-    /// compiler's first error lines.
+    /// What it did (what was built, from which key, how long it took); or why it failed, with
+    /// the tool's first error lines.
     pub message: String,
 }
 
@@ -62,39 +65,43 @@ pub(crate) struct Function {
     /// Logs of instances that ended (scaled in, replaced, crashed for good), oldest first; they go
     /// with the function.
     ended_logs: Mutex<VecDeque<PathBuf>>,
-    /// The build of a compiled language's revision, before it becomes one.
-    pub(crate) build: Mutex<BuildState>,
-    /// The outcome of the latest build.
-    pub(crate) last_build: Mutex<Option<BuildReport>>,
+    /// The steps (install, build) of the newest spec, before it becomes a revision.
+    pub(crate) steps: Mutex<StepState>,
+    /// The outcome of the latest step.
+    pub(crate) last_step: Mutex<Option<StepReport>>,
 }
 
-/// Where the build of a compiled language's newest spec stands (the revisions serving meanwhile
-/// are the older ones).
+/// Where the steps of the newest spec stand (the revisions serving meanwhile are the older
+/// ones).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) enum BuildState {
-    /// No build under way or failed: the newest spec is the wanted revision.
+pub(crate) enum StepState {
+    /// No step under way or failed: the newest spec is the wanted revision.
     #[default]
     Idle,
-    /// The revision `hash` is being built.
-    Building {
+    /// A step of the revision `hash` runs.
+    Running {
         /// The revision.
         hash: String,
+        /// The step.
+        step: Step,
     },
-    /// The build of the revision `hash` failed; it is not retried until the spec changes.
+    /// A step of the revision `hash` failed; it is not retried until the spec changes.
     Failed {
         /// The revision.
         hash: String,
-        /// Why, with the compiler's first error lines.
+        /// The step.
+        step: Step,
+        /// Why, with the tool's first error lines.
         message: String,
     },
 }
 
-impl BuildState {
+impl StepState {
     /// The revision this state is about.
     pub(crate) fn hash(&self) -> Option<&str> {
         match self {
-            BuildState::Idle => None,
-            BuildState::Building { hash } | BuildState::Failed { hash, .. } => Some(hash),
+            StepState::Idle => None,
+            StepState::Running { hash, .. } | StepState::Failed { hash, .. } => Some(hash),
         }
     }
 }
@@ -147,8 +154,8 @@ impl Function {
             deploying: tokio::sync::Mutex::new(()),
             removed: AtomicBool::new(false),
             ended_logs: Mutex::default(),
-            build: Mutex::default(),
-            last_build: Mutex::default(),
+            steps: Mutex::default(),
+            last_step: Mutex::default(),
         })
     }
 
@@ -252,22 +259,20 @@ impl Function {
                 return Ok(lease);
             }
             let desired = self.desired();
-            let build = self.build.lock().unwrap().clone();
-            let desired = match (desired, build) {
+            let steps = self.steps.lock().unwrap().clone();
+            let desired = match (desired, steps) {
                 (Some(desired), _) => desired,
-                // Its first revision is being built: wait for it.
-                (None, BuildState::Building { .. }) => {
-                    match tokio::time::timeout_at(deadline, events.changed()).await {
-                        Ok(Ok(())) => continue,
-                        Ok(Err(_)) => return Err(Unavailable(format!("{} was removed", who()))),
-                        Err(_) => {
-                            let waited = shared.config.start_timeout.as_secs();
-                            return Err(Unavailable(format!("{}: still being built after {waited}s", who())));
-                        }
+                // Its first revision is being installed or built: wait for it.
+                (None, StepState::Running { .. }) => match tokio::time::timeout_at(deadline, events.changed()).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(_)) => return Err(Unavailable(format!("{} was removed", who()))),
+                    Err(_) => {
+                        let waited = shared.config.start_timeout.as_secs();
+                        return Err(Unavailable(format!("{}: still being prepared after {waited}s", who())));
                     }
-                }
-                (None, BuildState::Failed { message, .. }) => return Err(Unavailable(message)),
-                (None, BuildState::Idle) => return Err(Unavailable(format!("{} is being removed", who()))),
+                },
+                (None, StepState::Failed { message, .. }) => return Err(Unavailable(message)),
+                (None, StepState::Idle) => return Err(Unavailable(format!("{} is being removed", who()))),
             };
             if let Err(reason) = &desired.launch {
                 return Err(Unavailable(reason.clone()));
@@ -404,12 +409,14 @@ impl Function {
         let all: Vec<Arc<Instance>> = revisions.iter().flat_map(|r| r.live()).collect();
         let ready_instances = all.iter().filter(|i| i.is_ready()).count();
         let failure: Option<Termination> = desired.and_then(|d| d.live().iter().find_map(|i| i.current_failure()));
-        let build = self.build.lock().unwrap().clone();
-        let (reason, message) = match (&build, desired.map(|d| &d.launch), failure) {
-            (BuildState::Building { .. }, ..) => {
-                (Some("Building".to_owned()), Some("building the function's code".to_owned()))
+        let steps = self.steps.lock().unwrap().clone();
+        let (reason, message) = match (&steps, desired.map(|d| &d.launch), failure) {
+            (StepState::Running { step, .. }, ..) => {
+                (Some(step.running_reason().to_owned()), Some(format!("running the function's {} step", step.name())))
             }
-            (BuildState::Failed { message, .. }, ..) => (Some("BuildFailed".to_owned()), Some(message.clone())),
+            (StepState::Failed { step, message, .. }, ..) => {
+                (Some(step.failed_reason().to_owned()), Some(message.clone()))
+            }
             (_, Some(Err(message)), _) => (Some("MaterialiseFailed".to_owned()), Some(message.clone())),
             (_, _, Some(t)) => (Some(t.reason), Some(t.message)),
             _ if ready_instances == 0 && !all.is_empty() => (Some("Starting".to_owned()), None),
@@ -419,10 +426,10 @@ impl Function {
             revision: desired.map(|d| d.hash.clone()).unwrap_or_default(),
             ready_instances,
             instances: all.len(),
-            ready: matches!(build, BuildState::Idle) && (ready_instances > 0 || (all.is_empty() && reason.is_none())),
+            ready: matches!(steps, StepState::Idle) && (ready_instances > 0 || (all.is_empty() && reason.is_none())),
             reason,
             message,
-            build: self.last_build.lock().unwrap().clone(),
+            step: self.last_step.lock().unwrap().clone(),
         }
     }
 }

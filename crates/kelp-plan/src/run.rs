@@ -9,6 +9,7 @@ use kelp_api::{Function, FunctionSpec, Handler};
 
 use crate::config::Config;
 use crate::error::PlanError;
+use crate::images::ImageRegistry;
 use crate::runtimes::{
     BUILD_COMMAND, COMPILATION_PHASE, INSTALL_DEPS_COMMAND, INSTALLATION_PHASE, PhaseImage, Runtime,
 };
@@ -88,10 +89,14 @@ pub(crate) fn has_deps(function: &Function) -> Result<bool, PlanError> {
 /// `config`: the install of its dependency file when it has one and the runtime's
 /// `installation` phase runs Kelp's command, then the build when its `compilation` phase does.
 /// A runtime version `config` does not list (one `kelp up` serves on another interpreter) takes
-/// the phases of its ID's first version: every version of a Kelp runtime has the same.
+/// the phases of its ID's first version, as every version of a Kelp runtime has the same; an ID
+/// `config` does not know (a `kubeless-config` written before Kelp had that language) those of
+/// Kelp's default `runtime-images`.
 pub fn steps(function: &Function, config: &Config) -> Result<Vec<Step>, PlanError> {
     let runtime = function.spec.runtime.as_deref().unwrap_or_default();
-    let phases = phases_of(&config.runtimes, runtime);
+    let phases = phases_of(&config.runtimes, runtime)
+        .or_else(|| phases_of(&crate::runtimes::defaults(&ImageRegistry::default()), runtime))
+        .unwrap_or_default();
     let deps = has_deps(function)?;
     Ok(phases
         .iter()
@@ -103,14 +108,14 @@ pub fn steps(function: &Function, config: &Config) -> Result<Vec<Step>, PlanErro
 }
 
 /// The phases of `runtime` (`<ID><version>`) in `runtimes`: its version's, else its ID's first
-/// version's, else none.
-fn phases_of<'a>(runtimes: &'a [Runtime], runtime: &str) -> &'a [PhaseImage] {
+/// version's; `None` when no runtime has its ID.
+fn phases_of(runtimes: &[Runtime], runtime: &str) -> Option<Vec<PhaseImage>> {
     if let Ok(resolved) = crate::runtimes::resolve(runtimes, runtime) {
-        return &resolved.version.images;
+        return Some(resolved.version.images.clone());
     }
-    let Ok(name) = kelp_api::RuntimeName::parse(runtime) else { return &[] };
-    let first = runtimes.iter().filter(|r| r.id == name.id).find_map(|r| r.versions.first());
-    first.map_or(&[], |v| &v.images)
+    let name = kelp_api::RuntimeName::parse(runtime).ok()?;
+    let first = runtimes.iter().filter(|r| r.id == name.id).find_map(|r| r.versions.first())?;
+    Some(first.images.clone())
 }
 
 /// The Kubeless environment of the process serving `handler` of `spec` with the memory limit
@@ -156,6 +161,11 @@ mod tests {
         assert_eq!(steps("go1.26", ""), vec![Step::Build]);
         assert_eq!(steps("java21", ""), vec![Step::Build]);
         assert_eq!(steps("cobol85", "x"), vec![]);
+        // A configuration written before Kelp had Go still builds Go.
+        let mut data = Config::default_data();
+        data.insert("runtime-images".into(), r#"[{"ID": "python", "versions": []}]"#.into());
+        let old = Config::from_data(&data).unwrap();
+        assert_eq!(super::steps(&function("go1.14", ""), &old).unwrap(), vec![Step::Build]);
     }
 
     #[test]

@@ -44,7 +44,14 @@ pub enum DesiredError {
 /// once, as a Deployment would on a cluster: the code is loaded and its dependencies installed
 /// now, and clients that wait for a ready Pod (the Serverless Framework) find one. A Function
 /// deployed again unchanged (as at every start of `kelp up`) starts nothing before a request.
-pub fn deployment(function: &Function, lookup: &dyn Lookup) -> Result<FunctionDeployment, DesiredError> {
+///
+/// What runs before it serves (install, build) comes from `config`, the `kubeless-config` of
+/// this platform, as on a cluster ([`kelp_plan::run::steps`]).
+pub fn deployment(
+    function: &Function,
+    lookup: &dyn Lookup,
+    config: &kelp_plan::Config,
+) -> Result<FunctionDeployment, DesiredError> {
     let namespace = function.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let name = function.metadata.name.clone().unwrap_or_default();
     let pod = function.spec.deployment.as_ref().and_then(|d| d.spec.as_ref()).and_then(|s| s.template.spec.as_ref());
@@ -61,6 +68,8 @@ pub fn deployment(function: &Function, lookup: &dyn Lookup) -> Result<FunctionDe
         volumes,
         scaling: scaling(function)?,
         start_now: function.status.as_ref().and_then(|s| s.observed_generation) != function.metadata.generation,
+        steps: kelp_plan::run::steps(function, config)
+            .map_err(|e| DesiredError::Invalid { field: "spec".into(), reason: e.to_string() })?,
         namespace,
         name,
     })
@@ -135,7 +144,7 @@ mod tests {
 
     #[test]
     fn defaults_scale_to_zero_with_the_container_env() {
-        let d = deployment(&function(json!({})), &Nothing).unwrap();
+        let d = deployment(&function(json!({})), &Nothing, &kelp_plan::Config::default()).unwrap();
         assert_eq!((d.namespace.as_str(), d.name.as_str(), d.uid.as_str()), ("team", "hello", "u1"));
         assert_eq!(d.env, vec![("A".to_string(), "1".to_string())]);
         assert_eq!((d.scaling.min, d.scaling.max, d.scaling.idle_timeout), (0, 4, DEFAULT_IDLE_TIMEOUT));
@@ -144,9 +153,9 @@ mod tests {
     #[test]
     fn only_a_generation_not_yet_observed_starts_now() {
         let new = function(json!({"metadata": {"generation": 2}, "status": {"observedGeneration": 1}}));
-        assert!(deployment(&new, &Nothing).unwrap().start_now);
+        assert!(deployment(&new, &Nothing, &kelp_plan::Config::default()).unwrap().start_now);
         let seen = function(json!({"metadata": {"generation": 2}, "status": {"observedGeneration": 2}}));
-        assert!(!deployment(&seen, &Nothing).unwrap().start_now);
+        assert!(!deployment(&seen, &Nothing, &kelp_plan::Config::default()).unwrap().start_now);
     }
 
     /// The fields of a Function with Kubeless's autoscaler of `min` to `max` replicas.
@@ -163,7 +172,7 @@ mod tests {
     fn autoscaler_and_annotation_set_the_bounds() {
         let mut f = with_autoscaler(2, 5);
         f["metadata"] = json!({"annotations": {IDLE_TIMEOUT_ANNOTATION: "90s"}});
-        let d = deployment(&function(f), &Nothing).unwrap();
+        let d = deployment(&function(f), &Nothing, &kelp_plan::Config::default()).unwrap();
         assert_eq!((d.scaling.min, d.scaling.max, d.scaling.idle_timeout), (2, 5, Duration::from_secs(90)));
     }
 
@@ -171,16 +180,20 @@ mod tests {
     fn a_bad_annotation_names_the_field() {
         for bad in ["soon", "18446744073709549568", "169h"] {
             let f = function(json!({"metadata": {"annotations": {IDLE_TIMEOUT_ANNOTATION: bad}}}));
-            let err = deployment(&f, &Nothing).unwrap_err().to_string();
+            let err = deployment(&f, &Nothing, &kelp_plan::Config::default()).unwrap_err().to_string();
             assert!(err.starts_with("metadata.annotations[kelp.dev/idle-timeout]"), "{err}");
         }
         let week = function(json!({"metadata": {"annotations": {IDLE_TIMEOUT_ANNOTATION: "168h"}}}));
-        assert_eq!(deployment(&week, &Nothing).unwrap().scaling.idle_timeout, MAX_IDLE_TIMEOUT);
+        assert_eq!(
+            deployment(&week, &Nothing, &kelp_plan::Config::default()).unwrap().scaling.idle_timeout,
+            MAX_IDLE_TIMEOUT
+        );
     }
 
     #[test]
     fn an_autoscaler_for_a_cluster_is_capped_on_one_machine() {
-        let d = deployment(&function(with_autoscaler(2147483647, 2147483647)), &Nothing).unwrap();
+        let d = deployment(&function(with_autoscaler(2147483647, 2147483647)), &Nothing, &kelp_plan::Config::default())
+            .unwrap();
         assert_eq!((d.scaling.min, d.scaling.max), (MAX_INSTANCES, MAX_INSTANCES));
     }
 
@@ -198,7 +211,7 @@ mod tests {
         let f = function(
             json!({"spec": {"deployment": {"spec": {"template": {"spec": {"containers": [{"name": "", "env": env}]}}}}}}),
         );
-        let d = deployment(&f, &Creds).unwrap();
+        let d = deployment(&f, &Creds, &kelp_plan::Config::default()).unwrap();
         assert_eq!(d.env, vec![("TOKEN".to_string(), "hunter2-secret".to_string())]);
         let shown = format!("{d:?}");
         assert!(shown.contains("TOKEN") && !shown.contains("hunter2"), "{shown}");

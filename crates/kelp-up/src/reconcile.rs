@@ -22,7 +22,9 @@ const HTTP_TRIGGERS: &str = "kubeless.io/httptriggers";
 const CRON_TRIGGERS: &str = "kubeless.io/cronjobtriggers";
 const KAFKA_TRIGGERS: &str = "kubeless.io/kafkatriggers";
 const NATS_TRIGGERS: &str = "kubeless.io/natstriggers";
-/// Core Events: a Function's builds.
+/// The namespace and name of Kubeless's configuration.
+const KUBELESS_CONFIG: (&str, &str) = ("kubeless", "kubeless-config");
+/// Core Events: how a Function's steps (install, build) ended.
 const EVENTS: &str = "/events";
 /// Kinds stored (and deletable) but not acted on by the local platform yet.
 const STORED_ONLY: [&str; 1] = ["kubeless.io/kinesistriggers"];
@@ -52,8 +54,8 @@ pub struct Reconciler {
     events: EventTriggers,
     /// Functions handed to the engine, with the error of their last deployment if any.
     deployed: BTreeMap<(String, String), Option<String>>,
-    /// The build outcome last reported as an Event, per Function: (revision, succeeded).
-    builds_reported: BTreeMap<(String, String), (String, bool)>,
+    /// The step outcome last reported as an Event, per Function: (revision, step, succeeded).
+    steps_reported: BTreeMap<(String, String), (String, kelp_plan::run::Step, bool)>,
 }
 
 impl Reconciler {
@@ -73,7 +75,7 @@ impl Reconciler {
             interpreters,
             events,
             deployed: BTreeMap::new(),
-            builds_reported: BTreeMap::new(),
+            steps_reported: BTreeMap::new(),
         }
     }
 
@@ -101,6 +103,7 @@ impl Reconciler {
     /// One pass over everything.
     pub async fn round(&mut self) {
         let functions = self.store.list(FUNCTIONS, None, &Selector::everything()).items;
+        let config = self.kubeless_config();
         let mut live = BTreeSet::new();
         for object in &functions {
             let key = key_of(object);
@@ -113,7 +116,7 @@ impl Reconciler {
             // went away is not deployed.
             let runtime = runtime_of(object);
             let (error, fit) = match runtime.map(|r| self.interpreters.check(r)).transpose() {
-                Ok(fit) => (self.deploy(object).await.err(), fit),
+                Ok(fit) => (self.deploy(object, &config).await.err(), fit),
                 Err(refused) => (Some(format!("runtime {:?} {refused}", runtime.unwrap_or_default())), None),
             };
             if let Some(e) = &error
@@ -143,28 +146,37 @@ impl Reconciler {
         }
     }
 
-    async fn deploy(&self, object: &Value) -> Result<(), String> {
+    /// The `kubeless-config` of this platform (the runtimes' phases decide a Function's steps);
+    /// Kelp's defaults when it is missing or cannot be read (the API validates it on writes).
+    fn kubeless_config(&self) -> kelp_plan::Config {
+        let stored = self.store.get("/configmaps", KUBELESS_CONFIG.0, KUBELESS_CONFIG.1).ok();
+        let data = stored.and_then(|o| serde_json::from_value(o.get("data")?.clone()).ok());
+        data.and_then(|d| kelp_plan::Config::from_data(&d).ok()).unwrap_or_default()
+    }
+
+    async fn deploy(&self, object: &Value, config: &kelp_plan::Config) -> Result<(), String> {
         let function: Function =
             serde_json::from_value(object.clone()).map_err(|e| format!("unreadable Function: {e}"))?;
-        let deployment = desired::deployment(&function, &self.store).map_err(|e| e.to_string())?;
+        let deployment = desired::deployment(&function, &self.store, config).map_err(|e| e.to_string())?;
         self.platform.deploy(deployment).await.map_err(|e| e.to_string())
     }
 
-    /// Writes the Function's status when it changed, and an Event for a build that ended.
+    /// Writes the Function's status when it changed, and an Event for a step (install, build)
+    /// that ended.
     async fn write_status(&mut self, object: &Value, error: Option<&str>, runtime: Option<&RuntimeFit>) {
         let (namespace, name) = key_of(object);
         let generation = object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
         let run = self.platform.status(&namespace, &name);
         let status = crate::status::function_status(generation, run.as_ref(), error, runtime);
         self.put_status(FUNCTIONS, object, status).await;
-        if let Some(build) = run.and_then(|r| r.build) {
-            let outcome = (build.revision.clone(), build.succeeded);
-            if self.builds_reported.get(&(namespace.clone(), name.clone())) != Some(&outcome) {
-                let event = crate::status::build_event(object, &build, std::time::SystemTime::now());
+        if let Some(report) = run.and_then(|r| r.step) {
+            let outcome = (report.revision.clone(), report.step, report.succeeded);
+            if self.steps_reported.get(&(namespace.clone(), name.clone())) != Some(&outcome) {
+                let event = crate::status::step_event(object, &report, std::time::SystemTime::now());
                 if let Err(e) = self.store.create(EVENTS, event).await {
-                    tracing::warn!(error = %e, "writing the build's Event");
+                    tracing::warn!(error = %e, "writing a step's Event");
                 }
-                self.builds_reported.insert((namespace, name), outcome);
+                self.steps_reported.insert((namespace, name), outcome);
             }
         }
     }

@@ -3,7 +3,7 @@
 //! runs it.
 
 use crate::runtimes::{RUNTIME_SUBSTITUTED_CONDITION, RuntimeFit};
-use kelp_local::{BuildReport, FunctionRunStatus};
+use kelp_local::{FunctionRunStatus, StepReport};
 use serde_json::{Value, json};
 
 /// The status of a Function whose generation is `generation`: from the engine's report, or from
@@ -50,13 +50,17 @@ pub fn function_status(
     json!({"observedGeneration": generation, "readyReplicas": ready_replicas, "conditions": conditions})
 }
 
-/// The Event saying how the build of a compiled language's Function ended (`Built` or, a
-/// Warning, `BuildFailed`), at `now`, as `kubectl describe` and `kubectl get events` show it.
-pub fn build_event(function: &Value, build: &BuildReport, now: std::time::SystemTime) -> Value {
+/// The Event saying how a step (install, build) of a Function ended: `Built`, `Installed` or,
+/// Warnings, `BuildFailed`, `InstallFailed`, at `now`, as `kubectl describe` and `kubectl get
+/// events` show it.
+pub fn step_event(function: &Value, report: &StepReport, now: std::time::SystemTime) -> Value {
     let meta = |k: &str| function.pointer(&format!("/metadata/{k}")).cloned().unwrap_or(Value::Null);
     let at = crate::workloads::rfc3339(now);
     let nanos = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let (type_, reason) = if build.succeeded { ("Normal", "Built") } else { ("Warning", "BuildFailed") };
+    let (type_, reason) = match report.succeeded {
+        true => ("Normal", report.step.done_reason()),
+        false => ("Warning", report.step.failed_reason()),
+    };
     json!({
         "apiVersion": "v1",
         "kind": "Event",
@@ -67,7 +71,7 @@ pub fn build_event(function: &Value, build: &BuildReport, now: std::time::System
         },
         "type": type_,
         "reason": reason,
-        "message": build.message,
+        "message": report.message,
         "source": {"component": "kelp-up"},
         "reportingComponent": "kelp-up",
         "firstTimestamp": at,
@@ -89,7 +93,7 @@ mod tests {
             ready,
             reason: (!ready).then(|| "OOMKilled".into()),
             message: (!ready).then(|| "memory limit exceeded".into()),
-            build: None,
+            step: None,
         }
     }
 
@@ -110,9 +114,13 @@ mod tests {
     #[test]
     fn a_build_is_an_event_on_its_function() {
         let function = json!({"metadata": {"name": "hello", "namespace": "team", "uid": "u1"}});
-        let failed =
-            BuildReport { revision: "r1".into(), succeeded: false, message: "hello.go:3: undefined: x".into() };
-        let event = build_event(&function, &failed, std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
+        let failed = StepReport {
+            revision: "r1".into(),
+            step: kelp_plan::run::Step::Build,
+            succeeded: false,
+            message: "hello.go:3: undefined: x".into(),
+        };
+        let event = step_event(&function, &failed, std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
         assert_eq!((event["type"].as_str(), event["reason"].as_str()), (Some("Warning"), Some("BuildFailed")));
         assert_eq!(
             event["involvedObject"],
@@ -121,8 +129,8 @@ mod tests {
         );
         assert_eq!(event["metadata"], json!({"name": "hello.3b9aca00", "namespace": "team"}));
         assert_eq!(event["message"], "hello.go:3: undefined: x");
-        let built = BuildReport { succeeded: true, message: "built go function hello.Foo from key k".into(), ..failed };
-        assert_eq!(build_event(&function, &built, std::time::UNIX_EPOCH)["reason"], "Built");
+        let built = StepReport { succeeded: true, message: "built go function hello.Foo from key k".into(), ..failed };
+        assert_eq!(step_event(&function, &built, std::time::UNIX_EPOCH)["reason"], "Built");
     }
 
     #[test]

@@ -35,8 +35,11 @@ pub(crate) fn text_spec(runtime: &str, handler: &str, code: &str) -> FunctionSpe
     spec(serde_json::json!({"runtime": runtime, "handler": handler, "function": code, "function-content-type": "text"}))
 }
 
-/// A deployment in namespace `default`.
+/// A deployment in namespace `default`, with the steps Kelp's default `runtime-images` give it
+/// (as `kelp up` deploys it).
 pub(crate) fn deployment(name: &str, spec: FunctionSpec, scaling: Scaling) -> FunctionDeployment {
+    let function = kelp_api::Function::new(name, spec.clone());
+    let steps = kelp_plan::run::steps(&function, &kelp_plan::Config::default()).expect("a valid spec");
     FunctionDeployment {
         namespace: "default".into(),
         name: name.into(),
@@ -46,6 +49,7 @@ pub(crate) fn deployment(name: &str, spec: FunctionSpec, scaling: Scaling) -> Fu
         volumes: Vec::new(),
         scaling,
         start_now: false,
+        steps,
     }
 }
 
