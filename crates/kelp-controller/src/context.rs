@@ -69,6 +69,8 @@ pub struct Context {
     pub reconciled: Mutex<HashMap<ObjectKey, String>>,
     /// The failures of each failing object, which space its retries.
     pub backoff: Backoff,
+    /// The last step failure (a pod's build or install) reported as an Event, per Function.
+    pub step_failures: Mutex<HashMap<(String, String), String>>,
 }
 
 impl Context {
@@ -83,6 +85,7 @@ impl Context {
             metrics,
             applied: Mutex::default(),
             reconciled: Mutex::default(),
+            step_failures: Mutex::default(),
             backoff: Backoff::default(),
         }
     }
@@ -97,6 +100,13 @@ impl Context {
     pub fn set_config(&self, config: kelp_plan::Config) {
         *self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
         self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    /// Records `message` as the step failure of the Function `key` (namespace, name): `true`
+    /// when it is new, so that an Event is published once per failure, not at every look.
+    pub fn note_step_failure(&self, key: (String, String), message: &str) -> bool {
+        let mut seen = self.step_failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.insert(key, message.to_owned()).as_deref() != Some(message)
     }
 
     /// Records that `key` was reconciled at `resource_version` (successfully: its backoff is

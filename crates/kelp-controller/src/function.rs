@@ -2,11 +2,12 @@
 
 use crate::apply::{apply, remove};
 use crate::context::Context;
-use crate::status::{Readiness, deployment_readiness, ready_condition};
+use crate::status::{Readiness, deployment_readiness, ready_condition, step_failure};
 use crate::{Error, Result};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use kelp_api::{CronJobTrigger, Function, HTTPTrigger};
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::ObjectRef;
@@ -20,6 +21,23 @@ pub const KIND: &str = "Function";
 
 /// How often a Function that is fine is looked at again anyway.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How often a Function that is not ready is looked at again (its pods' steps may have failed).
+const NOT_READY_RESYNC: Duration = Duration::from_secs(5);
+
+/// Why the function's pods do not start, when a build or install step failed in one
+/// ([`step_failure`]); `None` when they could not be listed (the status says what the
+/// Deployment says).
+async fn step_failure_of(function: &Function, ctx: &Context) -> Option<Readiness> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &function.namespace().unwrap_or_default());
+    let selector = format!("{}={}", kelp_plan::FUNCTION_LABEL, function.name_any());
+    match pods.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => step_failure(&list.items),
+        Err(e) => {
+            tracing::debug!(error = %e, "listing a function's pods");
+            None
+        }
+    }
+}
 
 /// Reconciles one Function (the `Controller`'s reconciler).
 pub async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Action> {
@@ -38,13 +56,23 @@ pub async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Act
 /// Applies the children, then writes the status, also when applying failed.
 async fn apply_function(function: &Function, ctx: &Context, api: &Api<Function>) -> Result<Action> {
     let outcome = apply_children(function, ctx).await;
-    let readiness = match &outcome {
+    let mut readiness = match &outcome {
         Ok(deployment) => deployment.as_ref().map_or_else(
             || Readiness::failed("Pending", "the Deployment is not created yet".into()),
             deployment_readiness,
         ),
         Err(e) => Readiness::failed(e.reason(), e.to_string()),
     };
+    if outcome.as_ref().is_ok_and(Option::is_some) && !readiness.ready {
+        // A pod's build or install failing does not show in the Deployment's status.
+        if let Some(failed) = step_failure_of(function, ctx).await {
+            let key = (function.namespace().unwrap_or_default(), function.name_any());
+            if ctx.note_step_failure(key, &failed.message) {
+                ctx.warn(function, &failed.reason, "Reconcile", failed.message.clone()).await;
+            }
+            readiness = Readiness { ready_replicas: readiness.ready_replicas, ..failed };
+        }
+    }
     let previous = function.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     let generation = function.meta().generation;
     let condition = ready_condition(generation, readiness.ready, &readiness.reason, &readiness.message, previous);
@@ -57,6 +85,11 @@ async fn apply_function(function: &Function, ctx: &Context, api: &Api<Function>)
     let version = crate::status::write(api, function, current, status).await?;
     let key = (KIND, function.namespace().unwrap_or_default(), function.name_any());
     match outcome {
+        // Not ready yet: look again soon, as what a pod does (a step failing) triggers nothing.
+        Ok(_) if !readiness.ready => {
+            ctx.mark_reconciled(key, version);
+            Ok(Action::requeue(NOT_READY_RESYNC))
+        }
         Ok(_) => {
             ctx.mark_reconciled(key, version);
             Ok(Action::requeue(RESYNC))

@@ -2,8 +2,10 @@
 //! `observedGeneration`, and for Functions `readyReplicas`, read from the Deployment.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kelp_api::READY_CONDITION;
+use kelp_plan::run::Step;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -62,6 +64,35 @@ pub fn deployment_readiness(deployment: &Deployment) -> Readiness {
         (true, "PodsReady".into(), pods)
     };
     Readiness { ready: ok, reason, message, ready_replicas: ready }
+}
+
+/// Why `pods` (a function's) do not start, when one of Kelp's steps failed in one of them: the
+/// init container `build` or `install` ended with an error (it is restarted, so the failure may be
+/// its last state), as `BuildFailed` or `InstallFailed` with its termination message (the tool's
+/// first error lines, which the kubelet takes from its log's end). Pods being deleted are
+/// ignored.
+pub fn step_failure(pods: &[Pod]) -> Option<Readiness> {
+    for step in [Step::Build, Step::Install] {
+        let failed = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .flat_map(|p| p.status.iter().flat_map(|s| s.init_container_statuses.iter().flatten()))
+            .filter(|c| c.name == step.name())
+            .flat_map(|c| {
+                let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+                c.state.as_ref().and_then(|s| s.terminated.as_ref()).into_iter().chain(last)
+            })
+            .find(|t| t.exit_code != 0);
+        if let Some(terminated) = failed {
+            let message = terminated.message.clone().unwrap_or_default();
+            let message = match message.trim() {
+                "" => format!("the {} init container exited with status {}", step.name(), terminated.exit_code),
+                text => text.to_owned(),
+            };
+            return Some(Readiness::failed(step.failed_reason(), message));
+        }
+    }
+    None
 }
 
 /// The `Ready` condition for `generation`, keeping `previous`'s transition time when the status
@@ -130,6 +161,34 @@ mod tests {
             ready_replicas: Some(ready),
             ..Default::default()
         }
+    }
+
+    /// A pod whose init container `name` ended (now, or before its restart) with `exit_code`.
+    fn pod_with_init(name: &str, exit_code: i32, message: &str, last: bool) -> Pod {
+        let terminated = json!({"terminated": {"exitCode": exit_code, "message": message}});
+        let status = if last {
+            json!({"name": name, "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": terminated})
+        } else {
+            json!({"name": name, "state": terminated})
+        };
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "status": {"initContainerStatuses": [status]}}))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_failed_step_in_a_pod_is_the_reason() {
+        let built = pod_with_init("build", 0, "built go function", false);
+        assert_eq!(step_failure(std::slice::from_ref(&built)), None);
+        let failed = pod_with_init("build", 1, "handler.go:4:2: undefined: fmt", true);
+        let r = step_failure(&[built, failed]).unwrap();
+        assert_eq!(
+            (r.ready, r.reason.as_str(), r.message.as_str()),
+            (false, "BuildFailed", "handler.go:4:2: undefined: fmt")
+        );
+        let install = step_failure(&[pod_with_init("install", 1, "", false)]).unwrap();
+        assert_eq!(install.reason, "InstallFailed");
+        assert_eq!(install.message, "the install init container exited with status 1");
+        assert_eq!(step_failure(&[pod_with_init("prepare", 1, "x", false)]), None);
     }
 
     #[test]
