@@ -309,6 +309,10 @@ impl Platform {
     /// `InstallFailed` or `BuildFailed` with the tool's first error lines.
     fn run_steps(&self, function: Arc<Function>, hash: String, launch: Arc<Launch>, steps: Vec<Step>, start_now: bool) {
         let shared = self.shared.clone();
+        let code_dir = launch.code_dir.clone();
+        // At once, so that the code is in use (not collected) before the task starts.
+        *function.steps.lock().unwrap() =
+            StepState::Running { hash: hash.clone(), step: steps[0], code_dir: code_dir.clone() };
         tokio::spawn(async move {
             let config = kelp_runtime::config::Config::from_lookup(|k| {
                 launch
@@ -326,7 +330,7 @@ impl Platform {
                     if *state != StepState::Idle && state.hash() != Some(hash.as_str()) {
                         return; // A newer spec replaced this one.
                     }
-                    *state = StepState::Running { hash: hash.clone(), step };
+                    *state = StepState::Running { hash: hash.clone(), step, code_dir: code_dir.clone() };
                 }
                 function.changed();
                 let limit = match (&config, step) {
@@ -354,7 +358,7 @@ impl Platform {
                     Err(message) => {
                         tracing::warn!(function = %label, step = step.name(), error = %message, "step failed");
                         *function.last_step.lock().unwrap() = Some(report(false, &message));
-                        *state = StepState::Failed { hash, step, message };
+                        *state = StepState::Failed { hash, step, message, code_dir };
                         drop(state);
                         function.changed();
                         return;

@@ -84,6 +84,8 @@ pub(crate) enum StepState {
         hash: String,
         /// The step.
         step: Step,
+        /// The revision's code, in use.
+        code_dir: PathBuf,
     },
     /// A step of the revision `hash` failed; it is not retried until the spec changes.
     Failed {
@@ -93,6 +95,8 @@ pub(crate) enum StepState {
         step: Step,
         /// Why, with the tool's first error lines.
         message: String,
+        /// The revision's code, kept while the spec is the newest.
+        code_dir: PathBuf,
     },
 }
 
@@ -102,6 +106,14 @@ impl StepState {
         match self {
             StepState::Idle => None,
             StepState::Running { hash, .. } | StepState::Failed { hash, .. } => Some(hash),
+        }
+    }
+
+    /// The code of the revision this state is about.
+    fn code_dir(&self) -> Option<&PathBuf> {
+        match self {
+            StepState::Idle => None,
+            StepState::Running { code_dir, .. } | StepState::Failed { code_dir, .. } => Some(code_dir),
         }
     }
 }
@@ -186,10 +198,14 @@ impl Function {
         revisions.iter().map(|r| r.live().iter().filter(|i| i.served() == 0).count()).sum()
     }
 
-    /// The code directories of its revisions (the wanted one and those still running).
+    /// The code directories of its revisions (the wanted one and those still running) and of the
+    /// spec whose steps run or failed.
     pub(crate) fn code_dirs(&self) -> Vec<PathBuf> {
         let revisions = self.revisions.lock().unwrap();
-        revisions.iter().filter_map(|r| r.launch.as_ref().ok()).map(|l| l.code_dir.clone()).collect()
+        let mut dirs: Vec<PathBuf> =
+            revisions.iter().filter_map(|r| r.launch.as_ref().ok()).map(|l| l.code_dir.clone()).collect();
+        dirs.extend(self.steps.lock().unwrap().code_dir().cloned());
+        dirs
     }
 
     /// The wanted revision, if its code was materialised.
