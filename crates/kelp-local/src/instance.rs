@@ -28,6 +28,7 @@ const DRAIN_MARGIN: Duration = Duration::from_secs(2);
 
 /// What starting a process of one function needs (the same for all of a revision's instances).
 /// Its [`std::fmt::Debug`] shows the names of `env`, not the values.
+#[derive(Clone)]
 pub(crate) struct Launch {
     /// The function's language.
     pub(crate) language: &'static Language,
@@ -45,6 +46,10 @@ pub(crate) struct Launch {
     pub(crate) volumes: Vec<Volume>,
     /// The materialised code (`KUBELESS_INSTALL_VOLUME`).
     pub(crate) code_dir: PathBuf,
+    /// What the revision's steps said (the dependencies installed, what was built, from which
+    /// key, in how long): the first lines of every instance's log, as a pod's init containers'
+    /// logs come before its own.
+    pub(crate) preface: Vec<String>,
 }
 
 impl std::fmt::Debug for Launch {
@@ -432,6 +437,13 @@ async fn supervise(shared: Arc<Shared>, instance: Arc<Instance>) {
 /// A process for `instance`: a pre-warmed one handed the function, else a new one.
 async fn start(shared: &Arc<Shared>, instance: &Instance) -> std::io::Result<(Process, bool)> {
     let launch = &instance.launch;
+    if !launch.preface.is_empty() {
+        if let Some(dir) = instance.log_path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&instance.log_path)?;
+        std::io::Write::write_all(&mut log, format!("{}\n", launch.preface.join("\n")).as_bytes())?;
+    }
     while let Some(mut process) = shared.pool.take(launch.language) {
         process.sink().attach(&instance.log_path)?;
         match process.hand_off(&launch.env, &launch.volumes, launch.memory_limit).await {

@@ -293,6 +293,7 @@ impl Platform {
                 max_body,
                 volumes,
                 code_dir,
+                preface: Vec::new(),
             })
         });
         let start_now = start_now && self.unused_instances() < self.shared.config.eager_starts;
@@ -324,6 +325,7 @@ impl Platform {
                     .or_else(|| std::env::var(k).ok())
             });
             let label = format!("{}/{}", function.namespace, function.name);
+            let mut preface = Vec::new();
             for step in steps {
                 {
                     let mut state = function.steps.lock().unwrap();
@@ -351,9 +353,10 @@ impl Platform {
                     message: message.to_owned(),
                 };
                 match outcome {
-                    Ok(message) => {
-                        tracing::info!(function = %label, step = step.name(), "{message}");
-                        *function.last_step.lock().unwrap() = Some(report(true, &message));
+                    Ok(output) => {
+                        tracing::info!(function = %label, step = step.name(), "{}", output.summary);
+                        *function.last_step.lock().unwrap() = Some(report(true, &output.summary));
+                        preface.extend(output.lines);
                     }
                     Err(message) => {
                         tracing::warn!(function = %label, step = step.name(), error = %message, "step failed");
@@ -370,6 +373,7 @@ impl Platform {
             if state.hash() == Some(hash.as_str()) {
                 *state = StepState::Idle;
                 drop(state);
+                let launch = Arc::new(Launch { preface, ..Launch::clone(&launch) });
                 function.add_revision(&shared, hash, Ok(launch), start_now);
             }
         });

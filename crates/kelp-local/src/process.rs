@@ -131,14 +131,14 @@ const STEP_GRACE: Duration = Duration::from_secs(30);
 impl Launcher {
     /// Runs `kelp-runtime <args>` (a step: `--build`, `--install-deps`) for the function `env`
     /// describes, beside the platform: its own process group and working directory, killed past
-    /// `limit` plus [`STEP_GRACE`]. What it says it did (what was built, from which key, how long
-    /// it took) when it succeeds; its error (the tool's first error lines) when it fails.
+    /// `limit` plus [`STEP_GRACE`]. What it said when it succeeds; its error (the tool's first
+    /// error lines) when it fails.
     pub(crate) async fn step(
         &self,
         args: &[&str],
         env: &[(String, String)],
         limit: Duration,
-    ) -> Result<String, String> {
+    ) -> Result<StepOutput, String> {
         let workdir = self.run_dir.join(format!("step-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir_all(&workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
         let mut cmd = Command::new(&self.runtime_bin);
@@ -152,7 +152,13 @@ impl Launcher {
         let _ = std::fs::remove_dir_all(&workdir);
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim_end().to_owned();
         match out {
-            Ok(Some(out)) if out.status.success() => Ok(text(&out.stdout)),
+            Ok(Some(out)) if out.status.success() => {
+                let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+                let mut lines: Vec<String> = stderr.lines().map(str::to_owned).collect();
+                lines.drain(..lines.len().saturating_sub(STEP_LOG_LINES));
+                let summary = stdout.lines().last().or(lines.last().map(String::as_str)).unwrap_or_default().to_owned();
+                Ok(StepOutput { summary, lines })
+            }
             Ok(Some(out)) => {
                 // Its error is the last thing it says: `kelp-runtime: <error>`, over lines.
                 let message = text(&out.stderr);
@@ -168,6 +174,18 @@ impl Launcher {
         }
     }
 }
+
+/// What a step that succeeded said.
+#[derive(Debug)]
+pub(crate) struct StepOutput {
+    /// One line: what it did (what was built, from which key, how long it took).
+    pub(crate) summary: String,
+    /// Its log's last lines (at most [`STEP_LOG_LINES`]).
+    pub(crate) lines: Vec<String>,
+}
+
+/// The lines of a step's log an instance's log begins with, at most.
+const STEP_LOG_LINES: usize = 50;
 
 /// A port that was free a moment ago.
 fn free_port() -> io::Result<u16> {
