@@ -128,6 +128,7 @@ pub static LANGUAGES: &[Language] = &[
         version_args: &["--version"],
         build: None,
     },
+    crate::compiled::go::LANGUAGE,
 ];
 
 /// pip's options of every command: quiet, no prompt, no version check.
@@ -310,11 +311,12 @@ mod tests {
             ("nodejs14", "nodejs"),
             ("nodejs_distroless8", "nodejs"),
             ("nodejsCE8", "nodejs"),
+            ("go1.14", "go"),
+            ("go1.26", "go"),
         ] {
             assert_eq!(Language::for_runtime(runtime).map(|l| l.name), Some(name), "{runtime}");
         }
         assert!(Language::for_runtime("ruby2.6").is_none());
-        assert!(Language::for_runtime("go1.14").is_none());
     }
 
     fn interpreter(language: &str, output: &str) -> Interpreter {
