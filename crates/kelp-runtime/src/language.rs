@@ -347,6 +347,11 @@ mod tests {
         ] {
             assert_eq!(python.fit(runtime), fit, "{runtime}");
         }
+        let go = interpreter("go", "go version go1.26.8 linux/amd64\n");
+        assert_eq!((go.version.as_str(), go.runtime()), ("1.26.8", "go1.26".to_owned()));
+        for (runtime, fit) in [("go1.26", Fit::Exact), ("go1.14", Fit::Substituted), ("go1.10", Fit::Substituted)] {
+            assert_eq!(go.fit(runtime), fit, "{runtime}");
+        }
         let node = interpreter("nodejs", "v20.20.2");
         for (runtime, fit) in
             [("nodejs20", Fit::Exact), ("nodejs14", Fit::Substituted), ("nodejsCE8", Fit::Substituted)]
