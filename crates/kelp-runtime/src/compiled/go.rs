@@ -137,8 +137,11 @@ fn suggested_name(name: &str) -> String {
 }
 
 /// `go build` of the worker into `worker`: static, with the user's modules from the module proxy
-/// (`-mod=mod` adds what the user's `go.sum` lacks), the toolchain's caches in the job's cache,
-/// and no toolchain download (`GOTOOLCHAIN=local`: the installed Go builds every `go1.x`).
+/// (`-mod=mod` adds what the user's `go.sum` lacks), and no toolchain download
+/// (`GOTOOLCHAIN=local`: the installed Go builds every `go1.x`). Everything the toolchain
+/// writes (its build and module caches, the checksum database's under `GOPATH`, telemetry under
+/// the configuration directory) goes into the job's cache, never into `HOME`, which a pod may
+/// not have; no `go env -w` setting applies (`GOENV=off`).
 fn go_build(job: &BuildJob<'_>) -> Command {
     let mut cmd = Command::new(job.toolchain);
     cmd.args([
@@ -155,6 +158,9 @@ fn go_build(job: &BuildJob<'_>) -> Command {
     .env("CGO_ENABLED", "0")
     .env("GOCACHE", job.cache.join("build"))
     .env("GOMODCACHE", job.cache.join("mod"))
+    .env("GOPATH", job.cache.join("path"))
+    .env("XDG_CONFIG_HOME", job.cache.join("config"))
+    .env("GOENV", "off")
     .env("GOTOOLCHAIN", "local")
     .env("GOWORK", "off")
     .env("GOFLAGS", "");

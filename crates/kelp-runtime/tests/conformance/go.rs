@@ -147,11 +147,22 @@ fn build(function: Function<'_>, limit: Duration) -> (Option<i32>, String) {
     (status.and_then(|s| s.code()), build.stderr())
 }
 
-/// A function using a module from the module proxy builds and runs (the go.sum is made).
+/// A function using a module from the module proxy builds and runs (its go.sum is made, the
+/// checksum database consulted) without a usable HOME (a pod's may be read-only or absent):
+/// the toolchain writes only into the build's own caches.
 #[test]
 fn modules_from_the_module_proxy() {
-    let f = Function::new(&GO, "withdeps", "check").code_subdir("withdeps").start();
-    let f = f.ready();
+    let scratch = scratch();
+    let not_a_dir = scratch.path().join("not-a-directory");
+    std::fs::write(&not_a_dir, "").unwrap();
+    // Code never built before, so that this start builds it.
+    let nonce = format!("// {:?} {}\n", std::time::SystemTime::now(), std::process::id());
+    let source = include_str!("../../../../conformance/functions/go/withdeps/withdeps.go");
+    let go_mod = include_str!("../../../../conformance/functions/go/withdeps/go.mod");
+    let dir = code(&[("withdeps.go", &format!("{source}{nonce}")), ("go.mod", go_mod)]);
+    let home = not_a_dir.join("home");
+    let f = Function::new(&GO, "withdeps", "check").code_dir(dir.path()).env("HOME", &home.to_string_lossy());
+    let f = f.start().ready();
     let r = f.must_send(&post("proxy"));
     assert_eq!((r.status, r.text().as_str()), (200, "deps ok"), "{}", f.diagnostics());
 }
