@@ -168,20 +168,29 @@ fn modules_from_the_module_proxy() {
 }
 
 /// A module that does not exist fails the build, naming it; code that does not compile fails
-/// it with the compiler's first error lines (file:line).
+/// it with the compiler's first error lines (file:line), and so does a handler of another
+/// signature; a handler that is not an exported Go identifier is refused before any code is
+/// generated.
 #[test]
 fn failed_builds_exit_1_with_the_compilers_lines() {
-    let (code, stderr) = build(Function::new(&GO, "faildeps", "check").code_subdir("faildeps"), BUILD_TIMEOUT);
-    assert_eq!(code, Some(1), "{stderr}");
+    let (status, stderr) = build(Function::new(&GO, "faildeps", "check").code_subdir("faildeps"), BUILD_TIMEOUT);
+    assert_eq!(status, Some(1), "{stderr}");
     assert!(stderr.contains("kelp-no-such-package-0000"), "{stderr}");
 
-    let (code, stderr) = build(Function::new(&GO, "bad", "hello"), BUILD_TIMEOUT);
-    assert_eq!(code, Some(1), "{stderr}");
+    let (status, stderr) = build(Function::new(&GO, "bad", "hello"), BUILD_TIMEOUT);
+    assert_eq!(status, Some(1), "{stderr}");
     assert!(stderr.contains("build of go function bad.Hello failed"), "{stderr}");
     assert!(stderr.contains("bad.go:8:") && stderr.contains("cannot use 42"), "{stderr}");
 
-    let (code, stderr) = build(Function::new(&GO, "conf", "hello").env("FUNC_HANDLER", "hello"), BUILD_TIMEOUT);
-    assert_eq!(code, Some(1), "{stderr}");
+    let wrong =
+        code(&[("wrong.go", "package kubeless\n\n// Foo has another signature.\nfunc Foo() string { return \"\" }\n")]);
+    let (status, stderr) = build(Function::new(&GO, "wrong", "Foo").code_dir(wrong.path()), BUILD_TIMEOUT);
+    assert_eq!(status, Some(1), "{stderr}");
+    let wanted = "cannot use kubeless.Foo (value of type func() string) as func(functions.Event, functions.Context) (string, error) value";
+    assert!(stderr.contains(wanted), "{stderr}");
+
+    let (status, stderr) = build(Function::new(&GO, "conf", "hello").env("FUNC_HANDLER", "hello"), BUILD_TIMEOUT);
+    assert_eq!(status, Some(1), "{stderr}");
     assert!(stderr.contains("FUNC_HANDLER=\"hello\" is not an exported Go identifier"), "{stderr}");
 }
 
@@ -251,8 +260,8 @@ fn a_hung_build_is_killed_at_its_time_limit() {
         .env("GOPROXY", &format!("http://127.0.0.1:{port}"))
         .env("GOSUMDB", "off");
     let started = std::time::Instant::now();
-    let (code, stderr) = build(function, Duration::from_secs(60));
-    assert_eq!(code, Some(1), "{stderr}");
+    let (status, stderr) = build(function, Duration::from_secs(60));
+    assert_eq!(status, Some(1), "{stderr}");
     assert!(stderr.contains("timed out after 3 s"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30), "the build ended after {:?}", started.elapsed());
     // SIGKILL takes a moment to end a process.
