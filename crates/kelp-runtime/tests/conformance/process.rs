@@ -110,9 +110,10 @@ impl<'a> Function<'a> {
         if runtime.compiled {
             f.env.insert("KELP_DEPS_DIR".into(), shared_deps_cache().join("deps").to_string_lossy().into_owned());
         }
-        let handler = match runtime.capitalized_handlers {
-            true => handler[..1].to_uppercase() + &handler[1..],
-            false => handler.to_owned(),
+        let mut chars = handler.chars();
+        let handler = match (runtime.capitalized_handlers, chars.next()) {
+            (true, Some(first)) => first.to_uppercase().chain(chars).collect(),
+            _ => handler.to_owned(),
         };
         f.env("MOD_NAME", module).env("FUNC_HANDLER", &handler)
     }
