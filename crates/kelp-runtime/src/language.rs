@@ -128,6 +128,7 @@ pub static LANGUAGES: &[Language] = &[
         version_args: &["--version"],
         build: None,
     },
+    crate::compiled::go::LANGUAGE,
 ];
 
 /// pip's options of every command: quiet, no prompt, no version check.
@@ -310,11 +311,12 @@ mod tests {
             ("nodejs14", "nodejs"),
             ("nodejs_distroless8", "nodejs"),
             ("nodejsCE8", "nodejs"),
+            ("go1.14", "go"),
+            ("go1.26", "go"),
         ] {
             assert_eq!(Language::for_runtime(runtime).map(|l| l.name), Some(name), "{runtime}");
         }
         assert!(Language::for_runtime("ruby2.6").is_none());
-        assert!(Language::for_runtime("go1.14").is_none());
     }
 
     fn interpreter(language: &str, output: &str) -> Interpreter {
@@ -344,6 +346,11 @@ mod tests {
             ("python2.7", Fit::Incompatible),
         ] {
             assert_eq!(python.fit(runtime), fit, "{runtime}");
+        }
+        let go = interpreter("go", "go version go1.26.8 linux/amd64\n");
+        assert_eq!((go.version.as_str(), go.runtime()), ("1.26.8", "go1.26".to_owned()));
+        for (runtime, fit) in [("go1.26", Fit::Exact), ("go1.14", Fit::Substituted), ("go1.10", Fit::Substituted)] {
+            assert_eq!(go.fit(runtime), fit, "{runtime}");
         }
         let node = interpreter("nodejs", "v20.20.2");
         for (runtime, fit) in

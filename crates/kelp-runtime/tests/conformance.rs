@@ -9,6 +9,8 @@
 mod behaviour;
 #[path = "conformance/cases.rs"]
 mod cases;
+#[path = "conformance/go.rs"]
+mod go_build;
 #[path = "conformance/http.rs"]
 mod http;
 #[path = "conformance/process.rs"]
@@ -39,4 +41,13 @@ conformance_suite!(
     [cases, timeout, worker_death, concurrency, sigterm_drain, prewarm, prewarm_settings, prewarm_sigterm, dependencies, failing_install, install_deps, staged_install, load_failure, access_log, unrepresentable_settings];
     python => crate::process::PYTHON,
     nodejs => crate::process::NODEJS,
+);
+
+// Go: no pre-warm checks (a Go worker is the function's own build, so a runtime cannot be
+// pre-warmed before it knows the function), and no install checks (a Go function's modules are
+// part of its build: `go_build` tests them, with the build cache and its time limit).
+runtime_tests!(
+    go,
+    crate::process::GO,
+    [cases, timeout, worker_death, concurrency, sigterm_drain, load_failure, access_log, unrepresentable_settings]
 );

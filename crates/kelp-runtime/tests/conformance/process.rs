@@ -20,12 +20,48 @@ pub(crate) struct Runtime {
     pub(crate) func_runtime: &'static str,
     /// The code file suffix (`.py`, `.js`).
     pub(crate) suffix: &'static str,
+    /// Whether handlers are exported names with an initial capital: Go's `Hello` is the cases'
+    /// `hello`.
+    pub(crate) capitalized_handlers: bool,
+    /// Whether functions are compiled: they share one build directory (`KELP_DEPS_DIR` in
+    /// [`shared_deps_cache`]), and [`Function::start`] builds them first (`--build`), so that
+    /// the start's time limits measure starting, not compiling.
+    pub(crate) compiled: bool,
+    /// Whether every module but `conf` has a directory of its own (`bad/bad.go`): a Go package
+    /// is a whole directory, so `bad.go` beside `conf.go` would break `conf`'s build.
+    pub(crate) module_dirs: bool,
 }
 
 /// Python 3 (`runtimes/python/kelp_worker.py`).
-pub(crate) const PYTHON: Runtime = Runtime { name: "python", func_runtime: "python3", suffix: ".py" };
+pub(crate) const PYTHON: Runtime = Runtime {
+    name: "python",
+    func_runtime: "python3",
+    suffix: ".py",
+    capitalized_handlers: false,
+    compiled: false,
+    module_dirs: false,
+};
 /// Node.js (`runtimes/nodejs/kelp_worker.js`).
-pub(crate) const NODEJS: Runtime = Runtime { name: "nodejs", func_runtime: "nodejs20", suffix: ".js" };
+pub(crate) const NODEJS: Runtime = Runtime {
+    name: "nodejs",
+    func_runtime: "nodejs20",
+    suffix: ".js",
+    capitalized_handlers: false,
+    compiled: false,
+    module_dirs: false,
+};
+/// Go (`runtimes/go/`, built with the function by `crate::compiled::go`).
+pub(crate) const GO: Runtime = Runtime {
+    name: "go",
+    func_runtime: "go1.14",
+    suffix: ".go",
+    capitalized_handlers: true,
+    compiled: true,
+    module_dirs: true,
+};
+
+/// How long a build may take in these tests (a first Go build compiles the standard library).
+pub(crate) const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Runtime {
     /// `conformance/functions/<name>`, or a subdirectory of it.
@@ -50,7 +86,7 @@ pub(crate) fn shared_deps_cache() -> PathBuf {
 }
 
 /// A `kelp-runtime` process to start.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Function<'a> {
     runtime: &'a Runtime,
     label: String,
@@ -58,7 +94,7 @@ pub(crate) struct Function<'a> {
     code_dir: PathBuf,
     cache_dir: Option<PathBuf>,
     prewarm: bool,
-    /// `--install-deps` or `--fetch-deps` instead of serving.
+    /// `--install-deps`, `--fetch-deps` or `--build` instead of serving.
     deps_arg: Option<&'static str>,
 }
 
@@ -68,7 +104,18 @@ impl<'a> Function<'a> {
         let mut f = Self::prewarmed(runtime);
         f.prewarm = false;
         f.label = format!("{}-{module}-{handler}", runtime.name);
-        f.env("MOD_NAME", module).env("FUNC_HANDLER", handler)
+        if runtime.module_dirs && module != "conf" {
+            f.code_dir = runtime.functions_dir(module);
+        }
+        if runtime.compiled {
+            f.env.insert("KELP_DEPS_DIR".into(), shared_deps_cache().join("deps").to_string_lossy().into_owned());
+        }
+        let mut chars = handler.chars();
+        let handler = match (runtime.capitalized_handlers, chars.next()) {
+            (true, Some(first)) => first.to_uppercase().chain(chars).collect(),
+            _ => handler.to_owned(),
+        };
+        f.env("MOD_NAME", module).env("FUNC_HANDLER", &handler)
     }
 
     /// A `--prewarm` runtime: it knows its language only, and reads the function on stdin.
@@ -96,6 +143,12 @@ impl<'a> Function<'a> {
         self
     }
 
+    /// Uses `dir` as `KUBELESS_INSTALL_VOLUME`.
+    pub(crate) fn code_dir(mut self, dir: &Path) -> Self {
+        self.code_dir = dir.to_owned();
+        self
+    }
+
     /// Uses `dir` as `KELP_CACHE_DIR` instead of a fresh directory.
     pub(crate) fn cache_dir(mut self, dir: PathBuf) -> Self {
         self.cache_dir = Some(dir);
@@ -114,9 +167,20 @@ impl<'a> Function<'a> {
         self
     }
 
+    /// Runs `kelp-runtime --build` instead of serving.
+    pub(crate) fn build(mut self) -> Self {
+        self.deps_arg = Some("--build");
+        self
+    }
+
     /// Starts the process and waits until it listens (or exits). A port taken between choosing
-    /// it and the runtime binding it is retried with another port.
+    /// it and the runtime binding it is retried with another port. A compiled function is built
+    /// first (a failed build fails the start the same way, and is reported there).
     pub(crate) fn start(&self) -> Instance {
+        if self.runtime.compiled && self.deps_arg.is_none() && !self.prewarm {
+            let build = Function { deps_arg: Some("--build"), label: format!("{}-build", self.label), ..self.clone() };
+            let _ = build.spawn().wait_exit(BUILD_TIMEOUT);
+        }
         let mut attempt = 0;
         loop {
             let mut instance = self.spawn();
