@@ -5,6 +5,8 @@
 //! Every test starts its own platform (see `up/support.rs`); nothing asserts a timing, eventual
 //! conditions are polled with generous deadlines and report what they last saw.
 
+#[path = "up/compiled.rs"]
+mod compiled;
 #[path = "up/events.rs"]
 mod events;
 #[path = "up/support.rs"]
