@@ -7,6 +7,8 @@
 
 #[path = "conformance/behaviour.rs"]
 mod behaviour;
+#[path = "conformance/build.rs"]
+mod build;
 #[path = "conformance/cases.rs"]
 mod cases;
 #[path = "conformance/http.rs"]
@@ -39,4 +41,28 @@ conformance_suite!(
     [cases, timeout, worker_death, concurrency, sigterm_drain, prewarm, prewarm_settings, prewarm_sigterm, dependencies, failing_install, install_deps, staged_install, load_failure, access_log, unrepresentable_settings];
     python => crate::process::PYTHON,
     nodejs => crate::process::NODEJS,
+);
+
+// Rust is compiled: the checks of builds apply, and not those of pre-warming (a compiled
+// runtime's workers are the function's own build, so the front refuses --prewarm) nor of
+// dependency installs (`dependencies`, `install_deps`, `staged_install`: Cargo.toml belongs to
+// the build, checked by `build_dependencies` and `build_once`; `failing_install` applies as is).
+runtime_tests!(
+    rust,
+    crate::process::RUST,
+    [
+        cases,
+        timeout,
+        worker_death,
+        concurrency,
+        sigterm_drain,
+        failing_install,
+        load_failure,
+        access_log,
+        unrepresentable_settings,
+        build_failure,
+        build_once,
+        build_dependencies,
+        panic_survives,
+    ]
 );

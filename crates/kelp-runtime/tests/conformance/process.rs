@@ -20,12 +20,33 @@ pub(crate) struct Runtime {
     pub(crate) func_runtime: &'static str,
     /// The code file suffix (`.py`, `.js`).
     pub(crate) suffix: &'static str,
+    /// For a compiled language, what its builds look like; `None` for an interpreted one.
+    pub(crate) compiled: Option<Compiled>,
+}
+
+/// What the checks of a compiled language's builds look for.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    /// What the build of the `bad` module fails with: one line of the compiler's output holds
+    /// both (where, and what).
+    pub(crate) bad_error: [&'static str; 2],
 }
 
 /// Python 3 (`runtimes/python/kelp_worker.py`).
-pub(crate) const PYTHON: Runtime = Runtime { name: "python", func_runtime: "python3", suffix: ".py" };
+pub(crate) const PYTHON: Runtime = Runtime { name: "python", func_runtime: "python3", suffix: ".py", compiled: None };
 /// Node.js (`runtimes/nodejs/kelp_worker.js`).
-pub(crate) const NODEJS: Runtime = Runtime { name: "nodejs", func_runtime: "nodejs20", suffix: ".js" };
+pub(crate) const NODEJS: Runtime = Runtime { name: "nodejs", func_runtime: "nodejs20", suffix: ".js", compiled: None };
+/// Rust (`runtimes/rust/kelp/`, built by `crates/kelp-runtime/src/compiled/rust.rs`). An older
+/// or newer toolchain than 1.95 serves `rust1.95` as a substitute.
+pub(crate) const RUST: Runtime = Runtime {
+    name: "rust",
+    func_runtime: "rust1.95",
+    suffix: ".rs",
+    compiled: Some(Compiled { bad_error: ["bad.rs:5:8:", "error[E0425]: cannot find value `greeting`"] }),
+};
+
+/// How long a build may take (a first one compiles the wrapper's dependencies, on a busy machine).
+pub(crate) const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Runtime {
     /// `conformance/functions/<name>`, or a subdirectory of it.
@@ -49,8 +70,14 @@ pub(crate) fn shared_deps_cache() -> PathBuf {
     scratch_root().join("deps-cache")
 }
 
+/// The `KELP_DEPS_DIR` of compiled languages unless a test says otherwise: builds, and the
+/// toolchains' own caches (downloaded and compiled dependencies), shared by every run of the suite.
+pub(crate) fn shared_builds() -> PathBuf {
+    shared_deps_cache().join("deps")
+}
+
 /// A `kelp-runtime` process to start.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Function<'a> {
     runtime: &'a Runtime,
     label: String,
@@ -58,7 +85,7 @@ pub(crate) struct Function<'a> {
     code_dir: PathBuf,
     cache_dir: Option<PathBuf>,
     prewarm: bool,
-    /// `--install-deps` or `--fetch-deps` instead of serving.
+    /// `--install-deps`, `--fetch-deps` or `--build` instead of serving.
     deps_arg: Option<&'static str>,
 }
 
@@ -96,6 +123,12 @@ impl<'a> Function<'a> {
         self
     }
 
+    /// Uses `dir` as `KUBELESS_INSTALL_VOLUME`.
+    pub(crate) fn code_dir(mut self, dir: PathBuf) -> Self {
+        self.code_dir = dir;
+        self
+    }
+
     /// Uses `dir` as `KELP_CACHE_DIR` instead of a fresh directory.
     pub(crate) fn cache_dir(mut self, dir: PathBuf) -> Self {
         self.cache_dir = Some(dir);
@@ -114,9 +147,24 @@ impl<'a> Function<'a> {
         self
     }
 
+    /// Runs `kelp-runtime --build` instead of serving.
+    pub(crate) fn build_only(mut self) -> Self {
+        self.deps_arg = Some("--build");
+        self
+    }
+
     /// Starts the process and waits until it listens (or exits). A port taken between choosing
-    /// it and the runtime binding it is retried with another port.
+    /// it and the runtime binding it is retried with another port. A compiled language's
+    /// function is built first (`--build`, for up to [`BUILD_TIMEOUT`]), so that the time to
+    /// listen is the runtime's, not the compiler's; a build that fails fails again, quickly, in
+    /// the process started.
     pub(crate) fn start(&self) -> Instance {
+        if self.runtime.compiled.is_some() && self.deps_arg.is_none() && !self.prewarm {
+            let mut build = Function { label: format!("{}-build", self.label), ..self.clone() }.build_only().spawn();
+            if build.wait_exit(BUILD_TIMEOUT).is_none() {
+                build.keep_logs();
+            }
+        }
         let mut attempt = 0;
         loop {
             let mut instance = self.spawn();
@@ -142,6 +190,9 @@ impl<'a> Function<'a> {
             if name.to_str().is_some_and(kelp_runtime::config::is_instance_setting) {
                 cmd.env_remove(name);
             }
+        }
+        if self.runtime.compiled.is_some() {
+            cmd.env("KELP_DEPS_DIR", shared_builds());
         }
         cmd.env("FUNC_RUNTIME", self.runtime.func_runtime)
             .env("FUNC_PORT", port.to_string())

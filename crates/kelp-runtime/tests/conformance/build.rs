@@ -1,0 +1,102 @@
+//! Checks of compiled languages: the build of a function (`kelp-runtime --build`, or the build a
+//! serving runtime runs first) reports compile errors, runs once per content, and brings the
+//! dependencies of the dependency file.
+
+use crate::process::{BUILD_TIMEOUT, Compiled, Function, READY_TIMEOUT, Runtime, scratch_root};
+use kelp_runtime::language::Language;
+use std::time::Duration;
+
+/// The build facts of a compiled runtime.
+fn compiled(rt: &Runtime) -> &Compiled {
+    rt.compiled.as_ref().unwrap_or_else(|| panic!("{} is not a compiled language", rt.name))
+}
+
+/// `kelp-runtime --build` of code that does not compile exits 1 with the compiler's first error
+/// lines: where (file and line) and what.
+pub(crate) fn build_failure(rt: &Runtime) {
+    let [place, error] = compiled(rt).bad_error;
+    let mut bad = Function::new(rt, "bad", "hello").build_only().spawn();
+    let status = bad.wait_exit(BUILD_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "exit status\n{}", bad.diagnostics());
+    let stderr = bad.stderr();
+    assert!(
+        stderr.lines().any(|line| line.contains(place) && line.contains(error)),
+        "no line with {place:?} and {error:?} on stderr\n{}",
+        bad.diagnostics()
+    );
+    assert!(!stderr.contains("panicked"), "{}", bad.diagnostics());
+}
+
+/// A serving runtime builds code it has not seen and serves it; a second start of the same
+/// content starts no compiler: the toolchain (its environment variable pointing at a script that
+/// logs its arguments) is asked its version, and nothing else.
+pub(crate) fn build_once(rt: &Runtime) {
+    let lang = Language::for_runtime(rt.func_runtime).expect("a language of the runtime");
+    let (variable, default) = lang.interpreter;
+    std::fs::create_dir_all(scratch_root()).unwrap();
+    let scratch = tempfile::tempdir_in(scratch_root()).unwrap();
+    let code = scratch.path().join("code");
+    std::fs::create_dir(&code).unwrap();
+    // Code never built before: the conformance module with a comment of its own.
+    let source = std::fs::read_to_string(rt.functions_dir(&format!("conf{}", rt.suffix))).unwrap();
+    let nonce = format!("{:?}-{}", std::time::SystemTime::now(), std::process::id());
+    std::fs::write(code.join(format!("conf{}", rt.suffix)), format!("{source}\n// {nonce}\n")).unwrap();
+    let log = scratch.path().join("toolchain.log");
+    let toolchain = scratch.path().join("toolchain");
+    let real = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
+    std::fs::write(&toolchain, format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{real}' \"$@\"\n", log.display()))
+        .unwrap();
+    std::fs::set_permissions(&toolchain, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let function = Function::new(rt, "conf", "hello").code_dir(code).env(variable, &toolchain.to_string_lossy());
+    let version = lang.version_args.join(" ");
+    let builds = || {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        log.lines().filter(|line| *line != version).map(str::to_owned).collect::<Vec<_>>()
+    };
+
+    let mut first = function.spawn();
+    first.wait_ready(BUILD_TIMEOUT).unwrap_or_else(|e| panic!("first start: {e}"));
+    assert_eq!(first.get("/").text(), "hello world", "{}", first.diagnostics());
+    assert!(!builds().is_empty(), "the first start of new code ran no build\n{}", first.diagnostics());
+    assert!(first.stderr().contains("built"), "{}", first.diagnostics());
+    let built = builds();
+    drop(first);
+
+    let mut second = function.spawn();
+    second.wait_ready(READY_TIMEOUT).unwrap_or_else(|e| panic!("second start: {e}"));
+    assert_eq!(second.get("/").text(), "hello world", "{}", second.diagnostics());
+    assert_eq!(builds(), built, "the second start of the same code ran {variable} again\n{}", second.diagnostics());
+    assert!(second.stderr().contains("build found in the cache"), "{}", second.diagnostics());
+}
+
+/// A function with a dependency in its dependency file builds (fetching it) and uses it.
+pub(crate) fn build_dependencies(rt: &Runtime) {
+    let mut withdeps = Function::new(rt, "withdeps", "check").code_subdir("withdeps").start();
+    withdeps.wait_ready(READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let r = withdeps.get("/");
+    assert_eq!((r.status, r.text().as_str()), (200, "deps ok"), "{}", withdeps.diagnostics());
+}
+
+/// Rust: a handler that panics is answered 500 with the panic's message (`failed`, so counted
+/// as a failure), the panic is in the function's log, and the same worker serves on.
+pub(crate) fn panic_survives(rt: &Runtime) {
+    let panics = Function::new(rt, "conf", "panics").start().ready();
+    let workers = panics.worker_pids();
+    for attempt in 1..=2 {
+        let r = panics.get("/");
+        assert_eq!(
+            (r.status, r.text().as_str(), r.header("content-type")),
+            (500, "kaboom from a panic", Some("text/plain; charset=utf-8")),
+            "attempt {attempt}\n{}",
+            panics.diagnostics()
+        );
+    }
+    assert_eq!(panics.worker_pids(), workers, "the worker was replaced after a panic\n{}", panics.diagnostics());
+    let metrics = panics.get("/metrics").text();
+    assert!(metrics.contains("function_failures_total{method=\"GET\"} 2"), "{metrics}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !panics.stderr().contains("kaboom from a panic") {
+        assert!(std::time::Instant::now() < deadline, "the panic is not in the log\n{}", panics.diagnostics());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
