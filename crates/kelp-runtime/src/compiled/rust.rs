@@ -250,3 +250,148 @@ fn fail(message: &str) -> Command {
     cmd.args(["-c", "printf '%s\\n' \"$1\" >&2; exit 1", "kelp-build", message]);
     cmd
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::language::{Fit, Interpreter};
+
+    #[test]
+    fn runtimes_and_the_toolchain_version() {
+        assert_eq!(Language::for_runtime("rust1.95").map(|l| l.name), Some("rust"));
+        let cargo = Language::for_runtime("rust").unwrap();
+        let found = Interpreter::from_version_output(cargo, "cargo".into(), "cargo 1.95.0 (f2d3ce0bd 2026-03-21)\n");
+        let found = found.unwrap();
+        assert_eq!((found.version.as_str(), found.runtime()), ("1.95.0", "rust1.95".to_owned()));
+        for (runtime, fit) in [("rust1.95", Fit::Exact), ("rust", Fit::Exact), ("rust1.80", Fit::Substituted)] {
+            assert_eq!(found.fit(runtime), fit, "{runtime}");
+        }
+    }
+
+    #[test]
+    fn identifiers() {
+        for good in ["conf", "hello_world", "_private", "Handler2", "r#"] {
+            assert_eq!(is_identifier(good), good != "r#", "{good}");
+        }
+        for bad in ["", "_", "2fast", "my-func", "mod", "fn", "a.b", "héllo", "conf "] {
+            assert!(!is_identifier(bad), "{bad}");
+        }
+    }
+
+    fn parse(text: &str) -> DocumentMut {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_manifest_takes_the_dependencies_of_the_users_cargo_toml() {
+        let user = parse(
+            r#"
+[package]
+name = "kelp"
+version = "1.0.0"
+edition = "2021"
+build = "build.rs"
+
+[dependencies]
+hex = "0.4"
+local = { path = "vendor/local" }
+
+[dependencies.serde]
+version = "1"
+features = ["derive"]
+
+[target.'cfg(unix)'.dependencies]
+libc = "0.2"
+
+[features]
+fast = []
+
+[profile.release]
+panic = "abort"
+
+[[bin]]
+name = "other"
+path = "other.rs"
+"#,
+        );
+        let doc = manifest(Some(&user), "kelp-function-0123", Path::new("/cache/kelp-abc")).unwrap();
+        let again: DocumentMut = doc.to_string().parse().expect("the manifest is TOML");
+        let package = again["package"].as_table().unwrap();
+        assert_eq!(package["name"].as_str(), Some("kelp-function"), "the user's package name is not used");
+        assert_eq!(package["edition"].as_str(), Some("2021"), "the user's edition is kept");
+        assert!(package.get("build").is_none(), "a build script is not the function's");
+        let deps = again["dependencies"].as_table().unwrap();
+        assert_eq!(deps["hex"].as_str(), Some("0.4"));
+        assert_eq!(deps["local"]["path"].as_str(), Some("vendor/local"), "paths stay relative to function/");
+        assert_eq!(deps["serde"]["features"].as_array().map(|a| a.len()), Some(1));
+        assert_eq!(deps["kelp"]["path"].as_str(), Some("/cache/kelp-abc"));
+        assert_eq!(again["target"]["cfg(unix)"]["dependencies"]["libc"].as_str(), Some("0.2"));
+        assert!(again["features"]["fast"].is_array());
+        assert_eq!(again["profile"]["release"]["panic"].as_str(), Some("unwind"), "panics must unwind to be caught");
+        let bins = again["bin"].as_array_of_tables().unwrap();
+        assert_eq!(bins.len(), 1);
+        let bin = bins.get(0).unwrap();
+        assert_eq!((bin["name"].as_str(), bin["path"].as_str()), (Some("kelp-function-0123"), Some(MAIN)));
+        assert!(again["workspace"].is_table(), "the package is its own workspace");
+    }
+
+    #[test]
+    fn the_manifest_without_a_cargo_toml_and_what_it_refuses() {
+        let doc = manifest(None, "bin", Path::new("/k")).unwrap();
+        assert_eq!(doc["package"]["edition"].as_str(), Some("2024"));
+        assert_eq!(doc["dependencies"].as_table().map(|t| t.len()), Some(1));
+        let own = manifest(Some(&parse("[dependencies]\nkelp = \"1\"\n")), "bin", Path::new("/k")).unwrap_err();
+        assert!(own.contains("`kelp` is Kelp's own crate"), "{own}");
+        let flat = manifest(Some(&parse("dependencies = 3\n")), "bin", Path::new("/k")).unwrap_err();
+        assert!(flat.contains("[dependencies] is not a table"), "{flat}");
+    }
+
+    #[test]
+    fn generating_refuses_what_cannot_be_a_rust_function() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("function")).unwrap();
+        let cache = dir.path().join("cache");
+        let job = |module, handler| BuildJob { toolchain: "cargo", dir: dir.path(), module, handler, cache: &cache };
+        let err = generate(&job("my-func", "hello")).unwrap_err();
+        assert!(err.contains("the module name \"my-func\" is not a Rust identifier"), "{err}");
+        let err = generate(&job("conf", "fn")).unwrap_err();
+        assert!(err.contains("the handler name \"fn\" is not a Rust identifier"), "{err}");
+        let err = generate(&job("kelp", "hello")).unwrap_err();
+        assert!(err.contains("reserved"), "{err}");
+        std::fs::write(dir.path().join("function/Cargo.toml"), "[dependencies\n").unwrap();
+        let err = generate(&job("conf", "hello")).unwrap_err();
+        assert!(err.contains("Cargo.toml is not valid TOML"), "{err}");
+
+        std::fs::write(dir.path().join("function/Cargo.toml"), "[dependencies]\nhex = \"0.4\"\n").unwrap();
+        let bin = generate(&job("conf", "hello")).unwrap();
+        let main = std::fs::read_to_string(dir.path().join("function").join(MAIN)).unwrap();
+        assert!(main.contains("#[path = \"conf.rs\"]\nmod conf;"), "{main}");
+        assert!(main.contains("kelp::run(\"conf\", \"hello\", conf::hello)"), "{main}");
+        let lock = std::fs::read_to_string(dir.path().join("function/Cargo.lock")).unwrap();
+        assert!(lock.contains("name = \"serde_json\""), "the wrapper's lock is the default:\n{lock}");
+        let kelp = std::fs::read_dir(&cache).unwrap().flatten().map(|e| e.path()).collect::<Vec<_>>();
+        assert_eq!(kelp.len(), 1, "one kelp crate in the cache: {kelp:?}");
+        assert!(kelp[0].join("src/worker.rs").is_file());
+        std::fs::write(dir.path().join("function/Cargo.toml"), "[dependencies]\nhex = \"0.4\"\n").unwrap();
+        assert_eq!(generate(&job("conf", "hello")).unwrap(), bin, "the binary's name is the build directory's");
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1, "the kelp crate is written once");
+    }
+
+    #[test]
+    fn a_failure_to_generate_is_a_failing_command() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("function")).unwrap();
+        let job = BuildJob { toolchain: "cargo", dir: dir.path(), module: "a-b", handler: "h", cache: dir.path() };
+        let mut commands = commands(&job);
+        assert_eq!(commands.len(), 1);
+        let out = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async { commands.remove(0).output().await })
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: the module name \"a-b\" is not a Rust identifier"), "{stderr}");
+    }
+}
