@@ -62,6 +62,7 @@ runtime_tests!(
         unrepresentable_settings,
         build_failure,
         build_once,
+        build_timeout,
         build_dependencies,
         panic_survives,
     ]

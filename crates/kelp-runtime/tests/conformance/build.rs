@@ -2,7 +2,7 @@
 //! serving runtime runs first) reports compile errors, runs once per content, and brings the
 //! dependencies of the dependency file.
 
-use crate::process::{BUILD_TIMEOUT, Compiled, Function, READY_TIMEOUT, Runtime, scratch_root};
+use crate::process::{BUILD_TIMEOUT, Compiled, Function, READY_TIMEOUT, Runtime, scratch_root, shared_builds};
 use kelp_runtime::language::Language;
 use std::time::Duration;
 
@@ -27,32 +27,59 @@ pub(crate) fn build_failure(rt: &Runtime) {
     assert!(!stderr.contains("panicked"), "{}", bad.diagnostics());
 }
 
+/// A scratch directory with a copy of the `conf` module that no build has seen (a comment of its
+/// own at the end) in `code/`, and a script standing for the toolchain: it logs its arguments
+/// into `toolchain.log`, then runs `then` (a shell command; `$real` is the real toolchain).
+struct NewCode {
+    scratch: tempfile::TempDir,
+    /// The toolchain's variable (`KELP_CARGO`) and its arguments that ask for its version.
+    variable: &'static str,
+    version: String,
+}
+
+impl NewCode {
+    fn new(rt: &Runtime, then: &str) -> NewCode {
+        let lang = Language::for_runtime(rt.func_runtime).expect("a language of the runtime");
+        let (variable, default) = lang.interpreter;
+        std::fs::create_dir_all(scratch_root()).unwrap();
+        let scratch = tempfile::tempdir_in(scratch_root()).unwrap();
+        let code = scratch.path().join("code");
+        std::fs::create_dir(&code).unwrap();
+        let source = std::fs::read_to_string(rt.functions_dir(&format!("conf{}", rt.suffix))).unwrap();
+        let nonce = format!("{:?}-{}", std::time::SystemTime::now(), std::process::id());
+        std::fs::write(code.join(format!("conf{}", rt.suffix)), format!("{source}\n// {nonce}\n")).unwrap();
+        let real = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
+        let log = scratch.path().join("toolchain.log");
+        let script = format!("#!/bin/sh\nreal='{real}'\necho \"$*\" >> '{}'\n{then}\n", log.display());
+        let toolchain = scratch.path().join("toolchain");
+        std::fs::write(&toolchain, script).unwrap();
+        std::fs::set_permissions(&toolchain, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        NewCode { scratch, variable, version: lang.version_args.join(" ") }
+    }
+
+    /// The function `conf.hello` of the new code, built with the logging toolchain.
+    fn hello<'a>(&self, rt: &'a Runtime) -> Function<'a> {
+        let toolchain = self.scratch.path().join("toolchain");
+        Function::new(rt, "conf", "hello")
+            .code_dir(self.scratch.path().join("code"))
+            .env(self.variable, &toolchain.to_string_lossy())
+    }
+
+    /// What the toolchain was run for, but its version.
+    fn runs(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.scratch.path().join("toolchain.log")).unwrap_or_default();
+        log.lines().filter(|line| *line != self.version).map(str::to_owned).collect()
+    }
+}
+
 /// A serving runtime builds code it has not seen and serves it; a second start of the same
 /// content starts no compiler: the toolchain (its environment variable pointing at a script that
 /// logs its arguments) is asked its version, and nothing else.
 pub(crate) fn build_once(rt: &Runtime) {
-    let lang = Language::for_runtime(rt.func_runtime).expect("a language of the runtime");
-    let (variable, default) = lang.interpreter;
-    std::fs::create_dir_all(scratch_root()).unwrap();
-    let scratch = tempfile::tempdir_in(scratch_root()).unwrap();
-    let code = scratch.path().join("code");
-    std::fs::create_dir(&code).unwrap();
-    // Code never built before: the conformance module with a comment of its own.
-    let source = std::fs::read_to_string(rt.functions_dir(&format!("conf{}", rt.suffix))).unwrap();
-    let nonce = format!("{:?}-{}", std::time::SystemTime::now(), std::process::id());
-    std::fs::write(code.join(format!("conf{}", rt.suffix)), format!("{source}\n// {nonce}\n")).unwrap();
-    let log = scratch.path().join("toolchain.log");
-    let toolchain = scratch.path().join("toolchain");
-    let real = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
-    std::fs::write(&toolchain, format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{real}' \"$@\"\n", log.display()))
-        .unwrap();
-    std::fs::set_permissions(&toolchain, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let function = Function::new(rt, "conf", "hello").code_dir(code).env(variable, &toolchain.to_string_lossy());
-    let version = lang.version_args.join(" ");
-    let builds = || {
-        let log = std::fs::read_to_string(&log).unwrap_or_default();
-        log.lines().filter(|line| *line != version).map(str::to_owned).collect::<Vec<_>>()
-    };
+    let code = NewCode::new(rt, "exec \"$real\" \"$@\"");
+    let function = code.hello(rt);
+    let variable = code.variable;
+    let builds = || code.runs();
 
     let mut first = function.spawn();
     first.wait_ready(BUILD_TIMEOUT).unwrap_or_else(|e| panic!("first start: {e}"));
@@ -67,6 +94,39 @@ pub(crate) fn build_once(rt: &Runtime) {
     assert_eq!(second.get("/").text(), "hello world", "{}", second.diagnostics());
     assert_eq!(builds(), built, "the second start of the same code ran {variable} again\n{}", second.diagnostics());
     assert!(second.stderr().contains("build found in the cache"), "{}", second.diagnostics());
+    forget_build(rt, &second.stderr());
+}
+
+/// Removes the build (and its lock file) whose key `stderr` names, `key=<key>` or `key <key>`:
+/// the build of code made for one test is never used again, and the suite keeps only its
+/// toolchain cache.
+fn forget_build(rt: &Runtime, stderr: &str) {
+    let key = stderr
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|word| word.len() == 64)
+        .unwrap_or_else(|| panic!("no build key in\n{stderr}"));
+    let build = shared_builds().join(rt.name).join(format!("build-{key}"));
+    let _ = std::fs::remove_dir_all(&build);
+    let _ = std::fs::remove_file(build.with_extension("lock"));
+}
+
+/// A build that runs past `KELP_BUILD_TIMEOUT` is killed with its process group (the toolchain
+/// here answers its version, then hangs), and the runtime exits 1 saying so.
+pub(crate) fn build_timeout(rt: &Runtime) {
+    let code = NewCode::new(rt, "[ \"$*\" = --version ] && exec \"$real\" \"$@\"\nexec sleep 600");
+    let mut slow = code.hello(rt).env("KELP_BUILD_TIMEOUT", "2").spawn();
+    let status = slow.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "exit status\n{}", slow.diagnostics());
+    assert!(slow.stderr().contains("timed out after 2 s"), "{}", slow.diagnostics());
+    assert!(!code.runs().is_empty(), "the toolchain never ran a build\n{}", slow.diagnostics());
+    forget_build(rt, &slow.stderr());
+    let sleeping = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .filter(|cmdline| cmdline == b"sleep\x00600\x00")
+        .count();
+    assert_eq!(sleeping, 0, "the hanging build's process was left running");
 }
 
 /// A function with a dependency in its dependency file builds (fetching it) and uses it.
