@@ -125,11 +125,14 @@ fn manifest(user: Option<&DocumentMut>, bin: &str, kelp_crate: &Path) -> Result<
     let mut bins = toml_edit::ArrayOfTables::new();
     bins.push(target);
     doc.insert("bin", Item::ArrayOfTables(bins));
-    let mut dependencies = match user.and_then(|u| u.get("dependencies")) {
-        Some(Item::Table(table)) => table.clone(),
-        Some(_) => return Err("Cargo.toml: [dependencies] is not a table".into()),
-        None => Table::new(),
-    };
+    // A table however written: `[dependencies]`, `dependencies.x = ..` or `dependencies = {..}`.
+    let mut dependencies = Table::new();
+    if let Some(item) = user.and_then(|u| u.get("dependencies")) {
+        let table = item.as_table_like().ok_or("Cargo.toml: [dependencies] is not a table")?;
+        for (name, dependency) in table.iter() {
+            dependencies.insert(name, dependency.clone());
+        }
+    }
     if dependencies.contains_key("kelp") {
         return Err("Cargo.toml: the dependency `kelp` is Kelp's own crate, which every function has: remove it".into());
     }
@@ -333,6 +336,22 @@ path = "other.rs"
         let bin = bins.get(0).unwrap();
         assert_eq!((bin["name"].as_str(), bin["path"].as_str()), (Some("kelp-function-0123"), Some(MAIN)));
         assert!(again["workspace"].is_table(), "the package is its own workspace");
+    }
+
+    #[test]
+    fn the_manifest_takes_tables_however_written() {
+        for user in [
+            "dependencies.hex = \"0.4\"\ntarget.'cfg(unix)'.dependencies.libc = \"0.2\"\n",
+            "dependencies = { hex = \"0.4\" }\ntarget = { 'cfg(unix)' = { dependencies = { libc = \"0.2\" } } }\n",
+            "[dependencies]\nhex = \"0.4\"\n[target.'cfg(unix)'.dependencies.libc]\nversion = \"0.2\"\n",
+        ] {
+            let doc = manifest(Some(&parse(user)), "bin", Path::new("/k")).unwrap().to_string();
+            let again: DocumentMut = doc.parse().unwrap_or_else(|e| panic!("{user}\nmade\n{doc}\n{e}"));
+            assert_eq!(again["dependencies"]["hex"].as_str(), Some("0.4"), "{user}\nmade\n{doc}");
+            assert_eq!(again["dependencies"]["kelp"]["path"].as_str(), Some("/k"), "{user}\nmade\n{doc}");
+            let libc = &again["target"]["cfg(unix)"]["dependencies"]["libc"];
+            assert!(libc.as_str() == Some("0.2") || libc["version"].as_str() == Some("0.2"), "{user}\nmade\n{doc}");
+        }
     }
 
     #[test]
