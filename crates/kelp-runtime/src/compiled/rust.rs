@@ -4,11 +4,11 @@
 //! worker), a path dependency of the function, so it needs no network.
 //!
 //! A build generates, in the build directory, a Cargo package in `function/` (the copy of the
-//! code directory): its manifest made from the user's `Cargo.toml` ([`manifest`]: their
+//! code directory): its manifest made from the user's `Cargo.toml` (`manifest`: their
 //! dependencies, target-specific dependencies, features, patches and edition; Kelp's package,
 //! binary, profile and `kelp` dependency), its `Cargo.lock` the user's or else the wrapper's (so
 //! a function without dependencies resolves nothing from the network), and a `main`
-//! (`kelp-main.rs`) that includes `<module>.rs` as a module and runs [`kelp::run`] with the
+//! (`kelp-main.rs`) that includes `<module>.rs` as a module and runs `kelp::run` with the
 //! handler. `cargo build --release` compiles it with `CARGO_TARGET_DIR` and `CARGO_HOME` in the
 //! namespace's toolchain cache (compiled dependencies and downloaded crates are reused by the
 //! next build), and the binary is moved into the build directory as `kelp-worker`.
