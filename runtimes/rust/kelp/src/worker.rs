@@ -5,7 +5,7 @@
 
 use crate::{Body, Context, Data, Event, Extensions, Handler, Query, Request, Response};
 use serde_json::{Map, Value, json};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -28,7 +28,15 @@ pub fn run(module: &str, handler: &str, function: impl Handler) -> ! {
         }
     };
     let mut worker = Worker { reader: BufReader::with_capacity(64 * 1024, &stream), writer: &stream };
-    let code = worker.serve(module, handler, &function).unwrap_or_default();
+    let code = match worker.serve(module, handler, &function) {
+        Ok(code) => code,
+        // The front went away (it stops workers by closing the socket, or by killing them).
+        Err(e) if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) => 0,
+        Err(e) => {
+            eprintln!("kelp worker: {e}");
+            1
+        }
+    };
     exit(code)
 }
 
@@ -65,6 +73,8 @@ impl Worker<'_> {
                 continue;
             }
             let (header, body) = invoke(&message, body, &context, function, module, handler);
+            // What the function printed without a newline yet is in the log before its response.
+            let _ = std::io::stdout().flush();
             self.send(&header, &body)?;
         }
         Ok(0)
@@ -74,7 +84,7 @@ impl Worker<'_> {
     fn read(&mut self) -> std::io::Result<Option<(Value, Vec<u8>)>> {
         let mut len = [0u8; 4];
         match self.reader.read_exact(&mut len) {
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
             other => other?,
         }
         let mut header = vec![0; u32::from_be_bytes(len) as usize];
@@ -82,7 +92,9 @@ impl Worker<'_> {
         self.reader.read_exact(&mut len)?;
         let mut body = vec![0; u32::from_be_bytes(len) as usize];
         self.reader.read_exact(&mut body)?;
-        let header = serde_json::from_slice(&header).map_err(std::io::Error::other)?;
+        let header = serde_json::from_slice(&header).map_err(|e| {
+            std::io::Error::new(ErrorKind::InvalidData, format!("a frame from the front is not JSON: {e}"))
+        })?;
         Ok(Some((header, body)))
     }
 
