@@ -64,6 +64,7 @@ runtime_tests!(
         build_once,
         build_timeout,
         build_dependencies,
+        build_offline_with_lock,
         panic_survives,
     ]
 );

@@ -27,9 +27,10 @@ pub(crate) fn build_failure(rt: &Runtime) {
     assert!(!stderr.contains("panicked"), "{}", bad.diagnostics());
 }
 
-/// A scratch directory with a copy of the `conf` module that no build has seen (a comment of its
-/// own at the end) in `code/`, and a script standing for the toolchain: it logs its arguments
-/// into `toolchain.log`, then runs `then` (a shell command; `$real` is the real toolchain).
+/// A scratch directory with, in `code/`, a copy of the files of `functions/<language>/<sub>`
+/// whose module `module` no build has seen (a comment of its own at the end), and a script
+/// standing for the toolchain: it logs its arguments into `toolchain.log`, then runs `then` (a
+/// shell command; `$real` is the real toolchain).
 struct NewCode {
     scratch: tempfile::TempDir,
     /// The toolchain's variable (`KELP_CARGO`) and its arguments that ask for its version.
@@ -38,16 +39,20 @@ struct NewCode {
 }
 
 impl NewCode {
-    fn new(rt: &Runtime, then: &str) -> NewCode {
+    fn new(rt: &Runtime, sub: &str, module: &str, then: &str) -> NewCode {
         let lang = Language::for_runtime(rt.func_runtime).expect("a language of the runtime");
         let (variable, default) = lang.interpreter;
         std::fs::create_dir_all(scratch_root()).unwrap();
         let scratch = tempfile::tempdir_in(scratch_root()).unwrap();
         let code = scratch.path().join("code");
         std::fs::create_dir(&code).unwrap();
-        let source = std::fs::read_to_string(rt.functions_dir(&format!("conf{}", rt.suffix))).unwrap();
+        for entry in std::fs::read_dir(rt.functions_dir(sub)).unwrap().flatten().filter(|e| e.path().is_file()) {
+            std::fs::copy(entry.path(), code.join(entry.file_name())).unwrap();
+        }
+        let file = code.join(format!("{module}{}", rt.suffix));
         let nonce = format!("{:?}-{}", std::time::SystemTime::now(), std::process::id());
-        std::fs::write(code.join(format!("conf{}", rt.suffix)), format!("{source}\n// {nonce}\n")).unwrap();
+        let source = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, format!("{source}\n// {nonce}\n")).unwrap();
         let real = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
         let log = scratch.path().join("toolchain.log");
         let script = format!("#!/bin/sh\nreal='{real}'\necho \"$*\" >> '{}'\n{then}\n", log.display());
@@ -57,10 +62,10 @@ impl NewCode {
         NewCode { scratch, variable, version: lang.version_args.join(" ") }
     }
 
-    /// The function `conf.hello` of the new code, built with the logging toolchain.
-    fn hello<'a>(&self, rt: &'a Runtime) -> Function<'a> {
+    /// The function `module.handler` of the new code, built with the logging toolchain.
+    fn function<'a>(&self, rt: &'a Runtime, module: &str, handler: &str) -> Function<'a> {
         let toolchain = self.scratch.path().join("toolchain");
-        Function::new(rt, "conf", "hello")
+        Function::new(rt, module, handler)
             .code_dir(self.scratch.path().join("code"))
             .env(self.variable, &toolchain.to_string_lossy())
     }
@@ -76,8 +81,8 @@ impl NewCode {
 /// content starts no compiler: the toolchain (its environment variable pointing at a script that
 /// logs its arguments) is asked its version, and nothing else.
 pub(crate) fn build_once(rt: &Runtime) {
-    let code = NewCode::new(rt, "exec \"$real\" \"$@\"");
-    let function = code.hello(rt);
+    let code = NewCode::new(rt, "", "conf", "exec \"$real\" \"$@\"");
+    let function = code.function(rt, "conf", "hello");
     let variable = code.variable;
     let builds = || code.runs();
 
@@ -113,8 +118,8 @@ fn forget_build(rt: &Runtime, stderr: &str) {
 /// A build that runs past `KELP_BUILD_TIMEOUT` is killed with its process group (the toolchain
 /// here answers its version, then hangs), and the runtime exits 1 saying so.
 pub(crate) fn build_timeout(rt: &Runtime) {
-    let code = NewCode::new(rt, "[ \"$*\" = --version ] && exec \"$real\" \"$@\"\nexec sleep 600");
-    let mut slow = code.hello(rt).env("KELP_BUILD_TIMEOUT", "2").spawn();
+    let code = NewCode::new(rt, "", "conf", "[ \"$*\" = --version ] && exec \"$real\" \"$@\"\nexec sleep 600");
+    let mut slow = code.function(rt, "conf", "hello").env("KELP_BUILD_TIMEOUT", "2").spawn();
     let status = slow.wait_exit(Duration::from_secs(60));
     assert_eq!(status.and_then(|s| s.code()), Some(1), "exit status\n{}", slow.diagnostics());
     assert!(slow.stderr().contains("timed out after 2 s"), "{}", slow.diagnostics());
@@ -135,6 +140,30 @@ pub(crate) fn build_dependencies(rt: &Runtime) {
     withdeps.wait_ready(READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let r = withdeps.get("/");
     assert_eq!((r.status, r.text().as_str()), (200, "deps ok"), "{}", withdeps.diagnostics());
+}
+
+/// A dependency file with its lock (`withdeps/`, whose lock locks everything, the language's own
+/// wrapper's dependencies too) builds without the network once the toolchain's cache has what it
+/// locks: the lock is what the build uses, and nothing is resolved anew.
+pub(crate) fn build_offline_with_lock(rt: &Runtime) {
+    let run = "exec \"$real\" \"$@\"";
+    let online = NewCode::new(rt, "withdeps", "withdeps", run);
+    let mut fill = online.function(rt, "withdeps", "check").build_only().spawn();
+    let status = fill.wait_exit(BUILD_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "the online build\n{}", fill.diagnostics());
+    forget_build(rt, &fill.stderr());
+
+    let offline = NewCode::new(rt, "withdeps", "withdeps", run);
+    let closed = "http://127.0.0.1:9";
+    let mut function = offline.function(rt, "withdeps", "check");
+    for proxy in ["https_proxy", "http_proxy", "HTTPS_PROXY", "HTTP_PROXY"] {
+        function = function.env(proxy, closed);
+    }
+    let mut serving = function.spawn();
+    serving.wait_ready(BUILD_TIMEOUT).unwrap_or_else(|e| panic!("the offline build: {e}"));
+    assert_eq!(serving.get("/").text(), "deps ok", "{}", serving.diagnostics());
+    assert!(!offline.runs().is_empty(), "no build ran\n{}", serving.diagnostics());
+    forget_build(rt, &serving.stderr());
 }
 
 /// Rust: a handler that panics is answered 500 with the panic's message (`failed`, so counted
