@@ -3,3 +3,4 @@
 //! worker program speaking `runtimes/PROTOCOL.md` (`crate::build`).
 
 pub mod go;
+pub mod rust;

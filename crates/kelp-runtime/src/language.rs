@@ -129,6 +129,7 @@ pub static LANGUAGES: &[Language] = &[
         build: None,
     },
     crate::compiled::go::LANGUAGE,
+    crate::compiled::rust::LANGUAGE,
 ];
 
 /// pip's options of every command: quiet, no prompt, no version check.

@@ -7,6 +7,8 @@
 
 #[path = "conformance/behaviour.rs"]
 mod behaviour;
+#[path = "conformance/build.rs"]
+mod build;
 #[path = "conformance/cases.rs"]
 mod cases;
 #[path = "conformance/go.rs"]
@@ -50,4 +52,30 @@ runtime_tests!(
     go,
     crate::process::GO,
     [cases, timeout, worker_death, concurrency, sigterm_drain, load_failure, access_log, unrepresentable_settings]
+);
+
+// Rust is compiled: the checks of builds apply, and not those of pre-warming (a compiled
+// runtime's workers are the function's own build, so the front refuses --prewarm) nor of
+// dependency installs (`dependencies`, `install_deps`, `staged_install`: Cargo.toml belongs to
+// the build, checked by `build_dependencies` and `build_once`; `failing_install` applies as is).
+runtime_tests!(
+    rust,
+    crate::process::RUST,
+    [
+        cases,
+        timeout,
+        worker_death,
+        concurrency,
+        sigterm_drain,
+        failing_install,
+        load_failure,
+        access_log,
+        unrepresentable_settings,
+        build_failure,
+        build_once,
+        build_timeout,
+        build_dependencies,
+        build_offline_with_lock,
+        panic_survives,
+    ]
 );

@@ -2,6 +2,9 @@
 //! worker death, concurrency, SIGTERM, pre-warming, dependencies, load failures, the access log.
 //! Each takes the runtime it runs against; `conformance.rs` instantiates them per language.
 
+pub(crate) use crate::build::{
+    build_dependencies, build_failure, build_offline_with_lock, build_once, build_timeout, panic_survives,
+};
 use crate::http::Request;
 use crate::process::{Function, Runtime, shared_deps_cache};
 use std::io::Write;

@@ -142,7 +142,7 @@ fn the_request_and_context_of_a_go_function() {
 
 /// Runs `kelp-runtime --build` of `function` and returns its exit code and stderr.
 fn build(function: Function<'_>, limit: Duration) -> (Option<i32>, String) {
-    let mut build = function.build().spawn();
+    let mut build = function.build_only().spawn();
     let status = build.wait_exit(limit);
     (status.and_then(|s| s.code()), build.stderr())
 }

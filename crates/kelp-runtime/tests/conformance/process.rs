@@ -23,13 +23,22 @@ pub(crate) struct Runtime {
     /// Whether handlers are exported names with an initial capital: Go's `Hello` is the cases'
     /// `hello`.
     pub(crate) capitalized_handlers: bool,
-    /// Whether functions are compiled: they share one build directory (`KELP_DEPS_DIR` in
-    /// [`shared_deps_cache`]), and [`Function::start`] builds them first (`--build`), so that
-    /// the start's time limits measure starting, not compiling.
-    pub(crate) compiled: bool,
     /// Whether every module but `conf` has a directory of its own (`bad/bad.go`): a Go package
     /// is a whole directory, so `bad.go` beside `conf.go` would break `conf`'s build.
     pub(crate) module_dirs: bool,
+    /// For a compiled language, what its builds look like; `None` for an interpreted one. Its
+    /// functions share one build directory (`KELP_DEPS_DIR` in [`shared_builds`]), and
+    /// [`Function::start`] builds them first (`--build`), so that the start's time limits
+    /// measure starting, not compiling.
+    pub(crate) compiled: Option<Compiled>,
+}
+
+/// What the checks of a compiled language's builds look for.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    /// What the build of the `bad` module fails with: one line of the compiler's output holds
+    /// both (where, and what).
+    pub(crate) bad_error: [&'static str; 2],
 }
 
 /// Python 3 (`runtimes/python/kelp_worker.py`).
@@ -38,8 +47,8 @@ pub(crate) const PYTHON: Runtime = Runtime {
     func_runtime: "python3",
     suffix: ".py",
     capitalized_handlers: false,
-    compiled: false,
     module_dirs: false,
+    compiled: None,
 };
 /// Node.js (`runtimes/nodejs/kelp_worker.js`).
 pub(crate) const NODEJS: Runtime = Runtime {
@@ -47,8 +56,8 @@ pub(crate) const NODEJS: Runtime = Runtime {
     func_runtime: "nodejs20",
     suffix: ".js",
     capitalized_handlers: false,
-    compiled: false,
     module_dirs: false,
+    compiled: None,
 };
 /// Go (`runtimes/go/`, built with the function by `crate::compiled::go`).
 pub(crate) const GO: Runtime = Runtime {
@@ -56,11 +65,22 @@ pub(crate) const GO: Runtime = Runtime {
     func_runtime: "go1.14",
     suffix: ".go",
     capitalized_handlers: true,
-    compiled: true,
     module_dirs: true,
+    compiled: Some(Compiled { bad_error: ["bad.go:8:9:", "cannot use 42"] }),
+};
+/// Rust (`runtimes/rust/kelp/`, built by `crates/kelp-runtime/src/compiled/rust.rs`). An older
+/// or newer toolchain than 1.95 serves `rust1.95` as a substitute.
+pub(crate) const RUST: Runtime = Runtime {
+    name: "rust",
+    func_runtime: "rust1.95",
+    suffix: ".rs",
+    capitalized_handlers: false,
+    module_dirs: false,
+    compiled: Some(Compiled { bad_error: ["bad.rs:5:8:", "error[E0425]: cannot find value `greeting`"] }),
 };
 
-/// How long a build may take in these tests (a first Go build compiles the standard library).
+/// How long a build may take (a first one compiles the standard library or the wrapper's
+/// dependencies, on a busy machine).
 pub(crate) const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Runtime {
@@ -85,6 +105,12 @@ pub(crate) fn shared_deps_cache() -> PathBuf {
     scratch_root().join("deps-cache")
 }
 
+/// The `KELP_DEPS_DIR` of compiled languages unless a test says otherwise: builds, and the
+/// toolchains' own caches (downloaded and compiled dependencies), shared by every run of the suite.
+pub(crate) fn shared_builds() -> PathBuf {
+    shared_deps_cache().join("deps")
+}
+
 /// A `kelp-runtime` process to start.
 #[derive(Clone, Debug)]
 pub(crate) struct Function<'a> {
@@ -106,9 +132,6 @@ impl<'a> Function<'a> {
         f.label = format!("{}-{module}-{handler}", runtime.name);
         if runtime.module_dirs && module != "conf" {
             f.code_dir = runtime.functions_dir(module);
-        }
-        if runtime.compiled {
-            f.env.insert("KELP_DEPS_DIR".into(), shared_deps_cache().join("deps").to_string_lossy().into_owned());
         }
         let mut chars = handler.chars();
         let handler = match (runtime.capitalized_handlers, chars.next()) {
@@ -168,18 +191,22 @@ impl<'a> Function<'a> {
     }
 
     /// Runs `kelp-runtime --build` instead of serving.
-    pub(crate) fn build(mut self) -> Self {
+    pub(crate) fn build_only(mut self) -> Self {
         self.deps_arg = Some("--build");
         self
     }
 
     /// Starts the process and waits until it listens (or exits). A port taken between choosing
-    /// it and the runtime binding it is retried with another port. A compiled function is built
-    /// first (a failed build fails the start the same way, and is reported there).
+    /// it and the runtime binding it is retried with another port. A compiled language's
+    /// function is built first (`--build`, for up to [`BUILD_TIMEOUT`]), so that the time to
+    /// listen is the runtime's, not the compiler's; a build that fails fails again, quickly, in
+    /// the process started.
     pub(crate) fn start(&self) -> Instance {
-        if self.runtime.compiled && self.deps_arg.is_none() && !self.prewarm {
-            let build = Function { deps_arg: Some("--build"), label: format!("{}-build", self.label), ..self.clone() };
-            let _ = build.spawn().wait_exit(BUILD_TIMEOUT);
+        if self.runtime.compiled.is_some() && self.deps_arg.is_none() && !self.prewarm {
+            let mut build = Function { label: format!("{}-build", self.label), ..self.clone() }.build_only().spawn();
+            if build.wait_exit(BUILD_TIMEOUT).is_none() {
+                build.keep_logs();
+            }
         }
         let mut attempt = 0;
         loop {
@@ -206,6 +233,9 @@ impl<'a> Function<'a> {
             if name.to_str().is_some_and(kelp_runtime::config::is_instance_setting) {
                 cmd.env_remove(name);
             }
+        }
+        if self.runtime.compiled.is_some() {
+            cmd.env("KELP_DEPS_DIR", shared_builds());
         }
         cmd.env("FUNC_RUNTIME", self.runtime.func_runtime)
             .env("FUNC_PORT", port.to_string())
