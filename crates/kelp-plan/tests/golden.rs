@@ -124,10 +124,12 @@ fn to_value(object: &impl serde::Serialize) -> Value {
 /// Every golden file: name → (planned objects, content).
 fn render_all() -> BTreeMap<String, (Vec<Value>, String)> {
     let (config, secrets_config) = (config(), installation_secrets_config());
+    // Kelp's own runtimes: the examples run on what `kelp install` configures.
+    let kelp_config = Config::default();
     let examples = repo().join("examples/manifests");
     let sources = [
         ("kubeless", repo().join("crates/kelp-api/tests/fixtures"), &config, None),
-        ("example", examples.clone(), &config, None),
+        ("example", examples.clone(), &kelp_config, None),
         ("installation-secrets", examples, &secrets_config, Some("titles-python-deps.yaml")),
     ];
     let mut files = BTreeMap::new();
