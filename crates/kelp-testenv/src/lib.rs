@@ -43,7 +43,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use crate::controller::ControllerProcess;
-pub use crate::node::{EGRESS_PROXY, NODE_IP};
+pub use crate::node::{EGRESS_PROXY, NODE_IP, ON_DEMAND_IMAGES};
 
 use crate::component::{Component, Layout};
 use crate::node::{NODE_NAME, NodeComponent};
@@ -104,6 +104,17 @@ impl ControlPlane {
     /// `KELP_NODE_IMAGES`, else of `scripts/images save`) in its containerd.
     pub fn start_node() -> ControlPlane {
         ControlPlane::start_with(true)
+    }
+
+    /// Imports the image archives `<name>.tar` of the node's image directory (`KELP_NODE_IMAGES`,
+    /// else `scripts/images save`'s) into its containerd: those of
+    /// [`ON_DEMAND_IMAGES`], which a real node does not import at its start. Nothing on
+    /// kwok's node, which runs no image.
+    pub fn import_node_images(&self, names: &[&str]) {
+        let Some(node) = self.layout.node.as_ref() else { return };
+        let began = Instant::now();
+        let imported = node.import_images(&images_dir(), Some(names));
+        eprintln!("kelp-testenv: imported {imported:?} in {:.1} s", began.elapsed().as_secs_f64());
     }
 
     /// A path under this control plane's directory (removed with it) for `name`: with a real
@@ -258,7 +269,7 @@ impl ControlPlane {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 let began = Instant::now();
-                let names = node.import_images(images);
+                let names = node.import_images(images, None);
                 eprintln!("kelp-testenv: imported {} images in {:.1} s", names.len(), began.elapsed().as_secs_f64());
             }
         }

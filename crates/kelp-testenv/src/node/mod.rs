@@ -32,6 +32,10 @@ pub const EGRESS_PROXY: &str = "http://10.88.0.1:3128";
 /// endpoint).
 pub(crate) const METRICS_SERVER_PORT: u16 = 4443;
 
+/// The images a node imports only when a test asks for them
+/// ([`ControlPlane::import_node_images`](crate::ControlPlane::import_node_images)): the compiled
+/// languages' runtimes, whose toolchains make them the largest, which few tests use.
+pub const ON_DEMAND_IMAGES: &[&str] = &["runtime-go", "runtime-java", "runtime-rust"];
 /// The pods' sandbox image (`images/pause`), imported with the others.
 const PAUSE_IMAGE: &str = concat!("docker.io/kelp/pause:", env!("CARGO_PKG_VERSION"));
 
@@ -126,17 +130,26 @@ impl NodeLayout {
         command
     }
 
-    /// Imports every `*.tar` image archive of `dir` into containerd (`ctr images import`).
-    pub(crate) fn import_images(&self, dir: &Path) -> Vec<String> {
+    /// Imports the `*.tar` image archives of `dir` into containerd (`ctr images import`): every
+    /// one but those of [`ON_DEMAND_IMAGES`], or with `only`, those named `<name>.tar`.
+    pub(crate) fn import_images(&self, dir: &Path, only: Option<&[&str]>) -> Vec<String> {
+        let wanted = |p: &Path| {
+            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            match only {
+                Some(names) => names.contains(&stem),
+                None => !ON_DEMAND_IMAGES.contains(&stem),
+            }
+        };
         let mut archives: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap_or_else(|e| panic!("kelp-testenv: the image archives in {}: {e}", dir.display()))
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+            .filter(|p| p.extension().is_some_and(|e| e == "tar") && wanted(p))
             .collect();
         archives.sort();
         assert!(
-            !archives.is_empty(),
-            "kelp-testenv: no image archives (*.tar) in {} (scripts/images save)",
+            !archives.is_empty() && only.is_none_or(|names| names.len() == archives.len()),
+            "kelp-testenv: not every image archive (*.tar{}) is in {} (scripts/images save)",
+            only.map(|n| format!(": {n:?}")).unwrap_or_default(),
             dir.display()
         );
         let mut names = Vec::new();
@@ -161,7 +174,7 @@ impl NodeLayout {
             );
         }
         assert!(
-            names.iter().any(|n| n == PAUSE_IMAGE),
+            only.is_some() || names.iter().any(|n| n == PAUSE_IMAGE),
             "kelp-testenv: {} has no {PAUSE_IMAGE} (the pods' sandbox image; scripts/images builds it), only {names:?}",
             dir.display()
         );
