@@ -86,12 +86,29 @@ pub enum UpError {
     Tls(String),
 }
 
+/// The `runtime-images` JSON list `stored` with the runtimes of Kelp's `defaults` whose IDs it
+/// lacks appended (languages this Kelp added since the list was written, such as Go, Java and
+/// Rust), or `None` when it has them all or is not a JSON list (a user's, kept as it is).
+fn with_new_runtimes(stored: &Value, defaults: &Value) -> Option<String> {
+    let mut list: Vec<Value> = serde_json::from_str(stored.as_str()?).ok()?;
+    let defaults: Vec<Value> = serde_json::from_str(defaults.as_str()?).ok()?;
+    let id = |r: &Value| r.get("ID").or_else(|| r.get("id")).and_then(Value::as_str).map(str::to_owned);
+    let known: Vec<String> = list.iter().filter_map(id).collect();
+    let new: Vec<Value> = defaults.into_iter().filter(|r| id(r).is_some_and(|i| !known.contains(&i))).collect();
+    if new.is_empty() {
+        return None;
+    }
+    list.extend(new);
+    serde_json::to_string_pretty(&list).ok()
+}
+
 /// Creates the `kubeless-config` ConfigMap in `kubeless` when it is missing: the one `kelp
 /// install` writes on a cluster (Kelp's runtimes under Kubeless's IDs and versions, and
 /// Kubeless's other keys), for the clients that read it: the runtime check of `kelp function
 /// deploy`, `kelp get-server-config`, the Serverless Framework's kubeless plugin. One that exists
 /// (edited by the user, say) is kept, but for `kafka-brokers` and `nats-url`, which are set to the
-/// brokers this platform uses, as on a cluster: `kelp topic` finds the brokers there.
+/// brokers this platform uses, as on a cluster (`kelp topic` finds the brokers there), and for the
+/// runtimes of languages its `runtime-images` lacks, which are added.
 async fn serve_kubeless_config(
     store: &kelp_store::Store,
     brokers: &kelp_events::Brokers,
@@ -100,12 +117,16 @@ async fn serve_kubeless_config(
     let config_map =
         objects.into_iter().find(|o| o["kind"] == "ConfigMap").expect("kelp install writes kubeless-config");
     let (namespace, name) = (config_map["metadata"]["namespace"].clone(), config_map["metadata"]["name"].clone());
-    match store.create("/configmaps", config_map).await {
+    match store.create("/configmaps", config_map.clone()).await {
         Ok(_) | Err(kelp_store::StoreError::AlreadyExists { .. }) => {}
         Err(e) => return Err(e),
     }
     let stored = store.get("/configmaps", namespace.as_str().unwrap_or_default(), name.as_str().unwrap_or_default())?;
     let mut updated = Value::clone(&stored);
+    if let Some(runtimes) = with_new_runtimes(&updated["data"]["runtime-images"], &config_map["data"]["runtime-images"])
+    {
+        updated["data"]["runtime-images"] = Value::from(runtimes);
+    }
     updated["data"][kelp_plan::KAFKA_BROKERS_KEY] = Value::from(brokers.kafka.brokers.clone());
     updated["data"][kelp_plan::NATS_URL_KEY] = Value::from(brokers.nats_url.clone());
     if updated != *stored {
@@ -277,6 +298,19 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_stored_runtime_list_gets_the_languages_it_lacks() {
+        let stored = serde_json::json!(r#"[{"ID": "python", "versions": [{"version": "3.8"}]}]"#);
+        let defaults = serde_json::json!(r#"[{"ID": "python", "versions": []}, {"ID": "go", "versions": []}]"#);
+        let merged: serde_json::Value =
+            serde_json::from_str(&super::with_new_runtimes(&stored, &defaults).unwrap()).unwrap();
+        assert_eq!(merged[0]["versions"][0]["version"], "3.8", "the stored python entry is kept");
+        assert_eq!(merged[1]["ID"], "go");
+        assert_eq!(merged.as_array().unwrap().len(), 2);
+        assert_eq!(super::with_new_runtimes(&defaults, &defaults), None);
+        assert_eq!(super::with_new_runtimes(&serde_json::json!("- yaml"), &defaults), None);
+    }
+
     use super::*;
 
     #[test]

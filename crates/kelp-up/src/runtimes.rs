@@ -148,12 +148,15 @@ mod tests {
         let function = |runtime: &str| serde_json::json!({"spec": {"runtime": runtime}});
         assert_eq!(admission.admit(functions, &function("python3.11")).unwrap(), Vec::<String>::new());
         assert_eq!(admission.admit(functions, &function("python3.8")).unwrap().len(), 1);
-        let refused = admission.admit(functions, &function("go1.14")).unwrap_err();
+        let refused = admission.admit(functions, &function("cobol85")).unwrap_err();
         assert_eq!(refused.errors()[0].field, "spec.runtime");
-        assert!(refused.errors()[0].reason.starts_with("\"go1.14\": not a runtime Kelp has"), "{refused}");
+        assert!(refused.errors()[0].reason.starts_with("\"cobol85\": not a runtime Kelp has"), "{refused}");
+        // A language Kelp has whose toolchain is not installed here: it says which.
+        let go = admission.admit(functions, &function("go1.14")).unwrap_err();
+        assert!(go.errors()[0].reason.starts_with("\"go1.14\": needs Go, and"), "{go}");
         let image = serde_json::json!({"spec": {"deployment": {}}});
         assert!(admission.admit(functions, &image).unwrap().is_empty());
         let triggers = kinds.find("kubeless.io", "v1beta1", "cronjobtriggers").unwrap();
-        assert!(admission.admit(triggers, &function("go1.14")).unwrap().is_empty());
+        assert!(admission.admit(triggers, &function("cobol85")).unwrap().is_empty());
     }
 }
