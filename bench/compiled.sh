@@ -15,7 +15,8 @@
 # the first build with the toolchain's caches empty too (one run).
 #
 # Knobs (environment): DURATION, WARMUP, RUNS, WRK_C32_THREADS, QUIET_MAX, QUIET_WAIT, RETRIES as
-# in bench/runtime.sh; BUILD_RUNS (cold builds per median, default 3); SKIP_BUILD=1; KELP_WORKERS
+# in bench/runtime.sh; BUILD_RUNS (cold builds per median, default 3); LANGS (default "python go
+# java rust": python first, the baseline); SKIP_BUILD=1; KELP_WORKERS
 # (default 2, the issue's "2 workers"); KELP_PYTHON, KELP_GO, KELP_JAVA, KELP_CARGO.
 set -euo pipefail
 
@@ -71,7 +72,9 @@ unset FUNC_PORT FUNC_HANDLER FUNC_RUNTIME
 . "$BENCH/measure.sh"
 
 # Each language: its FUNC_RUNTIME, its code directory, its hello and echo handlers.
-LANGS=(python go java rust)
+read -r -a LANGS <<<"${LANGS:-python go java rust}"
+COMPILED=("${LANGS[@]:1}")
+[ "${LANGS[0]}" = python ] || die "LANGS starts with python, the baseline"
 declare -A RUNTIME=([python]=python3 [go]=go1.14 [java]=java11 [rust]=rust1.95)
 declare -A CODE=([python]=$BENCH/functions [go]=$BENCH/functions/go [java]=$BENCH/functions/java
     [rust]=$BENCH/functions/rust)
@@ -115,7 +118,7 @@ new_code() {
     printf '\n// %s %s\n' "never built before" "$n-$(date +%s%N)" >>"$dir/bench${SUFFIX[$lang]}"
     echo "$dir"
 }
-for lang in go java rust; do
+for lang in "${COMPILED[@]}"; do
     wait_quiet "$lang-first" || true
     log "$lang: first build with empty toolchain caches"
     FIRST[$lang]=$(first_200 "$lang" "$(new_code "$lang" first)")
@@ -153,7 +156,7 @@ done
 # the same code again (the build found), median of RUNS.
 declare -A DEPLOY_COLD DEPLOY_WARM
 median() { sort -n | awk '{ v[NR] = $1 } END { printf "%.0f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-for lang in go java rust; do
+for lang in "${COMPILED[@]}"; do
     times=()
     for ((n = 0; n < BUILD_RUNS; n++)); do
         wait_quiet "$lang-deploy-cold" || true
