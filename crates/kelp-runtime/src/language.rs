@@ -128,6 +128,7 @@ pub static LANGUAGES: &[Language] = &[
         version_args: &["--version"],
         build: None,
     },
+    crate::compiled::java::LANGUAGE,
 ];
 
 /// pip's options of every command: quiet, no prompt, no version check.

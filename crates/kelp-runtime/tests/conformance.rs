@@ -40,3 +40,13 @@ conformance_suite!(
     python => crate::process::PYTHON,
     nodejs => crate::process::NODEJS,
 );
+
+// Java builds its function before serving it (`kelp_runtime::build`), so the checks of
+// installing a dependency file (`dependencies`, `install_deps`, `staged_install`: the pom.xml is
+// the build's, see `java::dependencies_build_once`) and of pre-warming (a compiled language's
+// worker is its function's build, so it cannot be started before the function is known) do not
+// apply.
+conformance_suite!(
+    [cases, timeout, worker_death, concurrency, sigterm_drain, failing_install, load_failure, access_log, unrepresentable_settings];
+    java => crate::process::JAVA,
+);

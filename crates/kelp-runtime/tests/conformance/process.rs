@@ -20,12 +20,18 @@ pub(crate) struct Runtime {
     pub(crate) func_runtime: &'static str,
     /// The code file suffix (`.py`, `.js`).
     pub(crate) suffix: &'static str,
+    /// Whether the function is built before it runs (`kelp_runtime::build`): its processes then
+    /// share one build directory, [`shared_builds`], so that a build of the same code (and
+    /// Kelp's own worker, built once per toolchain cache) is reused across processes and runs.
+    pub(crate) compiled: bool,
 }
 
 /// Python 3 (`runtimes/python/kelp_worker.py`).
-pub(crate) const PYTHON: Runtime = Runtime { name: "python", func_runtime: "python3", suffix: ".py" };
+pub(crate) const PYTHON: Runtime = Runtime { name: "python", func_runtime: "python3", suffix: ".py", compiled: false };
 /// Node.js (`runtimes/nodejs/kelp_worker.js`).
-pub(crate) const NODEJS: Runtime = Runtime { name: "nodejs", func_runtime: "nodejs20", suffix: ".js" };
+pub(crate) const NODEJS: Runtime = Runtime { name: "nodejs", func_runtime: "nodejs20", suffix: ".js", compiled: false };
+/// Java (`runtimes/java/`), a Kubeless runtime ID served by the installed JDK.
+pub(crate) const JAVA: Runtime = Runtime { name: "java", func_runtime: "java11", suffix: ".java", compiled: true };
 
 impl Runtime {
     /// `conformance/functions/<name>`, or a subdirectory of it.
@@ -47,6 +53,11 @@ pub(crate) fn scratch_root() -> PathBuf {
 /// A dependency cache shared by every run of the suite, so installs happen once per machine.
 pub(crate) fn shared_deps_cache() -> PathBuf {
     scratch_root().join("deps-cache")
+}
+
+/// The `KELP_DEPS_DIR` of the processes of compiled runtimes, unless a test sets its own.
+pub(crate) fn shared_builds() -> PathBuf {
+    shared_deps_cache().join("deps")
 }
 
 /// A `kelp-runtime` process to start.
@@ -152,8 +163,11 @@ impl<'a> Function<'a> {
             .env("KELP_WORKERS", "1")
             .env("KELP_SHUTDOWN_TIMEOUT", "5")
             // A panic's message, not its backtrace, belongs in the stderr tail of a failure report.
-            .env("RUST_BACKTRACE", "0")
-            .envs(&self.env)
+            .env("RUST_BACKTRACE", "0");
+        if self.runtime.compiled {
+            cmd.env("KELP_DEPS_DIR", shared_builds());
+        }
+        cmd.envs(&self.env)
             .args(self.prewarm.then_some("--prewarm"))
             .args(self.deps_arg)
             .stdin(if self.prewarm { Stdio::piped() } else { Stdio::null() })
