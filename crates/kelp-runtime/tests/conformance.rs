@@ -11,6 +11,8 @@ mod behaviour;
 mod cases;
 #[path = "conformance/http.rs"]
 mod http;
+#[path = "conformance/java.rs"]
+mod java_builds;
 #[path = "conformance/process.rs"]
 mod process;
 
@@ -43,7 +45,7 @@ conformance_suite!(
 
 // Java builds its function before serving it (`kelp_runtime::build`), so the checks of
 // installing a dependency file (`dependencies`, `install_deps`, `staged_install`: the pom.xml is
-// the build's, see `java::dependencies_build_once`) and of pre-warming (a compiled language's
+// the build's, see `java_builds`) and of pre-warming (a compiled language's
 // worker is its function's build, so it cannot be started before the function is known) do not
 // apply.
 conformance_suite!(

@@ -69,7 +69,7 @@ pub(crate) struct Function<'a> {
     code_dir: PathBuf,
     cache_dir: Option<PathBuf>,
     prewarm: bool,
-    /// `--install-deps` or `--fetch-deps` instead of serving.
+    /// `--install-deps`, `--fetch-deps` or `--build` instead of serving.
     deps_arg: Option<&'static str>,
 }
 
@@ -107,6 +107,12 @@ impl<'a> Function<'a> {
         self
     }
 
+    /// Uses `dir` as `KUBELESS_INSTALL_VOLUME`.
+    pub(crate) fn code_dir(mut self, dir: &Path) -> Self {
+        self.code_dir = dir.to_owned();
+        self
+    }
+
     /// Uses `dir` as `KELP_CACHE_DIR` instead of a fresh directory.
     pub(crate) fn cache_dir(mut self, dir: PathBuf) -> Self {
         self.cache_dir = Some(dir);
@@ -116,6 +122,12 @@ impl<'a> Function<'a> {
     /// Runs `kelp-runtime --install-deps` instead of serving.
     pub(crate) fn install_deps(mut self) -> Self {
         self.deps_arg = Some("--install-deps");
+        self
+    }
+
+    /// Runs `kelp-runtime --build` instead of serving.
+    pub(crate) fn build(mut self) -> Self {
+        self.deps_arg = Some("--build");
         self
     }
 
