@@ -131,12 +131,19 @@ cp -R "$dest" kelp/classes
 "#;
 
 /// Puts the stand-ins for Kubeless's artifacts into Maven's local repository `$1`, then runs
-/// the rest of the arguments (Maven).
+/// the rest of the arguments (Maven), whose log is printed if it fails: Maven's log file, as its
+/// console output carries terminal escapes whatever it is told.
 const MAVEN_SCRIPT: &str = r#"set -e
 mkdir -p "$1"
 cp -R kelp/m2/. "$1"/
 shift
-exec "$@"
+if "$@" -l kelp/maven.log >/dev/null 2>&1; then
+  rm -f kelp/maven.log
+else
+  status=$?
+  cat kelp/maven.log >&2
+  exit $status
+fi
 "#;
 
 /// Makes the code directory the package `io.kubeless` of the source path `src`, then runs the
@@ -164,7 +171,7 @@ fn commands(job: &BuildJob<'_>) -> Vec<Command> {
         let repo = cache.join("m2");
         let mut maven = script(MAVEN_SCRIPT);
         maven.arg(&repo).arg(maven_command(job.toolchain));
-        maven.args(["-B", "-q", "-f", "function/pom.xml"]).arg(prefixed("-Dmaven.repo.local=", &repo));
+        maven.args(["-B", "-q", "-U", "-f", "function/pom.xml"]).arg(prefixed("-Dmaven.repo.local=", &repo));
         maven.arg(COPY_DEPENDENCIES).arg(prefixed("-DoutputDirectory=", &dir.join("lib")));
         maven.args(["-Dmdep.prependGroupId=true", &format!("-DexcludeGroupIds={KUBELESS_GROUP}")]);
         // After the MAVEN_OPTS of the environment (a proxy's settings, say), which they keep.
