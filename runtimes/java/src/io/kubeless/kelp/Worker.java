@@ -382,8 +382,8 @@ public final class Worker {
             if (value == null) {
                 body = EMPTY;
                 type = null;
-            } else if (value instanceof String) {
-                body = ((String) value).getBytes(StandardCharsets.UTF_8);
+            } else if (value instanceof CharSequence) {
+                body = value.toString().getBytes(StandardCharsets.UTF_8);
                 type = CT_TEXT;
             } else if (value instanceof byte[]) {
                 body = (byte[]) value;
