@@ -203,3 +203,37 @@ fn a_build_past_its_time_limit_is_killed() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `io.kubeless.kelp.Json` reads what serde_json writes and writes back the same value: escapes,
+/// surrogate pairs, numbers of every form, nesting; input nested too deeply is a 400, not a
+/// crashed worker.
+#[test]
+fn json_round_trips() {
+    let code = scratch();
+    let source = "package io.kubeless;\n\npublic class RoundTrip {\n    public String echo(Event event, Context context) {\n        return io.kubeless.kelp.Json.stringify(io.kubeless.kelp.Json.parse(event.Data));\n    }\n}\n";
+    std::fs::write(code.path().join("RoundTrip.java"), source).expect("writing the function");
+    let function = Function::new(&JAVA, "RoundTrip", "echo").code_dir(code.path()).start().ready();
+    let json = |body: &str| {
+        let mut post = Request::new("POST", "/");
+        post.headers = vec![("Content-Type".into(), "application/json".into())];
+        post.body = body.as_bytes().to_vec();
+        function.must_send(&post)
+    };
+    let value = serde_json::json!({
+        "numbers": [0, 1, -2, 3.5e10, -0.25, 1e-7, 9007199254740993_i64, 12345678901234567890_u64, 1.5],
+        "strings": ["", "q\"\\/\u{8}\u{c}\n\r\t\u{1}\u{1f}", "h\u{e9}llo \u{2713} \u{1f600}", "\u{2028}"],
+        "literals": [true, false, null],
+        "nested": [[[{"k": {}, "l": []}]]],
+    });
+    for text in [value.to_string(), serde_json::to_string_pretty(&value).unwrap(), r#""\ud83d\ude00 \u00e9""#.into()] {
+        let r = json(&text);
+        assert_eq!(r.status, 200, "{text}: {}\n{}", r.text(), function.diagnostics());
+        let back: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.text()));
+        assert_eq!(back, serde_json::from_str::<serde_json::Value>(&text).unwrap(), "{text}");
+    }
+    let deep = format!("{}{}", "[".repeat(600), "]".repeat(600));
+    let r = json(&deep);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("nested more than 512 levels deep"), "{}", r.text());
+    assert_eq!(json("[1]").status, 200, "the worker serves on after the deep input");
+}
