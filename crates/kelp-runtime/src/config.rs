@@ -267,9 +267,20 @@ mod tests {
 
     #[test]
     fn only_host_settings_are_passed_on() {
-        for name in
-            ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "KELP_PYTHON", "https_proxy", "PIP_INDEX_URL", "npm_config_cache"]
-        {
+        for name in [
+            "PATH",
+            "HOME",
+            "LANG",
+            "LC_ALL",
+            "TZ",
+            "KELP_PYTHON",
+            "KELP_JAVA",
+            "KELP_MAVEN",
+            "MAVEN_OPTS",
+            "https_proxy",
+            "PIP_INDEX_URL",
+            "npm_config_cache",
+        ] {
             assert!(is_host_setting(name), "{name}");
         }
         for name in
