@@ -69,8 +69,12 @@ impl Pool {
         self.state.lock().unwrap().get(language.name).map_or(0, |p| p.warm.len())
     }
 
-    /// Starts processes until `language` has `per_language` warm or starting.
+    /// Starts processes until `language` has `per_language` warm or starting; none for a
+    /// compiled language, whose worker is its function's build (`kelp-runtime --prewarm` refuses it).
     pub(crate) fn refill(self: &Arc<Self>, language: &'static Language) {
+        if language.build.is_some() {
+            return;
+        }
         let mut state = self.state.lock().unwrap();
         let entry = state.entry(language.name).or_default();
         while !self.closed.load(Ordering::Acquire) && entry.warm.len() + entry.starting < self.per_language {

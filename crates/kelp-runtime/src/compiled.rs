@@ -3,4 +3,5 @@
 //! worker program speaking `runtimes/PROTOCOL.md` (`crate::build`).
 
 pub mod go;
+pub mod java;
 pub mod rust;

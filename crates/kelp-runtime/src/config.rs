@@ -189,10 +189,11 @@ pub fn is_file_name(name: &str) -> bool {
 }
 
 /// Whether an environment variable configures a runtime instance (Kubeless's contract or Kelp's
-/// own knobs), as opposed to saying where the tools are (`KELP_PYTHON`, `KELP_NODE`, `KELP_NPM`).
+/// own knobs), as opposed to saying where the tools are (`KELP_PYTHON`, `KELP_NODE`, `KELP_NPM`,
+/// `KELP_JAVA`, `KELP_MAVEN`).
 /// Whoever starts runtimes sets these per instance rather than passing its own on.
 pub fn is_instance_setting(name: &str) -> bool {
-    let tool = matches!(name, "KELP_PYTHON" | "KELP_NODE" | "KELP_NPM");
+    let tool = matches!(name, "KELP_PYTHON" | "KELP_NODE" | "KELP_NPM" | "KELP_JAVA" | "KELP_MAVEN");
     !tool
         && (name.starts_with("FUNC_")
             || name.starts_with("KELP_")
@@ -222,6 +223,7 @@ pub fn is_host_setting(name: &str) -> bool {
         "KELP_JAVA",
         "KELP_CARGO",
         "KELP_BUILD_TIMEOUT",
+        "KELP_MAVEN",
         "JAVA_HOME",
         "MAVEN_OPTS",
         "SSL_CERT_FILE",

@@ -129,6 +129,7 @@ pub static LANGUAGES: &[Language] = &[
         build: None,
     },
     crate::compiled::go::LANGUAGE,
+    crate::compiled::java::LANGUAGE,
     crate::compiled::rust::LANGUAGE,
 ];
 

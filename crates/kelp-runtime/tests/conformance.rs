@@ -15,6 +15,8 @@ mod cases;
 mod go_build;
 #[path = "conformance/http.rs"]
 mod http;
+#[path = "conformance/java.rs"]
+mod java_builds;
 #[path = "conformance/process.rs"]
 mod process;
 
@@ -78,4 +80,14 @@ runtime_tests!(
         build_offline_with_lock,
         panic_survives,
     ]
+);
+
+// Java builds its function before serving it (`kelp_runtime::build`), so the checks of
+// installing a dependency file (`dependencies`, `install_deps`, `staged_install`: the pom.xml is
+// the build's, see `java_builds`) and of pre-warming (a compiled language's
+// worker is its function's build, so it cannot be started before the function is known) do not
+// apply.
+conformance_suite!(
+    [cases, timeout, worker_death, concurrency, sigterm_drain, failing_install, load_failure, access_log, unrepresentable_settings];
+    java => crate::process::JAVA,
 );

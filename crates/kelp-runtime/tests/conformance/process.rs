@@ -68,6 +68,15 @@ pub(crate) const GO: Runtime = Runtime {
     module_dirs: true,
     compiled: Some(Compiled { bad_error: ["bad.go:8:9:", "cannot use 42"] }),
 };
+/// Java (`runtimes/java/`), a Kubeless runtime ID served by the installed JDK.
+pub(crate) const JAVA: Runtime = Runtime {
+    name: "java",
+    func_runtime: "java11",
+    suffix: ".java",
+    capitalized_handlers: false,
+    module_dirs: false,
+    compiled: Some(Compiled { bad_error: ["bad.java:6:", "error: ';' expected"] }),
+};
 /// Rust (`runtimes/rust/kelp/`, built by `crates/kelp-runtime/src/compiled/rust.rs`). An older
 /// or newer toolchain than 1.95 serves `rust1.95` as a substitute.
 pub(crate) const RUST: Runtime = Runtime {
@@ -184,6 +193,12 @@ impl<'a> Function<'a> {
         self
     }
 
+    /// Runs `kelp-runtime --build` instead of serving.
+    pub(crate) fn build(mut self) -> Self {
+        self.deps_arg = Some("--build");
+        self
+    }
+
     /// Runs `kelp-runtime --fetch-deps` instead of serving.
     pub(crate) fn fetch_deps(mut self) -> Self {
         self.deps_arg = Some("--fetch-deps");
@@ -246,8 +261,8 @@ impl<'a> Function<'a> {
             .env("KELP_WORKERS", "1")
             .env("KELP_SHUTDOWN_TIMEOUT", "5")
             // A panic's message, not its backtrace, belongs in the stderr tail of a failure report.
-            .env("RUST_BACKTRACE", "0")
-            .envs(&self.env)
+            .env("RUST_BACKTRACE", "0");
+        cmd.envs(&self.env)
             .args(self.prewarm.then_some("--prewarm"))
             .args(self.deps_arg)
             .stdin(if self.prewarm { Stdio::piped() } else { Stdio::null() })
