@@ -153,12 +153,12 @@ fn builds_run_once_and_maven_only_when_needed() {
     assert_eq!(second.get("/").text(), "deps ok");
     assert_eq!(jdk.invocations("mvn"), maven, "the second start ran Maven");
     assert_eq!(jdk.invocations("javac"), javac, "the second start ran javac");
-    assert!(second.stderr().contains("build found in the cache"), "{}", second.diagnostics());
+    assert!(second.stderr().contains("found in the cache the build of"), "{}", second.diagnostics());
 
     let mut hello = Function::new(&JAVA, "conf", "hello")
         .env("KELP_JAVA", &jdk.java())
         .env("KELP_DEPS_DIR", &deps.path().to_string_lossy())
-        .build()
+        .build_only()
         .spawn();
     let status = hello.wait_exit(READY_TIMEOUT);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "--build of conf.hello\n{}", hello.diagnostics());
@@ -171,7 +171,7 @@ fn builds_run_once_and_maven_only_when_needed() {
 fn compile_error_fails_the_build() {
     let deps = scratch();
     let mut bad =
-        Function::new(&JAVA, "bad", "hello").env("KELP_DEPS_DIR", &deps.path().to_string_lossy()).build().spawn();
+        Function::new(&JAVA, "bad", "hello").env("KELP_DEPS_DIR", &deps.path().to_string_lossy()).build_only().spawn();
     let status = bad.wait_exit(READY_TIMEOUT);
     assert_eq!(status.and_then(|s| s.code()), Some(1), "exit status\n{}", bad.diagnostics());
     let stderr = bad.stderr();
@@ -190,7 +190,7 @@ fn a_build_past_its_time_limit_is_killed() {
         .env("KELP_JAVA", &jdk.java())
         .env("KELP_DEPS_DIR", &deps.path().to_string_lossy())
         .env("KELP_BUILD_TIMEOUT", "2")
-        .build()
+        .build_only()
         .spawn();
     let status = hung.wait_exit(READY_TIMEOUT);
     assert_eq!(status.and_then(|s| s.code()), Some(1), "exit status\n{}", hung.diagnostics());

@@ -193,12 +193,6 @@ impl<'a> Function<'a> {
         self
     }
 
-    /// Runs `kelp-runtime --build` instead of serving.
-    pub(crate) fn build(mut self) -> Self {
-        self.deps_arg = Some("--build");
-        self
-    }
-
     /// Runs `kelp-runtime --fetch-deps` instead of serving.
     pub(crate) fn fetch_deps(mut self) -> Self {
         self.deps_arg = Some("--fetch-deps");
