@@ -166,3 +166,40 @@ fn a_hung_build_is_killed_at_its_time_limit() {
         if left.is_empty() { Ok(()) } else { Err(format!("{left:?}")) }
     });
 }
+
+#[test]
+fn kubeless_java_and_kelp_rust_functions_run_on_kelp_up() {
+    let platform = Platform::start(&[]);
+    let examples = kelp_testkit::repo_root().join("examples");
+    let java = examples.join("java/HelloGet.java").display().to_string();
+    let rust = examples.join("rust/hello.rs").display().to_string();
+    for (name, runtime, file, handler) in
+        [("get-java", "java11", &java, "Foo.foo"), ("hello-rust", "rust1.95", &rust, "hello.hello")]
+    {
+        let run = platform.kelp(&[
+            "function",
+            "deploy",
+            name,
+            "--runtime",
+            runtime,
+            "--from-file",
+            file,
+            "--handler",
+            handler,
+            "--wait",
+            "--wait-timeout",
+            "600",
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    assert_eq!(platform.call_until("get-java", |b| !b.is_empty()), "Hello world!");
+    let body = platform.call_until("hello-rust", |b| !b.is_empty());
+    let answer: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(answer["hello"], "world", "{answer}");
+    // Each says what was built.
+    for (name, language, handler) in [("get-java", "java", "Foo.foo"), ("hello-rust", "rust", "hello.hello")] {
+        let events = events_of(&platform, name);
+        let wanted = format!("{language} function {handler} from key ");
+        assert!(events.iter().any(|(reason, m)| reason == "Built" && m.contains(&wanted)), "{name}: {events:?}");
+    }
+}
