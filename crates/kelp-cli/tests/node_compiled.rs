@@ -97,9 +97,8 @@ fn go_java_and_rust_functions_are_built_by_their_pods_once_per_node() {
 
         // A second pod on the node: the build is in the node's cache, nothing is compiled.
         kubectl(plane, &["-n", &namespace, "scale", "deployment", name, "--replicas=2"]);
-        let second = eventually(&format!("{name}: a second pod runs"), POD_TIMEOUT, || {
-            let pods = running_pods(plane, &namespace, name);
-            pods.iter().find(|p| !first.contains(p)).cloned().ok_or(format!("{pods:?}"))
+        let second = eventually(plane, &format!("{name}: a second pod runs"), POD_TIMEOUT, || {
+            running_pods(plane, &namespace, name).into_iter().find(|p| !first.contains(p))
         });
         let log = build_log(plane, &namespace, &second);
         assert!(
@@ -145,11 +144,10 @@ fn a_go_function_that_does_not_compile_is_build_failed_with_the_compilers_line()
     if !plane.has_real_node() {
         return; // No pod runs its build: nothing fails.
     }
-    let condition = eventually("the Function is BuildFailed", POD_TIMEOUT, || {
+    let condition = eventually(plane, "the Function is BuildFailed", POD_TIMEOUT, || {
         let function = json(plane, &["-n", &namespace, "get", "function", "broken"]);
         let conditions = function.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
-        let ready = conditions.into_iter().find(|c| c["type"] == "Ready").unwrap_or(Value::Null);
-        if ready["reason"] == "BuildFailed" { Ok(ready) } else { Err(ready.to_string()) }
+        conditions.into_iter().find(|c| c["type"] == "Ready" && c["reason"] == "BuildFailed")
     });
     let message = condition["message"].as_str().unwrap();
     assert!(message.contains("broken.go:6:") && message.contains("undefined: greeting"), "{message}");
