@@ -140,7 +140,7 @@ pub async fn ensure(
 ) -> Result<Built, BuildError> {
     let io = |context: String| move |cause| BuildError::Io { language: lang.name, context, cause };
     let build = lang.build.as_ref().expect("ensure is called for compiled languages only");
-    let toolchain = Interpreter::find(lang).await.ok_or_else(|| BuildError::NoToolchain {
+    let toolchain = toolchain(lang, deps_dir).await.ok_or_else(|| BuildError::NoToolchain {
         language: lang.name,
         command: lang.interpreter(),
         env: lang.interpreter.0,
@@ -225,6 +225,52 @@ pub struct Record {
     pub toolchain: String,
     /// How long the build took, in seconds.
     pub seconds: f64,
+}
+
+/// The toolchain of `lang` and its version: what `<toolchain> --version` said the last time
+/// for the same program file (its path, size and modification time, once links are resolved),
+/// remembered under `<deps dir>/<language>/versions/`, else asked now. Asking costs a process
+/// start at every instance start (a second JVM start for Java), where the build it keys is
+/// usually found built; a toolchain replaced in place has another size or time, and is asked.
+async fn toolchain(lang: &'static Language, deps_dir: &Path) -> Option<Interpreter> {
+    let command = lang.interpreter();
+    let program = which(&command).and_then(|p| std::fs::canonicalize(p).ok());
+    let meta = program.as_ref().and_then(|p| std::fs::metadata(p).ok());
+    let memo = program.zip(meta).map(|(path, meta)| {
+        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let identity =
+            format!("{}\n{}\n{}\n{}", command, path.display(), meta.len(), modified.unwrap_or_default().as_nanos());
+        let name = hex(&Sha256::digest(identity.as_bytes()));
+        deps_dir.join(lang.name).join("versions").join(&name[..32])
+    });
+    if let Some(version) = memo.as_ref().and_then(|m| std::fs::read_to_string(m).ok()) {
+        let version = version.trim();
+        if !version.is_empty() {
+            return Some(Interpreter { language: lang, command, version: version.to_owned() });
+        }
+    }
+    let found = Interpreter::find(lang).await?;
+    if let Some(memo) = memo {
+        // Best effort: a read-only cache (a pod's function container) asks every time.
+        let _ = std::fs::create_dir_all(memo.parent().unwrap_or(deps_dir)).and_then(|()| {
+            let tmp = memo.with_extension(format!("tmp-{}", std::process::id()));
+            std::fs::write(&tmp, &found.version).and_then(|()| std::fs::rename(&tmp, &memo))
+        });
+    }
+    Some(found)
+}
+
+/// The program file `command` runs: itself when it names a path, else the first executable of
+/// that name on `PATH`.
+fn which(command: &str) -> Option<PathBuf> {
+    if command.contains('/') {
+        return Some(PathBuf::from(command));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(command)).find(|candidate| {
+        std::fs::metadata(candidate)
+            .is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+    })
 }
 
 /// Writes the wrapper and a copy of the code into the fresh directory `tmp` and runs the
