@@ -185,6 +185,30 @@ fn npm_fetch(_node: &str, stage: &Path) -> Command {
     cmd
 }
 
+/// What every compiled language has in common, for its entry's other fields
+/// (`Language { name: "go", .., ..COMPILED }`): no worker script (its worker is its build's
+/// program), no install or fetch of its own (its dependency file is its build's), no module search
+/// path, and any major version served by the installed toolchain as another version of it.
+pub const COMPILED: Language = Language {
+    name: "",
+    title: "",
+    runtime_ids: &[],
+    file_suffix: "",
+    deps_file: "",
+    worker: ("", ""),
+    interpreter: ("", ""),
+    interpreter_args: &[],
+    install: installed_by_build,
+    fetch: fetched_by_build,
+    staged: &[],
+    fetch_note: "",
+    dep_paths: |_| Vec::new(),
+    version_parts: 2,
+    same_major_only: false,
+    version_args: &["--version"],
+    build: None,
+};
+
 /// The `install` of a compiled language: never run, as its dependency file belongs to its build
 /// (`crate::build`), which installs what it lists.
 pub fn installed_by_build(_toolchain: &str, _target: &Path, _stage: Option<&Path>) -> Command {

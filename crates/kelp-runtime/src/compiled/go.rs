@@ -10,7 +10,7 @@
 //! one static binary (`CGO_ENABLED=0`). `go build -mod=mod` resolves the user's modules from the Go
 //! module proxy (`GOPROXY`), with `GOMODCACHE` and `GOCACHE` in the build job's cache.
 
-use crate::language::{Build, BuildJob, Language, fetched_by_build, installed_by_build};
+use crate::language::{Build, BuildJob, COMPILED, Language};
 use std::path::Path;
 use tokio::process::Command;
 
@@ -21,18 +21,10 @@ pub const LANGUAGE: Language = Language {
     runtime_ids: &["go"],
     file_suffix: ".go",
     deps_file: "go.mod",
-    worker: ("", ""),
     interpreter: ("KELP_GO", "go"),
-    interpreter_args: &[],
-    install: installed_by_build,
-    fetch: fetched_by_build,
-    staged: &[],
-    fetch_note: "",
-    dep_paths: |_| Vec::new(),
-    version_parts: 2,
-    same_major_only: false,
     version_args: &["version"],
     build: Some(Build { wrapper: WRAPPER, commands, worker }),
+    ..COMPILED
 };
 
 /// Kelp's part of a build: the worker's main package and the `functions` package Kubeless's Go

@@ -20,7 +20,7 @@
 //! The worker (`io.kubeless.kelp.Worker`) loads the function's class from `classes` and `lib` in
 //! a class loader of its own.
 
-use crate::language::{Build, BuildJob, Language, fetched_by_build, installed_by_build};
+use crate::language::{Build, BuildJob, COMPILED, Language};
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -33,18 +33,10 @@ pub const LANGUAGE: Language = Language {
     runtime_ids: &["java"],
     file_suffix: ".java",
     deps_file: "pom.xml",
-    worker: ("", ""),
     interpreter: ("KELP_JAVA", "java"),
-    interpreter_args: &[],
-    install: installed_by_build,
-    fetch: fetched_by_build,
-    staged: &[],
-    fetch_note: "",
-    dep_paths: |_| Vec::new(),
     version_parts: 1,
-    same_major_only: false,
-    version_args: &["--version"],
     build: Some(Build { wrapper: WRAPPER, commands, worker }),
+    ..COMPILED
 };
 
 /// Kelp's Java sources and the Maven stand-ins for Kubeless's artifacts, under `kelp/` in the

@@ -13,7 +13,7 @@
 //! namespace's toolchain cache (compiled dependencies and downloaded crates are reused by the
 //! next build), and the binary is moved into the build directory as `kelp-worker`.
 
-use crate::language::{Build, BuildJob, Language, fetched_by_build, installed_by_build};
+use crate::language::{Build, BuildJob, COMPILED, Language};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
@@ -26,18 +26,9 @@ pub const LANGUAGE: Language = Language {
     runtime_ids: &["rust"],
     file_suffix: ".rs",
     deps_file: "Cargo.toml",
-    worker: ("", ""),
     interpreter: ("KELP_CARGO", "cargo"),
-    interpreter_args: &[],
-    install: installed_by_build,
-    fetch: fetched_by_build,
-    staged: &[],
-    fetch_note: "",
-    dep_paths: |_| Vec::new(),
-    version_parts: 2,
-    same_major_only: false,
-    version_args: &["--version"],
     build: Some(Build { wrapper: WRAPPER, commands, worker: |dir| Command::new(dir.join(WORKER)) }),
+    ..COMPILED
 };
 
 /// The `kelp` crate, written into `kelp/` of the build directory.
