@@ -151,6 +151,8 @@ fn a_go_function_that_does_not_compile_is_build_failed_with_the_compilers_line()
     });
     let message = condition["message"].as_str().unwrap();
     assert!(message.contains("broken.go:6:") && message.contains("undefined: greeting"), "{message}");
-    let events = kubectl(plane, &["-n", &namespace, "get", "events", "--field-selector", "reason=BuildFailed"]);
-    assert!(events.contains("undefined: greeting"), "{events}");
+    let events = json(plane, &["-n", &namespace, "get", "events", "--field-selector", "reason=BuildFailed"]);
+    let messages: Vec<&str> =
+        events["items"].as_array().unwrap().iter().filter_map(|e| e["message"].as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("undefined: greeting")), "{messages:?}");
 }

@@ -85,9 +85,10 @@ pub fn step_failure(pods: &[Pod]) -> Option<Readiness> {
             .find(|t| t.exit_code != 0);
         if let Some(terminated) = failed {
             let message = terminated.message.clone().unwrap_or_default();
+            // The end of `kelp-runtime`'s log: its error, which it prefixes with its name.
             let message = match message.trim() {
                 "" => format!("the {} init container exited with status {}", step.name(), terminated.exit_code),
-                text => text.to_owned(),
+                text => text.rsplit_once("kelp-runtime: ").map_or(text, |(_, error)| error).to_owned(),
             };
             return Some(Readiness::failed(step.failed_reason(), message));
         }
@@ -179,11 +180,11 @@ mod tests {
     fn a_failed_step_in_a_pod_is_the_reason() {
         let built = pod_with_init("build", 0, "built go function", false);
         assert_eq!(step_failure(std::slice::from_ref(&built)), None);
-        let failed = pod_with_init("build", 1, "handler.go:4:2: undefined: fmt", true);
+        let failed = pod_with_init("build", 1, "kelp-runtime: build failed:\nhandler.go:4:2: undefined: fmt", true);
         let r = step_failure(&[built, failed]).unwrap();
         assert_eq!(
             (r.ready, r.reason.as_str(), r.message.as_str()),
-            (false, "BuildFailed", "handler.go:4:2: undefined: fmt")
+            (false, "BuildFailed", "build failed:\nhandler.go:4:2: undefined: fmt")
         );
         let install = step_failure(&[pod_with_init("install", 1, "", false)]).unwrap();
         assert_eq!(install.reason, "InstallFailed");
