@@ -6,9 +6,13 @@
 //! another pod through the Service's DNS name, logged, updated, deleted; dependencies installed
 //! by the `install` init container; a CronJobTrigger's Job calling its function.
 //!
+//! Compiled languages (Go, Java, Rust) built by their pods: `node/compiled.rs`.
+//!
 //! With `KELP_REAL_NODE=0` the same scenarios run on kwok's node, whose pods run no code: every
 //! step about objects is checked, the steps that need code running (calls, logs) are not.
 
+#[path = "node/compiled.rs"]
+mod compiled;
 #[path = "common/node.rs"]
 mod node;
 

@@ -7,27 +7,21 @@
 //!
 //! With `KELP_REAL_NODE=0` the same functions run on kwok's node, whose pods run no code: the
 //! planned `build` step is checked, and its command is run for real by `kelp-runtime --build` on
-//! the function's code, as the init container would.
-
-#[path = "common/node.rs"]
-mod node;
+//! the function's code, as the init container would. (A module of `node.rs`, so that it shares its
+//! control plane and install.)
 
 use std::sync::Once;
 
 use kelp_testenv::{ControlPlane, EGRESS_PROXY, ON_DEMAND_IMAGES};
 use serde_json::Value;
 
-use crate::node::{
-    POD_TIMEOUT, call, deploy, eventually, install, json, kelp, kubectl, namespace, running_pods, stand_in_controller,
-};
+use crate::node::{POD_TIMEOUT, call, deploy, eventually, json, kelp, kubectl, namespace, running_pods, stand_in_controller};
 
+/// `node.rs`'s plane, with the compiled languages' runtime images imported.
 fn plane() -> &'static ControlPlane {
-    let plane = ControlPlane::shared_node();
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        plane.import_node_images(ON_DEMAND_IMAGES);
-        install(plane, &[]);
-    });
+    let plane = crate::plane();
+    static IMPORT: Once = Once::new();
+    IMPORT.call_once(|| plane.import_node_images(ON_DEMAND_IMAGES));
     plane
 }
 
