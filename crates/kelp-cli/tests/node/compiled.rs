@@ -15,7 +15,9 @@ use std::sync::Once;
 use kelp_testenv::{ControlPlane, EGRESS_PROXY, ON_DEMAND_IMAGES};
 use serde_json::Value;
 
-use crate::node::{POD_TIMEOUT, call, deploy, eventually, json, kelp, kubectl, namespace, running_pods, stand_in_controller};
+use crate::node::{
+    POD_TIMEOUT, call, deploy, eventually, json, kelp, kubectl, namespace, running_pods, stand_in_controller,
+};
 
 /// `node.rs`'s plane, with the compiled languages' runtime images imported.
 fn plane() -> &'static ControlPlane {
