@@ -316,7 +316,8 @@ fn dry_run_with_an_image_registry_names_every_kelp_image_there_and_a_malformed_o
     let printed: Vec<Value> = serde_saphyr::from_multiple(&stdout(&output)).unwrap();
     let (controller, runtimes, provision) = kelp_images(&printed);
     assert_eq!(controller, [image("controller"), image("controller")]);
-    assert_eq!(runtimes, [image("runtime-nodejs"), image("runtime-python")]);
+    let names = ["runtime-go", "runtime-java", "runtime-nodejs", "runtime-python", "runtime-rust"];
+    assert_eq!(runtimes, names.map(image));
     assert_eq!(provision, image("provision"));
     assert!(!stdout(&output).contains(" kelp/"), "no image left in the default registry");
 
@@ -327,7 +328,7 @@ fn dry_run_with_an_image_registry_names_every_kelp_image_there_and_a_malformed_o
     let list: Value = serde_json::from_slice(&output.stdout).unwrap();
     let (controller, runtimes, provision) = kelp_images(list["items"].as_array().unwrap());
     assert_eq!(controller, ["example.invalid/own/controller:dev", "example.invalid/own/controller:dev"]);
-    assert_eq!((runtimes.len(), provision), (2, image("provision")));
+    assert_eq!((runtimes.len(), provision), (names.len(), image("provision")));
 
     // Without the flag: Kelp's own names, as deploy/kelp.yaml has them.
     let output = kelp_offline(&["install", "--dryrun", "-o", "yaml"]);
