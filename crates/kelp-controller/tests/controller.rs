@@ -430,6 +430,12 @@ async fn every_kubeless_manifest_shape_reconciles_and_matches_the_plan() {
         docs.extend(manifest(&entry.unwrap().path()).into_iter().map(as_applied));
     }
     docs.sort_by_key(|d| d["kind"] != "Function");
+    // What the overrides' pods ask of the cluster (`function-deployment-overrides.yaml`, a Go
+    // function since Kelp runs Go): their ServiceAccount, and a node labelled `disktype: ssd`.
+    let (ok, _, err) = kubectl(plane, &["create", "serviceaccount", "fn-runner", "-n", &ns], None);
+    assert!(ok, "{err}");
+    let (ok, _, err) = kubectl(plane, &["label", "nodes", "--all", "disktype=ssd", "--overwrite"], None);
+    assert!(ok, "{err}");
     for doc in &docs {
         apply(plane, &ns, doc);
     }
