@@ -18,6 +18,9 @@ impl Lookup for Nothing {
     }
 }
 
+/// Kelp's default `kubeless-config`, parsed once.
+static CONFIG: LazyLock<kelp_plan::Config> = LazyLock::new(kelp_plan::Config::default);
+
 static FUNCTION: LazyLock<Function> = LazyLock::new(|| {
     serde_json::from_value(json!({
         "apiVersion": "kubeless.io/v1beta1", "kind": "Function",
@@ -36,5 +39,5 @@ fuzz_target!(|data: &[u8]| {
         .annotations
         .get_or_insert_default()
         .insert(kelp_up::desired::IDLE_TIMEOUT_ANNOTATION.to_owned(), text.to_owned());
-    let _ = kelp_up::desired::deployment(&function, &Nothing);
+    let _ = kelp_up::desired::deployment(&function, &Nothing, &CONFIG);
 });
