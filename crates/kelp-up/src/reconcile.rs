@@ -54,6 +54,8 @@ pub struct Reconciler {
     events: EventTriggers,
     /// Functions handed to the engine, with the error of their last deployment if any.
     deployed: BTreeMap<(String, String), Option<String>>,
+    /// The parsed `kubeless-config` and the resourceVersion it was parsed at.
+    config: Option<(Option<Value>, Arc<kelp_plan::Config>)>,
     /// The step outcome last reported as an Event, per Function: (revision, step, succeeded).
     steps_reported: BTreeMap<(String, String), (String, kelp_plan::run::Step, bool)>,
 }
@@ -76,6 +78,7 @@ impl Reconciler {
             events,
             deployed: BTreeMap::new(),
             steps_reported: BTreeMap::new(),
+            config: None,
         }
     }
 
@@ -148,10 +151,19 @@ impl Reconciler {
 
     /// The `kubeless-config` of this platform (the runtimes' phases decide a Function's steps);
     /// Kelp's defaults when it is missing or cannot be read (the API validates it on writes).
-    fn kubeless_config(&self) -> kelp_plan::Config {
+    /// Parsed again only when the stored object changed (its resourceVersion), not every round.
+    fn kubeless_config(&mut self) -> Arc<kelp_plan::Config> {
         let stored = self.store.get("/configmaps", KUBELESS_CONFIG.0, KUBELESS_CONFIG.1).ok();
+        let version = stored.as_ref().and_then(|o| o.pointer("/metadata/resourceVersion")).cloned();
+        if let Some((seen, config)) = &self.config
+            && *seen == version
+        {
+            return config.clone();
+        }
         let data = stored.and_then(|o| serde_json::from_value(o.get("data")?.clone()).ok());
-        data.and_then(|d| kelp_plan::Config::from_data(&d).ok()).unwrap_or_default()
+        let config = Arc::new(data.and_then(|d| kelp_plan::Config::from_data(&d).ok()).unwrap_or_default());
+        self.config = Some((version, config.clone()));
+        config
     }
 
     async fn deploy(&self, object: &Value, config: &kelp_plan::Config) -> Result<(), String> {
