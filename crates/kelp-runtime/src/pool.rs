@@ -92,13 +92,19 @@ impl Pool {
     pub async fn acquire(&self) -> Lease {
         let inner = &self.inner;
         loop {
-            let acquire = inner.permits.acquire();
-            tokio::pin!(acquire);
-            let permit = tokio::select! {
-                p = &mut acquire => p,
-                () = tokio::time::sleep(GROW_AFTER) => {
-                    Inner::grow(inner);
-                    acquire.await
+            // An idle worker is taken without arming the growth timer (the common case).
+            let permit = match inner.permits.try_acquire() {
+                Ok(permit) => Ok(permit),
+                Err(_) => {
+                    let acquire = inner.permits.acquire();
+                    tokio::pin!(acquire);
+                    tokio::select! {
+                        p = &mut acquire => p,
+                        () = tokio::time::sleep(GROW_AFTER) => {
+                            Inner::grow(inner);
+                            acquire.await
+                        }
+                    }
                 }
             };
             permit.expect("the semaphore is never closed").forget();

@@ -34,18 +34,6 @@ pub struct Load {
     pub context: Value,
 }
 
-/// The header of an `invoke` frame; the request body travels as the frame body.
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename = "invoke")]
-pub struct Invoke<'a> {
-    /// The Kubeless event keys the front reads from headers (`event-id`, ...).
-    pub event: &'a Value,
-    /// `extensions.request`: method, path, url, query, headers.
-    pub request: &'a Value,
-    /// `"json"` when the body is to be JSON-decoded, `"raw"` otherwise.
-    pub data: &'static str,
-}
-
 /// A message from a worker.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -106,6 +94,19 @@ pub fn encode<H: Serialize>(header: &H, body: &[u8]) -> Result<Vec<u8>, Protocol
     frame.extend_from_slice(&header_len.to_be_bytes());
     frame.extend_from_slice(&header);
     frame.extend_from_slice(&body_len.to_be_bytes());
+    frame.extend_from_slice(body);
+    Ok(frame)
+}
+
+/// Encodes the `invoke` frame of one request: its header written by [`crate::event::write_invoke`],
+/// then `body`, into a single buffer.
+pub fn invoke(parts: &http::request::Parts, body: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    let mut frame = Vec::with_capacity(512 + body.len());
+    frame.extend_from_slice(&[0; 4]);
+    crate::event::write_invoke(&mut frame, parts);
+    let header_len = frame_len("header", frame.len() - 4)?;
+    frame[..4].copy_from_slice(&header_len.to_be_bytes());
+    frame.extend_from_slice(&frame_len("body", body.len())?.to_be_bytes());
     frame.extend_from_slice(body);
     Ok(frame)
 }
