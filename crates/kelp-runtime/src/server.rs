@@ -2,7 +2,7 @@
 
 use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
-use crate::pool::Pool;
+use crate::pool::{CallFailure, Pool};
 use crate::protocol;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -100,7 +100,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Resu
             None => text(StatusCode::SERVICE_UNAVAILABLE, "function not loaded yet"),
         },
         (&Method::GET, "/metrics") => {
-            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render(app.pool.pipelined()))));
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
             r
@@ -141,20 +141,8 @@ async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, star
     // The call runs in its own task, so a client that hangs up does not cut a worker off mid-request.
     let deadline = tokio::time::Instant::from_std(started) + timeout;
     let pool = app.pool.clone();
-    let task = tokio::spawn(async move {
-        let Ok(mut lease) = tokio::time::timeout_at(deadline, pool.acquire()).await else {
-            return Err(Failure::Timeout);
-        };
-        match tokio::time::timeout_at(deadline, lease.invoke(&frame)).await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(e)) => Err(Failure::WorkerLost(e.to_string())),
-            Err(_) => {
-                lease.kill();
-                Err(Failure::Timeout)
-            }
-        }
-    });
-    let outcome = task.await.unwrap_or_else(|e| Err(Failure::WorkerLost(e.to_string())));
+    let task = tokio::spawn(async move { pool.call(frame, deadline).await });
+    let outcome = task.await.unwrap_or_else(|e| Err(CallFailure::WorkerLost(e.to_string())));
     let failed = outcome.as_ref().map_or(true, |o| o.failed);
     app.metrics.observe(parts.method.as_str(), started.elapsed(), failed);
     match outcome {
@@ -173,11 +161,11 @@ async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, star
             }
             r
         }
-        Err(Failure::Timeout) => {
+        Err(CallFailure::Timeout) => {
             tracing::warn!(path = parts.uri.path(), ?timeout, "request timeout exceeded; the worker was replaced");
             text(StatusCode::REQUEST_TIMEOUT, "Request timeout exceeded")
         }
-        Err(Failure::WorkerLost(e)) => {
+        Err(CallFailure::WorkerLost(e)) => {
             tracing::error!(error = %e, "the worker died while handling a request; it is being replaced");
             text(StatusCode::BAD_GATEWAY, "the function's worker exited while handling the request")
         }
@@ -193,11 +181,6 @@ const FRAMING_HEADERS: [HeaderName; 6] = [
     header::TRAILER,
     header::UPGRADE,
 ];
-
-enum Failure {
-    Timeout,
-    WorkerLost(String),
-}
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
