@@ -32,9 +32,7 @@ fn socket_of(uri: &http::Uri) -> io::Result<PathBuf> {
         .map(|pair| std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()))
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(invalid)?;
-    Ok(PathBuf::from(std::ffi::OsString::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(
-        bytes,
-    ))))
+    Ok(PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes)))
 }
 
 /// Connects `http://` URIs over TCP and `unix://` ones over their Unix socket.
