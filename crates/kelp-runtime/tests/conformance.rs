@@ -47,6 +47,15 @@ conformance_suite!(
     nodejs => crate::process::NODEJS,
 );
 
+// The plugin runtimes (`runtimes/ruby`, `runtimes/php`, found through KELP_RUNTIMES_PATH): every
+// check of an interpreted language but `staged_install`, since a plugin's dependency install is
+// one step (no download apart from running the packages' code).
+conformance_suite!(
+    [cases, timeout, worker_death, concurrency, sigterm_drain, prewarm, prewarm_settings, prewarm_sigterm, dependencies, failing_install, install_deps, load_failure, access_log, unrepresentable_settings];
+    ruby => crate::process::RUBY,
+    php => crate::process::PHP,
+);
+
 // Go: no pre-warm checks (a Go worker is the function's own build, so a runtime cannot be
 // pre-warmed before it knows the function), and no install checks (a Go function's modules are
 // part of its build: `go_build` tests them, with the build cache and its time limit).
