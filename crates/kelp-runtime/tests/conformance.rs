@@ -17,6 +17,8 @@ mod go_build;
 mod http;
 #[path = "conformance/java.rs"]
 mod java_builds;
+#[path = "conformance/plugins.rs"]
+mod plugins;
 #[path = "conformance/process.rs"]
 mod process;
 
@@ -55,6 +57,29 @@ conformance_suite!(
     ruby => crate::process::RUBY,
     php => crate::process::PHP,
 );
+
+/// Bad plugin runtimes (`conformance/plugins.rs`).
+mod bad_plugins {
+    #[test]
+    fn bad_description() {
+        crate::plugins::bad_description();
+    }
+
+    #[test]
+    fn missing_interpreter() {
+        crate::plugins::missing_interpreter();
+    }
+
+    #[test]
+    fn worker_never_ready() {
+        crate::plugins::worker_never_ready();
+    }
+
+    #[test]
+    fn worker_breaks_the_protocol() {
+        crate::plugins::worker_breaks_the_protocol();
+    }
+}
 
 // Go: no pre-warm checks (a Go worker is the function's own build, so a runtime cannot be
 // pre-warmed before it knows the function), and no install checks (a Go function's modules are
