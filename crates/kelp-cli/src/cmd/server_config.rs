@@ -83,7 +83,7 @@ pub(crate) async fn check_runtime(target: Option<&Target>, runtime: &str) -> any
         }
         return Ok(());
     }
-    if Language::for_runtime(runtime).is_none() {
+    if Language::find(runtime)?.is_none() {
         bail!(
             "Invalid runtime: {runtime}. Supported runtimes are: {} followed by a version (e.g. python3.12, nodejs20)",
             Language::known_ids()
