@@ -43,6 +43,10 @@ pub const PATH_VAR: &str = "KELP_RUNTIMES_PATH";
 /// Where plugins are found when [`PATH_VAR`] is unset: where Kelp's runtime images put them.
 pub const DEFAULT_PATH: &str = "/usr/share/kelp/runtimes";
 
+/// The key of a `runtime-images` entry naming the plugin directory it came from (`kelp up` adds
+/// it; Kubeless's readers ignore keys they do not know).
+pub const ORIGIN_KEY: &str = "kelpPlugin";
+
 /// The largest description or worker script read.
 const MAX_FILE: u64 = 1 << 20;
 

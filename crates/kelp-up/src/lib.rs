@@ -103,7 +103,8 @@ fn with_new_runtimes(stored: &Value, defaults: &Value) -> Option<String> {
 }
 
 /// The `runtime-images` JSON list `defaults` with the entry of every plugin runtime
-/// (`kelp_runtime::plugin`: its `runtime.json` without its `kelp` object) whose ID it lacks.
+/// (`kelp_runtime::plugin`: its `runtime.json` without its `kelp` object, and its directory under
+/// `kelpPlugin`, which `kelp get-server-config` shows) whose ID it lacks.
 fn with_plugins(defaults: &Value) -> Value {
     let Some(mut list) = defaults.as_str().and_then(|d| serde_json::from_str::<Vec<Value>>(d).ok()) else {
         return defaults.clone();
@@ -112,7 +113,9 @@ fn with_plugins(defaults: &Value) -> Value {
         let Some(dir) = plugin.plugin else { continue };
         let known = list.iter().any(|r| r.get("ID").and_then(Value::as_str) == Some(plugin.name));
         if let (false, Ok(plugin)) = (known, kelp_runtime::plugin::load(dir)) {
-            list.push(Value::Object(plugin.entry.clone()));
+            let mut entry = plugin.entry.clone();
+            entry.insert(kelp_runtime::plugin::ORIGIN_KEY.to_owned(), Value::from(dir.display().to_string()));
+            list.push(Value::Object(entry));
         }
     }
     serde_json::to_string_pretty(&list).map_or_else(|_| defaults.clone(), Value::from)

@@ -62,6 +62,11 @@ fn kubeless_ruby_and_php_examples_run_on_plugin_runtimes() {
     for runtime in ["ruby2.3", "ruby2.6", "php7.2", "php7.4"] {
         assert!(server_config.stdout.contains(runtime), "{runtime} in {server_config:?}");
     }
+    for id in ["ruby", "php"] {
+        let origin = format!("  {id}: a plugin runtime ({runtimes}/{id})");
+        assert!(server_config.stderr.contains(&origin), "{origin} in {server_config:?}");
+    }
+    assert!(server_config.stderr.contains("  python: built into Kelp"), "{server_config:?}");
 
     // Ruby: Kubeless's examples, unchanged. ruby2.6 runs on the installed Ruby and says so.
     let said = deploy(&platform, "get-ruby", "ruby2.6", &repo("examples/ruby/helloget.rb"), "helloget.foo", &[]);
