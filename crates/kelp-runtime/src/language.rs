@@ -327,9 +327,11 @@ impl Language {
         Ok(crate::plugin::find(split_runtime(runtime).0)?.map(|p| p.language))
     }
 
-    /// Finds the language whose code file for `module` exists in `code_dir`.
+    /// Finds the language whose code file for `module` exists in `code_dir`: a built-in one, or
+    /// a plugin runtime's (those that load).
     pub fn for_code(code_dir: &Path, module: &str) -> Option<&'static Language> {
-        LANGUAGES.iter().find(|l| code_dir.join(format!("{module}{}", l.file_suffix)).is_file())
+        let plugins = || crate::plugin::all().into_iter().flatten().map(|p| p.language);
+        LANGUAGES.iter().chain(plugins()).find(|l| code_dir.join(format!("{module}{}", l.file_suffix)).is_file())
     }
 
     /// The interpreter to run: the value of the language's environment variable, or its default.

@@ -58,8 +58,8 @@ conformance_suite!(
     php => crate::process::PHP,
 );
 
-/// Bad plugin runtimes (`conformance/plugins.rs`).
-mod bad_plugins {
+/// Plugin runtimes that are broken, and one found by its code file (`conformance/plugins.rs`).
+mod plugin_runtimes {
     #[test]
     fn bad_description() {
         crate::plugins::bad_description();
@@ -78,6 +78,11 @@ mod bad_plugins {
     #[test]
     fn worker_breaks_the_protocol() {
         crate::plugins::worker_breaks_the_protocol();
+    }
+
+    #[test]
+    fn found_by_its_code_file() {
+        crate::plugins::found_by_its_code_file();
     }
 }
 

@@ -1,6 +1,6 @@
-//! Bad plugin runtimes (`kelp_runtime::plugin`), on real `kelp-runtime` processes: each stops
+//! Plugin runtimes (`kelp_runtime::plugin`) on real `kelp-runtime` processes: a bad one stops
 //! the runtime with status 1 and an error saying what is wrong, within a bounded time, never a
-//! hang or a panic.
+//! hang or a panic; without `FUNC_RUNTIME` a plugin is found by its code file.
 
 use crate::process::{Function, RUBY, Runtime};
 use std::path::Path;
@@ -91,4 +91,11 @@ pub(crate) fn worker_breaks_the_protocol() {
     // Time enough for Python to start on a busy machine: the runtime stops at the garbage.
     let root = plugins(&kelp("python3", 60), garbage);
     fails_with(root.path(), Duration::ZERO, &["worker sent an invalid frame"]);
+}
+
+/// Without `FUNC_RUNTIME`, the language is the one whose code file exists: a plugin's too
+/// (`conf.rb`, Ruby's).
+pub(crate) fn found_by_its_code_file() {
+    let ruby = Function::new(&RUBY, "conf", "hello").env("FUNC_RUNTIME", "").start().ready();
+    assert_eq!(ruby.get("/").text(), "hello world", "{}", ruby.diagnostics());
 }
