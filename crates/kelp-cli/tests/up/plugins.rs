@@ -97,7 +97,7 @@ fn kubeless_ruby_and_php_examples_run_on_plugin_runtimes() {
     deploy(&platform, "post-php", "php7.4", &repo("examples/php/hellowithdata.php"), "hellowithdata.foo", &[]);
     assert_eq!(post_json(&platform, "post-php", r#"{"it-s": "alive"}"#), (200, r#"{"it-s":"alive"}"#.to_owned()));
     let composer = format!(
-        r#"{{"repositories": [{{"type": "path", "url": "{}", "options": {{"symlink": false}}}}, {{"packagist.org": false}}],
+        r#"{{"repositories": [{{"type": "path", "url": "{}", "options": {{"symlink": false}}}}, {{"packagist": false}}],
             "require": {{"monolog/monolog": "^1.23"}}}}"#,
         package("monolog")
     );
