@@ -8,7 +8,7 @@
 
 use http::{HeaderValue, Response, header};
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -49,7 +49,7 @@ impl AccessLog {
     /// "curl/8.0" 0/1234`, the format Kubeless's Python runtime logged.
     pub fn request<B: hyper::body::Body>(
         &self,
-        peer: SocketAddr,
+        peer: IpAddr,
         parts: &http::request::Parts,
         response: &Response<B>,
         took: Duration,
@@ -64,7 +64,7 @@ impl AccessLog {
         let _ = writeln!(
             buffer,
             "{} - - [{stamp}] \"{} {} {:?}\" {} {} \"{}\" \"{}\" {}/{}",
-            peer.ip(),
+            peer,
             parts.method,
             parts.uri.path_and_query().map_or("/", |p| p.as_str()),
             parts.version,
@@ -116,7 +116,7 @@ mod tests {
         let log = AccessLog::start();
         let parts = http::Request::get("/a?b=1").header("user-agent", "t").body(()).unwrap().into_parts().0;
         let response = Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"hi")));
-        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let peer = IpAddr::from([127, 0, 0, 1]);
         log.request(peer, &parts, &response, Duration::from_micros(1234));
         log.request(peer, &parts, &response, Duration::from_micros(5));
         let text = String::from_utf8(log.buffer.lock().unwrap().clone()).unwrap();

@@ -66,6 +66,9 @@ pub struct Config {
     /// `KELP_SHUTDOWN_TIMEOUT` seconds (default 30, at most [`MAX_TIMEOUT`]): how long SIGTERM
     /// waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// `KELP_UNIX_LISTEN`: a Unix socket path to serve HTTP on as well (mode 0600), for a
+    /// gateway on the same machine (`kelp up`'s).
+    pub unix_listen: Option<PathBuf>,
     /// `KELP_ACCESS_LOG` (default on; `0` or `false` turns the per-request log line off).
     pub access_log: bool,
     /// `KELP_PIPELINE_BELOW` milliseconds (default 1, at most 1000; `0` turns pipelining off):
@@ -168,6 +171,7 @@ impl Config {
             )?
             .and_then(seconds)
             .unwrap_or(Duration::from_secs(30)),
+            unix_listen: get("KELP_UNIX_LISTEN").map(PathBuf::from),
             pipeline_below: parse(
                 &get,
                 "KELP_PIPELINE_BELOW",

@@ -10,10 +10,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 
 /// Shared state of the front.
 #[derive(Debug)]
@@ -57,9 +57,35 @@ impl App {
     }
 }
 
+/// A listening socket the front serves HTTP on.
+pub trait Listen: Send + 'static {
+    /// One accepted connection.
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    /// The next connection, and the address its requests are logged from.
+    fn accept(&self) -> impl Future<Output = std::io::Result<(Self::Io, IpAddr)>> + Send;
+}
+
+impl Listen for TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept(&self) -> std::io::Result<(Self::Io, IpAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer.ip()))
+    }
+}
+
+/// Its peers are processes of this machine: logged as the loopback address.
+impl Listen for UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept(&self) -> std::io::Result<(Self::Io, IpAddr)> {
+        let (stream, _) = UnixListener::accept(self).await?;
+        Ok((stream, IpAddr::from([127, 0, 0, 1])))
+    }
+}
+
 /// Serves HTTP on `listener` until `shutdown` completes, then lets in-flight requests finish for
 /// up to `grace`.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>, grace: Duration) {
+pub async fn serve(listener: impl Listen, app: Arc<App>, shutdown: impl Future<Output = ()>, grace: Duration) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new());
@@ -76,7 +102,6 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
         let app = app.clone();
         let service = hyper::service::service_fn(move |req| handle(app.clone(), req, peer));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
@@ -91,7 +116,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     app.log.flush();
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let response = match (&parts.method, parts.uri.path()) {

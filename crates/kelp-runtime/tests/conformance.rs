@@ -142,6 +142,6 @@ conformance_suite!(
     java => crate::process::JAVA,
 );
 
-// What the front does with a worker that dies holding a pipelined call is the same for every
-// language: checked once, with Python.
-runtime_tests!(front, crate::process::PYTHON, [pipelined_call_outlives_a_dying_worker]);
+// What the front does with a worker that dies holding a pipelined call, and its Unix socket, are
+// the same for every language: checked once, with Python.
+runtime_tests!(front, crate::process::PYTHON, [pipelined_call_outlives_a_dying_worker, unix_socket]);

@@ -179,6 +179,27 @@ pub(crate) fn pipelined_call_outlives_a_dying_worker(rt: &Runtime) {
     assert_eq!(pipelined(&f), before + 1, "the second call was not pipelined\n{}", f.diagnostics());
 }
 
+/// `KELP_UNIX_LISTEN`: the front also serves HTTP on a Unix socket only its user can open (how
+/// `kelp up`'s gateway reaches an instance), the same answers as on its port.
+pub(crate) fn unix_socket(rt: &Runtime) {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("http.sock");
+    let hello = Function::new(rt, "conf", "hello").env("KELP_UNIX_LISTEN", path.to_str().unwrap()).start().ready();
+    let mode = std::fs::metadata(&path).expect("the socket exists").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the socket's mode\n{}", hello.diagnostics());
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).expect("connecting to the socket");
+    stream.write_all(b"GET /?via=unix HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}\n{}", hello.diagnostics());
+    assert!(response.ends_with("\r\n\r\nhello world"), "{response}");
+    assert_eq!(hello.get("/").text(), "hello world", "the port still answers");
+    hello.stdout_with("127.0.0.1 - - [");
+    hello.stdout_with("\"GET /?via=unix HTTP/1.1\" 200 11");
+}
+
 /// SIGTERM lets the in-flight request finish, then the process exits with status 0.
 pub(crate) fn sigterm_drain(rt: &Runtime) {
     let mut slow = Function::new(rt, "conf", "slow").start().ready();
