@@ -90,9 +90,6 @@ impl Launcher {
         // The gateway's way in; TCP when the path is too long for a socket address.
         let socket = Some(workdir.join(SOCKET_FILE)).filter(|p| p.as_os_str().len() < MAX_SOCKET_PATH);
         let mut cmd = Command::new(&self.runtime_bin);
-        if let Some(socket) = &socket {
-            cmd.env("KELP_UNIX_LISTEN", socket);
-        }
         let cgroup = Cgroup::create(memory_limit).map(Arc::new);
         for dir in cgroup.iter().flat_map(|c| c.dirs()) {
             cmd.arg("--cgroup").arg(dir);
@@ -106,6 +103,7 @@ impl Launcher {
             .envs(volumes_var)
             .env("FUNC_PORT", port.to_string())
             .env("KELP_LISTEN", "127.0.0.1")
+            .envs(socket.iter().map(|s| ("KELP_UNIX_LISTEN", s)))
             .current_dir(&workdir)
             .stdin(if mode == Mode::Prewarm { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
