@@ -972,7 +972,8 @@ fn kubeconfig_context_and_connection_errors() {
 fn server_config_version_and_completion() {
     let server = Server::start();
     let config = server.kelp(&["get-server-config"]).ok();
-    assert_eq!(config.stderr, "Current Server Config:\n");
+    assert!(config.stderr.starts_with("Current Server Config:\nWhere they come from:\n"), "{config:?}");
+    assert!(config.stderr.contains("  python: built into Kelp"), "{config:?}");
     assert!(config.stdout.starts_with("Supported Runtimes are: "), "{config:?}");
 
     let kubeless_config = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubeless-config", "namespace": "kubeless"},

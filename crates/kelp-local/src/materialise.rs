@@ -167,10 +167,10 @@ pub async fn materialise(code_root: &Path, function: &str, spec: &FunctionSpec) 
     Ok(dir)
 }
 
-/// The language of `spec.runtime`, from the runtime's registry.
+/// The language of `spec.runtime`: a built-in one, or a plugin runtime's.
 pub(crate) fn language(spec: &FunctionSpec) -> Result<&'static Language, String> {
     let runtime = spec.runtime.as_deref().unwrap_or_default();
-    Language::for_runtime(runtime).ok_or_else(|| {
+    Language::find(runtime).map_err(|e| e.to_string())?.ok_or_else(|| {
         format!("spec.runtime {runtime:?} is not supported; supported runtime IDs: {}", Language::known_ids())
     })
 }

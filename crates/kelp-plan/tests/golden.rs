@@ -9,7 +9,8 @@
 //! Go runtime (compilation phase, phase environment and Secrets, image pull secrets), so the
 //! shapes of Kubeless's own runtime images are covered too. `installation-secrets-*.yaml` plans
 //! an example with dependencies once more, its installation phase given a Secret (the `fetch`
-//! and `install` split).
+//! and `install` split). `plugin-runtime-*.yaml` plans `tests/plugin-runtimes/` with a runtime
+//! added through a `runtime-images` entry alone (Ruby, its runtime image only).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -30,6 +31,13 @@ const GO_RUNTIME: &str = r#"{
       {"phase": "runtime", "image": "kubeless/go:1.14", "env": {"GOPATH": "$(KUBELESS_INSTALL_VOLUME)"}}
     ]
   }]
+}"#;
+
+/// A plugin runtime added on a cluster through `runtime-images` alone: its ID, version and
+/// runtime image (Kelp's Ruby image: `kelp-runtime` and `runtimes/ruby`, images/ruby/Dockerfile).
+const RUBY_RUNTIME: &str = r#"{
+  "ID": "ruby", "depName": "Gemfile", "fileNameSuffix": ".rb",
+  "versions": [{"name": "ruby26", "version": "2.6", "images": [{"phase": "runtime", "image": "kelp/runtime-ruby:0.1.0"}]}]
 }"#;
 
 fn repo() -> PathBuf {
@@ -58,6 +66,15 @@ fn installation_secrets_config() -> Config {
             image["secrets"] = serde_json::json!([{"name": "pip-index"}]);
         }
     }
+    data.insert("runtime-images".into(), serde_json::to_string(&runtimes).unwrap());
+    Config::from_data(&data).unwrap()
+}
+
+/// Kelp's default configuration with [`RUBY_RUNTIME`] added.
+fn plugin_runtime_config() -> Config {
+    let mut data = Config::default_data();
+    let mut runtimes: Vec<Value> = serde_json::from_str(&data["runtime-images"]).unwrap();
+    runtimes.push(serde_json::from_str(RUBY_RUNTIME).unwrap());
     data.insert("runtime-images".into(), serde_json::to_string(&runtimes).unwrap());
     Config::from_data(&data).unwrap()
 }
@@ -123,7 +140,7 @@ fn to_value(object: &impl serde::Serialize) -> Value {
 
 /// Every golden file: name → (planned objects, content).
 fn render_all() -> BTreeMap<String, (Vec<Value>, String)> {
-    let (config, secrets_config) = (config(), installation_secrets_config());
+    let (config, secrets_config, plugin_config) = (config(), installation_secrets_config(), plugin_runtime_config());
     // Kelp's own runtimes: the examples run on what `kelp install` configures.
     let kelp_config = Config::default();
     let examples = repo().join("examples/manifests");
@@ -131,6 +148,7 @@ fn render_all() -> BTreeMap<String, (Vec<Value>, String)> {
         ("kubeless", repo().join("crates/kelp-api/tests/fixtures"), &config, None),
         ("example", examples.clone(), &kelp_config, None),
         ("installation-secrets", examples, &secrets_config, Some("titles-python-deps.yaml")),
+        ("plugin-runtime", repo().join("crates/kelp-plan/tests/plugin-runtimes"), &plugin_config, None),
     ];
     let mut files = BTreeMap::new();
     for (source, dir, config, only) in sources {

@@ -219,7 +219,7 @@ pub fn is_instance_setting(name: &str) -> bool {
 /// Whether a variable of the environment of whoever starts runtimes (`kelp up`) is passed on to
 /// them: where the tools are, what they need to run and to install dependencies (search path,
 /// home, locale, time zone, temporary directory, certificate bundles, proxies, pip's and npm's
-/// settings). Nothing else is: that environment may hold a broker's password or a cloud
+/// settings, where plugin runtimes are and their interpreters). Nothing else is: that environment may hold a broker's password or a cloud
 /// credential, which no function should read.
 pub fn is_host_setting(name: &str) -> bool {
     const NAMES: &[&str] = &[
@@ -239,6 +239,7 @@ pub fn is_host_setting(name: &str) -> bool {
         "KELP_CARGO",
         "KELP_BUILD_TIMEOUT",
         "KELP_MAVEN",
+        crate::plugin::PATH_VAR,
         "JAVA_HOME",
         "MAVEN_OPTS",
         "SSL_CERT_FILE",
@@ -258,6 +259,9 @@ pub fn is_host_setting(name: &str) -> bool {
         || (name.starts_with("GO") && name.bytes().all(|b| b.is_ascii_uppercase()))
         || name.starts_with("CARGO_HTTP_")
         || name.starts_with("CARGO_REGISTRIES_")
+        // A plugin runtime's interpreter variable (`KELP_RUBY`, `KELP_PHP`).
+        || (name.starts_with("KELP_")
+            && crate::plugin::all().into_iter().flatten().any(|p| p.language.interpreter.0 == name))
         || upper.starts_with("NPM_CONFIG_")
 }
 

@@ -83,6 +83,17 @@ pub enum DepsError {
         /// The time limit.
         limit: Duration,
     },
+    /// A plugin runtime's dependencies are installed in one step, so they cannot be fetched
+    /// apart from running their install (`--fetch-deps`, the installation phase's secrets).
+    #[error(
+        "the {language} runtime is a plugin, whose {file} is installed in one step: its dependencies cannot be fetched apart (--fetch-deps, an installation phase with secrets); install them without a stage"
+    )]
+    NoFetch {
+        /// Language name.
+        language: &'static str,
+        /// The dependency file's name.
+        file: &'static str,
+    },
     /// The installer could not be started or the cache could not be written.
     #[error("installing {language} dependencies: {context}: {cause}")]
     Io {
@@ -171,7 +182,10 @@ pub async fn fetch(
     let _ = std::fs::remove_dir_all(stage);
     std::fs::create_dir_all(stage).map_err(io(format!("creating {}", stage.display())))?;
     std::fs::write(stage.join(lang.deps_file), &content).map_err(io(format!("writing into {}", stage.display())))?;
-    run(lang, Step::Fetching, (lang.fetch)(&lang.interpreter(), stage), limit).await?;
+    let Some(fetch) = lang.deps.fetch(&lang.interpreter(), stage) else {
+        return Err(DepsError::NoFetch { language: lang.name, file: lang.deps_file });
+    };
+    run(lang, Step::Fetching, fetch, limit).await?;
     tracing::info!(language = lang.name, stage = %stage.display(), "dependencies fetched");
     Ok(())
 }
@@ -197,7 +211,7 @@ pub async fn ensure(
     remove_abandoned_installs(&dir, limit);
     let made = once(&target, limit, || install(lang, &content, &target, stage, limit)).await;
     match made {
-        Ok(_) => Ok((lang.dep_paths)(&target)),
+        Ok(_) => Ok(lang.deps.paths(&target)),
         Err(Once::Failed(e)) => Err(e),
         Err(Once::LockTimeout(lock)) => Err(DepsError::LockTimeout { language: lang.name, lock, limit }),
         Err(Once::Lock(context, cause)) => Err(DepsError::Io { language: lang.name, context, cause }),
@@ -271,12 +285,12 @@ async fn install(
                     missing,
                 ));
             }
-            for entry in lang.staged.iter().map(|e| stage.join(e)).filter(|e| e.exists()) {
+            for entry in lang.deps.staged().iter().map(|e| stage.join(e)).filter(|e| e.exists()) {
                 let to = tmp.join(entry.file_name().unwrap_or_default());
                 copy_tree(&entry, &to).map_err(io(format!("copying {} into {}", entry.display(), tmp.display())))?;
             }
         }
-        run(lang, Step::Installing, (lang.install)(&lang.interpreter(), &tmp, stage), limit).await
+        run(lang, Step::Installing, lang.deps.install(&lang.interpreter(), &tmp, stage), limit).await
     };
     if let Err(e) = installed.await {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -305,7 +319,7 @@ async fn run(
     };
     if !out.status.success() {
         let note = match step {
-            Step::Fetching if !lang.fetch_note.is_empty() => format!("\n({})", lang.fetch_note),
+            Step::Fetching if !lang.deps.fetch_note().is_empty() => format!("\n({})", lang.deps.fetch_note()),
             _ => String::new(),
         };
         return Err(DepsError::InstallFailed {

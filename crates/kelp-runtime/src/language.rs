@@ -26,20 +26,9 @@ pub struct Language {
     pub interpreter: (&'static str, &'static str),
     /// Arguments before the worker script.
     pub interpreter_args: &'static [&'static str],
-    /// Builds the command that installs the dependency file, already copied into the fresh
-    /// directory `target`, into `target`: from the network, or offline from what
-    /// [`Language::fetch`] put in `stage` (whose [`Language::staged`] entries are already copied
-    /// into `target`).
-    pub install: fn(interpreter: &str, target: &Path, stage: Option<&Path>) -> Command,
-    /// Builds the command that downloads what the dependency file, already copied into the fresh
-    /// directory `stage`, needs into `stage`, running none of the packages' code.
-    pub fetch: fn(interpreter: &str, stage: &Path) -> Command,
-    /// The entries of a stage copied into the install directory before an offline install.
-    pub staged: &'static [&'static str],
-    /// Why a fetch may refuse what a plain install accepts, appended to a failed fetch's error.
-    pub fetch_note: &'static str,
-    /// The module search path entries of an installed `target` directory.
-    pub dep_paths: fn(target: &Path) -> Vec<PathBuf>,
+    /// How the dependency file is installed, and what the worker's module search path gets from
+    /// an install.
+    pub deps: Deps,
     /// How many parts of the interpreter's version a Kubeless runtime version names: 2 for
     /// Python (`python3.8`), 1 for Node.js (`nodejs14`).
     pub version_parts: usize,
@@ -52,6 +41,85 @@ pub struct Language {
     /// For a compiled language, how its code becomes a worker program (`crate::build`); `None`
     /// for a language whose worker is a script run by the interpreter.
     pub build: Option<Build>,
+    /// How long a new worker may take to connect and say `hello` ([`READY_TIMEOUT`] unless a
+    /// plugin says otherwise).
+    pub ready_timeout: Duration,
+    /// The plugin directory this language was loaded from (`crate::plugin`); `None` for a
+    /// language built into Kelp.
+    pub plugin: Option<&'static Path>,
+}
+
+/// How a language's dependency file is installed.
+#[derive(Debug)]
+pub enum Deps {
+    /// Kelp's own commands (pip, npm; a compiled language's build installs its own).
+    Builtin(BuiltinDeps),
+    /// A plugin's install command (`crate::plugin`): run in the install directory, never with a
+    /// separate download step.
+    Plugin(&'static crate::plugin::Install),
+}
+
+/// The dependency commands of a language built into Kelp.
+#[derive(Debug)]
+pub struct BuiltinDeps {
+    /// Builds the command that installs the dependency file, already copied into the fresh
+    /// directory `target`, into `target`: from the network, or offline from what
+    /// [`BuiltinDeps::fetch`] put in `stage` (whose [`BuiltinDeps::staged`] entries are already
+    /// copied into `target`).
+    pub install: fn(interpreter: &str, target: &Path, stage: Option<&Path>) -> Command,
+    /// Builds the command that downloads what the dependency file, already copied into the fresh
+    /// directory `stage`, needs into `stage`, running none of the packages' code.
+    pub fetch: fn(interpreter: &str, stage: &Path) -> Command,
+    /// The entries of a stage copied into the install directory before an offline install.
+    pub staged: &'static [&'static str],
+    /// Why a fetch may refuse what a plain install accepts, appended to a failed fetch's error.
+    pub fetch_note: &'static str,
+    /// The module search path entries of an installed `target` directory.
+    pub dep_paths: fn(target: &Path) -> Vec<PathBuf>,
+}
+
+impl Deps {
+    /// The command that installs the dependency file, already copied into the fresh directory
+    /// `target`, into `target` with `interpreter` (offline from `stage` for a built-in language).
+    pub fn install(&self, interpreter: &str, target: &Path, stage: Option<&Path>) -> Command {
+        match self {
+            Deps::Builtin(deps) => (deps.install)(interpreter, target, stage),
+            Deps::Plugin(install) => install.command(interpreter, target),
+        }
+    }
+
+    /// The command that downloads what the dependency file in `stage` needs, running none of its
+    /// code; `None` for a plugin, whose install is one step.
+    pub fn fetch(&self, interpreter: &str, stage: &Path) -> Option<Command> {
+        match self {
+            Deps::Builtin(deps) => Some((deps.fetch)(interpreter, stage)),
+            Deps::Plugin(_) => None,
+        }
+    }
+
+    /// The entries of a stage copied into the install directory before an offline install.
+    pub fn staged(&self) -> &'static [&'static str] {
+        match self {
+            Deps::Builtin(deps) => deps.staged,
+            Deps::Plugin(_) => &[],
+        }
+    }
+
+    /// Why a fetch may refuse what a plain install accepts (empty when nothing).
+    pub fn fetch_note(&self) -> &'static str {
+        match self {
+            Deps::Builtin(deps) => deps.fetch_note,
+            Deps::Plugin(_) => "",
+        }
+    }
+
+    /// The module search path entries of an installed `target` directory.
+    pub fn paths(&self, target: &Path) -> Vec<PathBuf> {
+        match self {
+            Deps::Builtin(deps) => (deps.dep_paths)(target),
+            Deps::Plugin(install) => install.paths.iter().map(|p| target.join(p)).collect(),
+        }
+    }
 }
 
 /// How a compiled language turns a function's code into a worker program. A build runs once per
@@ -86,7 +154,11 @@ pub struct BuildJob<'a> {
     pub cache: &'a Path,
 }
 
-/// Every language this runtime can run.
+/// How long a new worker may take to start its interpreter, connect and say `hello`, unless its
+/// language says otherwise.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Every language built into this runtime; plugins (`crate::plugin`) add others.
 pub static LANGUAGES: &[Language] = &[
     Language {
         name: "python",
@@ -97,17 +169,21 @@ pub static LANGUAGES: &[Language] = &[
         worker: ("kelp_worker.py", include_str!("../../../runtimes/python/kelp_worker.py")),
         interpreter: ("KELP_PYTHON", "python3"),
         interpreter_args: &["-u"],
-        install: pip_install,
-        fetch: pip_fetch,
-        staged: &[],
-        fetch_note: "with the installation phase's secrets, dependencies are fetched as wheels only: \
-            a package published only as a source distribution (sdist) is refused, since building it \
-            runs its code",
-        dep_paths: |target| vec![target.to_path_buf()],
+        deps: Deps::Builtin(BuiltinDeps {
+            install: pip_install,
+            fetch: pip_fetch,
+            staged: &[],
+            fetch_note: "with the installation phase's secrets, dependencies are fetched as wheels only: \
+                a package published only as a source distribution (sdist) is refused, since building it \
+                runs its code",
+            dep_paths: |target| vec![target.to_path_buf()],
+        }),
         version_parts: 2,
         same_major_only: true,
         version_args: &["--version"],
         build: None,
+        ready_timeout: READY_TIMEOUT,
+        plugin: None,
     },
     Language {
         name: "nodejs",
@@ -118,15 +194,19 @@ pub static LANGUAGES: &[Language] = &[
         worker: ("kelp_worker.js", include_str!("../../../runtimes/nodejs/kelp_worker.js")),
         interpreter: ("KELP_NODE", "node"),
         interpreter_args: &[],
-        install: npm_install,
-        fetch: npm_fetch,
-        staged: &["node_modules"],
-        fetch_note: "",
-        dep_paths: |target| vec![target.join("node_modules")],
+        deps: Deps::Builtin(BuiltinDeps {
+            install: npm_install,
+            fetch: npm_fetch,
+            staged: &["node_modules"],
+            fetch_note: "",
+            dep_paths: |target| vec![target.join("node_modules")],
+        }),
         version_parts: 1,
         same_major_only: false,
         version_args: &["--version"],
         build: None,
+        ready_timeout: READY_TIMEOUT,
+        plugin: None,
     },
     crate::compiled::go::LANGUAGE,
     crate::compiled::java::LANGUAGE,
@@ -198,15 +278,19 @@ pub const COMPILED: Language = Language {
     worker: ("", ""),
     interpreter: ("", ""),
     interpreter_args: &[],
-    install: installed_by_build,
-    fetch: fetched_by_build,
-    staged: &[],
-    fetch_note: "",
-    dep_paths: |_| Vec::new(),
+    deps: Deps::Builtin(BuiltinDeps {
+        install: installed_by_build,
+        fetch: fetched_by_build,
+        staged: &[],
+        fetch_note: "",
+        dep_paths: |_| Vec::new(),
+    }),
     version_parts: 2,
     same_major_only: false,
     version_args: &["--version"],
     build: None,
+    ready_timeout: READY_TIMEOUT,
+    plugin: None,
 };
 
 /// The `install` of a compiled language: never run, as its dependency file belongs to its build
@@ -227,15 +311,27 @@ fn split_runtime(runtime: &str) -> (&str, &str) {
 }
 
 impl Language {
-    /// Finds the language of a Kubeless runtime string such as `python3.8` or `nodejs14`.
+    /// Finds the built-in language of a Kubeless runtime string such as `python3.8` or `nodejs14`.
     pub fn for_runtime(runtime: &str) -> Option<&'static Language> {
         let (id, _) = split_runtime(runtime);
         LANGUAGES.iter().find(|l| l.runtime_ids.contains(&id))
     }
 
-    /// Finds the language whose code file for `module` exists in `code_dir`.
+    /// Finds the language of a Kubeless runtime string: a built-in one, else the plugin of its
+    /// ID (`crate::plugin::find`); `Ok(None)` when neither serves it, an error when the plugin
+    /// that would does not load.
+    pub fn find(runtime: &str) -> Result<Option<&'static Language>, crate::plugin::PluginError> {
+        if let Some(language) = Language::for_runtime(runtime) {
+            return Ok(Some(language));
+        }
+        Ok(crate::plugin::find(split_runtime(runtime).0)?.map(|p| p.language))
+    }
+
+    /// Finds the language whose code file for `module` exists in `code_dir`: a built-in one, or
+    /// a plugin runtime's (those that load).
     pub fn for_code(code_dir: &Path, module: &str) -> Option<&'static Language> {
-        LANGUAGES.iter().find(|l| code_dir.join(format!("{module}{}", l.file_suffix)).is_file())
+        let plugins = || crate::plugin::all().into_iter().flatten().map(|p| p.language);
+        LANGUAGES.iter().chain(plugins()).find(|l| code_dir.join(format!("{module}{}", l.file_suffix)).is_file())
     }
 
     /// The interpreter to run: the value of the language's environment variable, or its default.
@@ -243,9 +339,12 @@ impl Language {
         std::env::var(self.interpreter.0).unwrap_or_else(|_| self.interpreter.1.to_string())
     }
 
-    /// A comma-separated list of the runtime IDs of every language, for error messages.
+    /// A comma-separated list of the runtime IDs of every built-in language and of every plugin
+    /// that loads, for error messages.
     pub fn known_ids() -> String {
-        LANGUAGES.iter().flat_map(|l| l.runtime_ids).copied().collect::<Vec<_>>().join(", ")
+        let plugins = crate::plugin::all().into_iter().flatten().map(|p| p.language);
+        let languages = LANGUAGES.iter().chain(plugins);
+        languages.flat_map(|l| l.runtime_ids).copied().collect::<Vec<_>>().join(", ")
     }
 }
 

@@ -3,8 +3,8 @@
 //! `kelp-runtime` is a drop-in for Kubeless's runtime images: it reads the Kubeless environment
 //! contract ([`config`]), serves `/healthz`, `/metrics` and the function on `FUNC_PORT`
 //! ([`server`]), and calls `handler(event, context)` in language workers ([`worker`], [`pool`])
-//! that speak the protocol in `runtimes/PROTOCOL.md` ([`protocol`]). Languages are registered in
-//! [`language`]; their dependencies are installed once per content ([`deps`]). Process groups of children are
+//! that speak the protocol in `runtimes/PROTOCOL.md` ([`protocol`]). Languages are built in
+//! ([`language`]) or plugins ([`plugin`]); their dependencies are installed once per content ([`deps`]). Process groups of children are
 //! killed only once verified ([`group`]).
 
 pub mod access_log;
@@ -16,6 +16,7 @@ pub mod event;
 pub mod group;
 pub mod language;
 pub mod metrics;
+pub mod plugin;
 pub mod pool;
 pub mod protocol;
 pub mod server;

@@ -257,8 +257,7 @@ async fn load_function(
     let (Some(module), Some(handler)) = (config.module.clone(), config.handler.clone()) else {
         bail!("MOD_NAME and FUNC_HANDLER must name the function (handler \"<MOD_NAME>.<FUNC_HANDLER>\")");
     };
-    if Language::for_runtime(config.runtime.as_deref().unwrap_or(lang.runtime_ids[0]))
-        .is_none_or(|l| !std::ptr::eq(l, lang))
+    if Language::find(config.runtime.as_deref().unwrap_or(lang.runtime_ids[0]))?.is_none_or(|l| !std::ptr::eq(l, lang))
     {
         bail!("FUNC_RUNTIME={:?} is not a {} runtime, which this runtime was started for", config.runtime, lang.name);
     }
@@ -286,8 +285,12 @@ async fn load_function(
 /// The language of the function: from `FUNC_RUNTIME`, else from the code file that exists.
 fn language(config: &Config) -> anyhow::Result<&'static Language> {
     match (&config.runtime, &config.module) {
-        (Some(runtime), _) => Language::for_runtime(runtime).with_context(|| {
-            format!("FUNC_RUNTIME={runtime:?} is not supported; supported runtime IDs: {}", Language::known_ids())
+        (Some(runtime), _) => Language::find(runtime)?.with_context(|| {
+            format!(
+                "FUNC_RUNTIME={runtime:?} is not supported; supported runtime IDs: {} (plugins are found in {})",
+                Language::known_ids(),
+                kelp_runtime::plugin::PATH_VAR
+            )
         }),
         (None, Some(module)) => Language::for_code(&config.code_dir, module).with_context(|| {
             format!(

@@ -14,9 +14,6 @@ use tokio::net::UnixListener;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
-/// How long a new worker may take to start its interpreter and connect.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Why a worker could not be started or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -40,9 +37,14 @@ pub enum WorkerError {
         /// Its exit status.
         status: ExitStatus,
     },
-    /// The worker did not connect in time.
-    #[error("the {0} worker did not connect within {CONNECT_TIMEOUT:?}")]
-    ConnectTimeout(&'static str),
+    /// The worker did not connect and say `hello` in time (its language's `ready_timeout`).
+    #[error("the {language} worker did not connect and say hello within {} s", limit.as_secs_f64())]
+    NotReady {
+        /// Language name.
+        language: &'static str,
+        /// The time limit.
+        limit: Duration,
+    },
     /// The function could not be loaded.
     #[error("function failed to load: {0}")]
     Load(String),
@@ -120,7 +122,8 @@ impl Spawner {
         self.lang
     }
 
-    /// Starts a worker and waits for its `hello`. `on_exit` runs when the process ends.
+    /// Starts a worker and waits for its `hello`, for at most its language's `ready_timeout`
+    /// (then the worker is killed). `on_exit` runs when the process ends.
     pub async fn spawn(&self, on_exit: impl FnOnce(ExitStatus) + Send + 'static) -> Result<Worker, WorkerError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let path = self.socket_dir.join(format!("w{id}.sock"));
@@ -137,13 +140,15 @@ impl Spawner {
                 },
             )?;
         let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        let deadline = tokio::time::Instant::now() + self.lang.ready_timeout;
+        let not_ready = || WorkerError::NotReady { language: self.lang.name, limit: self.lang.ready_timeout };
         let stream = tokio::select! {
             accepted = listener.accept() => accepted.map(|(s, _)| s).map_err(|e| ProtocolError::Io(e).into()),
             status = child.wait() => Err(match status {
                 Ok(status) => WorkerError::Exited { language: self.lang.name, status },
                 Err(e) => ProtocolError::Io(e).into(),
             }),
-            () = tokio::time::sleep(CONNECT_TIMEOUT) => Err(WorkerError::ConnectTimeout(self.lang.name)),
+            () = tokio::time::sleep_until(deadline) => Err(not_ready()),
         };
         let _ = std::fs::remove_file(&path);
         let exited = Arc::new(AtomicBool::new(false));
@@ -155,7 +160,8 @@ impl Spawner {
         });
         let (read, write) = stream.inspect_err(|_| crate::group::kill_child_group(pid))?.into_split();
         let mut worker = Worker { process: Process { pid, exited }, reader: FrameReader::new(read), writer: write };
-        match worker.reader.next().await? {
+        let hello = tokio::time::timeout_at(deadline, worker.reader.next());
+        match hello.await.map_err(|_| not_ready())?? {
             (FromWorker::Hello { .. }, _) => Ok(worker),
             (other, _) => Err(ProtocolError::Invalid(format!("expected hello, got {other:?}")).into()),
         }

@@ -17,6 +17,8 @@ mod go_build;
 mod http;
 #[path = "conformance/java.rs"]
 mod java_builds;
+#[path = "conformance/plugins.rs"]
+mod plugins;
 #[path = "conformance/process.rs"]
 mod process;
 
@@ -46,6 +48,43 @@ conformance_suite!(
     python => crate::process::PYTHON,
     nodejs => crate::process::NODEJS,
 );
+
+// The plugin runtimes (`runtimes/ruby`, `runtimes/php`, found through KELP_RUNTIMES_PATH): every
+// check of an interpreted language but `staged_install`, since a plugin's dependency install is
+// one step (no download apart from running the packages' code).
+conformance_suite!(
+    [cases, timeout, worker_death, concurrency, sigterm_drain, prewarm, prewarm_settings, prewarm_sigterm, dependencies, failing_install, install_deps, load_failure, access_log, unrepresentable_settings];
+    ruby => crate::process::RUBY,
+    php => crate::process::PHP,
+);
+
+/// Plugin runtimes that are broken, and one found by its code file (`conformance/plugins.rs`).
+mod plugin_runtimes {
+    #[test]
+    fn bad_description() {
+        crate::plugins::bad_description();
+    }
+
+    #[test]
+    fn missing_interpreter() {
+        crate::plugins::missing_interpreter();
+    }
+
+    #[test]
+    fn worker_never_ready() {
+        crate::plugins::worker_never_ready();
+    }
+
+    #[test]
+    fn worker_breaks_the_protocol() {
+        crate::plugins::worker_breaks_the_protocol();
+    }
+
+    #[test]
+    fn found_by_its_code_file() {
+        crate::plugins::found_by_its_code_file();
+    }
+}
 
 // Go: no pre-warm checks (a Go worker is the function's own build, so a runtime cannot be
 // pre-warmed before it knows the function), and no install checks (a Go function's modules are

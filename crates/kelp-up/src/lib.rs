@@ -102,13 +102,32 @@ fn with_new_runtimes(stored: &Value, defaults: &Value) -> Option<String> {
     serde_json::to_string_pretty(&list).ok()
 }
 
+/// The `runtime-images` JSON list `defaults` with the entry of every plugin runtime
+/// (`kelp_runtime::plugin`: its `runtime.json` without its `kelp` object, and its directory under
+/// `kelpPlugin`, which `kelp get-server-config` shows) whose ID it lacks.
+fn with_plugins(defaults: &Value) -> Value {
+    let Some(mut list) = defaults.as_str().and_then(|d| serde_json::from_str::<Vec<Value>>(d).ok()) else {
+        return defaults.clone();
+    };
+    for plugin in runtimes::plugin_languages() {
+        let Some(dir) = plugin.plugin else { continue };
+        let known = list.iter().any(|r| r.get("ID").and_then(Value::as_str) == Some(plugin.name));
+        if let (false, Ok(plugin)) = (known, kelp_runtime::plugin::load(dir)) {
+            let mut entry = plugin.entry.clone();
+            entry.insert(kelp_runtime::plugin::ORIGIN_KEY.to_owned(), Value::from(dir.display().to_string()));
+            list.push(Value::Object(entry));
+        }
+    }
+    serde_json::to_string_pretty(&list).map_or_else(|_| defaults.clone(), Value::from)
+}
+
 /// Creates the `kubeless-config` ConfigMap in `kubeless` when it is missing: the one `kelp
 /// install` writes on a cluster (Kelp's runtimes under Kubeless's IDs and versions, and
 /// Kubeless's other keys), for the clients that read it: the runtime check of `kelp function
 /// deploy`, `kelp get-server-config`, the Serverless Framework's kubeless plugin. One that exists
 /// (edited by the user, say) is kept, but for `kafka-brokers` and `nats-url`, which are set to the
 /// brokers this platform uses, as on a cluster (`kelp topic` finds the brokers there), and for the
-/// runtimes of languages its `runtime-images` lacks, which are added.
+/// runtimes of languages (built in, or plugins) its `runtime-images` lacks, which are added.
 async fn serve_kubeless_config(
     store: &kelp_store::Store,
     brokers: &kelp_events::Brokers,
@@ -123,8 +142,8 @@ async fn serve_kubeless_config(
     }
     let stored = store.get("/configmaps", namespace.as_str().unwrap_or_default(), name.as_str().unwrap_or_default())?;
     let mut updated = Value::clone(&stored);
-    if let Some(runtimes) = with_new_runtimes(&updated["data"]["runtime-images"], &config_map["data"]["runtime-images"])
-    {
+    let defaults = with_plugins(&config_map["data"]["runtime-images"]);
+    if let Some(runtimes) = with_new_runtimes(&updated["data"]["runtime-images"], &defaults) {
         updated["data"]["runtime-images"] = Value::from(runtimes);
     }
     updated["data"][kelp_plan::KAFKA_BROKERS_KEY] = Value::from(brokers.kafka.brokers.clone());

@@ -33,10 +33,12 @@ pub struct Interpreters {
 }
 
 impl Interpreters {
-    /// Asks every language's interpreter for its version.
+    /// Asks every language's interpreter for its version: the built-in languages' and the
+    /// plugin runtimes' (`kelp_runtime::plugin`; a plugin that does not load is logged and left
+    /// out).
     pub async fn find() -> Self {
         let mut found = Vec::new();
-        for language in LANGUAGES {
+        for language in LANGUAGES.iter().chain(plugin_languages()) {
             found.extend(Interpreter::find(language).await);
         }
         Interpreters { found }
@@ -50,7 +52,7 @@ impl Interpreters {
     /// How `runtime` runs here, or why it cannot (a reason to put after the runtime's name:
     /// `needs Node.js, and "node" does not run on this machine ...`).
     pub fn check(&self, runtime: &str) -> Result<RuntimeFit, String> {
-        let Some(language) = Language::for_runtime(runtime) else {
+        let Some(language) = Language::find(runtime).map_err(|e| e.to_string())? else {
             return Err(format!(
                 "not a runtime Kelp has; its runtime IDs are {}, followed by a version (python3.12, nodejs20, ...)",
                 Language::known_ids()
@@ -81,6 +83,18 @@ impl Interpreters {
             )),
         }
     }
+}
+
+/// The languages of the plugin runtimes that load, logging those that do not.
+pub fn plugin_languages() -> Vec<&'static Language> {
+    let mut languages = Vec::new();
+    for plugin in kelp_runtime::plugin::all() {
+        match plugin {
+            Ok(plugin) => languages.push(plugin.language),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    languages
 }
 
 /// The runtime of a Function object that names one (a Function with a custom image has none).

@@ -20,24 +20,62 @@ fn config_location() -> (String, String) {
     (var("KUBELESS_NAMESPACE", "kubeless"), var("KUBELESS_CONFIG", "kubeless-config"))
 }
 
-/// `<ID><version>` of every version in a `runtime-images` JSON document.
-pub(crate) fn runtimes_from_config(runtime_images: &str) -> anyhow::Result<Vec<String>> {
+/// The runtimes of a server or of this machine: every `<ID><version>`, and where each ID comes
+/// from (`ruby: a plugin runtime (<dir>)`).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Runtimes {
+    /// `<ID><version>`, in order.
+    pub(crate) names: Vec<String>,
+    /// `<ID>: <where it comes from>`, one per ID, in order.
+    pub(crate) origins: Vec<String>,
+}
+
+/// Where a language comes from, for people.
+fn origin_of_language(language: &Language) -> String {
+    match language.plugin {
+        Some(dir) => format!("a plugin runtime ({})", dir.display()),
+        None => "built into Kelp".to_owned(),
+    }
+}
+
+/// The runtimes of a `runtime-images` JSON document: `<ID><version>` of every version, and where
+/// each runtime comes from: a plugin (the directory `kelp up` recorded), a language built into
+/// Kelp, or its runtime image alone.
+pub(crate) fn runtimes_from_config(runtime_images: &str) -> anyhow::Result<Runtimes> {
     let images: Value = serde_json::from_str(runtime_images)
         .map_err(|e| anyhow::anyhow!("the runtime-images of the kubeless configuration are not JSON: {e}"))?;
-    let mut runtimes = Vec::new();
+    let mut runtimes = Runtimes::default();
     for runtime in images.as_array().into_iter().flatten() {
         let id = runtime.get("ID").and_then(Value::as_str).unwrap_or_default();
-        for version in runtime.get("versions").and_then(Value::as_array).into_iter().flatten() {
+        let versions = runtime.get("versions").and_then(Value::as_array).cloned().unwrap_or_default();
+        for version in &versions {
             if let Some(version) = version.get("version").and_then(Value::as_str) {
-                runtimes.push(format!("{id}{version}"));
+                runtimes.names.push(format!("{id}{version}"));
             }
         }
+        let image = versions
+            .iter()
+            .flat_map(|v| v.get("images").and_then(Value::as_array).cloned().unwrap_or_default())
+            .find_map(|i| {
+                (i.get("phase").and_then(Value::as_str) == Some("runtime"))
+                    .then(|| i.get("image").and_then(Value::as_str).map(str::to_owned))
+                    .flatten()
+            });
+        let origin = match (runtime.get(kelp_runtime::plugin::ORIGIN_KEY).and_then(Value::as_str), image) {
+            (Some(dir), _) => format!("a plugin runtime ({dir})"),
+            (None, image) if Language::for_runtime(id).is_some() => {
+                format!("built into Kelp{}", image.map(|i| format!(", image {i}")).unwrap_or_default())
+            }
+            (None, Some(image)) => format!("the image {image}"),
+            (None, None) => "runtime-images, with no runtime image".to_owned(),
+        };
+        runtimes.origins.push(format!("{id}: {origin}"));
     }
     Ok(runtimes)
 }
 
 /// The runtimes of the server's kubeless configuration, or `None` when it has none.
-async fn server_runtimes(target: &Target) -> anyhow::Result<Option<Vec<String>>> {
+async fn server_runtimes(target: &Target) -> anyhow::Result<Option<Runtimes>> {
     let (namespace, name) = config_location();
     let api: Api<ConfigMap> = Api::namespaced(target.client.clone(), &namespace);
     match api.get_opt(&name).await {
@@ -60,12 +98,15 @@ pub(crate) async fn config_value(target: &Target, key: &str) -> Option<String> {
     config.data?.remove(key).filter(|v| !v.trim().is_empty())
 }
 
-/// Kelp's languages with the interpreter versions installed on this machine.
-async fn local_runtimes() -> Vec<String> {
-    let mut runtimes = Vec::new();
-    for language in LANGUAGES {
+/// Kelp's languages and the plugin runtimes (`KELP_RUNTIMES_PATH`) with the interpreter versions
+/// installed on this machine.
+async fn local_runtimes() -> Runtimes {
+    let mut runtimes = Runtimes::default();
+    let plugins = kelp_runtime::plugin::all().into_iter().flatten().map(|p| p.language);
+    for language in LANGUAGES.iter().chain(plugins) {
         if let Some(interpreter) = Interpreter::find(language).await {
-            runtimes.push(interpreter.runtime());
+            runtimes.names.push(interpreter.runtime());
+            runtimes.origins.push(format!("{}: {}", language.runtime_ids[0], origin_of_language(language)));
         }
     }
     runtimes
@@ -78,12 +119,12 @@ pub(crate) async fn check_runtime(target: Option<&Target>, runtime: &str) -> any
     if let Some(target) = target
         && let Some(runtimes) = server_runtimes(target).await?
     {
-        if !runtimes.iter().any(|r| r == runtime) {
-            bail!("Invalid runtime: {runtime}. Supported runtimes are: {}", runtimes.join(", "));
+        if !runtimes.names.iter().any(|r| r == runtime) {
+            bail!("Invalid runtime: {runtime}. Supported runtimes are: {}", runtimes.names.join(", "));
         }
         return Ok(());
     }
-    if Language::for_runtime(runtime).is_none() {
+    if Language::find(runtime)?.is_none() {
         bail!(
             "Invalid runtime: {runtime}. Supported runtimes are: {} followed by a version (e.g. python3.12, nodejs20)",
             Language::known_ids()
@@ -100,7 +141,11 @@ pub(crate) async fn run(global: &GlobalArgs) -> anyhow::Result<()> {
         None => local_runtimes().await,
     };
     info("Current Server Config:");
-    emit(format!("Supported Runtimes are: {}\n", runtimes.join(", ")))
+    emit(format!("Supported Runtimes are: {}\n", runtimes.names.join(", ")))?;
+    // Where each comes from, on stderr: stdout stays Kubeless's one line, which scripts read.
+    info("Where they come from:");
+    runtimes.origins.iter().for_each(|origin| info(format!("  {origin}")));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -114,7 +159,24 @@ mod tests {
                 {"name": "python36", "version": "3.6"}, {"name": "python38", "version": "3.8"}]},
             {"ID": "nodejs", "versions": [{"name": "node14", "version": "14"}]}
         ]"#;
-        assert_eq!(runtimes_from_config(images).unwrap(), vec!["python3.6", "python3.8", "nodejs14"]);
+        let runtimes = runtimes_from_config(images).unwrap();
+        assert_eq!(runtimes.names, vec!["python3.6", "python3.8", "nodejs14"]);
+        assert_eq!(runtimes.origins, vec!["python: built into Kelp", "nodejs: built into Kelp"]);
+        let images = r#"[
+            {"ID": "ruby", "kelpPlugin": "/opt/plugins/ruby", "versions": [{"name": "ruby26", "version": "2.6"}]},
+            {"ID": "cobol", "versions": [{"version": "85", "images": [{"phase": "runtime", "image": "me/cobol:1"}]}]},
+            {"ID": "python", "versions": [{"version": "3.8", "images": [{"phase": "runtime", "image": "kelp/runtime-python:0.1.0"}]}]},
+            {"ID": "odd", "versions": [{"version": "1"}]}
+        ]"#;
+        assert_eq!(
+            runtimes_from_config(images).unwrap().origins,
+            vec![
+                "ruby: a plugin runtime (/opt/plugins/ruby)",
+                "cobol: the image me/cobol:1",
+                "python: built into Kelp, image kelp/runtime-python:0.1.0",
+                "odd: runtime-images, with no runtime image"
+            ]
+        );
         assert!(runtimes_from_config("{oops").is_err());
     }
 

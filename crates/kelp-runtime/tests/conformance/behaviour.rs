@@ -240,8 +240,11 @@ pub(crate) fn prewarm(rt: &Runtime) {
 /// environment: context values, and the request body limit.
 pub(crate) fn prewarm_settings(rt: &Runtime) {
     let mut warm = Function::prewarmed(rt).start();
-    let handoff = b"{\"FUNC_HANDLER\":\"echo\",\"MOD_NAME\":\"conf\",\"FUNC_TIMEOUT\":\"2\",\"FUNC_MEMORY_LIMIT\":\"256Mi\",\"REQ_MB_LIMIT\":\"1\"}\n";
-    warm.stdin().write_all(handoff).expect("writing the hand-off");
+    let echo = rt.handler("echo");
+    let handoff = format!(
+        "{{\"FUNC_HANDLER\":\"{echo}\",\"MOD_NAME\":\"conf\",\"FUNC_TIMEOUT\":\"2\",\"FUNC_MEMORY_LIMIT\":\"256Mi\",\"REQ_MB_LIMIT\":\"1\"}}\n"
+    );
+    warm.stdin().write_all(handoff.as_bytes()).expect("writing the hand-off");
     let warm = warm.ready();
     let echoed: serde_json::Value = serde_json::from_slice(&warm.get("/").body).expect("echo returns JSON");
     let context = &echoed["context"];
@@ -252,7 +255,7 @@ pub(crate) fn prewarm_settings(rt: &Runtime) {
             context["memory-limit"].as_str(),
             context["runtime"].as_str()
         ),
-        (Some("echo"), Some(2.0), Some("256Mi"), Some(rt.func_runtime)),
+        (Some(echo.as_str()), Some(2.0), Some("256Mi"), Some(rt.func_runtime)),
         "context after the hand-off: {context}"
     );
     let mut big = Request::new("POST", "/");

@@ -23,6 +23,9 @@ pub(crate) struct Runtime {
     /// Whether handlers are exported names with an initial capital: Go's `Hello` is the cases'
     /// `hello`.
     pub(crate) capitalized_handlers: bool,
+    /// Handler names the language reserves (PHP's `echo` and `die`): the function is named with
+    /// a `_` after it (`echo_`), and the runner starts that name.
+    pub(crate) reserved_handlers: &'static [&'static str],
     /// Whether every module but `conf` has a directory of its own (`bad/bad.go`): a Go package
     /// is a whole directory, so `bad.go` beside `conf.go` would break `conf`'s build.
     pub(crate) module_dirs: bool,
@@ -47,6 +50,7 @@ pub(crate) const PYTHON: Runtime = Runtime {
     func_runtime: "python3",
     suffix: ".py",
     capitalized_handlers: false,
+    reserved_handlers: &[],
     module_dirs: false,
     compiled: None,
 };
@@ -56,6 +60,7 @@ pub(crate) const NODEJS: Runtime = Runtime {
     func_runtime: "nodejs20",
     suffix: ".js",
     capitalized_handlers: false,
+    reserved_handlers: &[],
     module_dirs: false,
     compiled: None,
 };
@@ -65,6 +70,7 @@ pub(crate) const GO: Runtime = Runtime {
     func_runtime: "go1.14",
     suffix: ".go",
     capitalized_handlers: true,
+    reserved_handlers: &[],
     module_dirs: true,
     compiled: Some(Compiled { bad_error: ["bad.go:8:9:", "cannot use 42"] }),
 };
@@ -74,6 +80,7 @@ pub(crate) const JAVA: Runtime = Runtime {
     func_runtime: "java11",
     suffix: ".java",
     capitalized_handlers: false,
+    reserved_handlers: &[],
     module_dirs: false,
     compiled: Some(Compiled { bad_error: ["bad.java:6:", "error: ';' expected"] }),
 };
@@ -84,8 +91,30 @@ pub(crate) const RUST: Runtime = Runtime {
     func_runtime: "rust1.95",
     suffix: ".rs",
     capitalized_handlers: false,
+    reserved_handlers: &[],
     module_dirs: false,
     compiled: Some(Compiled { bad_error: ["bad.rs:5:8:", "error[E0425]: cannot find value `greeting`"] }),
+};
+
+/// Ruby, a plugin runtime (`runtimes/ruby/`): a Kubeless version served by the installed Ruby.
+pub(crate) const RUBY: Runtime = Runtime {
+    name: "ruby",
+    func_runtime: "ruby2.6",
+    suffix: ".rb",
+    capitalized_handlers: false,
+    reserved_handlers: &[],
+    module_dirs: false,
+    compiled: None,
+};
+/// PHP, a plugin runtime (`runtimes/php/`): a Kubeless version served by the installed PHP.
+pub(crate) const PHP: Runtime = Runtime {
+    name: "php",
+    func_runtime: "php7.4",
+    suffix: ".php",
+    capitalized_handlers: false,
+    reserved_handlers: &["echo", "die"],
+    module_dirs: false,
+    compiled: None,
 };
 
 /// How long a build may take (a first one compiles the standard library or the wrapper's
@@ -93,15 +122,61 @@ pub(crate) const RUST: Runtime = Runtime {
 pub(crate) const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Runtime {
+    /// The language's name of the cases' handler `handler`: `Hello` for Go's `hello`, `echo_`
+    /// for PHP's `echo`.
+    pub(crate) fn handler(&self, handler: &str) -> String {
+        let mut chars = handler.chars();
+        match (self.capitalized_handlers, chars.next()) {
+            (true, Some(first)) => first.to_uppercase().chain(chars).collect(),
+            _ if self.reserved_handlers.contains(&handler) => format!("{handler}_"),
+            _ => handler.to_owned(),
+        }
+    }
+
     /// `conformance/functions/<name>`, or a subdirectory of it.
     pub(crate) fn functions_dir(&self, sub: &str) -> PathBuf {
         conformance_dir().join("functions").join(self.name).join(sub)
     }
 }
 
+/// The repository's `runtimes/` directory: the plugin runtimes' directories are in it.
+pub(crate) fn runtimes_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtimes")
+}
+
 /// The repository's `conformance/` directory.
 pub(crate) fn conformance_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance")
+}
+
+/// What a dependency file writes for the absolute path of `functions/<language>/packages`.
+const PACKAGES: &str = "{{packages}}";
+
+/// `functions/<language>/<sub>`, or, when one of its files holds [`PACKAGES`], a copy of it
+/// (under [`scratch_root`]) with that replaced: a Gemfile's path gems and a composer.json's path
+/// repositories, since the registries of gems and Composer packages are unreachable from the
+/// test machines, and an install runs in a directory of its own, where a relative path would
+/// not lead back to them.
+fn with_local_packages(runtime: &Runtime, sub: &str) -> PathBuf {
+    let dir = runtime.functions_dir(sub);
+    let files: Vec<(std::ffi::OsString, String)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name(), std::fs::read_to_string(e.path()).ok()?)))
+        .collect();
+    if !files.iter().any(|(_, text)| text.contains(PACKAGES)) {
+        return dir;
+    }
+    let packages = runtime.functions_dir("packages").canonicalize().expect("the functions' packages directory");
+    let copy = scratch_root().join("code").join(format!("{}-{sub}", runtime.name));
+    std::fs::create_dir_all(&copy).expect("creating the code's copy");
+    for (name, text) in files {
+        let tmp = copy.join(format!(".{}.{}", name.to_string_lossy(), std::process::id()));
+        std::fs::write(&tmp, text.replace(PACKAGES, &packages.to_string_lossy())).expect("writing the code's copy");
+        std::fs::rename(&tmp, copy.join(name)).expect("writing the code's copy");
+    }
+    copy
 }
 
 /// Where this suite keeps logs and caches: `<tmp>/kelp-conformance`.
@@ -142,12 +217,7 @@ impl<'a> Function<'a> {
         if runtime.module_dirs && module != "conf" {
             f.code_dir = runtime.functions_dir(module);
         }
-        let mut chars = handler.chars();
-        let handler = match (runtime.capitalized_handlers, chars.next()) {
-            (true, Some(first)) => first.to_uppercase().chain(chars).collect(),
-            _ => handler.to_owned(),
-        };
-        f.env("MOD_NAME", module).env("FUNC_HANDLER", &handler)
+        f.env("MOD_NAME", module).env("FUNC_HANDLER", &runtime.handler(handler))
     }
 
     /// A `--prewarm` runtime: it knows its language only, and reads the function on stdin.
@@ -169,9 +239,10 @@ impl<'a> Function<'a> {
         self
     }
 
-    /// Uses `conformance/functions/<language>/<sub>` as `KUBELESS_INSTALL_VOLUME`.
+    /// Uses `conformance/functions/<language>/<sub>` as `KUBELESS_INSTALL_VOLUME` (a copy of it
+    /// when its files name local packages: [`with_local_packages`]).
     pub(crate) fn code_subdir(mut self, sub: &str) -> Self {
-        self.code_dir = self.runtime.functions_dir(sub);
+        self.code_dir = with_local_packages(self.runtime, sub);
         self
     }
 
@@ -247,6 +318,8 @@ impl<'a> Function<'a> {
             cmd.env("KELP_DEPS_DIR", shared_builds());
         }
         cmd.env("FUNC_RUNTIME", self.runtime.func_runtime)
+            // The repository's plugin runtimes (Ruby, PHP), found as any plugin is.
+            .env(kelp_runtime::plugin::PATH_VAR, runtimes_dir())
             .env("FUNC_PORT", port.to_string())
             .env("KUBELESS_INSTALL_VOLUME", &self.code_dir)
             .env("KELP_CACHE_DIR", &cache_dir)

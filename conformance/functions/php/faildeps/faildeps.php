@@ -1,0 +1,6 @@
+<?php
+
+function check($event, $context)
+{
+    return 'unreachable';
+}

@@ -1,0 +1,6 @@
+<?php
+
+function kelp_conformance_ok()
+{
+    return 'deps ok';
+}

@@ -1,0 +1,8 @@
+<?php
+
+require 'vendor/autoload.php';
+
+function check($event, $context)
+{
+    return kelp_conformance_ok();
+}

@@ -1,0 +1,3 @@
+def check(event, context)
+  'unreachable'
+end

@@ -1,0 +1,5 @@
+require 'kelp_conformance'
+
+def check(event, context)
+  KelpConformance.ok
+end

@@ -1,0 +1,6 @@
+<?php
+
+function foo($event, $context) {
+  return json_encode($event->data);
+}
+

@@ -1,0 +1,7 @@
+require 'logging'
+
+def foo(event, context)
+  logging = Logging.logger(STDOUT)
+  logging.info "it works!"
+  "hello world"
+end
