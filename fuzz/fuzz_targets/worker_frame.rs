@@ -1,5 +1,5 @@
 //! Frames a language worker sends to the front (`runtimes/PROTOCOL.md`): lengths, JSON header,
-//! body, read by `kelp-runtime`'s `protocol::read_frame` until the input runs out. The worker
+//! body, read by `kelp-runtime`'s `protocol::FrameReader` until the input runs out. The worker
 //! runs user code, so every byte of it is untrusted.
 #![no_main]
 
@@ -13,8 +13,8 @@ static RUNTIME: LazyLock<Runtime> =
 
 fuzz_target!(|data: &[u8]| {
     RUNTIME.block_on(async {
-        let mut stream = data;
+        let mut frames = kelp_runtime::protocol::FrameReader::new(data);
         // Every frame read consumes at least its two 4-byte lengths, so this ends.
-        while kelp_runtime::protocol::read_frame(&mut stream).await.is_ok() {}
+        while frames.next().await.is_ok() {}
     });
 });

@@ -85,6 +85,14 @@ def die(event, context):
     os._exit(3)
 
 
+def sleepdie(event, context):
+    """Sleeps ?s= seconds, then ends the worker process if ?die is given; else answers "alive"."""
+    time.sleep(_query_seconds(event))
+    if "die" in event["extensions"]["request"]["query"]:
+        os._exit(3)
+    return "alive"
+
+
 def env(event, context):
     return os.environ.get(event["extensions"]["request"]["query"]["name"])
 

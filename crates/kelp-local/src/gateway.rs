@@ -209,11 +209,11 @@ async fn forward(
             Ok(lease) => lease,
             Err(unavailable) => return text(StatusCode::SERVICE_UNAVAILABLE, unavailable.0),
         };
-        let Some(port) = lease.port() else { continue };
+        let Some(base) = lease.base() else { continue };
         let mut req = Request::new(Full::new(body.clone()));
         *req.method_mut() = parts.method.clone();
         *req.headers_mut() = parts.headers.clone();
-        *req.uri_mut() = match Uri::try_from(format!("http://127.0.0.1:{port}{path}")) {
+        *req.uri_mut() = match Uri::try_from(format!("{base}{path}")) {
             Ok(uri) => uri,
             Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad request path {path:?}: {e}")),
         };
@@ -309,7 +309,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("keep-alive");
 }
 
-/// A plain-text response.
 /// Why a request body was not buffered.
 enum Unbuffered {
     /// Larger than the function's limit.
@@ -361,6 +360,7 @@ where
     Ok((body, held))
 }
 
+/// A plain-text response.
 fn text(status: StatusCode, body: String) -> Response<GatewayBody> {
     let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
     *response.status_mut() = status;

@@ -156,6 +156,8 @@ struct State {
     failed_at: Option<Instant>,
     pid: Option<u32>,
     port: Option<u16>,
+    /// Where the gateway sends requests (`crate::process::Process::base`).
+    base: Option<Arc<str>>,
     pooled: bool,
     last_used: Instant,
 }
@@ -165,9 +167,9 @@ struct State {
 pub(crate) struct Lease(Arc<Instance>);
 
 impl Lease {
-    /// The instance's port.
-    pub(crate) fn port(&self) -> Option<u16> {
-        self.0.state.lock().unwrap().port
+    /// The base URI of the instance's current process (scheme and authority).
+    pub(crate) fn base(&self) -> Option<Arc<str>> {
+        self.0.state.lock().unwrap().base.clone()
     }
 
     /// The instance.
@@ -217,6 +219,7 @@ impl Instance {
                 failed_at: None,
                 pid: None,
                 port: None,
+                base: None,
                 pooled: false,
                 last_used: Instant::now(),
             }),
@@ -363,6 +366,7 @@ async fn supervise(shared: Arc<Shared>, instance: Arc<Instance>) {
             s.phase = Phase::Pending;
             s.pid = u32::try_from(pid).ok();
             s.port = Some(process.port());
+            s.base = Some(process.base().into());
             s.pooled = pooled;
         });
         let limit = instance.launch.memory_limit;
@@ -494,6 +498,7 @@ fn fail(state: &mut State, termination: Termination) {
     state.ready = false;
     state.pid = None;
     state.port = None;
+    state.base = None;
     state.started_at = None;
     state.failed_at = Some(Instant::now());
     state.last_termination = Some(termination);

@@ -32,6 +32,7 @@
 mod archive;
 mod cgroup;
 mod collect;
+mod connect;
 mod download;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -58,14 +59,11 @@ pub use scaler::{FunctionRunStatus, StepReport};
 pub use volumes::{VOLUMES_DIR_VAR, Volume};
 
 /// The HTTP client used for health probes, forwarding and downloads.
-pub(crate) type HttpClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<bytes::Bytes>,
->;
+pub(crate) type HttpClient = hyper_util::client::legacy::Client<connect::Connector, http_body_util::Full<bytes::Bytes>>;
 
 /// A new [`HttpClient`].
 pub(crate) fn http_client() -> HttpClient {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connect::Connector::new())
 }
 
 /// An environment shown by its names alone: its values may be resolved Secrets, which no

@@ -87,7 +87,12 @@ impl Launcher {
         let volumes_var = volumes::write(&workdir.join("volumes"), volumes).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&workdir);
         })?;
+        // The gateway's way in; TCP when the path is too long for a socket address.
+        let socket = Some(workdir.join(SOCKET_FILE)).filter(|p| p.as_os_str().len() < MAX_SOCKET_PATH);
         let mut cmd = Command::new(&self.runtime_bin);
+        if let Some(socket) = &socket {
+            cmd.env("KELP_UNIX_LISTEN", socket);
+        }
         let cgroup = Cgroup::create(memory_limit).map(Arc::new);
         for dir in cgroup.iter().flat_map(|c| c.dirs()) {
             cmd.arg("--cgroup").arg(dir);
@@ -119,7 +124,18 @@ impl Launcher {
             pump(err, sink.clone(), true);
         }
         let stdin = child.stdin.take();
-        Ok(Process { child, pid, port, stdin, sink, workdir, client: self.client.clone(), exited: None, cgroup })
+        Ok(Process {
+            child,
+            pid,
+            port,
+            socket,
+            stdin,
+            sink,
+            workdir,
+            client: self.client.clone(),
+            exited: None,
+            cgroup,
+        })
     }
 }
 
@@ -187,6 +203,11 @@ pub(crate) struct StepOutput {
 /// The lines of a step's log an instance's log begins with, at most.
 const STEP_LOG_LINES: usize = 50;
 
+/// The instance's Unix socket, in its working directory.
+const SOCKET_FILE: &str = ".kelp-http.sock";
+/// The longest socket path a `sockaddr_un` holds (108 bytes with the final NUL), with margin.
+const MAX_SOCKET_PATH: usize = 100;
+
 /// A port that was free a moment ago.
 fn free_port() -> io::Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
@@ -198,6 +219,8 @@ pub(crate) struct Process {
     child: Child,
     pid: i32,
     port: u16,
+    /// The Unix socket it also serves HTTP on, for the gateway.
+    socket: Option<PathBuf>,
     stdin: Option<ChildStdin>,
     sink: Arc<LogSink>,
     workdir: PathBuf,
@@ -216,6 +239,14 @@ impl Process {
     /// Its loopback port.
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The base URI the gateway sends its requests to: its Unix socket, else its port.
+    pub(crate) fn base(&self) -> String {
+        match &self.socket {
+            Some(socket) => crate::connect::unix_base(socket),
+            None => format!("http://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Where its output goes.

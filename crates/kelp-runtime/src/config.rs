@@ -66,8 +66,15 @@ pub struct Config {
     /// `KELP_SHUTDOWN_TIMEOUT` seconds (default 30, at most [`MAX_TIMEOUT`]): how long SIGTERM
     /// waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// `KELP_UNIX_LISTEN`: a Unix socket path to serve HTTP on as well (mode 0600), for a
+    /// gateway on the same machine (`kelp up`'s).
+    pub unix_listen: Option<PathBuf>,
     /// `KELP_ACCESS_LOG` (default on; `0` or `false` turns the per-request log line off).
     pub access_log: bool,
+    /// `KELP_PIPELINE_BELOW` milliseconds (default 1, at most 1000; `0` turns pipelining off):
+    /// calls are sent to a busy worker ahead of its answer only while the function's calls take
+    /// less than this on average (`crate::pool`).
+    pub pipeline_below: Duration,
     /// `KELP_EXIT_WITH_PARENT=1`: shut down (as on SIGTERM) when the process that started this
     /// one dies, so a supervisor killed with SIGKILL leaves no instance behind.
     pub exit_with_parent: bool,
@@ -164,6 +171,14 @@ impl Config {
             )?
             .and_then(seconds)
             .unwrap_or(Duration::from_secs(30)),
+            unix_listen: get("KELP_UNIX_LISTEN").map(PathBuf::from),
+            pipeline_below: parse(
+                &get,
+                "KELP_PIPELINE_BELOW",
+                "a number of milliseconds from 0 to 1000",
+                |v: &f64| (0.0..=1000.0).contains(v),
+            )?
+            .map_or(crate::pool::PIPELINE_BELOW, |ms| Duration::from_secs_f64(ms / 1000.0)),
             access_log: !matches!(get("KELP_ACCESS_LOG").as_deref(), Some("0" | "false" | "off")),
             exit_with_parent: matches!(get("KELP_EXIT_WITH_PARENT").as_deref(), Some("1" | "true" | "on")),
         })

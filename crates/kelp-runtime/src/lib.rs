@@ -7,6 +7,7 @@
 //! [`language`]; their dependencies are installed once per content ([`deps`]). Process groups of children are
 //! killed only once verified ([`group`]).
 
+pub mod access_log;
 pub mod build;
 pub mod compiled;
 pub mod config;

@@ -193,7 +193,7 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
         Spawner::new(lang, &config.cache_dir)
             .with_context(|| format!("preparing the {} worker in {}", lang.name, config.cache_dir.display()))?
     };
-    let pool = Pool::start(spawner, config.min_workers, config.max_workers).await?;
+    let pool = Pool::start(spawner, config.min_workers, config.max_workers, config.pipeline_below).await?;
     let addr = std::net::SocketAddr::new(config.listen, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let app = Arc::new(App::new(pool.clone(), config.access_log));
@@ -211,15 +211,36 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
     };
     let grace = config.shutdown_timeout;
     let server = tokio::spawn(server::serve(listener, app.clone(), stopped(stopping.clone()), grace));
+    let unix_server = match &config.unix_listen {
+        Some(path) => {
+            let listener = unix_listener(path)?;
+            Some(tokio::spawn(server::serve(listener, app.clone(), stopped(stopping.clone()), grace)))
+        }
+        None => None,
+    };
     tokio::select! {
         loaded = load_function(config, prewarm, lang, &pool, &app, addr) => loaded?,
         // Stopped before the function was ready (e.g. a pre-warmed runtime never given one).
         () = stopped(stopping) => {}
     }
     server.await?;
+    if let Some(unix_server) = unix_server {
+        unix_server.await?;
+    }
     pool.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A Unix socket listening at `path` (a stale one replaced), readable and writable by this user
+/// only.
+fn unix_listener(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on the Unix socket {} (KELP_UNIX_LISTEN)", path.display()))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))?;
+    Ok(listener)
 }
 
 /// Installs the function's dependencies and loads it into the workers, then opens the front to it.

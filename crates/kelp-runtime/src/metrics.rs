@@ -42,8 +42,9 @@ impl Metrics {
         series.sum_nanos.fetch_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition (format 0.0.4), with the pool's count of pipelined calls
+    /// (`crate::pool`) as `kelp_pipelined_calls_total`.
+    pub fn render(&self, pipelined: u64) -> String {
         let series = self.series.read().unwrap();
         let mut out = String::new();
         out.push_str("# HELP function_duration_seconds Duration of user function in seconds\n");
@@ -78,6 +79,11 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{method=\"{method}\"}} {}", value(s));
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP kelp_pipelined_calls_total Calls sent to a busy worker ahead of its answer\n\
+             # TYPE kelp_pipelined_calls_total counter\nkelp_pipelined_calls_total {pipelined}"
+        );
         out
     }
 }
@@ -92,7 +98,7 @@ mod tests {
         m.observe("GET", Duration::from_millis(3), false);
         m.observe("GET", Duration::from_millis(30), true);
         m.observe("POST", Duration::from_secs(20), false);
-        let text = m.render();
+        let text = m.render(7);
         for line in [
             "function_calls_total{method=\"GET\"} 2",
             "function_failures_total{method=\"GET\"} 1",
@@ -103,6 +109,7 @@ mod tests {
             "function_duration_seconds_bucket{le=\"+Inf\",method=\"POST\"} 1",
             "function_duration_seconds_count{method=\"GET\"} 2",
             "# TYPE function_calls_total counter",
+            "kelp_pipelined_calls_total 7",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

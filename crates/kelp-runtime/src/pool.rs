@@ -1,21 +1,47 @@
 //! A pool of workers for one function: a fair queue in front, replacement of dead workers behind.
 //!
-//! Every idle, loaded worker stands for one permit of a FIFO semaphore, so requests are served in
-//! arrival order when all workers are busy. The pool keeps `min` workers; when a request has waited
-//! [`GROW_AFTER`] it starts another (one at a time), up to `max`, and workers above `min` that stay
-//! idle for [`IDLE_RETIRE`] are stopped.
+//! A call goes to the loaded worker with the fewest calls in hand; when every worker is busy it
+//! waits in a FIFO queue and the next worker to finish takes it. The pool keeps `min` workers;
+//! when a call has waited [`GROW_AFTER`] it starts another (one at a time), up to `max`, and
+//! workers above `min` that stay idle for [`IDLE_RETIRE`] are stopped.
+//!
+//! **Pipelining.** When the function's recent calls took the worker less than
+//! [`PIPELINE_BELOW`] each, a call that finds every worker busy may be sent to a worker that has
+//! exactly one call in hand instead of waiting: the worker reads it as soon as it has answered
+//! the first, without going to sleep and being woken (which, on a loaded machine, costs more
+//! than a fast function itself). A slow function is never pipelined, so a call is never stuck
+//! behind a long one while another worker is free; a large frame is never pipelined, so writing
+//! it cannot block on a worker that waits for its own answer to be read.
 
 use crate::protocol::Load;
-use crate::worker::{Outcome, Spawner, Worker, WorkerError};
+use crate::worker::{CallError, Conn, Outcome, Spawner, Worker, WorkerError};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
-/// How long a request waits for a busy pool before the pool grows.
+/// How long a call waits for a busy pool before the pool grows.
 pub const GROW_AFTER: Duration = Duration::from_millis(25);
 /// How long a worker above the minimum may stay idle before it is stopped.
 pub const IDLE_RETIRE: Duration = Duration::from_secs(60);
+/// By default, calls are pipelined only while the function's recent calls took the worker less
+/// than this each (a moving average; `KELP_PIPELINE_BELOW`).
+pub const PIPELINE_BELOW: Duration = Duration::from_millis(1);
+/// Calls measured before pipelining may start.
+const PIPELINE_AFTER: u32 = 8;
+/// The largest frame pipelined: it must fit the socket's buffer while the worker is busy.
+const PIPELINE_MAX_FRAME: usize = 16 * 1024;
+
+/// Why a call got no answer from the function.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// The deadline passed, waiting for a worker or for the answer; a worker running the call
+    /// was killed.
+    Timeout,
+    /// The worker died or broke the protocol while it had the call.
+    WorkerLost(String),
+}
 
 /// The workers serving one function.
 #[derive(Debug, Clone)]
@@ -27,8 +53,7 @@ pub struct Pool {
 struct Inner {
     spawner: Spawner,
     load: OnceLock<Load>,
-    permits: Semaphore,
-    idle: Mutex<Vec<Worker>>,
+    sched: Mutex<Sched>,
     /// Started before the function was known; loaded by [`Pool::load`].
     unloaded: Mutex<Vec<Worker>>,
     /// Worker processes running or being started.
@@ -36,19 +61,112 @@ struct Inner {
     min: usize,
     max: usize,
     closed: AtomicBool,
-    /// A worker is being added because requests waited.
+    /// A worker is being added because calls waited.
     growing: AtomicBool,
     last_exit: Mutex<(Option<Instant>, Duration)>,
 }
 
+/// Who serves the next call.
+#[derive(Debug, Default)]
+struct Sched {
+    /// The loaded workers.
+    conns: Vec<Arc<Conn>>,
+    /// Calls waiting for a worker, oldest first.
+    waiters: VecDeque<Waiter>,
+    /// Moving average of the time a worker spends on a call, in nanoseconds.
+    mean_nanos: f64,
+    /// Calls measured (saturating).
+    measured: u32,
+    /// Pipelining is on while the moving average is below this.
+    pipeline_below: Duration,
+    /// Calls sent to a worker that had not answered the previous one.
+    pipelined: u64,
+}
+
+/// A call waiting for a worker: it takes one with fewer than `depth` calls in hand.
+#[derive(Debug)]
+struct Waiter {
+    depth: usize,
+    conn: oneshot::Sender<Arc<Conn>>,
+}
+
+impl Sched {
+    /// How many calls a worker may have in hand for a call of a frame of `len` bytes to be sent
+    /// to it.
+    fn depth(&self, len: usize) -> usize {
+        let fast = self.measured >= PIPELINE_AFTER && self.mean_nanos < self.pipeline_below.as_nanos() as f64;
+        if fast && len <= PIPELINE_MAX_FRAME { 2 } else { 1 }
+    }
+
+    /// Claims the usable worker with the fewest calls in hand, if it has fewer than `depth`
+    /// (of equals, the one used last: its memory is the warmest).
+    fn take(&mut self, depth: usize) -> Option<Arc<Conn>> {
+        self.conns.retain(|c| c.usable());
+        let conn = self
+            .conns
+            .iter()
+            .filter(|c| c.inflight() < depth)
+            .min_by_key(|c| (c.inflight(), std::cmp::Reverse(c.last_used())))?;
+        if conn.inflight() > 0 {
+            self.pipelined += 1;
+        }
+        conn.claim();
+        Some(conn.clone())
+    }
+
+    /// Hands workers with room to the waiting calls, oldest first.
+    fn dispatch(&mut self) {
+        while let Some(waiter) = self.waiters.front() {
+            if waiter.conn.is_closed() {
+                self.waiters.pop_front();
+                continue;
+            }
+            let Some(conn) = self.take(waiter.depth) else { return };
+            let waiter = self.waiters.pop_front().expect("looked at above");
+            if let Err(conn) = waiter.conn.send(conn) {
+                conn.unclaim();
+            }
+        }
+    }
+
+    /// Records how long a worker spent on one call.
+    fn measure(&mut self, spent: Duration) {
+        let nanos = spent.as_nanos() as f64;
+        self.mean_nanos = if self.measured == 0 { nanos } else { self.mean_nanos + (nanos - self.mean_nanos) / 8.0 };
+        self.measured = self.measured.saturating_add(1);
+    }
+}
+
+/// A worker handed to a waiting call but not yet taken by it goes back if the call gives up.
+struct Handoff<'a> {
+    conn: oneshot::Receiver<Arc<Conn>>,
+    inner: &'a Inner,
+}
+
+impl Drop for Handoff<'_> {
+    fn drop(&mut self) {
+        self.conn.close();
+        if let Ok(conn) = self.conn.try_recv() {
+            conn.unclaim();
+            self.inner.sched.lock().unwrap().dispatch();
+        }
+    }
+}
+
 impl Pool {
-    /// Starts `min` workers, which wait for [`Pool::load`]. Fails if the interpreter cannot run.
-    pub async fn start(spawner: Spawner, min: usize, max: usize) -> Result<Pool, WorkerError> {
+    /// Starts `min` workers, which wait for [`Pool::load`]; calls are pipelined while the
+    /// function's calls take less than `pipeline_below` on average. Fails if the interpreter
+    /// cannot run.
+    pub async fn start(
+        spawner: Spawner,
+        min: usize,
+        max: usize,
+        pipeline_below: Duration,
+    ) -> Result<Pool, WorkerError> {
         let inner = Arc::new(Inner {
             spawner,
             load: OnceLock::new(),
-            permits: Semaphore::new(0),
-            idle: Mutex::new(Vec::new()),
+            sched: Mutex::new(Sched { pipeline_below, ..Sched::default() }),
             unloaded: Mutex::new(Vec::new()),
             live: AtomicUsize::new(min),
             min,
@@ -83,39 +201,70 @@ impl Pool {
             });
         }
         while let Some(worker) = loads.join_next().await {
-            inner.release(worker.expect("loading does not panic")?);
+            Inner::serve(inner, worker.expect("loading does not panic")?);
         }
         Ok(())
     }
 
-    /// Waits for an idle worker, in arrival order.
-    pub async fn acquire(&self) -> Lease {
-        let inner = &self.inner;
+    /// Runs one call (an encoded `invoke` frame) on a worker, in arrival order, answering by
+    /// `deadline`. A call that a dying worker never started goes to another worker.
+    pub async fn call(&self, mut frame: Vec<u8>, deadline: tokio::time::Instant) -> Result<Outcome, CallFailure> {
         loop {
-            let acquire = inner.permits.acquire();
-            tokio::pin!(acquire);
-            let permit = tokio::select! {
-                p = &mut acquire => p,
-                () = tokio::time::sleep(GROW_AFTER) => {
-                    Inner::grow(inner);
-                    acquire.await
-                }
+            let Ok(conn) = tokio::time::timeout_at(deadline, self.acquire(frame.len())).await else {
+                return Err(CallFailure::Timeout);
             };
-            permit.expect("the semaphore is never closed").forget();
-            let worker = inner.idle.lock().unwrap().pop();
-            match worker {
-                Some(w) if !w.exited() => return Lease { worker: Some(w), pool: inner.clone() },
-                // It died while idle; its exit handler already started a replacement.
-                _ => continue,
+            let conn = conn?;
+            match tokio::time::timeout_at(deadline, conn.call(frame)).await {
+                Ok(Ok(outcome)) => return Ok(outcome),
+                Ok(Err(CallError::NotStarted(again))) => frame = again,
+                Ok(Err(CallError::Lost(e))) => return Err(CallFailure::WorkerLost(e.to_string())),
+                Err(_) => {
+                    conn.kill();
+                    return Err(CallFailure::Timeout);
+                }
             }
         }
     }
 
-    /// Stops every idle worker; busy ones stop when their request ends.
+    /// Waits for a worker with room for a call of a `len`-byte frame, in arrival order.
+    async fn acquire(&self, len: usize) -> Result<Arc<Conn>, CallFailure> {
+        let inner = &self.inner;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut sched = inner.sched.lock().unwrap();
+            let depth = sched.depth(len);
+            // Only when nobody waits, so that no call overtakes an older one.
+            if sched.waiters.is_empty()
+                && let Some(conn) = sched.take(depth)
+            {
+                return Ok(conn);
+            }
+            sched.waiters.push_back(Waiter { depth, conn: tx });
+        }
+        let mut handoff = Handoff { conn: rx, inner };
+        let conn = tokio::select! {
+            conn = &mut handoff.conn => conn,
+            () = tokio::time::sleep(GROW_AFTER) => {
+                Inner::grow(inner);
+                (&mut handoff.conn).await
+            }
+        };
+        conn.map_err(|_| CallFailure::WorkerLost("the runtime is shutting down".into()))
+    }
+
+    /// Stops every idle worker; busy ones stop when their call ends.
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
-        self.inner.idle.lock().unwrap().clear();
+        let mut sched = self.inner.sched.lock().unwrap();
+        sched.conns.clear();
+        sched.waiters.clear();
+        drop(sched);
         self.inner.unloaded.lock().unwrap().clear();
+    }
+
+    /// Calls sent so far to a worker that had not answered the previous one.
+    pub fn pipelined(&self) -> u64 {
+        self.inner.sched.lock().unwrap().pipelined
     }
 
     /// Number of worker processes running or starting.
@@ -137,17 +286,26 @@ impl Inner {
             .await
     }
 
-    /// Returns a worker to the idle set.
-    fn release(&self, worker: Worker) {
-        if self.closed.load(Ordering::Acquire) || worker.exited() {
+    /// Puts a loaded worker to work.
+    fn serve(this: &Arc<Inner>, worker: Worker) {
+        if this.closed.load(Ordering::Acquire) || worker.exited() {
             return;
         }
-        self.idle.lock().unwrap().push(worker);
-        self.permits.add_permits(1);
+        let weak = Arc::downgrade(this);
+        let conn = worker.serve(move |spent| {
+            if let Some(inner) = weak.upgrade() {
+                let mut sched = inner.sched.lock().unwrap();
+                sched.measure(spent);
+                sched.dispatch();
+            }
+        });
+        let mut sched = this.sched.lock().unwrap();
+        sched.conns.push(conn);
+        sched.dispatch();
     }
 
     /// Starts one more worker, unless one is already being added for growth or the pool is full:
-    /// on a busy machine a burst of waiting requests must not start `max` interpreters at once.
+    /// on a busy machine a burst of waiting calls must not start `max` interpreters at once.
     fn grow(this: &Arc<Inner>) {
         if this.growing.swap(true, Ordering::AcqRel) {
             return;
@@ -195,7 +353,7 @@ impl Inner {
             Err(e) => Err(e),
         };
         match started {
-            Ok(worker) => this.release(worker),
+            Ok(worker) => Inner::serve(&this, worker),
             Err(e) => {
                 tracing::error!(error = %e, "could not start a worker");
                 // A process that was started is accounted for by its exit handler; otherwise here.
@@ -212,48 +370,21 @@ async fn retire_idle(pool: Weak<Inner>) {
     loop {
         tokio::time::sleep(IDLE_RETIRE / 4).await;
         let Some(inner) = pool.upgrade() else { return };
-        while inner.live.load(Ordering::Acquire) > inner.min {
-            let Ok(permit) = inner.permits.try_acquire() else { break };
-            let mut idle = inner.idle.lock().unwrap();
-            // The bottom of the stack is the least recently used worker.
-            if idle.first().is_some_and(|w| w.last_used.elapsed() >= IDLE_RETIRE) {
-                permit.forget();
-                drop(idle.remove(0));
-            } else {
-                break;
-            }
-        }
-    }
-}
-
-/// A worker taken from the pool for one request; it goes back when the lease is dropped.
-#[derive(Debug)]
-pub struct Lease {
-    worker: Option<Worker>,
-    pool: Arc<Inner>,
-}
-
-impl Lease {
-    /// Runs one invocation. On any protocol error the worker is discarded (it is dead or confused).
-    pub async fn invoke(&mut self, frame: &[u8]) -> Result<Outcome, crate::protocol::ProtocolError> {
-        let worker = self.worker.as_mut().expect("a lease holds its worker until dropped");
-        let result = worker.invoke(frame).await;
-        if result.is_err() {
-            self.worker = None;
-        }
-        result
-    }
-
-    /// Kills the worker (it ran past its timeout); the pool starts a replacement.
-    pub fn kill(mut self) {
-        self.worker = None;
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(worker) = self.worker.take() {
-            self.pool.release(worker);
+        let mut sched = inner.sched.lock().unwrap();
+        let mut idle = sched.conns.len().saturating_sub(inner.min);
+        while idle > 0 {
+            // The least recently used idle worker, if it has been idle long enough.
+            let oldest = sched
+                .conns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.inflight() == 0)
+                .min_by_key(|(_, c)| c.last_used())
+                .filter(|(_, c)| c.last_used().elapsed() >= IDLE_RETIRE)
+                .map(|(i, _)| i);
+            let Some(i) = oldest else { break };
+            drop(sched.conns.swap_remove(i));
+            idle -= 1;
         }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! A frame is a big-endian `u32` length, a JSON header, a big-endian `u32` length and a raw body.
 
+use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -13,9 +14,9 @@ const MAX_HEADER: u32 = 16 * 1024 * 1024;
 /// Largest body a frame holds (its length is a `u32`): the request body limit cannot exceed it.
 pub const MAX_BODY: usize = u32::MAX as usize;
 
-/// What a frame's body buffer starts with: a worker that announces a huge body gets memory as
-/// the bytes arrive, not all at once for a length it may never send.
-const INITIAL_BODY_CAPACITY: usize = 64 * 1024;
+/// How much buffer a frame reader adds at a time: a worker that announces a huge body gets memory
+/// as the bytes arrive, not all at once for a length it may never send.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// What the front tells a worker to load.
 #[derive(Debug, Clone, Serialize)]
@@ -32,18 +33,6 @@ pub struct Load {
     pub env: Map<String, Value>,
     /// The handler's second argument.
     pub context: Value,
-}
-
-/// The header of an `invoke` frame; the request body travels as the frame body.
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename = "invoke")]
-pub struct Invoke<'a> {
-    /// The Kubeless event keys the front reads from headers (`event-id`, ...).
-    pub event: &'a Value,
-    /// `extensions.request`: method, path, url, query, headers.
-    pub request: &'a Value,
-    /// `"json"` when the body is to be JSON-decoded, `"raw"` otherwise.
-    pub data: &'static str,
 }
 
 /// A message from a worker.
@@ -110,6 +99,19 @@ pub fn encode<H: Serialize>(header: &H, body: &[u8]) -> Result<Vec<u8>, Protocol
     Ok(frame)
 }
 
+/// Encodes the `invoke` frame of one request: its header written by [`crate::event::write_invoke`],
+/// then `body`, into a single buffer.
+pub fn invoke(parts: &http::request::Parts, body: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    let mut frame = Vec::with_capacity(512 + body.len());
+    frame.extend_from_slice(&[0; 4]);
+    crate::event::write_invoke(&mut frame, parts);
+    let header_len = frame_len("header", frame.len() - 4)?;
+    frame[..4].copy_from_slice(&header_len.to_be_bytes());
+    frame.extend_from_slice(&frame_len("body", body.len())?.to_be_bytes());
+    frame.extend_from_slice(body);
+    Ok(frame)
+}
+
 fn frame_len(part: &'static str, len: usize) -> Result<u32, ProtocolError> {
     u32::try_from(len).map_err(|_| ProtocolError::TooLarge { part, len })
 }
@@ -124,29 +126,63 @@ where
     Ok(())
 }
 
-/// Reads one frame from a worker.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(FromWorker, Vec<u8>), ProtocolError> {
-    let header_len = r.read_u32().await?;
-    if header_len > MAX_HEADER {
-        return Err(ProtocolError::Invalid(format!("header of {header_len} bytes")));
-    }
-    let header = read_exactly(r, header_len).await?;
-    let body_len = r.read_u32().await?;
-    let body = read_exactly(r, body_len).await?;
-    let message = serde_json::from_slice(&header).map_err(|e| ProtocolError::Invalid(e.to_string()))?;
-    Ok((message, body))
+/// Reads frames from a worker's stream.
+///
+/// Cancel-safe: every byte read stays in the reader's buffer until its frame is complete, so
+/// `next` can be raced against other events (the connection task waits for a frame and for calls
+/// to send at once). The buffer grows as bytes arrive, never to a length the worker only claims.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    stream: R,
+    buffer: BytesMut,
 }
 
-/// Reads `len` bytes, growing the buffer as they arrive: a length is only what the worker claims,
-/// so nothing is allocated for bytes it has not sent (an up-front buffer of a claimed 4 GiB aborts
-/// the front where address space is limited).
-async fn read_exactly<R: AsyncRead + Unpin>(r: &mut R, len: u32) -> Result<Vec<u8>, ProtocolError> {
-    let mut bytes = Vec::with_capacity((len as usize).min(INITIAL_BODY_CAPACITY));
-    r.take(u64::from(len)).read_to_end(&mut bytes).await?;
-    if bytes.len() != len as usize {
-        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader of `stream`.
+    pub fn new(stream: R) -> Self {
+        FrameReader { stream, buffer: BytesMut::with_capacity(READ_CHUNK) }
     }
-    Ok(bytes)
+
+    /// The next frame. End-of-file, also inside a frame, is [`ProtocolError::Io`].
+    pub async fn next(&mut self) -> Result<(FromWorker, Bytes), ProtocolError> {
+        loop {
+            if let Some(frame) = self.parse()? {
+                return Ok(frame);
+            }
+            if self.buffer.capacity() - self.buffer.len() < READ_CHUNK / 4 {
+                self.buffer.reserve(READ_CHUNK);
+            }
+            if self.stream.read_buf(&mut self.buffer).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+        }
+    }
+
+    /// Takes one complete frame off the buffer, if there is one.
+    fn parse(&mut self) -> Result<Option<(FromWorker, Bytes)>, ProtocolError> {
+        let Some(header_len) = be_u32(&self.buffer, 0) else { return Ok(None) };
+        if header_len > MAX_HEADER {
+            return Err(ProtocolError::Invalid(format!("header of {header_len} bytes")));
+        }
+        // Both lengths are u32 and the header at most MAX_HEADER: no sum overflows a usize.
+        let body_at = 4 + header_len as usize + 4;
+        let Some(body_len) = be_u32(&self.buffer, body_at - 4) else { return Ok(None) };
+        let end = body_at + body_len as usize;
+        if self.buffer.len() < end {
+            return Ok(None);
+        }
+        let mut frame = self.buffer.split_to(end).freeze();
+        let body = frame.split_off(body_at);
+        let message =
+            serde_json::from_slice(&frame[4..body_at - 4]).map_err(|e| ProtocolError::Invalid(e.to_string()))?;
+        Ok(Some((message, body)))
+    }
+}
+
+/// The big-endian `u32` at `at`, if the buffer holds it.
+fn be_u32(buffer: &[u8], at: usize) -> Option<u32> {
+    let bytes = buffer.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes(bytes.try_into().ok()?))
 }
 
 #[cfg(test)]
@@ -157,7 +193,7 @@ mod tests {
     async fn a_result_frame_decodes() {
         let frame =
             encode(&serde_json::json!({"type": "result", "status": 201, "headers": [["x-a", "b"]]}), b"hi").unwrap();
-        let (msg, body) = read_frame(&mut frame.as_slice()).await.unwrap();
+        let (msg, body) = FrameReader::new(frame.as_slice()).next().await.unwrap();
         match msg {
             FromWorker::Result { status, headers, failed } => {
                 assert_eq!((status, failed), (201, false));
@@ -165,7 +201,7 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(body, b"hi");
+        assert_eq!(&body[..], b"hi");
     }
 
     /// Found by the `worker_frame` fuzz target: a frame announcing a 4 GiB body made the front
@@ -179,7 +215,7 @@ mod tests {
             frame.extend_from_slice(&u32::MAX.to_be_bytes());
             frame.extend_from_slice(b"abc");
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            let err = runtime.block_on(read_frame(&mut frame.as_slice())).unwrap_err();
+            let err = runtime.block_on(FrameReader::new(frame.as_slice()).next()).unwrap_err();
             assert!(matches!(&err, ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof), "{err}");
             return;
         }
@@ -196,7 +232,7 @@ mod tests {
     #[tokio::test]
     async fn a_truncated_frame_is_an_io_error() {
         let frame = encode(&serde_json::json!({"type": "loaded"}), b"").unwrap();
-        let err = read_frame(&mut &frame[..5]).await.unwrap_err();
+        let err = FrameReader::new(&frame[..5]).next().await.unwrap_err();
         assert!(matches!(err, ProtocolError::Io(_)), "{err}");
     }
 
@@ -207,7 +243,7 @@ mod tests {
         frame.truncate(frame.len() - 4);
         frame.extend_from_slice(&u32::MAX.to_be_bytes());
         frame.extend_from_slice(b"hi");
-        let err = read_frame(&mut frame.as_slice()).await.unwrap_err();
+        let err = FrameReader::new(frame.as_slice()).next().await.unwrap_err();
         assert!(matches!(err, ProtocolError::Io(ref e) if e.kind() == std::io::ErrorKind::UnexpectedEof), "{err}");
     }
 

@@ -1,20 +1,19 @@
 //! The HTTP front: `/healthz`, `/metrics`, and every other request handed to a worker.
 
-use crate::event;
+use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
-use crate::pool::Pool;
-use crate::protocol::{self, Invoke};
+use crate::pool::{CallFailure, Pool};
+use crate::protocol;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::io::Write;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 
 /// Shared state of the front.
 #[derive(Debug)]
@@ -23,6 +22,8 @@ pub struct App {
     metrics: Metrics,
     /// Whether to log requests before the function is loaded (never `/healthz`, answered 503).
     access_log: bool,
+    /// Where requests are logged.
+    log: Arc<AccessLog>,
     /// The function's settings, set once it is loaded.
     function: OnceLock<Settings>,
 }
@@ -39,9 +40,10 @@ pub struct Settings {
 }
 
 impl App {
-    /// A front over `pool`, answering 503 until [`App::loaded`] is called.
+    /// A front over `pool`, answering 503 until [`App::loaded`] is called. Runs on a Tokio
+    /// runtime (the access log's flusher is a task).
     pub fn new(pool: Pool, access_log: bool) -> Self {
-        App { pool, metrics: Metrics::default(), access_log, function: OnceLock::new() }
+        App { pool, metrics: Metrics::default(), access_log, log: AccessLog::start(), function: OnceLock::new() }
     }
 
     /// Marks the function loaded: requests now reach it, with these settings.
@@ -55,9 +57,35 @@ impl App {
     }
 }
 
+/// A listening socket the front serves HTTP on.
+pub trait Listen: Send + 'static {
+    /// One accepted connection.
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    /// The next connection, and the address its requests are logged from.
+    fn accept(&self) -> impl Future<Output = std::io::Result<(Self::Io, IpAddr)>> + Send;
+}
+
+impl Listen for TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept(&self) -> std::io::Result<(Self::Io, IpAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer.ip()))
+    }
+}
+
+/// Its peers are processes of this machine: logged as the loopback address.
+impl Listen for UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept(&self) -> std::io::Result<(Self::Io, IpAddr)> {
+        let (stream, _) = UnixListener::accept(self).await?;
+        Ok((stream, IpAddr::from([127, 0, 0, 1])))
+    }
+}
+
 /// Serves HTTP on `listener` until `shutdown` completes, then lets in-flight requests finish for
 /// up to `grace`.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>, grace: Duration) {
+pub async fn serve(listener: impl Listen, app: Arc<App>, shutdown: impl Future<Output = ()>, grace: Duration) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new());
@@ -74,7 +102,6 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
         let app = app.clone();
         let service = hyper::service::service_fn(move |req| handle(app.clone(), req, peer));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
@@ -86,9 +113,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(?grace, "in-flight requests still running at the end of the shutdown grace period");
     }
+    app.log.flush();
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let response = match (&parts.method, parts.uri.path()) {
@@ -97,7 +125,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Resu
             None => text(StatusCode::SERVICE_UNAVAILABLE, "function not loaded yet"),
         },
         (&Method::GET, "/metrics") => {
-            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render(app.pool.pipelined()))));
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
             r
@@ -112,7 +140,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Resu
         None => app.access_log && parts.uri.path() != "/healthz",
     };
     if logged {
-        access_log(peer, &parts, &response, started.elapsed());
+        app.log.request(peer, &parts, &response, started.elapsed());
     }
     Ok(response)
 }
@@ -132,28 +160,14 @@ async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, star
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(e) => return text(StatusCode::BAD_REQUEST, &format!("reading the request body: {e}")),
     };
-    let (event, request) = (event::event(parts), event::request(parts));
-    let data = if event::is_json(parts) { "json" } else { "raw" };
-    let Ok(frame) = protocol::encode(&Invoke { event: &event, request: &request, data }, &body) else {
+    let Ok(frame) = protocol::invoke(parts, &body) else {
         return too_large();
     };
     // The call runs in its own task, so a client that hangs up does not cut a worker off mid-request.
     let deadline = tokio::time::Instant::from_std(started) + timeout;
     let pool = app.pool.clone();
-    let task = tokio::spawn(async move {
-        let Ok(mut lease) = tokio::time::timeout_at(deadline, pool.acquire()).await else {
-            return Err(Failure::Timeout);
-        };
-        match tokio::time::timeout_at(deadline, lease.invoke(&frame)).await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(e)) => Err(Failure::WorkerLost(e.to_string())),
-            Err(_) => {
-                lease.kill();
-                Err(Failure::Timeout)
-            }
-        }
-    });
-    let outcome = task.await.unwrap_or_else(|e| Err(Failure::WorkerLost(e.to_string())));
+    let task = tokio::spawn(async move { pool.call(frame, deadline).await });
+    let outcome = task.await.unwrap_or_else(|e| Err(CallFailure::WorkerLost(e.to_string())));
     let failed = outcome.as_ref().map_or(true, |o| o.failed);
     app.metrics.observe(parts.method.as_str(), started.elapsed(), failed);
     match outcome {
@@ -172,11 +186,11 @@ async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, star
             }
             r
         }
-        Err(Failure::Timeout) => {
+        Err(CallFailure::Timeout) => {
             tracing::warn!(path = parts.uri.path(), ?timeout, "request timeout exceeded; the worker was replaced");
             text(StatusCode::REQUEST_TIMEOUT, "Request timeout exceeded")
         }
-        Err(Failure::WorkerLost(e)) => {
+        Err(CallFailure::WorkerLost(e)) => {
             tracing::error!(error = %e, "the worker died while handling a request; it is being replaced");
             text(StatusCode::BAD_GATEWAY, "the function's worker exited while handling the request")
         }
@@ -193,39 +207,9 @@ const FRAMING_HEADERS: [HeaderName; 6] = [
     header::UPGRADE,
 ];
 
-enum Failure {
-    Timeout,
-    WorkerLost(String),
-}
-
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
-}
-
-/// One line per request on stdout, in the Apache format Kubeless's Python runtime logged:
-/// `127.0.0.1 - - [06/Jan/2020:18:09:04 +0000] "GET / HTTP/1.1" 200 11 "" "curl/8.0" 0/1234`.
-fn access_log(peer: SocketAddr, parts: &http::request::Parts, response: &Response<Full<Bytes>>, took: Duration) {
-    use hyper::body::Body;
-    let header = |name| parts.headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or("");
-    let now = time::OffsetDateTime::now_utc();
-    let stamp = now
-        .format(time::macros::format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"))
-        .unwrap_or_default();
-    let line = format!(
-        "{} - - [{stamp}] \"{} {} {:?}\" {} {} \"{}\" \"{}\" {}/{}\n",
-        peer.ip(),
-        parts.method,
-        parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-        parts.version,
-        response.status().as_u16(),
-        response.body().size_hint().exact().unwrap_or(0),
-        header(header::REFERER),
-        header(header::USER_AGENT),
-        took.as_secs(),
-        took.as_micros(),
-    );
-    let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }

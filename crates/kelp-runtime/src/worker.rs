@@ -1,16 +1,18 @@
 //! One language worker process: spawned in its own process group, connected over a Unix socket.
 
 use crate::language::Language;
-use crate::protocol::{self, FromWorker, Load, ProtocolError};
+use crate::protocol::{self, FrameReader, FromWorker, Load, ProtocolError};
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
 
 /// How long a new worker may take to start its interpreter and connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -152,14 +154,8 @@ impl Spawner {
             on_exit(status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(-1)));
         });
         let (read, write) = stream.inspect_err(|_| crate::group::kill_child_group(pid))?.into_split();
-        let mut worker = Worker {
-            pid,
-            reader: BufReader::with_capacity(64 * 1024, read),
-            writer: write,
-            exited,
-            last_used: Instant::now(),
-        };
-        match protocol::read_frame(&mut worker.reader).await? {
+        let mut worker = Worker { process: Process { pid, exited }, reader: FrameReader::new(read), writer: write };
+        match worker.reader.next().await? {
             (FromWorker::Hello { .. }, _) => Ok(worker),
             (other, _) => Err(ProtocolError::Invalid(format!("expected hello, got {other:?}")).into()),
         }
@@ -172,15 +168,35 @@ impl Drop for Spawner {
     }
 }
 
-/// A running worker. Dropping it kills its process group.
+/// A worker's process. Dropping it kills the process's group.
+#[derive(Debug)]
+struct Process {
+    pid: i32,
+    exited: Arc<AtomicBool>,
+}
+
+impl Process {
+    fn exited(&self) -> bool {
+        self.exited.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if !self.exited() {
+            // Everything it started that stayed in its group goes with it.
+            crate::group::kill_child_group(self.pid);
+        }
+    }
+}
+
+/// A started worker, before it serves calls ([`Worker::serve`]). Dropping it kills its process
+/// group.
 #[derive(Debug)]
 pub struct Worker {
-    pid: i32,
-    reader: BufReader<OwnedReadHalf>,
+    process: Process,
+    reader: FrameReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
-    exited: Arc<AtomicBool>,
-    /// When the worker last finished a request (or was started).
-    pub last_used: Instant,
 }
 
 /// What a worker answered for one invocation.
@@ -202,37 +218,179 @@ impl Worker {
         let header = serde_json::json!({ "type": "load", "code_dir": load.code_dir, "module": load.module,
             "handler": load.handler, "paths": load.paths, "env": load.env, "context": load.context });
         protocol::write_frame(&mut self.writer, &header, b"").await?;
-        match protocol::read_frame(&mut self.reader).await? {
+        match self.reader.next().await? {
             (FromWorker::Loaded, _) => Ok(()),
             (FromWorker::LoadError { message }, _) => Err(WorkerError::Load(message)),
             (other, _) => Err(ProtocolError::Invalid(format!("expected loaded, got {other:?}")).into()),
         }
     }
 
-    /// Sends one encoded `invoke` frame and reads the result.
-    pub async fn invoke(&mut self, frame: &[u8]) -> Result<Outcome, ProtocolError> {
-        self.writer.write_all(frame).await?;
-        let outcome = match protocol::read_frame(&mut self.reader).await? {
-            (FromWorker::Result { status, headers, failed }, body) => {
-                Outcome { status, headers, failed, body: body.into() }
-            }
-            (other, _) => return Err(ProtocolError::Invalid(format!("expected result, got {other:?}"))),
-        };
-        self.last_used = Instant::now();
-        Ok(outcome)
-    }
-
     /// Whether the process has ended.
     pub fn exited(&self) -> bool {
-        self.exited.load(Ordering::Acquire)
+        self.process.exited()
+    }
+
+    /// Starts serving calls: a task of its own writes the calls sent to the returned [`Conn`] and
+    /// reads their results, in order. `done` runs after each result with how long the worker
+    /// spent on that call (from when it could start it to its result).
+    pub fn serve(self, done: impl Fn(Duration) + Send + 'static) -> Arc<Conn> {
+        let (calls, queue) = mpsc::unbounded_channel();
+        let state = Arc::new(ConnState {
+            inflight: AtomicUsize::new(0),
+            broken: AtomicBool::new(false),
+            last_used: Mutex::new(Instant::now()),
+        });
+        let Worker { process, reader, writer } = self;
+        let pid = process.pid;
+        let exited = process.exited.clone();
+        tokio::spawn(connection(reader, writer, queue, state.clone(), done, move || {
+            if !exited.load(Ordering::Acquire) {
+                crate::group::kill_child_group(pid);
+            }
+        }));
+        Arc::new(Conn { process, calls, state })
     }
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if !self.exited() {
-            // Everything it started that stayed in its group goes with it.
-            crate::group::kill_child_group(self.pid);
+/// One call sent to a worker's connection.
+#[derive(Debug)]
+struct Call {
+    frame: Vec<u8>,
+    reply: oneshot::Sender<Result<Outcome, CallError>>,
+}
+
+/// Why a call got no result from its worker.
+#[derive(Debug)]
+pub enum CallError {
+    /// The worker ended, or broke the protocol, while the call may have been running.
+    Lost(ProtocolError),
+    /// The worker ended before it started this call (it was queued behind the one that ended it):
+    /// the call can go to another worker. Holds the call's frame.
+    NotStarted(Vec<u8>),
+}
+
+/// A loaded worker serving calls. Its calls run one at a time, in the order they were sent; a
+/// call may be sent before the previous one's result has come (pipelined), which spares the
+/// worker a sleep and a wake-up between them. Dropping the last handle kills the process group.
+#[derive(Debug)]
+pub struct Conn {
+    process: Process,
+    calls: mpsc::UnboundedSender<Call>,
+    state: Arc<ConnState>,
+}
+
+/// What a connection's task and its handles share.
+#[derive(Debug)]
+struct ConnState {
+    /// Calls sent whose result has not been read.
+    inflight: AtomicUsize,
+    /// The connection failed (the worker broke the protocol, or its stream ended).
+    broken: AtomicBool,
+    /// When the worker last finished a call (or was started).
+    last_used: Mutex<Instant>,
+}
+
+impl Conn {
+    /// Sends one encoded `invoke` frame and waits for its result.
+    pub async fn call(&self, frame: Vec<u8>) -> Result<Outcome, CallError> {
+        let (reply, result) = oneshot::channel();
+        if let Err(mpsc::error::SendError(call)) = self.calls.send(Call { frame, reply }) {
+            return Err(CallError::NotStarted(call.frame));
         }
+        result.await.unwrap_or_else(|_| {
+            Err(CallError::Lost(ProtocolError::Invalid("the worker's connection ended without an answer".into())))
+        })
+    }
+
+    /// Calls sent whose result has not been read.
+    pub fn inflight(&self) -> usize {
+        self.state.inflight.load(Ordering::Acquire)
+    }
+
+    /// Counts one more call about to be sent.
+    pub fn claim(&self) {
+        self.state.inflight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Takes back a [`Conn::claim`] whose call was never sent.
+    pub fn unclaim(&self) {
+        self.state.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether the worker can take calls: its process runs and its connection works.
+    pub fn usable(&self) -> bool {
+        !self.process.exited() && !self.state.broken.load(Ordering::Acquire)
+    }
+
+    /// When the worker last finished a call (or was started).
+    pub fn last_used(&self) -> Instant {
+        *self.state.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Kills the worker's process group (a call ran past its timeout); its calls end with
+    /// [`CallError`]s.
+    pub fn kill(&self) {
+        if !self.process.exited() {
+            crate::group::kill_child_group(self.process.pid);
+        }
+    }
+}
+
+/// The task serving one worker's connection: sends calls as they come, reads results in order.
+async fn connection(
+    mut reader: FrameReader<OwnedReadHalf>,
+    mut writer: OwnedWriteHalf,
+    mut queue: mpsc::UnboundedReceiver<Call>,
+    state: Arc<ConnState>,
+    done: impl Fn(Duration),
+    kill: impl FnOnce(),
+) {
+    // Calls written, with when the worker could start each; results come back in this order.
+    let mut pending: VecDeque<(Call, Instant)> = VecDeque::new();
+    let mut last_result = Instant::now();
+    let failure = loop {
+        tokio::select! {
+            frame = reader.next(), if !pending.is_empty() => match frame {
+                Ok((FromWorker::Result { status, headers, failed }, body)) => {
+                    let (call, sent) = pending.pop_front().expect("a result is read only for a pending call");
+                    let now = Instant::now();
+                    let spent = now.saturating_duration_since(sent.max(last_result));
+                    last_result = now;
+                    *state.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+                    state.inflight.fetch_sub(1, Ordering::AcqRel);
+                    let _ = call.reply.send(Ok(Outcome { status, headers, failed, body }));
+                    done(spent);
+                }
+                Ok((other, _)) => break ProtocolError::Invalid(format!("expected result, got {other:?}")),
+                Err(e) => break e,
+            },
+            call = queue.recv() => match call {
+                Some(call) => {
+                    // Calls are written only when they fit the socket's buffer unread (the pool
+                    // pipelines small frames only), so this cannot wait on a worker that is
+                    // itself waiting for its result to be read.
+                    let written = writer.write_all(&call.frame).await;
+                    pending.push_back((call, Instant::now()));
+                    if let Err(e) = written {
+                        break e.into();
+                    }
+                }
+                // Every handle is gone: the process is being killed.
+                None => return,
+            },
+        }
+    };
+    state.broken.store(true, Ordering::Release);
+    kill();
+    // The first pending call may have been running; a worker starts a call only after the
+    // previous result, so the others never started.
+    // Calls still queued were never written.
+    queue.close();
+    let mut pending = pending.into_iter().map(|(call, _)| call);
+    if let Some(head) = pending.next() {
+        let _ = head.reply.send(Err(CallError::Lost(failure)));
+    }
+    for call in pending.chain(std::iter::from_fn(|| queue.try_recv().ok())) {
+        let _ = call.reply.send(Err(CallError::NotStarted(call.frame)));
     }
 }

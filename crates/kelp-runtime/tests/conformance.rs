@@ -42,7 +42,7 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(
-    [cases, timeout, worker_death, concurrency, sigterm_drain, prewarm, prewarm_settings, prewarm_sigterm, dependencies, failing_install, install_deps, staged_install, load_failure, access_log, unrepresentable_settings];
+    [cases, timeout, worker_death, concurrency, pipelining, sigterm_drain, prewarm, prewarm_settings, prewarm_sigterm, dependencies, failing_install, install_deps, staged_install, load_failure, access_log, unrepresentable_settings];
     python => crate::process::PYTHON,
     nodejs => crate::process::NODEJS,
 );
@@ -53,7 +53,17 @@ conformance_suite!(
 runtime_tests!(
     go,
     crate::process::GO,
-    [cases, timeout, worker_death, concurrency, sigterm_drain, load_failure, access_log, unrepresentable_settings]
+    [
+        cases,
+        timeout,
+        worker_death,
+        concurrency,
+        pipelining,
+        sigterm_drain,
+        load_failure,
+        access_log,
+        unrepresentable_settings
+    ]
 );
 
 // Rust is compiled: the checks of builds apply, and not those of pre-warming (a compiled
@@ -68,6 +78,7 @@ runtime_tests!(
         timeout,
         worker_death,
         concurrency,
+        pipelining,
         sigterm_drain,
         failing_install,
         load_failure,
@@ -88,6 +99,10 @@ runtime_tests!(
 // worker is its function's build, so it cannot be started before the function is known) do not
 // apply.
 conformance_suite!(
-    [cases, timeout, worker_death, concurrency, sigterm_drain, failing_install, load_failure, access_log, unrepresentable_settings];
+    [cases, timeout, worker_death, concurrency, pipelining, sigterm_drain, failing_install, load_failure, access_log, unrepresentable_settings];
     java => crate::process::JAVA,
 );
+
+// What the front does with a worker that dies holding a pipelined call, and its Unix socket, are
+// the same for every language: checked once, with Python.
+runtime_tests!(front, crate::process::PYTHON, [pipelined_call_outlives_a_dying_worker, unix_socket]);

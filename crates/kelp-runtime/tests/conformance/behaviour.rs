@@ -1,12 +1,12 @@
 //! Conformance checks that are about the process rather than one request's data: timeouts,
-//! worker death, concurrency, SIGTERM, pre-warming, dependencies, load failures, the access log.
+//! worker death, concurrency, pipelining, SIGTERM, pre-warming, dependencies, load failures, the access log.
 //! Each takes the runtime it runs against; `conformance.rs` instantiates them per language.
 
 pub(crate) use crate::build::{
     build_dependencies, build_failure, build_offline_with_lock, build_once, build_timeout, panic_survives,
 };
 use crate::http::Request;
-use crate::process::{Function, Runtime, shared_deps_cache};
+use crate::process::{Function, Instance, Runtime, shared_deps_cache};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,94 @@ pub(crate) fn concurrency(rt: &Runtime) {
     assert!(took < Duration::from_secs(6), "6 concurrent slow?s=1 took {took:?}: they did not overlap");
 }
 
+/// With every worker busy, calls are pipelined (sent to a worker before it has answered the
+/// previous one) and each still gets its own answer: the worker reads them back to back.
+pub(crate) fn pipelining(rt: &Runtime) {
+    let echo = Function::new(rt, "conf", "echo")
+        .env("KELP_WORKERS", "2")
+        .env("KELP_MAX_WORKERS", "2")
+        // Pipelining whatever the machine's load makes the calls' times.
+        .env("KELP_PIPELINE_BELOW", "1000")
+        .start()
+        .ready();
+    let answers = concurrently(8, |t| {
+        (0..40)
+            .map(|i| {
+                let n = format!("{t}-{i}");
+                let r = echo.get(&format!("/?n={n}"));
+                let echoed: serde_json::Value = serde_json::from_slice(&r.body)
+                    .unwrap_or_else(|e| panic!("call {n}: {e}: {r:?}\n{}", echo.diagnostics()));
+                (n, echoed["request"]["query"]["n"].as_str().map(str::to_owned))
+            })
+            .collect::<Vec<_>>()
+    });
+    for (sent, got) in answers.into_iter().flatten() {
+        assert_eq!(Some(sent.as_str()), got.as_deref(), "a call got another call's answer\n{}", echo.diagnostics());
+    }
+    assert!(pipelined(&echo) > 0, "8 clients on 2 workers pipelined nothing\n{}", echo.diagnostics());
+}
+
+/// `kelp_pipelined_calls_total` from `/metrics`.
+fn pipelined(function: &Instance) -> u64 {
+    let metrics = function.get("/metrics").text();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kelp_pipelined_calls_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no kelp_pipelined_calls_total in /metrics:\n{metrics}"))
+}
+
+/// A call pipelined behind one that kills its worker was never started: it goes to the
+/// replacement worker and gets its answer, while the killing call gets 502.
+pub(crate) fn pipelined_call_outlives_a_dying_worker(rt: &Runtime) {
+    let f = Function::new(rt, "conf", "sleepdie")
+        .env("KELP_WORKERS", "1")
+        .env("KELP_MAX_WORKERS", "1")
+        .env("KELP_PIPELINE_BELOW", "1000")
+        .start()
+        .ready();
+    // Pipelining starts once a few calls have been measured.
+    for _ in 0..10 {
+        assert_eq!(f.get("/").text(), "alive", "{}", f.diagnostics());
+    }
+    let before = pipelined(&f);
+    let (dying, queued) = std::thread::scope(|s| {
+        let dying = s.spawn(|| f.get("/?s=0.5&die"));
+        std::thread::sleep(Duration::from_millis(150));
+        let queued = s.spawn(|| f.get("/"));
+        (dying.join().expect("the dying call's thread"), queued.join().expect("the queued call's thread"))
+    });
+    assert_eq!(dying.status, 502, "the call that killed its worker: {dying:?}\n{}", f.diagnostics());
+    assert_eq!(
+        (queued.status, queued.text().as_str()),
+        (200, "alive"),
+        "the call queued behind it\n{}",
+        f.diagnostics()
+    );
+    assert_eq!(pipelined(&f), before + 1, "the second call was not pipelined\n{}", f.diagnostics());
+}
+
+/// `KELP_UNIX_LISTEN`: the front also serves HTTP on a Unix socket only its user can open (how
+/// `kelp up`'s gateway reaches an instance), the same answers as on its port.
+pub(crate) fn unix_socket(rt: &Runtime) {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("http.sock");
+    let hello = Function::new(rt, "conf", "hello").env("KELP_UNIX_LISTEN", path.to_str().unwrap()).start().ready();
+    let mode = std::fs::metadata(&path).expect("the socket exists").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the socket's mode\n{}", hello.diagnostics());
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).expect("connecting to the socket");
+    stream.write_all(b"GET /?via=unix HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}\n{}", hello.diagnostics());
+    assert!(response.ends_with("\r\n\r\nhello world"), "{response}");
+    assert_eq!(hello.get("/").text(), "hello world", "the port still answers");
+    hello.stdout_with("127.0.0.1 - - [");
+    hello.stdout_with("\"GET /?via=unix HTTP/1.1\" 200 11");
+}
+
 /// SIGTERM lets the in-flight request finish, then the process exits with status 0.
 pub(crate) fn sigterm_drain(rt: &Runtime) {
     let mut slow = Function::new(rt, "conf", "slow").start().ready();
@@ -142,7 +230,8 @@ pub(crate) fn prewarm(rt: &Runtime) {
     assert_eq!((r.status, r.text().as_str()), (200, "hi"), "the hand-off's env var\n{}", warm.diagnostics());
     drop(stdin);
     assert!(warm.exit_status().is_none(), "closing stdin after the hand-off stopped the runtime");
-    let stdout = warm.stdout();
+    // The 200 line comes after the 503 one: once it is there, everything before it is too.
+    let stdout = warm.stdout_with("\"GET /?name=GREETING HTTP/1.1\" 200");
     assert!(stdout.contains("\"GET / HTTP/1.1\" 503"), "a call before the hand-off is logged:\n{stdout}");
     assert!(!stdout.contains("\"GET /healthz HTTP/1.1\" 503"), "probes before the hand-off are not:\n{stdout}");
 }
@@ -335,10 +424,5 @@ pub(crate) fn unrepresentable_settings(rt: &Runtime) {
 pub(crate) fn access_log(rt: &Runtime) {
     let hello = Function::new(rt, "conf", "hello").start().ready();
     assert_eq!(hello.get("/").text(), "hello world");
-    let wanted = "\"GET / HTTP/1.1\" 200 11 \"\"";
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !hello.stdout().lines().any(|l| l.contains(wanted)) {
-        assert!(Instant::now() < deadline, "no {wanted} line on stdout:\n{}\n{}", hello.stdout(), hello.diagnostics());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    hello.stdout_with("\"GET / HTTP/1.1\" 200 11 \"\"");
 }

@@ -395,6 +395,20 @@ impl Instance {
         std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
     }
 
+    /// Stdout once it holds a line containing `wanted` (the front writes its access log in
+    /// batches, at most a few milliseconds after the response); fails after 5 s.
+    pub(crate) fn stdout_with(&self, wanted: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let stdout = self.stdout();
+            if stdout.lines().any(|l| l.contains(wanted)) {
+                return stdout;
+            }
+            assert!(Instant::now() < deadline, "no {wanted} line on stdout:\n{stdout}\n{}", self.diagnostics());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// What the process wrote on stderr so far.
     pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
