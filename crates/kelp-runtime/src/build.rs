@@ -8,7 +8,10 @@
 //! A build runs in a private temporary directory renamed into place when it succeeds, under the
 //! same advisory lock as a dependency install (`crate::deps`), so two instances never build the
 //! same key twice and a half-built directory is never used; a build found in place is used
-//! without the lock (the directory may be mounted read-only). It runs the language's commands
+//! without the lock (the directory may be mounted read-only). A language's finishing step
+//! (`Build::finish`: Java's class-data archive, which names the build's final path) then runs in
+//! the directory in place, still under the lock and the time limit; it only adds to a build that
+//! works without it (a worker starting meanwhile starts without it), and its failure is a warning. It runs the language's commands
 //! in a process group of their own for at most `KELP_BUILD_TIMEOUT` (default
 //! [`DEFAULT_BUILD_TIMEOUT`]); past it the group is killed. A failure carries the compiler's
 //! first error lines.
@@ -161,7 +164,7 @@ pub async fn ensure(
         let tmp = target.with_extension(format!("tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         let result = run_build(lang, build, source, &toolchain.command, &tmp, &cache, &key, limit).await;
-        let record = Record {
+        let mut record = Record {
             key: key.clone(),
             language: lang.name.to_owned(),
             function: format!("{}.{}", source.module, source.handler),
@@ -169,9 +172,7 @@ pub async fn ensure(
             seconds: started.elapsed().as_secs_f64(),
         };
         let result = result.and_then(|()| {
-            let file = tmp.join(RECORD_FILE);
-            std::fs::write(&file, serde_json::to_vec(&record).unwrap_or_default())
-                .map_err(io(format!("writing {}", file.display())))
+            write_record(&tmp, &record).map_err(io(format!("writing {}", tmp.join(RECORD_FILE).display())))
         });
         let moved = result.and_then(|()| {
             std::fs::rename(&tmp, &target)
@@ -179,7 +180,33 @@ pub async fn ensure(
                 .map_err(io(format!("moving the build into {}", target.display())))
         });
         let _ = std::fs::remove_dir_all(&tmp);
-        moved
+        moved?;
+        if let Some(finish) = build.finish {
+            let job = BuildJob {
+                toolchain: &toolchain.command,
+                dir: &target,
+                module: source.module,
+                handler: source.handler,
+                cache: &cache,
+            };
+            let left = limit.saturating_sub(started.elapsed());
+            if let Err(e) = run_commands(lang, (finish)(&job), &target, left, &record.function, &key).await {
+                let why = match e {
+                    BuildError::Failed { status, output, .. } => format!("failed ({status}):\n{output}"),
+                    other => format!("did not finish: {other}"),
+                };
+                tracing::warn!(
+                    language = lang.name,
+                    key = %key,
+                    "the build of {} is in place, but its last step {why}\n(its workers start without what that step adds)",
+                    record.function
+                );
+            }
+            record.seconds = started.elapsed().as_secs_f64();
+            // Best effort: the record written before the move stays if this fails.
+            let _ = write_record(&target, &record);
+        }
+        Ok(())
     })
     .await;
     let took = match made {
@@ -211,6 +238,15 @@ impl Built {
 /// The file in a build directory that says what was built, from which key, and how long it
 /// took: what an instance serving it logs.
 pub const RECORD_FILE: &str = ".kelp-build.json";
+
+/// Writes `record` as the [`RECORD_FILE`] of `dir`, by a rename: a reader sees the whole of the
+/// old record or of the new one.
+fn write_record(dir: &Path, record: &Record) -> std::io::Result<()> {
+    let file = dir.join(RECORD_FILE);
+    let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_vec(record).unwrap_or_default())?;
+    std::fs::rename(&tmp, &file)
+}
 
 /// What [`RECORD_FILE`] holds.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -304,19 +340,41 @@ async fn run_build(
         copy.display()
     )))?;
     let job = BuildJob { toolchain, dir: tmp, module: source.module, handler: source.handler, cache };
+    run_commands(lang, (build.commands)(&job), tmp, limit, &function, key).await
+}
+
+/// Runs `commands` one after the other in `dir`, all of them within `limit` (past it the
+/// running one is killed with its process group); the first that fails ends the run.
+async fn run_commands(
+    lang: &'static Language,
+    commands: Vec<tokio::process::Command>,
+    dir: &Path,
+    limit: Duration,
+    function: &str,
+    key: &str,
+) -> Result<(), BuildError> {
     let deadline = Instant::now() + limit;
-    for mut cmd in (build.commands)(&job) {
-        cmd.current_dir(tmp);
+    for mut cmd in commands {
+        cmd.current_dir(dir);
         let left = deadline.saturating_duration_since(Instant::now());
-        let out = run_bounded(cmd, left).await.map_err(io(format!("starting the {} build", lang.title)))?;
+        let out = run_bounded(cmd, left).await.map_err(|cause| BuildError::Io {
+            language: lang.name,
+            context: format!("starting the {} build", lang.title),
+            cause,
+        })?;
         let Some(out) = out else {
-            return Err(BuildError::TimedOut { language: lang.name, function, key: key.to_owned(), limit });
+            return Err(BuildError::TimedOut {
+                language: lang.name,
+                function: function.to_owned(),
+                key: key.to_owned(),
+                limit,
+            });
         };
         if !out.status.success() {
             let output = first_lines(&error_lines(&out.stdout, &out.stderr), ERROR_LINES);
             return Err(BuildError::Failed {
                 language: lang.name,
-                function,
+                function: function.to_owned(),
                 key: key.to_owned(),
                 status: out.status,
                 output,

@@ -132,6 +132,11 @@ pub struct Build {
     pub wrapper: &'static [(&'static str, &'static str)],
     /// The commands of one build, run one after the other (the first that fails ends it).
     pub commands: fn(job: &BuildJob<'_>) -> Vec<Command>,
+    /// Commands run in the build directory once it is in place at its final path (`job.dir`),
+    /// still under the build's lock and within its time limit: what must name that path, as a
+    /// JVM's class-data archive does. They only add to a build that works without them: when
+    /// one fails, the build stays as it is and the failure is logged as a warning.
+    pub finish: Option<fn(job: &BuildJob<'_>) -> Vec<Command>>,
     /// The command that starts one worker of the finished build in `dir`; the front adds
     /// `KELP_WORKER_SOCKET` and its own standard streams.
     pub worker: fn(dir: &Path) -> Command,
@@ -142,8 +147,9 @@ pub struct Build {
 pub struct BuildJob<'a> {
     /// The toolchain's command (what [`Language::interpreter`] names: `go`, `javac`, `cargo`).
     pub toolchain: &'a str,
-    /// The build directory, fresh: the wrapper's files, and under `function/` a copy of the code
-    /// directory (the code file and the dependency file). What is left in it is the build.
+    /// The build directory. For [`Build::commands`], fresh: the wrapper's files, and under
+    /// `function/` a copy of the code directory (the code file and the dependency file); what is
+    /// left in it is the build. For [`Build::finish`], that build at its final path.
     pub dir: &'a Path,
     /// `MOD_NAME`: the code file's name without its suffix (the class name for Java).
     pub module: &'a str,

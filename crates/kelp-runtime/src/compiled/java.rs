@@ -7,18 +7,47 @@
 //! anything besides Kubeless's own artifacts, Maven first:
 //! 1. Kelp's worker (`runtimes/java/src`: `io.kubeless.Event`, `io.kubeless.Context` and
 //!    `io.kubeless.kelp.*`) is compiled once per wrapper into the toolchain cache
-//!    (`worker-<digest>`, for the JDK 16 class format) and copied into the build's `kelp/classes`.
+//!    (`worker-<digest>/worker.jar`, for the JDK 16 class format, made by `jar`) and copied into
+//!    the build's `kelp/worker.jar`. It is compiled with `-XDstringConcat=inline`: its `+` on
+//!    strings are `StringBuilder` calls rather than `invokedynamic` call sites, whose bootstrap
+//!    cost a worker's start 15 ms of CPU (the function's own classes are compiled as javac does
+//!    by default).
 //! 2. Maven copies the `pom.xml`'s dependencies into the build's `lib` (Maven's local repository
 //!    is in the toolchain cache). Kubeless's example `pom.xml` names the parent
 //!    `io.kubeless:kubeless:1.0-SNAPSHOT` and the dependency `io.kubeless:params:1.0-SNAPSHOT`,
 //!    which were Kubeless's own build: Kelp puts stand-ins for both (`runtimes/java/m2`) in that
 //!    local repository, so the `pom.xml` resolves unchanged, and leaves them out of `lib`.
-//! 3. `javac` compiles `<MOD_NAME>.java` into `classes`, against `kelp/classes` and `lib`; the
+//! 3. `javac` compiles `<MOD_NAME>.java` into `classes`, against `kelp/worker.jar` and `lib`; the
 //!    other classes it uses are compiled from the code directory as javac finds them (`X.java`
 //!    next to it for `io.kubeless.X`).
+//! 4. Once the build is in place (`Build::finish`), a class-data archive, `kelp/worker.jsa`: the
+//!    JVM runs the worker's training run (`Worker --train`: a worker's start over a socket of its
+//!    own, hello, load and one invoke, with the function's class loaded but not initialized, so
+//!    none of its code runs, not even a static initializer, and no handler called) under
+//!    `-XX:ArchiveClassesAtExit`, which writes every class it loaded (the JDK's, Kelp's and the
+//!    function's), parsed, verified and linked, on top of the JDK's own archive. Every worker
+//!    maps it (`-XX:SharedArchiveFile`) instead of loading those classes again. It is made at
+//!    the build's final path because JDK 17's archive names the class path it was made with
+//!    (`kelp/worker.jar`, by absolute path, size and time) and a worker on any other path
+//!    would refuse it. A worker without a usable archive (none made, the JDK changed in place)
+//!    starts as well, only slower: `-Xshare:auto`, the default, and the JVM's `cds` log is
+//!    off so its refusal prints nothing into the function's output.
 //!
 //! The worker (`io.kubeless.kelp.Worker`) loads the function's class from `classes` and `lib` in
 //! a class loader of its own.
+//!
+//! A worker's start, spawn to first answer, measured on this 2-core machine: 134 ms before the
+//! archive (`bench/compiled.sh`, "deploy → first 200, build cached"), most of it the JVM loading
+//! and linking some 180 classes the JDK's own archive does not hold (the Unix socket's, its
+//! `SecureRandom`, the class loader's) and bootstrapping `invokedynamic` sites. With the archive
+//! and the worker's inline string concatenation, its main thread spends 55 ms of CPU up to its
+//! first answer instead of 72, and the JIT's threads 21 instead of 34. What is left is the JVM's
+//! own start (a `java` printing hello spends about 45 ms of CPU) and what the JDK runs when a Unix socket is
+//! first opened (its `SecureRandom`, the security providers behind it). Measured and not kept,
+//! as they changed the start by 4 ms of CPU or less: G1 (whose start maps the JDK archive's
+//! module graph, which the serial collector rebuilds), a small initial heap, a smaller code
+//! cache, a fixed number of compiler threads; C1 alone (`-XX:TieredStopAtLevel=1`) saves 13 ms
+//! but costs long-running code its optimized JIT.
 
 use crate::language::{Build, BuildJob, COMPILED, Language};
 use sha2::{Digest, Sha256};
@@ -35,7 +64,7 @@ pub const LANGUAGE: Language = Language {
     deps_file: "pom.xml",
     interpreter: ("KELP_JAVA", "java"),
     version_parts: 1,
-    build: Some(Build { wrapper: WRAPPER, commands, worker }),
+    build: Some(Build { wrapper: WRAPPER, commands, finish: Some(archive), worker }),
     ..COMPILED
 };
 
@@ -87,8 +116,12 @@ const COPY_DEPENDENCIES: &str = "org.apache.maven.plugins:maven-dependency-plugi
 /// s, and a warm Maven run 2.0 s instead of 3.2 s).
 const QUICK_JVM: &str = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC";
 
-/// [`QUICK_JVM`] as javac's options.
+/// [`QUICK_JVM`] as javac's (and jar's) options.
 const JAVAC_JVM: &[&str] = &["-J-XX:TieredStopAtLevel=1", "-J-XX:+UseSerialGC"];
+
+/// javac's options for Kelp's worker: string concatenation as `StringBuilder` calls, which need
+/// no `invokedynamic` bootstrap when a worker starts.
+const WORKER_JAVAC: &[&str] = &["-encoding", "UTF-8", "--release", "16", "-nowarn", "-XDstringConcat=inline"];
 
 /// JVM options of a worker: the serial collector (a worker runs one request at a time; after
 /// 100,000 calls of hello its RSS is 154 MiB against G1's 287 MiB, for a start as quick), no
@@ -109,19 +142,43 @@ const WORKER_JVM: &[&str] = &[
 /// The worker's main class.
 const WORKER_CLASS: &str = "io.kubeless.kelp.Worker";
 
-/// Compiles the worker's sources (the arguments after the cache directory and javac) into the
-/// cache directory `$1` unless it is there, then copies it into the build's `kelp/classes`. A
-/// compile is published by a rename, so a concurrent build sees all of it or none.
+/// The worker's classes in a build directory: a jar, as the JVM archives the classes of its
+/// class path from jars only.
+const WORKER_JAR: &str = "kelp/worker.jar";
+
+/// The class-data archive in a build directory (see the module's documentation).
+const ARCHIVE: &str = "kelp/worker.jsa";
+
+/// Silences the JVM's `cds` log, whose warnings (an archive it cannot use) go to stdout, the
+/// function's.
+const QUIET_ARCHIVE: &str = "-Xlog:cds=off,cds+dynamic=off";
+
+/// Compiles the worker's sources (the arguments after the cache directory, javac and jar; the
+/// tools' JVM options in `$JVM`) into `worker.jar` of the cache directory `$1` unless it is
+/// there, then copies the jar into the build. A compile is published by a rename, so a concurrent build sees all of it or none.
 const WORKER_SCRIPT: &str = r#"set -e
-dest=$1 javac=$2
-shift 2
-if [ ! -d "$dest" ]; then
+dest=$1 javac=$2 jar=$3
+shift 3
+if [ ! -f "$dest/worker.jar" ]; then
   tmp=$dest.tmp-$$
   rm -rf "$tmp"
-  "$javac" "$@" -d "$tmp"
+  "$javac" $JVM "$@" -d "$tmp/classes"
+  "$jar" $JVM --create --file "$tmp/worker.jar" -C "$tmp/classes" .
+  rm -rf "$tmp/classes"
   mv -T "$tmp" "$dest" 2>/dev/null || rm -rf "$tmp"
 fi
-cp -R "$dest" kelp/classes
+cp "$dest/worker.jar" kelp/worker.jar
+"#;
+
+/// Runs the rest of the arguments (the training JVM, writing the archive `$1.tmp`), then puts
+/// the archive in place as `$1` by a rename: a worker starting meanwhile finds none, never half
+/// of one.
+const ARCHIVE_SCRIPT: &str = r#"set -e
+archive=$1
+shift
+rm -f "$archive.tmp"
+"$@"
+mv -f "$archive.tmp" "$archive"
 "#;
 
 /// Puts the stand-ins for Kubeless's artifacts into Maven's local repository `$1`, then runs
@@ -151,13 +208,13 @@ exec "$@"
 fn commands(job: &BuildJob<'_>) -> Vec<Command> {
     let cache = std::path::absolute(job.cache).unwrap_or_else(|_| job.cache.to_owned());
     let dir = std::path::absolute(job.dir).unwrap_or_else(|_| job.dir.to_owned());
-    let javac = sibling(job.toolchain, "javac");
+    let (javac, jar) = (sibling(job.toolchain, "javac"), sibling(job.toolchain, "jar"));
     let mut commands = Vec::new();
 
     let sources = WRAPPER.iter().map(|(path, _)| *path).filter(|path| path.ends_with(".java"));
     let worker = cache.join(format!("worker-{}", wrapper_digest()));
     let mut compile_worker = script(WORKER_SCRIPT);
-    compile_worker.arg(&worker).arg(&javac).args(JAVAC_JVM).args(["-encoding", "UTF-8", "--release", "16", "-nowarn"]);
+    compile_worker.arg(&worker).arg(&javac).arg(&jar).args(WORKER_JAVAC).env("JVM", JAVAC_JVM.join(" "));
     compile_worker.args(sources);
     commands.push(compile_worker);
 
@@ -176,15 +233,33 @@ fn commands(job: &BuildJob<'_>) -> Vec<Command> {
 
     let mut compile = script(JAVAC_SCRIPT);
     compile.arg(&javac).args(JAVAC_JVM).args(["-encoding", "UTF-8", "-d", "classes"]);
-    compile.args(["-cp", "kelp/classes:lib/*", "-sourcepath", "src:function"]);
+    compile.args(["-cp", &format!("{WORKER_JAR}:lib/*"), "-sourcepath", "src:function"]);
     compile.arg(Path::new("function").join(format!("{}{}", job.module, LANGUAGE.file_suffix)));
     commands.push(compile);
     commands
 }
 
+/// The training run of the build in place at `job.dir`, writing its class-data archive.
+fn archive(job: &BuildJob<'_>) -> Vec<Command> {
+    let dir = std::path::absolute(job.dir).unwrap_or_else(|_| job.dir.to_owned());
+    let archive = dir.join(ARCHIVE);
+    let mut train = script(ARCHIVE_SCRIPT);
+    train.arg(&archive).arg(job.toolchain).args(WORKER_JVM);
+    train.arg(prefixed("-XX:ArchiveClassesAtExit=", &archive.with_extension("jsa.tmp")));
+    train
+        .arg("-cp")
+        .arg(dir.join(WORKER_JAR))
+        .arg(WORKER_CLASS)
+        .arg("--train")
+        .arg(&dir)
+        .args([job.module, job.handler]);
+    vec![train]
+}
+
 fn worker(dir: &Path) -> Command {
     let mut cmd = Command::new(LANGUAGE.interpreter());
-    cmd.args(WORKER_JVM).arg("-cp").arg(dir.join("kelp").join("classes")).arg(WORKER_CLASS).arg(dir);
+    cmd.args(WORKER_JVM).arg(prefixed("-XX:SharedArchiveFile=", &dir.join(ARCHIVE))).arg(QUIET_ARCHIVE);
+    cmd.arg("-cp").arg(dir.join(WORKER_JAR)).arg(WORKER_CLASS).arg(dir);
     cmd
 }
 
@@ -217,9 +292,14 @@ fn maven_command(java: &str) -> PathBuf {
     if next_to_java.is_absolute() && next_to_java.is_file() { next_to_java } else { PathBuf::from("mvn") }
 }
 
-/// A digest of the worker's sources: the name of their compiled classes in the toolchain cache.
+/// A digest of the worker's sources and of how they are compiled: the name of their jar's
+/// directory in the toolchain cache.
 fn wrapper_digest() -> String {
     let mut digest = Sha256::new();
+    for part in std::iter::once(WORKER_SCRIPT).chain(WORKER_JAVAC.iter().copied()) {
+        digest.update((part.len() as u64).to_le_bytes());
+        digest.update(part);
+    }
     for (path, content) in WRAPPER.iter().filter(|(path, _)| path.ends_with(".java")) {
         digest.update((path.len() as u64).to_le_bytes());
         digest.update(path);

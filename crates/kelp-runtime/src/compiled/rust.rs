@@ -27,7 +27,7 @@ pub const LANGUAGE: Language = Language {
     file_suffix: ".rs",
     deps_file: "Cargo.toml",
     interpreter: ("KELP_CARGO", "cargo"),
-    build: Some(Build { wrapper: WRAPPER, commands, worker: |dir| Command::new(dir.join(WORKER)) }),
+    build: Some(Build { wrapper: WRAPPER, commands, finish: None, worker: |dir| Command::new(dir.join(WORKER)) }),
     ..COMPILED
 };
 

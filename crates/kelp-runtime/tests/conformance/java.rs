@@ -63,28 +63,29 @@ fn kubeless_hello_with_deps() {
     assert!(r.text().starts_with("Hello world! Current local time is: "), "{:?}", r.text());
 }
 
-/// A JDK whose `java`, `javac` and `mvn` append their arguments to `invocations.log` and run
-/// the real tool.
+/// A JDK whose `java`, `javac`, `jar` and `mvn` append their arguments to `invocations.log` and
+/// run the real tool.
 struct LoggingJdk {
     dir: tempfile::TempDir,
 }
 
 impl LoggingJdk {
     /// Logging tools in front of the real ones: `KELP_JAVA` (else `java` on `PATH`), the
-    /// `javac` next to it, and `mvn` (`KELP_MAVEN`, else on `PATH`); or, given `javac`, that
-    /// script as javac.
-    fn new(javac: Option<&str>) -> Self {
+    /// `javac` and `jar` next to it, and `mvn` (`KELP_MAVEN`, else on `PATH`); a tool named in
+    /// `overrides` runs that shell script instead (`$real` is the real tool).
+    fn new(overrides: &[(&str, &str)]) -> Self {
         let java = std::env::var_os("KELP_JAVA").map_or_else(|| on_path("java"), PathBuf::from);
-        let real_javac = if java.is_absolute() { java.with_file_name("javac") } else { on_path("javac") };
+        let next_to_java = |tool: &str| if java.is_absolute() { java.with_file_name(tool) } else { on_path(tool) };
         let maven = std::env::var_os("KELP_MAVEN").map_or_else(|| on_path("mvn"), PathBuf::from);
         let dir = scratch();
         let log = dir.path().join("invocations.log");
-        for (name, real) in [("java", &java), ("javac", &real_javac), ("mvn", &maven)] {
-            let run = match (name, javac) {
-                ("javac", Some(script)) => script.to_owned(),
-                _ => format!("exec '{}' \"$@\"", real.display()),
-            };
-            let script = format!("#!/bin/sh\necho \"{name} $*\" >> '{}'\n{run}\n", log.display());
+        for (name, real) in
+            [("java", java.clone()), ("javac", next_to_java("javac")), ("jar", next_to_java("jar")), ("mvn", maven)]
+        {
+            let run =
+                overrides.iter().find(|(tool, _)| *tool == name).map_or("exec \"$real\" \"$@\"", |(_, script)| script);
+            let script =
+                format!("#!/bin/sh\nreal='{}'\necho \"{name} $*\" >> '{}'\n{run}\n", real.display(), log.display());
             let path = dir.path().join(name);
             std::fs::write(&path, script).expect("writing a logging tool");
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -118,7 +119,7 @@ fn on_path(name: &str) -> PathBuf {
 /// content runs neither. A function without Maven dependencies is built by javac alone.
 #[test]
 fn builds_run_once_and_maven_only_when_needed() {
-    let jdk = LoggingJdk::new(None);
+    let jdk = LoggingJdk::new(&[]);
     let deps = scratch();
     let function = |module: &str| {
         Function::new(&JAVA, module, "check")
@@ -133,12 +134,7 @@ fn builds_run_once_and_maven_only_when_needed() {
     assert_eq!(maven.len(), 1, "Maven runs once: {maven:?}");
     // One javac for Kelp's worker (once per toolchain cache), one for the function.
     assert_eq!(javac.len(), 2, "javac runs twice: {javac:?}");
-    let builds: Vec<PathBuf> = std::fs::read_dir(deps.path().join("java"))
-        .expect("the build directory")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("build-")))
-        .collect();
+    let builds = builds(deps.path());
     assert_eq!(builds.len(), 1, "{builds:?}");
     let jars: Vec<String> = std::fs::read_dir(builds[0].join("lib"))
         .expect("the build's lib")
@@ -184,7 +180,7 @@ fn compile_error_fails_the_build() {
 fn a_build_past_its_time_limit_is_killed() {
     let pid_file = scratch();
     let pid = pid_file.path().join("javac.pid");
-    let jdk = LoggingJdk::new(Some(&format!("echo $$ > '{}'\nexec sleep 600", pid.display())));
+    let jdk = LoggingJdk::new(&[("javac", &format!("echo $$ > '{}'\nexec sleep 600", pid.display()))]);
     let deps = scratch();
     let mut hung = Function::new(&JAVA, "conf", "hello")
         .env("KELP_JAVA", &jdk.java())
@@ -202,6 +198,125 @@ fn a_build_past_its_time_limit_is_killed() {
         assert!(Instant::now() < deadline, "javac (pid {}) outlived the build", pid.trim());
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The build directories under `deps` (`<deps>/java/build-<key>`).
+fn builds(deps: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(deps.join("java"))
+        .expect("the build directory")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("build-")))
+        .collect()
+}
+
+/// A function whose class's static initializer creates the file `marker`: it shows when the
+/// function's own code ran.
+fn marking_code(marker: &Path) -> tempfile::TempDir {
+    let code = scratch();
+    let source = format!(
+        "package io.kubeless;\n\npublic class Marked {{\n    static {{\n        try {{\n            new java.io.File(\"{}\").createNewFile();\n        }} catch (java.io.IOException e) {{\n            throw new RuntimeException(e);\n        }}\n    }}\n\n    public String hello(Event event, Context context) {{\n        return \"marked\";\n    }}\n}}\n",
+        marker.display()
+    );
+    std::fs::write(code.path().join("Marked.java"), source).expect("writing the function");
+    code
+}
+
+/// The build leaves a class-data archive, `kelp/worker.jsa`, made by a training run that runs
+/// none of the function's code (its static initializer has not run when the build is done), and
+/// every worker starts from it: its command names it, and the JVM maps the file, which it does
+/// not when it refuses an archive.
+#[test]
+fn workers_start_from_the_builds_class_data_archive() {
+    let jdk = LoggingJdk::new(&[]);
+    let (deps, marks) = (scratch(), scratch());
+    let marker = marks.path().join("initialized");
+    let code = marking_code(&marker);
+    let function = Function::new(&JAVA, "Marked", "hello")
+        .code_dir(code.path())
+        .env("KELP_JAVA", &jdk.java())
+        .env("KELP_DEPS_DIR", &deps.path().to_string_lossy());
+    let mut build = function.clone().build_only().spawn();
+    let status = build.wait_exit(READY_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "--build\n{}", build.diagnostics());
+    let built = builds(deps.path());
+    assert_eq!(built.len(), 1, "{built:?}");
+    let archive = built[0].join("kelp/worker.jsa");
+    let size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 0, "no class-data archive {} in the build\n{}", archive.display(), build.diagnostics());
+    let training: Vec<String> = jdk.invocations("java").into_iter().filter(|i| i.contains("--train")).collect();
+    assert_eq!(training.len(), 1, "one training run: {:?}", jdk.invocations("java"));
+    assert!(!marker.exists(), "the build ran the function's static initializer");
+    assert!(!built[0].join("kelp/train.sock").exists(), "the training run left its socket");
+
+    let served = function.start().ready();
+    assert_eq!(served.get("/").text(), "marked", "{}", served.diagnostics());
+    assert!(marker.exists(), "the worker did not initialize the function's class");
+    let archive = archive.to_string_lossy().into_owned();
+    let workers: Vec<String> = jdk
+        .invocations("java")
+        .into_iter()
+        .filter(|i| i.contains("io.kubeless.kelp.Worker") && !i.contains("--train"))
+        .collect();
+    assert!(!workers.is_empty(), "no worker started: {:?}", jdk.invocations("java"));
+    for worker in &workers {
+        assert!(worker.contains(&format!("-XX:SharedArchiveFile={archive}")), "{worker}");
+    }
+    let pids = served.worker_pids();
+    assert!(!pids.is_empty(), "{}", served.diagnostics());
+    for pid in pids {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        assert!(maps.contains(&archive), "worker {pid} does not map {archive}\n{}", served.diagnostics());
+    }
+    assert!(
+        !served.stdout().contains("cds"),
+        "the JVM's archive log reached the function's output: {}",
+        served.stdout()
+    );
+    drop(served);
+
+    // A jar changed since the archive was made: the JVM refuses the archive, silently.
+    let jar = built[0].join("kelp/worker.jar");
+    let later = std::fs::metadata(&jar).and_then(|m| m.modified()).unwrap() + Duration::from_secs(60);
+    std::fs::File::options().write(true).open(&jar).and_then(|f| f.set_modified(later)).expect("touching the jar");
+    let refused = function.start().ready();
+    assert_eq!(refused.get("/").text(), "marked", "{}", refused.diagnostics());
+    for pid in refused.worker_pids() {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        assert!(!maps.contains(&archive), "worker {pid} maps an archive made for another jar");
+    }
+    assert!(!refused.stdout().contains("cds"), "the JVM's refusal reached the function's output: {}", refused.stdout());
+}
+
+/// A build whose archive cannot be made (the training JVM fails) is in place all the same,
+/// with a warning quoting the failure, and its workers serve without an archive.
+#[test]
+fn a_build_without_its_archive_serves() {
+    let jdk = LoggingJdk::new(&[(
+        "java",
+        "case \"$*\" in *ArchiveClassesAtExit*) echo 'archive refused here' >&2; exit 3;; esac\nexec \"$real\" \"$@\"",
+    )]);
+    let deps = scratch();
+    let function = Function::new(&JAVA, "conf", "hello")
+        .env("KELP_JAVA", &jdk.java())
+        .env("KELP_DEPS_DIR", &deps.path().to_string_lossy());
+    let mut build = function.clone().build_only().spawn();
+    let status = build.wait_exit(READY_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "--build\n{}", build.diagnostics());
+    let stderr = build.stderr();
+    assert!(stderr.contains("is in place, but its last step failed"), "{}", build.diagnostics());
+    assert!(stderr.contains("archive refused here"), "{}", build.diagnostics());
+    let built = builds(deps.path());
+    assert_eq!(built.len(), 1, "{built:?}");
+    assert!(!built[0].join("kelp/worker.jsa").exists(), "an archive after a failed training run");
+
+    let served = function.start().ready();
+    assert_eq!(served.get("/").text(), "hello world", "{}", served.diagnostics());
+    assert!(
+        !served.stdout().contains("cds"),
+        "the JVM's archive log reached the function's output: {}",
+        served.stdout()
+    );
 }
 
 /// `io.kubeless.kelp.Json` reads what serde_json writes and writes back the same value: escapes,

@@ -14,15 +14,18 @@ import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
 import java.net.MalformedURLException;
+import java.net.StandardProtocolFamily;
 import java.net.URL;
 import java.net.URLClassLoader;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -39,7 +42,7 @@ import java.util.concurrent.Future;
  * request at a time, until end-of-file. The function's class ({@code io.kubeless.<MOD_NAME>},
  * compiled into {@code <build dir>/classes}, its Maven dependencies in {@code <build dir>/lib}) is
  * loaded by a class loader of its own. Nothing of the protocol is written to stdout or stderr:
- * they belong to the function.
+ * they belong to the function. {@code --train} is the build's training run (see {@link #train}).
  */
 public final class Worker {
     private static final String CT_TEXT = "text/plain; charset=utf-8";
@@ -59,6 +62,9 @@ public final class Worker {
 
     /** Runs the worker; see the class comment. */
     public static void main(String[] args) {
+        if (args.length == 4 && "--train".equals(args[0])) {
+            exit(train(new File(args[1]), args[2], args[3]));
+        }
         String socket = System.getenv("KELP_WORKER_SOCKET");
         if (socket == null || socket.isEmpty() || args.length != 1) {
             System.err.println("kelp_worker: usage: KELP_WORKER_SOCKET=<socket> java io.kubeless.kelp.Worker <build dir>");
@@ -71,6 +77,15 @@ public final class Worker {
             System.err.println("kelp_worker: cannot connect to " + socket + ": " + e);
             exit(2);
         }
+        exit(serve(channel, new File(args[0]), true));
+    }
+
+    /**
+     * Speaks the protocol on {@code channel} until end-of-file; returns the exit status. With
+     * {@code run} false (a training run), the function's class is loaded but not initialized and
+     * no handler is called.
+     */
+    private static int serve(SocketChannel channel, File build, boolean run) {
         DataInputStream in = new DataInputStream(new BufferedInputStream(Channels.newInputStream(channel), 65536));
         DataOutputStream out = new DataOutputStream(new BufferedOutputStream(Channels.newOutputStream(channel), 65536));
         try {
@@ -81,19 +96,19 @@ public final class Worker {
             send(out, hello, EMPTY);
             Frame load = Frame.read(in);
             if (load == null) {
-                exit(0);
+                return 0;
             }
             if (!"load".equals(load.header.get("type"))) {
                 System.err.println("kelp_worker: expected a \"load\" message, got " + load.header.get("type"));
-                exit(1);
+                return 1;
             }
-            Worker worker = null;
+            Worker worker;
             try {
-                worker = load(new File(args[0]), load.header);
+                worker = load(build, load.header, run);
             } catch (LoadError e) {
                 System.err.println("kelp_worker: " + e.getMessage());
                 send(out, Map.of("type", "load_error", "message", e.getMessage()), EMPTY);
-                exit(1);
+                return 1;
             }
             send(out, Map.of("type", "loaded"), EMPTY);
             for (Frame frame = Frame.read(in); frame != null; frame = Frame.read(in)) {
@@ -101,7 +116,7 @@ public final class Worker {
                     System.err.println("kelp_worker: ignoring an unexpected " + frame.header.get("type") + " message");
                     continue;
                 }
-                Result result = worker.invoke(frame);
+                Result result = worker.invoke(frame, run);
                 System.out.flush();
                 System.err.flush();
                 send(out, result.header(), result.body);
@@ -109,7 +124,56 @@ public final class Worker {
         } catch (IOException e) {
             // The front closed the socket or went away: nothing is left to answer.
         }
-        exit(0);
+        return 0;
+    }
+
+    /**
+     * The build's training run, {@code --train <build dir> <class> <handler>}, which the build
+     * runs once under {@code -XX:ArchiveClassesAtExit} so that its workers start from the
+     * class-data archive it leaves: the start of a worker as the front makes it, over a Unix
+     * socket of its own ({@code kelp/train.sock}, relative to the working directory, the build
+     * directory): hello, load, one invoke of {@code GET /}, end-of-file. No code of the function
+     * runs: its class is loaded without being initialized (no static initializer, no
+     * constructor), and the invoke calls no handler (it answers an empty 200).
+     */
+    private static int train(File build, String module, String handler) {
+        UnixDomainSocketAddress address = UnixDomainSocketAddress.of("kelp/train.sock");
+        try {
+            Files.deleteIfExists(address.getPath());
+            try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+                server.bind(address);
+                // As main does: the JDK's classes of a Unix socket's client go into the archive.
+                SocketChannel channel = SocketChannel.open(address);
+                try (SocketChannel front = server.accept()) {
+                    DataOutputStream out = new DataOutputStream(new BufferedOutputStream(Channels.newOutputStream(front)));
+                    Map<String, Object> load = new LinkedHashMap<>();
+                    load.put("type", "load");
+                    load.put("module", module);
+                    load.put("handler", handler);
+                    load.put("context", Map.of("function-name", module, "timeout", 180.0, "runtime", "java", "memory-limit", ""));
+                    send(out, load, EMPTY);
+                    Map<String, Object> request = new LinkedHashMap<>();
+                    request.put("method", "GET");
+                    request.put("path", "/");
+                    request.put("url", "/?a=1");
+                    request.put("query", Map.of("a", "1"));
+                    request.put("headers", Map.of("host", "localhost"));
+                    Map<String, Object> invoke = new LinkedHashMap<>();
+                    invoke.put("type", "invoke");
+                    invoke.put("event", Map.of("event-id", "train", "event-type", "application/json"));
+                    invoke.put("request", request);
+                    invoke.put("data", "json");
+                    send(out, invoke, "{}".getBytes(StandardCharsets.UTF_8));
+                    front.shutdownOutput();
+                    return serve(channel, build, false);
+                }
+            } finally {
+                Files.deleteIfExists(address.getPath());
+            }
+        } catch (IOException e) {
+            System.err.println("kelp_worker: training run: " + e);
+            return 1;
+        }
     }
 
     private static void exit(int status) {
@@ -125,8 +189,11 @@ public final class Worker {
         }
     }
 
-    /** Loads the class and finds the handler the {@code load} message names. */
-    private static Worker load(File build, Map<String, Object> msg) throws LoadError {
+    /**
+     * Loads the class and finds the handler the {@code load} message names; with {@code run}, also
+     * initializes the class and makes the instance whose method is called.
+     */
+    private static Worker load(File build, Map<String, Object> msg, boolean run) throws LoadError {
         String module = string(msg.get("module"));
         String handler = string(msg.get("handler"));
         String className = "io.kubeless." + module;
@@ -141,7 +208,7 @@ public final class Worker {
         Thread.currentThread().setContextClassLoader(loader);
         Class<?> type;
         try {
-            type = Class.forName(className, true, loader);
+            type = Class.forName(className, run, loader);
         } catch (ClassNotFoundException e) {
             throw new LoadError(where + "the build has no class " + className
                     + " (" + module + ".java must declare \"package io.kubeless;\" and \"public class " + module + "\")");
@@ -164,7 +231,7 @@ public final class Worker {
         Object target = null;
         try {
             method.setAccessible(true);
-            if (!Modifier.isStatic(method.getModifiers())) {
+            if (run && !Modifier.isStatic(method.getModifiers())) {
                 Constructor<?> constructor = type.getDeclaredConstructor();
                 constructor.setAccessible(true);
                 target = constructor.newInstance();
@@ -186,11 +253,14 @@ public final class Worker {
         List<URL> urls = new ArrayList<>();
         try {
             urls.add(new File(build, "classes").toURI().toURL());
-            File[] jars = new File(build, "lib").listFiles((dir, name) -> name.endsWith(".jar"));
-            if (jars != null) {
-                Arrays.sort(jars);
-                for (File jar : jars) {
-                    urls.add(jar.toURI().toURL());
+            // No lambda here: a worker's start would pay for bootstrapping it.
+            File[] files = new File(build, "lib").listFiles();
+            if (files != null) {
+                Arrays.sort(files);
+                for (File file : files) {
+                    if (file.getName().endsWith(".jar")) {
+                        urls.add(file.toURI().toURL());
+                    }
                 }
             }
         } catch (MalformedURLException e) {
@@ -199,8 +269,8 @@ public final class Worker {
         return new URLClassLoader("function", urls.toArray(new URL[0]), Worker.class.getClassLoader());
     }
 
-    /** One invocation. */
-    private Result invoke(Frame frame) {
+    /** One invocation; without {@code run} (a training run), everything of it but the call. */
+    private Result invoke(Frame frame, boolean run) {
         Map<String, Object> event = frame.header.get("event") instanceof Map ? cast(frame.header.get("event")) : Map.of();
         Map<String, Object> request = frame.header.get("request") instanceof Map ? cast(frame.header.get("request")) : Map.of();
         String data;
@@ -229,7 +299,7 @@ public final class Worker {
                 string(context.get("runtime")), string(context.get("memory-limit")));
         Object value;
         try {
-            value = method.invoke(target, ev, ctx);
+            value = run ? method.invoke(target, ev, ctx) : null;
             if (value instanceof Future) {
                 value = ((Future<?>) value).get();
             }
