@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks kelp-runtime on this machine and prints one Markdown table (see bench/README.md).
+# Benchmarks kelp-runtime on this machine and prints one Markdown table (see bench/README.md):
+# Python and Node.js, and the plugin runtimes Ruby and PHP (runtimes/) where their interpreters
+# are installed (scripts/setup installs them).
 #
 #   bench/runtime.sh                     # full run, ~3-5 min
 #   DURATION=3 RUNS=3 bench/runtime.sh   # quick check
@@ -112,9 +114,29 @@ bench_wrk node-echo-1 1 / "$BENCH/post.lua"
 bench_wrk node-echo-32 32 / "$BENCH/post.lua"
 stop_server "$PID"
 
+# The plugin runtimes (runtimes/ruby, runtimes/php), on the installed interpreters, when there are.
+export KELP_RUNTIMES_PATH=$ROOT/runtimes
+PLUGINS=()
+command -v ruby >/dev/null 2>&1 && PLUGINS+=("ruby$(ruby -e 'print RUBY_VERSION.split(".")[0, 2].join(".")')")
+command -v php >/dev/null 2>&1 && PLUGINS+=("php$(php -r 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION;')")
+declare -A ECHO_HANDLER=([ruby]=echo [php]=echo_)
+for runtime in "${PLUGINS[@]+"${PLUGINS[@]}"}"; do
+    lang=${runtime%%[0-9]*}
+    start_server "$runtime" hello
+    check_hello "$lang"
+    bench_wrk "$lang-hello-1" 1 /
+    bench_wrk "$lang-hello-32" 32 /
+    stop_server "$PID"
+    start_server "$runtime" "${ECHO_HANDLER[$lang]}"
+    check_echo "$lang"
+    bench_wrk "$lang-echo-1" 1 / "$BENCH/post.lua"
+    bench_wrk "$lang-echo-32" 32 / "$BENCH/post.lua"
+    stop_server "$PID"
+done
+
 # Cold start and memory.
 declare -A COLD
-for lang in python3 nodejs20; do
+for lang in python3 nodejs20 "${PLUGINS[@]+"${PLUGINS[@]}"}"; do
     for kind in spawn prewarm rss; do
         wait_quiet "$lang-$kind" || BUSY_ROWS+=("$lang $kind (${QUIET_MAX}%+ before)")
         log "$lang: $kind"
@@ -155,8 +177,9 @@ hello_target() {
 cold_row() {
     local label=$1 target=$2 limit=$3 med min max
     read -r med min max <<<"$4"
-    printf '| %s | – | %s ms median (min %s, max %s) | | | | | %s: %s |\n' "$label" "$med" "$min" "$max" \
-        "$target" "$(verdict "$med <= $limit")"
+    local verdict="$target: $(verdict "$med <= $limit")"
+    [ "$target" = — ] && verdict=—
+    printf '| %s | – | %s ms median (min %s, max %s) | | | | | %s |\n' "$label" "$med" "$min" "$max" "$verdict"
 }
 rss_row() {
     local label=$1 total front workers
@@ -190,9 +213,20 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     cold_row "Node.js pre-warmed: stdin hand-off → first 200" "≤ 5 ms" 5 "${COLD[nodejs20-prewarm]}"
     rss_row "Python idle RSS, front + 1 worker" "${COLD[python3-rss]}"
     rss_row "Node.js idle RSS, front + 1 worker" "${COLD[nodejs20-rss]}"
+    for runtime in "${PLUGINS[@]+"${PLUGINS[@]}"}"; do
+        lang=${runtime%%[0-9]*}
+        title=$([ "$lang" = ruby ] && echo Ruby || echo PHP)
+        throughput_row "$lang-hello-1" "$title hello, GET (plugin)" 1
+        throughput_row "$lang-hello-32" "$title hello, GET (plugin)" 32 "≥ 10,000 req/s: $(verdict "${RPS[$lang-hello-32]} >= 10000")"
+        throughput_row "$lang-echo-1" "$title echo, POST 1 KiB JSON (plugin)" 1
+        throughput_row "$lang-echo-32" "$title echo, POST 1 KiB JSON (plugin)" 32
+        cold_row "$title cold start: spawn → first 200" "—" 1000000 "${COLD[$runtime-spawn]}"
+        cold_row "$title pre-warmed: stdin hand-off → first 200" "—" 1000000 "${COLD[$runtime-prewarm]}"
+        rss_row "$title idle RSS, front + 1 worker" "${COLD[$runtime-rss]}"
+    done
     echo
     echo "Machine: $(nproc) CPUs ($CPU), Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start $LOAD_START."
-    echo "Versions: Python $PY_VERSION, Node.js $NODE_VERSION, wrk $WRK_VERSION, $("$BIN" --version)."
+    echo "Versions: Python $PY_VERSION, Node.js $NODE_VERSION$(command -v ruby >/dev/null && echo ", $(ruby --version | cut -d' ' -f1-2)")$(command -v php >/dev/null && echo ", $(php --version | head -1 | cut -d' ' -f1-2)"), wrk $WRK_VERSION, $("$BIN" --version)."
     echo "Method: wrk on the same machine, -t1 at 1 connection and -t$WRK_C32_THREADS at 32, ${WARMUP} s warm-up then ${DURATION} s per row;" \
         "KELP_WORKERS=${KELP_WORKERS:-default ($(nproc))} for throughput (workers running at the end of the row are shown), access log on (stdout to /dev/null);" \
         "cold starts: median of $RUNS with KELP_WORKERS=1 after 1 discarded run, polling GET every 0.5 ms; RSS: VmRSS after 20 requests and 1 s idle."
