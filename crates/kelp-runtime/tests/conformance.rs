@@ -53,37 +53,30 @@ conformance_suite!(
 // check of an interpreted language but `staged_install`, since a plugin's dependency install is
 // one step (no download apart from running the packages' code).
 conformance_suite!(
-    [cases, timeout, worker_death, concurrency, sigterm_drain, prewarm, prewarm_settings, prewarm_sigterm, dependencies, failing_install, install_deps, load_failure, access_log, unrepresentable_settings];
+    [cases, timeout, worker_death, concurrency, pipelining, sigterm_drain, prewarm, prewarm_settings, prewarm_sigterm, dependencies, failing_install, install_deps, load_failure, access_log, unrepresentable_settings];
     ruby => crate::process::RUBY,
     php => crate::process::PHP,
 );
 
 /// Plugin runtimes that are broken, and one found by its code file (`conformance/plugins.rs`).
 mod plugin_runtimes {
-    #[test]
-    fn bad_description() {
-        crate::plugins::bad_description();
+    macro_rules! plugin_tests {
+        ($($check:ident),* $(,)?) => {
+            $(
+                #[test]
+                fn $check() {
+                    crate::plugins::$check();
+                }
+            )*
+        };
     }
-
-    #[test]
-    fn missing_interpreter() {
-        crate::plugins::missing_interpreter();
-    }
-
-    #[test]
-    fn worker_never_ready() {
-        crate::plugins::worker_never_ready();
-    }
-
-    #[test]
-    fn worker_breaks_the_protocol() {
-        crate::plugins::worker_breaks_the_protocol();
-    }
-
-    #[test]
-    fn found_by_its_code_file() {
-        crate::plugins::found_by_its_code_file();
-    }
+    plugin_tests!(
+        bad_description,
+        missing_interpreter,
+        worker_never_ready,
+        worker_breaks_the_protocol,
+        found_by_its_code_file
+    );
 }
 
 // Go: no pre-warm checks (a Go worker is the function's own build, so a runtime cannot be
