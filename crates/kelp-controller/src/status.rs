@@ -35,7 +35,15 @@ impl Readiness {
     }
 }
 
-/// How ready `deployment` is, as its own status says.
+/// The message of [`deployment_readiness`]'s `RollingOut`: one sentence for the whole rollout,
+/// so that its progress (pods created, scheduled, starting) is not a change of the Function's
+/// status to write; the Deployment has the counts.
+const ROLLING_OUT: &str = "the Deployment is rolling out the change";
+
+/// How ready `deployment` is, as its own status says: `RollingOut` from a change until the
+/// Deployment completes it (its `Progressing` condition `NewReplicaSetAvailable`), then
+/// `PodsReady`, or `PodsNotReady` when ready pods are missing after the rollout (a pod that
+/// crashed); the `Progressing` condition's reason when the rollout stalled.
 pub fn deployment_readiness(deployment: &Deployment) -> Readiness {
     let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let status = deployment.status.clone().unwrap_or_default();
@@ -43,25 +51,24 @@ pub fn deployment_readiness(deployment: &Deployment) -> Readiness {
     let updated = status.updated_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
     let seen = status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(0);
-    let stalled = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "Progressing" && c.status == "False")
+    let progressing = status.conditions.iter().flatten().find(|c| c.type_ == "Progressing");
+    let stalled = progressing
+        .filter(|c| c.status == "False")
         .map(|c| (c.reason.clone().unwrap_or_else(|| "ProgressDeadlineExceeded".into()), c.message.clone()));
+    let completed = progressing.is_some_and(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"));
     let pods = format!("{ready} of {desired} pod(s) ready");
     let (ok, reason, message) = if !seen {
-        (false, "RollingOut".to_string(), "the Deployment has not started the change yet".to_string())
+        (false, "RollingOut".to_string(), ROLLING_OUT.to_string())
     } else if let Some((reason, message)) = stalled {
         (false, reason, message.unwrap_or(pods))
     } else if desired == 0 {
         (true, "ScaledToZero".into(), "the function has 0 replicas".into())
-    } else if updated < desired || total > updated {
-        (false, "RollingOut".into(), format!("{updated} of {desired} pod(s) updated, {pods}"))
-    } else if ready < desired {
+    } else if updated >= desired && total <= updated && ready >= desired {
+        (true, "PodsReady".into(), pods)
+    } else if completed && updated >= desired && total <= updated {
         (false, "PodsNotReady".into(), pods)
     } else {
-        (true, "PodsReady".into(), pods)
+        (false, "RollingOut".into(), ROLLING_OUT.to_string())
     };
     Readiness { ready: ok, reason, message, ready_replicas: ready }
 }
@@ -164,6 +171,17 @@ mod tests {
         }
     }
 
+    /// `status` with the Deployment's `Progressing` condition, `reason` (True).
+    fn progressing(mut status: DeploymentStatus, reason: &str) -> DeploymentStatus {
+        status.conditions = Some(vec![k8s_openapi::api::apps::v1::DeploymentCondition {
+            type_: "Progressing".into(),
+            status: "True".into(),
+            reason: Some(reason.into()),
+            ..Default::default()
+        }]);
+        status
+    }
+
     /// A pod whose init container `name` ended (now, or before its restart) with `exit_code`.
     fn pod_with_init(name: &str, exit_code: i32, message: &str, last: bool) -> Pod {
         let terminated = json!({"terminated": {"exitCode": exit_code, "message": message}});
@@ -198,8 +216,12 @@ mod tests {
         assert_eq!((r.ready, r.reason.as_str()), (false, "RollingOut"), "a generation not observed yet");
         let r = deployment_readiness(&deployment(2, 3, status(3, 3, 2, 2)));
         assert_eq!((r.ready, r.reason.as_str()), (false, "RollingOut"), "an old pod still running");
-        let r = deployment_readiness(&deployment(2, 3, status(3, 2, 2, 1)));
-        assert_eq!((r.ready, r.reason.as_str(), r.ready_replicas), (false, "PodsNotReady", 1));
+        let r = deployment_readiness(&deployment(2, 3, progressing(status(3, 2, 2, 1), "ReplicaSetUpdated")));
+        assert_eq!((r.ready, r.reason.as_str(), r.ready_replicas), (false, "RollingOut", 1), "pods still starting");
+        let first = deployment_readiness(&deployment(2, 3, status(2, 2, 2, 2)));
+        assert_eq!(r.message, first.message, "the rollout's progress does not change the message");
+        let r = deployment_readiness(&deployment(2, 3, progressing(status(3, 2, 2, 1), "NewReplicaSetAvailable")));
+        assert_eq!((r.ready, r.reason.as_str(), r.ready_replicas), (false, "PodsNotReady", 1), "a pod lost after");
         let r = deployment_readiness(&deployment(2, 3, status(3, 2, 2, 2)));
         assert_eq!((r.ready, r.reason.as_str(), r.message.as_str()), (true, "PodsReady", "2 of 2 pod(s) ready"));
         let r = deployment_readiness(&deployment(0, 1, status(1, 0, 0, 0)));
