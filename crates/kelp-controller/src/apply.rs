@@ -2,7 +2,7 @@
 //! the request when neither the desired object nor the child changed since the last apply; all
 //! decided from the caches ([`Known`]), without reading the child first.
 
-use crate::context::{Applied, Context};
+use crate::context::{Applied, Context, ObjectKey};
 use crate::{Error, FIELD_MANAGER, Result};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
@@ -72,7 +72,16 @@ pub async fn apply<K: Child>(ctx: &Context, known: &Store<PartialObjectMeta<K>>,
     let name = desired.name_any();
     let key = (kind_name::<K>(), namespace.clone(), name.clone());
     let digest = digest_of(desired);
-    if let Some(current) = known.get(&ObjectRef::new(&name).within(&namespace)) {
+    let Some(current) = known.get(&ObjectRef::new(&name).within(&namespace)) else {
+        // Absent from the cache: never applied, or applied so recently that the cache has not
+        // seen it yet (a deletion seen would have cleared the memory, see `forget_child`).
+        let applied = ctx.applied.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
+        if applied.is_some_and(|last| last.desired == digest) {
+            return Ok(None);
+        }
+        return write(ctx, key, digest, desired).await;
+    };
+    {
         if !kelp_plan::adoptable(&current.metadata, desired.meta()) {
             return Err(Error::Conflict { kind: kind_name::<K>(), namespace, name });
         }
@@ -85,16 +94,34 @@ pub async fn apply<K: Child>(ctx: &Context, known: &Store<PartialObjectMeta<K>>,
             return Ok(None);
         }
     }
+    write(ctx, key, digest, desired).await
+}
+
+/// Applies `desired` with its digest in [`APPLIED_ANNOTATION`], and remembers it under `key`.
+async fn write<K: Child>(ctx: &Context, key: ObjectKey, digest: String, desired: &K) -> Result<Option<K>> {
     let mut body = desired.clone();
     body.annotations_mut().insert(APPLIED_ANNOTATION.to_owned(), digest.clone());
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.1);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let stored = api.patch(&name, &params, &Patch::Apply(&body)).await?;
+    let stored = api.patch(&key.2, &params, &Patch::Apply(&body)).await?;
     ctx.applied
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(key, Applied { desired: digest, observed: observed(stored.meta()) });
     Ok(Some(stored))
+}
+
+/// Forgets what was applied to the child `kind` `namespace/name` (deleted, as the cache saw),
+/// or to every child of `kind` (`name` `None`: the cache listed them again, and may have missed
+/// deletions), so that the next reconcile applies it again.
+pub fn forget_child(ctx: &Context, kind: &'static str, namespace: &str, name: Option<&str>) {
+    let mut applied = ctx.applied.lock().unwrap_or_else(PoisonError::into_inner);
+    match name {
+        Some(name) => {
+            applied.remove(&(kind, namespace.to_owned(), name.to_owned()));
+        }
+        None => applied.retain(|(k, _, _), _| *k != kind),
+    }
 }
 
 /// Deletes the child `namespace/name` if it exists and Kelp or Kubeless made it (label

@@ -63,10 +63,8 @@ pub async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Act
 async fn apply_function(function: &Function, ctx: &Context, api: &Api<Function>) -> Result<Action> {
     let outcome = apply_children(function, ctx).await;
     let mut readiness = match &outcome {
-        Ok(deployment) => deployment.as_ref().map_or_else(
-            || Readiness::failed("Pending", "the Deployment is not created yet".into()),
-            deployment_readiness,
-        ),
+        // Applied, and not in the cache yet.
+        Ok(deployment) => deployment.as_ref().map_or_else(Readiness::rolling_out, deployment_readiness),
         Err(e) => Readiness::failed(e.reason(), e.to_string()),
     };
     if outcome.as_ref().is_ok_and(Option::is_some) && !readiness.ready {

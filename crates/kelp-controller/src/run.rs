@@ -58,12 +58,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Objects deleted are forgotten (what was applied to their children, their backoff); set
     // once the context exists.
     let forget: Arc<OnceLock<Weak<Context>>> = Arc::default();
-    let (config_maps, config_map_events) = known_cache(&client, &scope, &mut drivers);
-    let (known_deployments, _) = known_cache(&client, &scope, &mut drivers);
-    let (known_services, service_events) = known_cache(&client, &scope, &mut drivers);
-    let (hpas, hpa_events) = known_cache(&client, &scope, &mut drivers);
-    let (ingresses, ingress_events) = known_cache(&client, &scope, &mut drivers);
-    let (cron_jobs, cron_job_events) = known_cache(&client, &scope, &mut drivers);
+    let (config_maps, config_map_events) = known_cache(&client, &scope, &forget, &mut drivers);
+    let (known_deployments, _) = known_cache(&client, &scope, &forget, &mut drivers);
+    let (known_services, service_events) = known_cache(&client, &scope, &forget, &mut drivers);
+    let (hpas, hpa_events) = known_cache(&client, &scope, &forget, &mut drivers);
+    let (ingresses, ingress_events) = known_cache(&client, &scope, &forget, &mut drivers);
+    let (cron_jobs, cron_job_events) = known_cache(&client, &scope, &forget, &mut drivers);
     let (deployments, deployment_events) = child_cache(&client, &scope, &mut drivers, |_| {});
     let (services, _) = child_cache(&client, &scope, &mut drivers, |_| {});
     let (pods, pod_events) = child_cache(&client, &scope, &mut drivers, reduce_pod);
@@ -216,10 +216,13 @@ where
 }
 
 /// A cache of the metadata of every object of kind `K` ([`Known`]), labelled or not, the stream
-/// of their changes, and its watch pushed onto `drivers`.
+/// of their changes, and its watch pushed onto `drivers`. What was applied to an object the
+/// watch sees deleted (or to every object, when it lists them again) is forgotten by the context
+/// in `forget`.
 fn known_cache<K>(
     client: &Client,
     scope: &str,
+    forget: &Arc<OnceLock<Weak<Context>>>,
     drivers: &mut Vec<Driver>,
 ) -> (Store<PartialObjectMeta<K>>, impl Stream<Item = Arc<PartialObjectMeta<K>>> + Send + 'static)
 where
@@ -234,12 +237,28 @@ where
     let (reader, writer) = reflector::store_shared(1024);
     let events = writer.subscribe().expect("a shared store has subscribers");
     let api = scoped::<PartialObjectMeta<K>>(client, scope);
-    let watch = cacheable_watch(api, watcher::Config::default().any_semantic()).modify(|object| {
-        // Often the largest part of the metadata, and never read.
-        if let Some(annotations) = object.metadata.annotations.as_mut() {
-            annotations.remove(LAST_APPLIED);
-        }
-    });
+    let forget = forget.clone();
+    let watch = cacheable_watch(api, watcher::Config::default().any_semantic())
+        .modify(|object| {
+            // Often the largest part of the metadata, and never read.
+            if let Some(annotations) = object.metadata.annotations.as_mut() {
+                annotations.remove(LAST_APPLIED);
+            }
+        })
+        .inspect(move |event| {
+            let Some(ctx) = forget.get().and_then(Weak::upgrade) else { return };
+            let kind = crate::apply::kind_name::<K>();
+            match event {
+                Ok(watcher::Event::Delete(object)) => crate::apply::forget_child(
+                    &ctx,
+                    kind,
+                    &object.namespace().unwrap_or_default(),
+                    Some(&object.name_any()),
+                ),
+                Ok(watcher::Event::Init) => crate::apply::forget_child(&ctx, kind, "", None),
+                _ => {}
+            }
+        });
     drivers.push(drive(watch.reflect_shared(writer), format!("{} metadata", K::kind(&()))));
     (reader, events)
 }

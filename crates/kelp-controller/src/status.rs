@@ -29,6 +29,11 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    /// Not ready: the Deployment rolls out a change (or was just applied, and not seen yet).
+    pub fn rolling_out() -> Self {
+        Self::failed("RollingOut", ROLLING_OUT.into())
+    }
+
     /// Not ready for `reason`.
     pub fn failed(reason: &str, message: String) -> Self {
         Self { ready: false, reason: reason.into(), message, ready_replicas: 0 }
@@ -58,7 +63,7 @@ pub fn deployment_readiness(deployment: &Deployment) -> Readiness {
     let completed = progressing.is_some_and(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"));
     let pods = format!("{ready} of {desired} pod(s) ready");
     let (ok, reason, message) = if !seen {
-        (false, "RollingOut".to_string(), ROLLING_OUT.to_string())
+        return Readiness { ready_replicas: ready, ..Readiness::rolling_out() };
     } else if let Some((reason, message)) = stalled {
         (false, reason, message.unwrap_or(pods))
     } else if desired == 0 {
