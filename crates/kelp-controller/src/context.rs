@@ -106,6 +106,9 @@ pub struct Context {
     pub applied: Mutex<HashMap<ObjectKey, Applied>>,
     /// The resourceVersion each object had when last reconciled successfully.
     pub reconciled: Mutex<HashMap<ObjectKey, String>>,
+    /// The status last written to each object, until the cache shows it (so that a reconcile
+    /// on the version before does not write it again).
+    pub written: Mutex<HashMap<ObjectKey, crate::status::Written>>,
     /// The failures of each failing object, which space its retries.
     pub backoff: Backoff,
 }
@@ -122,6 +125,7 @@ impl Context {
             metrics,
             applied: Mutex::default(),
             reconciled: Mutex::default(),
+            written: Mutex::default(),
             backoff: Backoff::default(),
         }
     }
@@ -154,11 +158,9 @@ impl Context {
     pub fn forget(&self, kind: &'static str, namespace: &str, name: &str) {
         let same = |ns: &String, n: &String| ns == namespace && n == name;
         self.backoff.reset(&(kind, namespace.into(), name.into()));
-        self.reconciled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&(
-            kind,
-            namespace.into(),
-            name.into(),
-        ));
+        let key = (kind, namespace.to_owned(), name.to_owned());
+        self.reconciled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
+        self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
         self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(_, ns, n), _| !same(ns, n));
     }
 
@@ -169,6 +171,28 @@ impl Context {
         current
             .filter(|(ns, name, rv)| reconciled.get(&(kind, ns.clone(), name.clone())).map(String::as_str) != Some(*rv))
             .count()
+    }
+
+    /// Writes `status` to `object` (see [`crate::status::write`]), remembering it under `key`.
+    pub async fn write_status<K>(
+        &self,
+        key: &ObjectKey,
+        api: &kube::Api<K>,
+        object: &K,
+        current: Option<serde_json::Value>,
+        status: serde_json::Value,
+    ) -> kube::Result<Option<String>>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let last = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned();
+        let (version, written) = crate::status::write(api, object, current, status, last).await?;
+        let mut memory = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match written {
+            Some(written) => memory.insert(key.clone(), written),
+            None => memory.remove(key),
+        };
+        Ok(version)
     }
 
     /// Publishes a Warning Event about `object`; failures to publish are only logged.

@@ -86,8 +86,8 @@ async fn apply_function(function: &Function, ctx: &Context, api: &Api<Function>)
         "readyReplicas": readiness.ready_replicas,
     });
     let current = function.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
-    let version = crate::status::write(api, function, current, status).await?;
     let key = (KIND, function.namespace().unwrap_or_default(), function.name_any());
+    let version = ctx.write_status(&key, api, function, current, status).await?;
     let failed_step = matches!(readiness.reason.as_str(), "BuildFailed" | "InstallFailed");
     if new_failure && (failed_step || outcome.is_err()) {
         ctx.warn(function, &readiness.reason, "Reconcile", readiness.message.clone()).await;

@@ -132,14 +132,47 @@ pub fn ready_condition(
     }
 }
 
+/// `status` without its conditions' `lastTransitionTime`.
+fn without_times(status: &Value) -> Value {
+    let mut status = status.clone();
+    if let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) {
+        for condition in conditions.iter_mut().filter_map(Value::as_object_mut) {
+            condition.remove("lastTransitionTime");
+        }
+    }
+    status
+}
+
+/// A status written: the resourceVersion of the object it was computed from, and the status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Written {
+    /// The object's resourceVersion before the write.
+    pub over: Option<String>,
+    /// The status written.
+    pub status: Value,
+}
+
 /// Writes `status` (a JSON object) to `object` with server-side apply, unless it equals what is
-/// there already. Returns the resourceVersion afterwards.
-pub async fn write<K>(api: &Api<K>, object: &K, current: Option<Value>, status: Value) -> kube::Result<Option<String>>
+/// there already, or `last` (the status this process last wrote to it) is `status` written over
+/// this very version of the object (the cache has not seen the write yet). Returns the
+/// resourceVersion afterwards and what was written.
+pub async fn write<K>(
+    api: &Api<K>,
+    object: &K,
+    current: Option<Value>,
+    status: Value,
+    last: Option<Written>,
+) -> kube::Result<(Option<String>, Option<Written>)>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    if current.as_ref() == Some(&status) {
-        return Ok(object.resource_version());
+    // Computed from the same object as the last write, a condition's lastTransitionTime may
+    // differ (now, again): it does not make another status.
+    let pending = last
+        .as_ref()
+        .is_some_and(|w| w.over == object.resource_version() && without_times(&w.status) == without_times(&status));
+    if current.as_ref() == Some(&status) || pending {
+        return Ok((object.resource_version(), last));
     }
     let body = json!({
         "apiVersion": K::api_version(&()),
@@ -148,7 +181,7 @@ where
     });
     let params = PatchParams::apply(STATUS_MANAGER).force();
     let stored = api.patch_status(&object.name_any(), &params, &Patch::Apply(&body)).await?;
-    Ok(stored.resource_version())
+    Ok((stored.resource_version(), Some(Written { over: object.resource_version(), status })))
 }
 
 #[cfg(test)]

@@ -174,10 +174,11 @@ where
     let condition = ready_condition(generation, ready, &reason, &message, previous);
     let status = json!({"conditions": [condition], "observedGeneration": generation});
     let current = trigger.status().and_then(|s| serde_json::to_value(s).ok());
-    let version = crate::status::write(&api, trigger.as_ref(), current, status).await?;
+    let key = (kind, namespace, trigger.name_any());
+    let version = ctx.write_status(&key, &api, trigger.as_ref(), current, status).await?;
     match outcome {
         Ok(()) => {
-            ctx.mark_reconciled((kind, namespace, trigger.name_any()), version);
+            ctx.mark_reconciled(key, version);
             Ok(Action::requeue(RESYNC))
         }
         Err(e) => {
