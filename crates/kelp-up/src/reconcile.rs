@@ -10,7 +10,7 @@ use crate::desired;
 use crate::events::EventTriggers;
 use crate::runtimes::{Interpreters, RuntimeFit, runtime_of};
 use kelp_api::Function;
-use kelp_local::{FunctionRunStatus, Platform, Route};
+use kelp_local::{Platform, Route};
 use kelp_store::{Selector, Store, StoreError};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -58,32 +58,6 @@ pub struct Reconciler {
     config: Option<(Option<Value>, Arc<kelp_plan::Config>)>,
     /// The step outcome last reported as an Event, per Function: (revision, step, succeeded).
     steps_reported: BTreeMap<(String, String), (String, kelp_plan::run::Step, bool)>,
-    /// What the last round that looked at a Function saw, per Function: while the same holds,
-    /// deploying it again and writing its status would change nothing, and a round skips it (a
-    /// round happens at every change of the store: looking at every Function each time made
-    /// creating Functions quadratic).
-    handled: BTreeMap<(String, String), Handled>,
-}
-
-/// What a Function's deployment and status were made from ([`Reconciler::handled`]).
-#[derive(Debug, PartialEq)]
-struct Handled {
-    /// The Function's resourceVersion.
-    version: Option<u64>,
-    /// What else its deployment reads.
-    inputs: Inputs,
-    /// The engine's report its status was written from.
-    run: Option<FunctionRunStatus>,
-}
-
-/// What a Function's deployment reads besides the Function: the `kubeless-config` (its
-/// resourceVersion), and the Secrets and ConfigMaps its environment and volumes may name (how
-/// many there are and the newest resourceVersion among them: a change, creation or deletion of
-/// one changes either).
-#[derive(Clone, Debug, PartialEq)]
-struct Inputs {
-    config: Option<Value>,
-    referenced: (usize, u64),
 }
 
 impl Reconciler {
@@ -104,7 +78,6 @@ impl Reconciler {
             events,
             deployed: BTreeMap::new(),
             steps_reported: BTreeMap::new(),
-            handled: BTreeMap::new(),
             config: None,
         }
     }
@@ -134,7 +107,6 @@ impl Reconciler {
     pub async fn round(&mut self) {
         let functions = self.store.list(FUNCTIONS, None, &Selector::everything()).items;
         let config = self.kubeless_config();
-        let inputs = self.inputs();
         let mut live = BTreeSet::new();
         for object in &functions {
             let key = key_of(object);
@@ -143,16 +115,6 @@ impl Reconciler {
                 continue;
             }
             live.insert(key.clone());
-            let version = kelp_store::resource_version_of(object);
-            let unchanged = self.handled.get(&key).is_some_and(|seen| {
-                seen.version == version
-                    && seen.inputs == inputs
-                    && seen.run == self.platform.status(&key.0, &key.1)
-                    && self.deployed.get(&key) == Some(&None)
-            });
-            if unchanged {
-                continue;
-            }
             // The API refuses runtimes that cannot run here; one stored before its interpreter
             // went away is not deployed.
             let runtime = runtime_of(object);
@@ -165,14 +127,12 @@ impl Reconciler {
             {
                 tracing::warn!(function = %format!("{}/{}", key.0, key.1), error = %e, "cannot run function");
             }
-            let run = self.write_status(object, error.as_deref(), fit.as_ref()).await;
-            self.handled.insert(key.clone(), Handled { version, inputs: inputs.clone(), run });
+            self.write_status(object, error.as_deref(), fit.as_ref()).await;
             self.deployed.insert(key, error);
         }
         let gone: Vec<_> = self.deployed.keys().filter(|k| !live.contains(*k)).cloned().collect();
         for (namespace, name) in gone {
             self.platform.remove(&namespace, &name).await;
-            self.handled.remove(&(namespace.clone(), name.clone()));
             self.deployed.remove(&(namespace, name));
         }
         self.route_http_triggers().await;
@@ -206,19 +166,6 @@ impl Reconciler {
         config
     }
 
-    /// What Functions' deployments read besides the Functions ([`Inputs`]), now.
-    fn inputs(&self) -> Inputs {
-        let mut referenced = (0, 0);
-        for resource in ["/secrets", "/configmaps"] {
-            for object in self.store.list(resource, None, &Selector::everything()).items {
-                referenced.0 += 1;
-                referenced.1 = referenced.1.max(kelp_store::resource_version_of(&object).unwrap_or(0));
-            }
-        }
-        let config = self.config.as_ref().and_then(|(version, _)| version.clone());
-        Inputs { config, referenced }
-    }
-
     async fn deploy(&self, object: &Value, config: &kelp_plan::Config) -> Result<(), String> {
         let function: Function =
             serde_json::from_value(object.clone()).map_err(|e| format!("unreadable Function: {e}"))?;
@@ -227,19 +174,14 @@ impl Reconciler {
     }
 
     /// Writes the Function's status when it changed, and an Event for a step (install, build)
-    /// that ended; returns the engine's report it was made from.
-    async fn write_status(
-        &mut self,
-        object: &Value,
-        error: Option<&str>,
-        runtime: Option<&RuntimeFit>,
-    ) -> Option<FunctionRunStatus> {
+    /// that ended.
+    async fn write_status(&mut self, object: &Value, error: Option<&str>, runtime: Option<&RuntimeFit>) {
         let (namespace, name) = key_of(object);
         let generation = object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
         let run = self.platform.status(&namespace, &name);
         let status = crate::status::function_status(generation, run.as_ref(), error, runtime);
         self.put_status(FUNCTIONS, object, status).await;
-        if let Some(report) = run.as_ref().and_then(|r| r.step.clone()) {
+        if let Some(report) = run.and_then(|r| r.step) {
             let outcome = (report.revision.clone(), report.step, report.succeeded);
             if self.steps_reported.get(&(namespace.clone(), name.clone())) != Some(&outcome) {
                 let event = crate::status::step_event(object, &report, std::time::SystemTime::now());
@@ -249,7 +191,6 @@ impl Reconciler {
                 self.steps_reported.insert((namespace, name), outcome);
             }
         }
-        run
     }
 
     /// Writes `status` into the object of `resource` when it changed (conditions keep their
