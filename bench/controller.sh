@@ -16,6 +16,8 @@
 # Services and Deployments of the namespace, creates the N Functions and waits until all are Ready.
 # Ready is the Function's `Ready` condition for Kelp; Kubeless writes no status, so for it Ready
 # is its Deployment having an available replica (which Kelp's condition also waits for).
+# Each controller runs as the control plane's audited user (`kubeconfig-audited`), so kube-apiserver's
+# audit log (`logs/audit.log` beside it) counts its own requests, apart from the control plane's.
 #
 # Knobs (environment): N (Function counts, default "100 1000"), CLIENTS (concurrent clients
 # creating the Functions, default 4), CONCURRENCY (kelp-controller --concurrency, default 16, its
@@ -218,6 +220,34 @@ print("total {:,.0f}; ".format(sum(diff.values())) + ", ".join("{} {:,.0f}".form
 PY
 }
 
+# own_requests AUDIT_LOG FROM_LINE N: the requests the controller made (it runs as the control
+# plane's audited user, whose every request kube-apiserver's audit log records) from line
+# FROM_LINE on, watches aside: "P|T (P per Function): resource[/sub] verb count, ..." (P: requests
+# per Function).
+own_requests() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+path, start, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+counts = {}
+with open(path) as f:
+    for i, line in enumerate(f):
+        if i < start:
+            continue
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("verb") == "watch":
+            continue
+        o = e.get("objectRef", {})
+        key = o.get("resource", "") + ("/" + o["subresource"] if o.get("subresource") else "") + " " + e.get("verb", "")
+        counts[key] = counts.get(key, 0) + 1
+total = sum(counts.values())
+top = sorted(counts.items(), key=lambda kv: -kv[1])
+print("{:.2f}|{:,} ({:.2f} per Function): ".format(total / n, total, total / n) + ", ".join("{} {:,}".format(k, v) for k, v in top))
+PY
+}
+
 declare -A R # results: R[<n>-<key>-<field>]
 
 # run_one N KEY: one run of controller KEY (kelp, kubeless, kubeless-nolimit) with N Functions.
@@ -227,11 +257,16 @@ run_one() {
     log "$key, N=$n: starting a control plane"
     start_plane "$dir"
     namespace "$NS"
+    # The controller runs as the audited user: the audit log counts its own requests.
+    local akc audit audit_from
+    akc=$(dirname "$KC")/kubeconfig-audited
+    audit=$(dirname "$KC")/logs/audit.log
+    [ -f "$akc" ] || die "no audited kubeconfig beside $KC"
     ctl_log=$dir/controller.log
     case "$key" in
         kelp)
             port=$(freeport)
-            KUBECONFIG=$KC "$KELP_CONTROLLER" --listen "127.0.0.1:$port" --leader-elect=false \
+            KUBECONFIG=$akc "$KELP_CONTROLLER" --listen "127.0.0.1:$port" --leader-elect=false \
                 --functions-namespace "$NS" --concurrency "$CONCURRENCY" {PLANE_STDIN}>&- >"$ctl_log" 2>&1 &
             ctl_pid=$!
             PIDS+=("$ctl_pid")
@@ -247,7 +282,7 @@ run_one() {
             kubeless_config
             local limit=()
             [ "$key" = kubeless-nolimit ] && limit=(KUBELESS_CLIENT_QPS=$UNTHROTTLED_QPS KUBELESS_CLIENT_BURST=$UNTHROTTLED_QPS)
-            env KUBECONFIG="$KC" KUBELESS_NAMESPACE=kubeless KUBELESS_CONFIG=kubeless-config "${limit[@]+"${limit[@]}"}" \
+            env KUBECONFIG="$akc" KUBELESS_NAMESPACE=kubeless KUBELESS_CONFIG=kubeless-config "${limit[@]+"${limit[@]}"}" \
                 "$K8S_BIN/kubeless-function-controller" {PLANE_STDIN}>&- >"$ctl_log" 2>&1 &
             ctl_pid=$!
             PIDS+=("$ctl_pid")
@@ -262,6 +297,7 @@ run_one() {
     sleep 1 # the controller's start-up work (initial lists) out of the measurement
     log "$key, N=$n: creating $n Functions ($CLIENTS clients), waiting until all are Ready ($ready)"
     requests "$dir/requests-before"
+    audit_from=$(wc -l <"$audit" 2>/dev/null || echo 0)
     before=$(plane_ticks "$PLANE_PID")
     "$PB" controller -kubeconfig "$KC" -ns "$NS" -n "$n" -clients "$CLIENTS" -ready "$ready" \
         -timeout "${READY_TIMEOUT}s" -pids "$ctl_pid" -plane-pids "$PLANE_PID" \
@@ -273,6 +309,10 @@ run_one() {
     awk -v p="$other" -v m="$QUIET_MAX" 'BEGIN { exit !(p > m) }' && BUSY_DURING+=("$key, N=$n ($(printf '%.0f' "$other")%)")
     requests "$dir/requests-after"
     R[$n-$key-requests]=$(request_summary "$dir/requests-before" "$dir/requests-after")
+    local own
+    own=$(own_requests "$audit" "$audit_from" "$n")
+    R[$n-$key-per]=${own%%|*}
+    R[$n-$key-own]=${own#*|}
     kill -0 "$ctl_pid" 2>/dev/null || die_log "$ctl_log" "$key died during the run"
     R[$n-$key-hwm]=$(awk '/^VmHWM:/ { print $2 }' "/proc/$ctl_pid/status")
     R[$n-$key-rss]=$(awk '/^VmRSS:/ { print $2 }' "/proc/$ctl_pid/status")
@@ -349,7 +389,7 @@ joined() { # joined A B C -> "A; B; C", "none" without arguments
             hwm=$(awk -v k="${R[$n-$key-hwm]}" 'BEGIN { printf "%.1f", k / 1024 }')
             target="—"
             if [ "$key" = kelp ]; then
-                target="RSS ≤ 64 MiB: $(verdict "$hwm <= 64")"
+                target="own API requests ≤ 5 per Function: $(verdict "${R[$n-$key-per]} <= 5") (${R[$n-$key-per]}); RSS ≤ 64 MiB: $(verdict "$hwm <= 64")"
                 [ "$n" = 1000 ] && target="all Ready ≤ 30 s: $(verdict "$all <= 30"); $target"
             fi
             lc=$(json "$f" '"%.1f" % d["last_child_s"] if d["last_child_s"] is not None else "—"')
@@ -375,6 +415,7 @@ joined() { # joined A B C -> "A; B; C", "none" without arguments
             [ -n "${R[$n-$key-reconciles]:-}" ] && extra="; reconciles ${R[$n-$key-reconciles]}"
             echo "Control plane CPU s during the run, N=$(thousands "$n"), $key: ${R[$n-$key-plane]}; client $(json "$WORK/$n-$key/result.json" '"%.1f" % d["client_cpu_s"]') s$extra."
             echo "API requests during the run (kube-apiserver's apiserver_request_total, every client, no watches), N=$(thousands "$n"), $key: ${R[$n-$key-requests]}."
+            echo "The controller's own requests during the run (kube-apiserver's audit log, no watches), N=$(thousands "$n"), $key: ${R[$n-$key-own]}."
         done
     done
     if [ "${#BUSY_ROWS[@]}" -gt 0 ] || [ "${#BUSY_DURING[@]}" -gt 0 ]; then

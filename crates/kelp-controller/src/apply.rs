@@ -1,16 +1,26 @@
 //! Server-side apply of one child, refusing to take over objects Kelp did not make, and skipping
-//! the request when neither the desired object nor the child changed since the last apply.
+//! the request when neither the desired object nor the child changed since the last apply; all
+//! decided from the caches ([`Known`]), without reading the child first.
 
-use crate::context::{Applied, Context};
+use crate::context::{Applied, Context, ObjectKey};
 use crate::{Error, FIELD_MANAGER, Result};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 use std::fmt::Debug;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::PoisonError;
+
+#[cfg(doc)]
+use crate::context::Known;
+
+/// The annotation holding the digest of what the controller last applied to a child (SHA-256 of
+/// the planned object, before this annotation): a controller that restarts, or a new leader,
+/// knows from its cache that a child is up to date, and applies nothing.
+pub const APPLIED_ANNOTATION: &str = "kelp.dev/applied";
 
 /// A child kind the controller applies.
 pub trait Child:
@@ -38,51 +48,94 @@ impl<K> Child for K where
 
 /// What identifies a child's state for [`Applied::observed`]: its generation when it has one
 /// (so status updates do not count), else its resourceVersion.
-fn observed<K: Resource>(object: &K) -> String {
-    let meta = object.meta();
+fn observed(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     meta.generation.map_or_else(|| meta.resource_version.clone().unwrap_or_default(), |g| format!("g{g}"))
 }
 
-fn hash_of<K: Serialize>(object: &K) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    serde_json::to_vec(object).unwrap_or_default().hash(&mut hasher);
-    hasher.finish()
+/// The SHA-256 (hex) of `object` as JSON.
+fn digest_of<K: Serialize>(object: &K) -> String {
+    // Plain data (a planned Kubernetes object): rendering it has no failure mode.
+    let bytes = serde_json::to_vec(object).unwrap_or_default();
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Applies `desired` (named and namespaced in its metadata) and returns the object as stored.
+/// Applies `desired` (named and namespaced in its metadata), unless the child is known to be up
+/// to date, and returns the object as stored (`None` when nothing was written).
 ///
-/// `store` caches the children the controller made (label `created-by: kubeless`). An object of
-/// that name missing from it is looked up: if one exists that Kelp may not adopt
-/// ([`kelp_plan::adoptable`]), the result is [`Error::Conflict`] and nothing is written.
-pub async fn apply<K: Child>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<Option<K>> {
+/// `known` holds the metadata of every object of the kind. An existing object Kelp may not adopt
+/// ([`kelp_plan::adoptable`]) is [`Error::Conflict`] and nothing is written. A child is up to
+/// date when its [`APPLIED_ANNOTATION`] is the desired object's digest and, if this process
+/// applied it, nobody changed it since (its generation, or resourceVersion, is the one the
+/// apply left).
+pub async fn apply<K: Child>(ctx: &Context, known: &Store<PartialObjectMeta<K>>, desired: &K) -> Result<Option<K>> {
     let namespace = desired.namespace().unwrap_or_default();
     let name = desired.name_any();
     let key = (kind_name::<K>(), namespace.clone(), name.clone());
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-    let cached = store.get(&ObjectRef::new(&name).within(&namespace));
-    let desired_hash = hash_of(desired);
-    if let Some(current) = &cached {
+    let digest = digest_of(desired);
+    let Some(current) = known.get(&ObjectRef::new(&name).within(&namespace)) else {
+        // Absent from the cache: never applied, or applied so recently that the cache has not
+        // seen it yet (a deletion seen would have cleared the memory, see `forget_child`).
         let applied = ctx.applied.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
-        if applied == Some(Applied { desired: desired_hash, observed: observed(current.as_ref()) }) {
+        if applied.is_some_and(|last| last.desired == digest) {
             return Ok(None);
         }
-    } else if let Some(existing) = api.get_opt(&name).await?
-        && !kelp_plan::adoptable(existing.meta(), desired.meta())
+        return write(ctx, key, digest, desired).await;
+    };
     {
-        return Err(Error::Conflict { kind: kind_name::<K>(), namespace, name });
+        if !kelp_plan::adoptable(&current.metadata, desired.meta()) {
+            return Err(Error::Conflict { kind: kind_name::<K>(), namespace, name });
+        }
+        let annotated = current.metadata.annotations.as_ref().and_then(|a| a.get(APPLIED_ANNOTATION));
+        let now = Applied { desired: digest.clone(), observed: observed(&current.metadata) };
+        let mut applied = ctx.applied.lock().unwrap_or_else(PoisonError::into_inner);
+        let untouched = applied.get(&key).is_none_or(|last| *last == now);
+        if annotated == Some(&digest) && untouched {
+            applied.insert(key, now);
+            return Ok(None);
+        }
     }
+    write(ctx, key, digest, desired).await
+}
+
+/// Applies `desired` with its digest in [`APPLIED_ANNOTATION`], and remembers it under `key`.
+async fn write<K: Child>(ctx: &Context, key: ObjectKey, digest: String, desired: &K) -> Result<Option<K>> {
+    let mut body = desired.clone();
+    body.annotations_mut().insert(APPLIED_ANNOTATION.to_owned(), digest.clone());
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.1);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let stored = api.patch(&name, &params, &Patch::Apply(desired)).await?;
+    let stored = api.patch(&key.2, &params, &Patch::Apply(&body)).await?;
     ctx.applied
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(key, Applied { desired: desired_hash, observed: observed(&stored) });
+        .insert(key, Applied { desired: digest, observed: observed(stored.meta()) });
     Ok(Some(stored))
 }
 
-/// Deletes the child `namespace/name` if the controller made it (it is in `store`).
-pub async fn remove<K: Child>(ctx: &Context, store: &Store<K>, namespace: &str, name: &str) -> Result<()> {
-    if store.get(&ObjectRef::new(name).within(namespace)).is_none() {
+/// Forgets what was applied to the child `kind` `namespace/name` (deleted, as the cache saw),
+/// or to every child of `kind` (`name` `None`: the cache listed them again, and may have missed
+/// deletions), so that the next reconcile applies it again.
+pub fn forget_child(ctx: &Context, kind: &'static str, namespace: &str, name: Option<&str>) {
+    let mut applied = ctx.applied.lock().unwrap_or_else(PoisonError::into_inner);
+    match name {
+        Some(name) => {
+            applied.remove(&(kind, namespace.to_owned(), name.to_owned()));
+        }
+        None => applied.retain(|(k, _, _), _| *k != kind),
+    }
+}
+
+/// Deletes the child `namespace/name` if it exists and Kelp or Kubeless made it (label
+/// `created-by: kubeless`).
+pub async fn remove<K: Child>(
+    ctx: &Context,
+    known: &Store<PartialObjectMeta<K>>,
+    namespace: &str,
+    name: &str,
+) -> Result<()> {
+    let made_by_kelp = known.get(&ObjectRef::new(name).within(namespace)).is_some_and(|current| {
+        current.labels().get(kelp_plan::CREATED_BY_LABEL).map(String::as_str) == Some(kelp_plan::CREATED_BY_KUBELESS)
+    });
+    if !made_by_kelp {
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);

@@ -6,10 +6,11 @@ use crate::metrics::Metrics;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kelp_api::Function;
 use kube::Client;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use std::collections::HashMap;
@@ -18,35 +19,73 @@ use std::sync::{Arc, Mutex, RwLock};
 /// The label every child carries (Kubeless's), which the child caches select on.
 pub const CHILD_SELECTOR: &str = "created-by=kubeless";
 
-/// Caches of the objects the controller made (label [`CHILD_SELECTOR`]), kept by watches.
+/// Caches kept by watches: the Functions, the children whose content the controller reads
+/// (label [`CHILD_SELECTOR`]), and the metadata of every object of each child kind ([`Known`]).
 #[derive(Clone)]
 pub struct Stores {
     /// Functions (all the controller watches).
     pub functions: Store<Function>,
-    /// Functions' ConfigMaps.
-    pub config_maps: Store<ConfigMap>,
     /// Functions' Deployments (with their status).
     pub deployments: Store<Deployment>,
-    /// Functions' Services.
+    /// Functions' Services (their ports, for Ingresses).
     pub services: Store<Service>,
-    /// Functions' autoscalers.
-    pub hpas: Store<HorizontalPodAutoscaler>,
-    /// HTTPTriggers' Ingresses.
-    pub ingresses: Store<Ingress>,
-    /// CronJobTriggers' CronJobs.
-    pub cron_jobs: Store<CronJob>,
+    /// Functions' pods, reduced to their init containers' statuses (a step that failed).
+    pub pods: Store<Pod>,
+    /// What exists of each child kind.
+    pub known: Known,
+}
+
+/// The metadata of every object of each kind the controller makes, labelled or not: whether a
+/// child exists, whether Kelp may adopt it ([`kelp_plan::adoptable`]) and what was applied to
+/// it, known without a request.
+#[derive(Clone)]
+pub struct Known {
+    /// ConfigMaps.
+    pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
+    /// Deployments.
+    pub deployments: Store<PartialObjectMeta<Deployment>>,
+    /// Services.
+    pub services: Store<PartialObjectMeta<Service>>,
+    /// Autoscalers.
+    pub hpas: Store<PartialObjectMeta<HorizontalPodAutoscaler>>,
+    /// Ingresses.
+    pub ingresses: Store<PartialObjectMeta<Ingress>>,
+    /// CronJobs.
+    pub cron_jobs: Store<PartialObjectMeta<CronJob>>,
+}
+
+impl Stores {
+    /// Waits until every cache has had its first complete list, so that an object missing from
+    /// one does not exist (a reconcile must not start before: it would apply every child again
+    /// after a restart, or take over an object it has not seen yet).
+    pub async fn ready(&self) {
+        let known = &self.known;
+        // A writer dropped means the process is stopping; the reconcile's requests fail then.
+        let _ = tokio::join!(
+            self.functions.wait_until_ready(),
+            self.deployments.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.pods.wait_until_ready(),
+            known.config_maps.wait_until_ready(),
+            known.deployments.wait_until_ready(),
+            known.services.wait_until_ready(),
+            known.hpas.wait_until_ready(),
+            known.ingresses.wait_until_ready(),
+            known.cron_jobs.wait_until_ready(),
+        );
+    }
 }
 
 /// One object, named by kind, namespace and name.
 pub type ObjectKey = (&'static str, String, String);
 
-/// What the controller last applied to one child: the desired object's hash and the child's
+/// What the controller last applied to one child: the desired object's digest and the child's
 /// `generation` (or `resourceVersion`) right after. While both still hold, applying again would
 /// change nothing, so the request is skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
-    /// Hash of the desired object.
-    pub desired: u64,
+    /// Digest of the desired object (as in the child's [`crate::apply::APPLIED_ANNOTATION`]).
+    pub desired: String,
     /// The child's generation, or resourceVersion when it has none, after the apply.
     pub observed: String,
 }
@@ -67,10 +106,11 @@ pub struct Context {
     pub applied: Mutex<HashMap<ObjectKey, Applied>>,
     /// The resourceVersion each object had when last reconciled successfully.
     pub reconciled: Mutex<HashMap<ObjectKey, String>>,
+    /// The status last written to each object, until the cache shows it (so that a reconcile
+    /// on the version before does not write it again).
+    pub written: Mutex<HashMap<ObjectKey, crate::status::Written>>,
     /// The failures of each failing object, which space its retries.
     pub backoff: Backoff,
-    /// The last step failure (a pod's build or install) reported as an Event, per Function.
-    pub step_failures: Mutex<HashMap<(String, String), String>>,
 }
 
 impl Context {
@@ -85,7 +125,7 @@ impl Context {
             metrics,
             applied: Mutex::default(),
             reconciled: Mutex::default(),
-            step_failures: Mutex::default(),
+            written: Mutex::default(),
             backoff: Backoff::default(),
         }
     }
@@ -100,13 +140,6 @@ impl Context {
     pub fn set_config(&self, config: kelp_plan::Config) {
         *self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
         self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-    }
-
-    /// Records `message` as the step failure of the Function `key` (namespace, name): `true`
-    /// when it is new, so that an Event is published once per failure, not at every look.
-    pub fn note_step_failure(&self, key: (String, String), message: &str) -> bool {
-        let mut seen = self.step_failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        seen.insert(key, message.to_owned()).as_deref() != Some(message)
     }
 
     /// Records that `key` was reconciled at `resource_version` (successfully: its backoff is
@@ -125,11 +158,9 @@ impl Context {
     pub fn forget(&self, kind: &'static str, namespace: &str, name: &str) {
         let same = |ns: &String, n: &String| ns == namespace && n == name;
         self.backoff.reset(&(kind, namespace.into(), name.into()));
-        self.reconciled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&(
-            kind,
-            namespace.into(),
-            name.into(),
-        ));
+        let key = (kind, namespace.to_owned(), name.to_owned());
+        self.reconciled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
+        self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
         self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(_, ns, n), _| !same(ns, n));
     }
 
@@ -140,6 +171,28 @@ impl Context {
         current
             .filter(|(ns, name, rv)| reconciled.get(&(kind, ns.clone(), name.clone())).map(String::as_str) != Some(*rv))
             .count()
+    }
+
+    /// Writes `status` to `object` (see [`crate::status::write`]), remembering it under `key`.
+    pub async fn write_status<K>(
+        &self,
+        key: &ObjectKey,
+        api: &kube::Api<K>,
+        object: &K,
+        current: Option<serde_json::Value>,
+        status: serde_json::Value,
+    ) -> kube::Result<Option<String>>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let last = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned();
+        let (version, written) = crate::status::write(api, object, current, status, last).await?;
+        let mut memory = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match written {
+            Some(written) => memory.insert(key.clone(), written),
+            None => memory.remove(key),
+        };
+        Ok(version)
     }
 
     /// Publishes a Warning Event about `object`; failures to publish are only logged.

@@ -1,15 +1,14 @@
 //! Reconciling a Function: its ConfigMap, Deployment, Service and autoscaler, then its status.
 
+use crate::Result;
 use crate::apply::{apply, remove};
 use crate::context::Context;
 use crate::status::{Readiness, deployment_readiness, ready_condition, step_failure};
-use crate::{Error, Result};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kelp_api::{CronJobTrigger, Function, HTTPTrigger};
-use kube::api::{Api, DeleteParams, ListParams};
+use kelp_api::{CronJobTrigger, Function, HTTPTrigger, READY_CONDITION};
+use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -19,61 +18,66 @@ use std::time::Duration;
 /// The kind, as metrics and logs name it.
 pub const KIND: &str = "Function";
 
-/// How often a Function that is fine is looked at again anyway.
+/// How often a Function is looked at again anyway (its pods and Deployment trigger a look
+/// whenever they change).
 const RESYNC: Duration = Duration::from_secs(300);
-/// How often a Function that is not ready is looked at again (its pods' steps may have failed).
-const NOT_READY_RESYNC: Duration = Duration::from_secs(5);
 
 /// Why the function's pods do not start, when a build or install step failed in one
-/// ([`step_failure`]); `None` when they could not be listed (the status says what the
-/// Deployment says).
-async fn step_failure_of(function: &Function, ctx: &Context) -> Option<Readiness> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &function.namespace().unwrap_or_default());
-    let selector = format!("{}={}", kelp_plan::FUNCTION_LABEL, function.name_any());
-    match pods.list(&ListParams::default().labels(&selector)).await {
-        Ok(list) => step_failure(&list.items),
-        Err(e) => {
-            tracing::debug!(error = %e, "listing a function's pods");
-            None
-        }
-    }
+/// ([`step_failure`]), from the cache of the functions' pods.
+fn step_failure_of(function: &Function, ctx: &Context) -> Option<Readiness> {
+    let namespace = function.namespace().unwrap_or_default();
+    let name = function.name_any();
+    let pods: Vec<Pod> = ctx
+        .stores
+        .pods
+        .state()
+        .iter()
+        .filter(|p| {
+            p.metadata.namespace.as_deref() == Some(namespace.as_str())
+                && p.labels().get(kelp_plan::FUNCTION_LABEL) == Some(&name)
+        })
+        .map(|p| p.as_ref().clone())
+        .collect();
+    step_failure(&pods)
 }
 
-/// Reconciles one Function (the `Controller`'s reconciler).
+/// Reconciles one Function (the `Controller`'s reconciler). No finalizer is added: the children
+/// and the triggers have owner references, so the garbage collector deletes them with it. A
+/// Function being deleted that carries Kubeless's finalizer (Kubeless, or an older Kelp, put it
+/// there) has its triggers deleted, then the finalizer taken off.
 pub async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(KIND);
+    ctx.stores.ready().await;
     let api: Api<Function> = Api::namespaced(ctx.client.clone(), &function.namespace().unwrap_or_default());
-    finalizer(&api, kelp_plan::FUNCTION_FINALIZER, function, |event| async {
-        match event {
-            Event::Apply(function) => apply_function(&function, &ctx, &api).await,
-            Event::Cleanup(function) => cleanup(&function, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    if function.meta().deletion_timestamp.is_some() {
+        crate::finalizer::release(&api, function.as_ref(), kelp_plan::FUNCTION_FINALIZER, cleanup(&function, &ctx))
+            .await?;
+        return Ok(Action::await_change());
+    }
+    apply_function(&function, &ctx, &api).await
 }
 
-/// Applies the children, then writes the status, also when applying failed.
+/// Applies the children, then writes the status, also when applying failed. The status is
+/// written only when it differs from the Function's (so once per change of readiness, reason
+/// or ready pods), and a Warning Event only when the failure is new to the status.
 async fn apply_function(function: &Function, ctx: &Context, api: &Api<Function>) -> Result<Action> {
     let outcome = apply_children(function, ctx).await;
     let mut readiness = match &outcome {
-        Ok(deployment) => deployment.as_ref().map_or_else(
-            || Readiness::failed("Pending", "the Deployment is not created yet".into()),
-            deployment_readiness,
-        ),
+        // Applied, and not in the cache yet.
+        Ok(deployment) => deployment.as_ref().map_or_else(Readiness::rolling_out, deployment_readiness),
         Err(e) => Readiness::failed(e.reason(), e.to_string()),
     };
     if outcome.as_ref().is_ok_and(Option::is_some) && !readiness.ready {
         // A pod's build or install failing does not show in the Deployment's status.
-        if let Some(failed) = step_failure_of(function, ctx).await {
-            let key = (function.namespace().unwrap_or_default(), function.name_any());
-            if ctx.note_step_failure(key, &failed.message) {
-                ctx.warn(function, &failed.reason, "Reconcile", failed.message.clone()).await;
-            }
+        if let Some(failed) = step_failure_of(function, ctx) {
             readiness = Readiness { ready_replicas: readiness.ready_replicas, ..failed };
         }
     }
     let previous = function.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let new_failure = !readiness.ready
+        && !previous
+            .iter()
+            .any(|c| c.type_ == READY_CONDITION && c.reason == readiness.reason && c.message == readiness.message);
     let generation = function.meta().generation;
     let condition = ready_condition(generation, readiness.ready, &readiness.reason, &readiness.message, previous);
     let status = json!({
@@ -82,22 +86,18 @@ async fn apply_function(function: &Function, ctx: &Context, api: &Api<Function>)
         "readyReplicas": readiness.ready_replicas,
     });
     let current = function.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
-    let version = crate::status::write(api, function, current, status).await?;
     let key = (KIND, function.namespace().unwrap_or_default(), function.name_any());
+    let version = ctx.write_status(&key, api, function, current, status).await?;
+    let failed_step = matches!(readiness.reason.as_str(), "BuildFailed" | "InstallFailed");
+    if new_failure && (failed_step || outcome.is_err()) {
+        ctx.warn(function, &readiness.reason, "Reconcile", readiness.message.clone()).await;
+    }
     match outcome {
-        // Not ready yet: look again soon, as what a pod does (a step failing) triggers nothing.
-        Ok(_) if !readiness.ready => {
-            ctx.mark_reconciled(key, version);
-            Ok(Action::requeue(NOT_READY_RESYNC))
-        }
         Ok(_) => {
             ctx.mark_reconciled(key, version);
             Ok(Action::requeue(RESYNC))
         }
-        Err(e) => {
-            ctx.warn(function, e.reason(), "Reconcile", e.to_string()).await;
-            Err(e)
-        }
+        Err(e) => Err(e),
     }
 }
 
@@ -105,27 +105,29 @@ async fn apply_function(function: &Function, ctx: &Context, api: &Api<Function>)
 async fn apply_children(function: &Function, ctx: &Context) -> Result<Option<Deployment>> {
     let children = kelp_plan::function_children(function, &ctx.config())?;
     let stores = &ctx.stores;
+    let known = &stores.known;
     let namespace = function.namespace().unwrap_or_default();
     let name = function.name_any();
     let hpa = async {
         match &children.hpa {
-            Some(hpa) => apply(ctx, &stores.hpas, hpa).await.map(drop),
-            None => remove(ctx, &stores.hpas, &namespace, &name).await,
+            Some(hpa) => apply(ctx, &known.hpas, hpa).await.map(drop),
+            None => remove(ctx, &known.hpas, &namespace, &name).await,
         }
     };
     let (_, _, deployment, ()) = tokio::try_join!(
-        apply(ctx, &stores.config_maps, &children.config_map),
-        apply(ctx, &stores.services, &children.service),
-        apply(ctx, &stores.deployments, &children.deployment),
+        apply(ctx, &known.config_maps, &children.config_map),
+        apply(ctx, &known.services, &children.service),
+        apply(ctx, &known.deployments, &children.deployment),
         hpa,
     )?;
     Ok(deployment
         .or_else(|| stores.deployments.get(&ObjectRef::new(&name).within(&namespace)).map(|d| d.as_ref().clone())))
 }
 
-/// On deletion: removes the function's triggers, as Kubeless's trigger controllers did. The
+/// On the deletion of a Function with Kubeless's finalizer: removes the function's triggers, as
+/// Kubeless's trigger controllers did (also those that have no owner reference to it yet). The
 /// children go with their owner (owner references, the cluster's garbage collector).
-async fn cleanup(function: &Function, ctx: &Context) -> Result<Action> {
+async fn cleanup(function: &Function, ctx: &Context) -> Result<()> {
     let namespace = function.namespace().unwrap_or_default();
     let name = function.name_any();
     let http: Api<HTTPTrigger> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -140,8 +142,7 @@ async fn cleanup(function: &Function, ctx: &Context) -> Result<Action> {
             delete_ignoring_absent(&cron, &trigger.name_any()).await?;
         }
     }
-    ctx.forget(KIND, &namespace, &name);
-    Ok(Action::await_change())
+    Ok(())
 }
 
 async fn delete_ignoring_absent<K>(api: &Api<K>, name: &str) -> Result<()>

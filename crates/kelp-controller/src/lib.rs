@@ -9,14 +9,15 @@
 //!
 //! What each object looks like is decided by the pure planner in `kelp-plan`; this crate is the
 //! thin loop around it: watch, plan, check for conflicts, server-side apply, write the status,
-//! publish Events on failures. Children carry owner references, so the cluster's garbage
-//! collector deletes them with their owner; the finalizers (named as Kubeless's, so objects
-//! Kubeless created are adopted) only clean up what owner references cannot reach.
+//! publish Events on failures. Children carry owner references, and so do triggers (to their
+//! function), so the cluster's garbage collector deletes them with their owner; the controller
+//! adds no finalizer, and takes Kubeless's off the objects that carry one ([`finalizer`]).
 
 pub mod apply;
 pub mod backoff;
 pub mod context;
 pub mod events;
+pub mod finalizer;
 pub mod function;
 pub mod leader;
 pub mod metrics;
@@ -25,8 +26,6 @@ pub mod server;
 pub mod settings;
 pub mod status;
 pub mod triggers;
-
-use kube::runtime::finalizer;
 
 /// Logs to stderr, filtered by `KELP_LOG` (`info` by default), as both binaries do.
 pub fn init_logging() {
@@ -72,9 +71,6 @@ pub enum Error {
         /// The function it names.
         name: String,
     },
-    /// Adding or removing the finalizer failed, or the reconcile inside it did.
-    #[error("{0}")]
-    Finalizer(#[source] Box<finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -86,21 +82,6 @@ impl Error {
             Error::Plan(_) => "InvalidSpec",
             Error::Conflict { .. } => "Conflict",
             Error::FunctionNotFound { .. } => "FunctionNotFound",
-            Error::Finalizer(e) => match e.as_ref() {
-                finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => inner.reason(),
-                _ => "FinalizerFailed",
-            },
-        }
-    }
-
-    /// The error a reconcile inside [`finalizer::finalizer`] returned, if that is what failed.
-    pub fn inner(&self) -> &Error {
-        match self {
-            Error::Finalizer(e) => match e.as_ref() {
-                finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => inner.inner(),
-                _ => self,
-            },
-            _ => self,
         }
     }
 }

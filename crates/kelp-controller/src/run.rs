@@ -3,23 +3,24 @@
 //! CronJobTrigger), and reconcile until stopped.
 
 use crate::backoff::Policy;
-use crate::context::{CHILD_SELECTOR, Context, Stores};
+use crate::context::{CHILD_SELECTOR, Context, Known, Stores};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::{Error, function, server, triggers};
 use anyhow::Context as _;
 use futures_util::{FutureExt, Stream, StreamExt, future};
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kelp_api::{CronJobTrigger, Function, HTTPTrigger};
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -54,25 +55,29 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(namespace = if scope.is_empty() { "(all)" } else { scope.as_str() }, "watching functions");
 
     let mut drivers: Vec<Driver> = Vec::new();
-    let (config_maps, config_map_events) = child_cache(&client, &scope, &mut drivers);
-    let (deployments, deployment_events) = child_cache(&client, &scope, &mut drivers);
-    let (services, service_events) = child_cache(&client, &scope, &mut drivers);
-    let (hpas, hpa_events) = child_cache(&client, &scope, &mut drivers);
-    let (ingresses, ingress_events) = child_cache(&client, &scope, &mut drivers);
-    let (cron_jobs, cron_job_events) = child_cache(&client, &scope, &mut drivers);
+    // Objects deleted are forgotten (what was applied to their children, their backoff); set
+    // once the context exists.
+    let forget: Arc<OnceLock<Weak<Context>>> = Arc::default();
+    let (config_maps, config_map_events) = known_cache(&client, &scope, &forget, &mut drivers);
+    let (known_deployments, _) = known_cache(&client, &scope, &forget, &mut drivers);
+    let (known_services, service_events) = known_cache(&client, &scope, &forget, &mut drivers);
+    let (hpas, hpa_events) = known_cache(&client, &scope, &forget, &mut drivers);
+    let (ingresses, ingress_events) = known_cache(&client, &scope, &forget, &mut drivers);
+    let (cron_jobs, cron_job_events) = known_cache(&client, &scope, &forget, &mut drivers);
+    let (deployments, deployment_events) = child_cache(&client, &scope, &mut drivers, |_| {});
+    let (services, _) = child_cache(&client, &scope, &mut drivers, |_| {});
+    let (pods, pod_events) = child_cache(&client, &scope, &mut drivers, reduce_pod);
 
     let watch = watcher::Config::default().any_semantic();
-    let controller_config = ControllerConfig::default().concurrency(settings.concurrency);
-    let (function_reader, function_writer) = reflector::store();
-    let function_changes =
-        cacheable_watch(scoped::<Function>(&client, &scope), watch.clone()).reflect(function_writer).applied_objects();
-    let functions = Controller::for_stream(function_changes, function_reader).with_config(controller_config.clone());
-    let http =
-        Controller::new(scoped::<HTTPTrigger>(&client, &scope), watch.clone()).with_config(controller_config.clone());
-    let cron = Controller::new(scoped::<CronJobTrigger>(&client, &scope), watch).with_config(controller_config);
-    let stores =
-        Stores { functions: functions.store(), config_maps, deployments, services, hpas, ingresses, cron_jobs };
+    let controller_config = ControllerConfig::default().concurrency(settings.concurrency).debounce(RECONCILE_DEBOUNCE);
+    let functions = owner_controller::<Function>(&client, &scope, &watch, &forget, controller_config.clone());
+    let http = owner_controller::<HTTPTrigger>(&client, &scope, &watch, &forget, controller_config.clone());
+    let cron = owner_controller::<CronJobTrigger>(&client, &scope, &watch, &forget, controller_config);
+    let known =
+        Known { config_maps, deployments: known_deployments, services: known_services, hpas, ingresses, cron_jobs };
+    let stores = Stores { functions: functions.store(), deployments, services, pods, known };
     let ctx = Arc::new(Context::new(client.clone(), config, stores, metrics.clone()));
+    let _ = forget.set(Arc::downgrade(&ctx));
 
     let (reload, _) = broadcast::channel(4);
     drivers.push(Box::pin(watch_config(config_api, cluster.config_name.clone(), ctx.clone(), reload.clone())));
@@ -83,6 +88,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .owns_shared_stream(deployment_events)
         .owns_shared_stream(service_events)
         .owns_shared_stream(hpa_events)
+        .watches_shared_stream(pod_events, |pod| {
+            let function = pod.labels().get(kelp_plan::FUNCTION_LABEL)?;
+            Some(ObjectRef::new(function).within(&pod.namespace()?))
+        })
         .reconcile_all_on(reloads(&reload))
         .shutdown_on_signal()
         .run(function::reconcile, error_policy::<Function>, ctx.clone())
@@ -139,12 +148,54 @@ where
     if scope.is_empty() { Api::all(client.clone()) } else { Api::namespaced(client.clone(), scope) }
 }
 
-/// A cache of the children of kind `K` (label [`CHILD_SELECTOR`]), the stream of their changes
-/// for a controller to subscribe to, and its watch pushed onto `drivers`.
+/// How long a reconcile waits for more changes of its object: a Function's children change
+/// several times in a row as they start (created, scheduled, ready), and one look after the
+/// burst sees what the several would.
+const RECONCILE_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// The controller of `K` (Functions, or a trigger kind) over a watch of its own: a deleted
+/// object is forgotten by the context in `forget` (without a finalizer, the reconciler never
+/// sees it again).
+fn owner_controller<K>(
+    client: &Client,
+    scope: &str,
+    watch: &watcher::Config,
+    forget: &Arc<OnceLock<Weak<Context>>>,
+    config: ControllerConfig,
+) -> Controller<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let forget = forget.clone();
+    let changes = cacheable_watch(scoped::<K>(client, scope), watch.clone())
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(object)) = event
+                && let Some(ctx) = forget.get().and_then(Weak::upgrade)
+            {
+                let kind = crate::apply::kind_name::<K>();
+                ctx.forget(kind, &object.namespace().unwrap_or_default(), &object.name_any());
+            }
+        })
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(changes, reader).with_config(config)
+}
+
+/// A cache of the objects of kind `K` the controller made (label [`CHILD_SELECTOR`]), each
+/// passed through `reduce` (to drop what is never read), the stream of their changes for a
+/// controller to subscribe to, and its watch pushed onto `drivers`.
 fn child_cache<K>(
     client: &Client,
     scope: &str,
     drivers: &mut Vec<Driver>,
+    reduce: fn(&mut K),
 ) -> (Store<K>, impl Stream<Item = Arc<K>> + Send + 'static)
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -159,15 +210,83 @@ where
     let events = writer.subscribe().expect("a shared store has subscribers");
     let watch =
         cacheable_watch(scoped::<K>(client, scope), watcher::Config::default().labels(CHILD_SELECTOR).any_semantic())
-            .reflect_shared(writer)
-            .for_each(|event| {
-                if let Err(e) = event {
-                    tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying");
-                }
-                future::ready(())
-            });
-    drivers.push(Box::pin(watch));
+            .modify(reduce);
+    drivers.push(drive(watch.reflect_shared(writer), K::kind(&()).into_owned()));
     (reader, events)
+}
+
+/// A cache of the metadata of every object of kind `K` ([`Known`]), labelled or not, the stream
+/// of their changes, and its watch pushed onto `drivers`. What was applied to an object the
+/// watch sees deleted (or to every object, when it lists them again) is forgotten by the context
+/// in `forget`.
+fn known_cache<K>(
+    client: &Client,
+    scope: &str,
+    forget: &Arc<OnceLock<Weak<Context>>>,
+    drivers: &mut Vec<Driver>,
+) -> (Store<PartialObjectMeta<K>>, impl Stream<Item = Arc<PartialObjectMeta<K>>> + Send + 'static)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store_shared(1024);
+    let events = writer.subscribe().expect("a shared store has subscribers");
+    let api = scoped::<PartialObjectMeta<K>>(client, scope);
+    let forget = forget.clone();
+    let watch = cacheable_watch(api, watcher::Config::default().any_semantic())
+        .modify(|object| {
+            // Often the largest part of the metadata, and never read.
+            if let Some(annotations) = object.metadata.annotations.as_mut() {
+                annotations.remove(LAST_APPLIED);
+            }
+        })
+        .inspect(move |event| {
+            let Some(ctx) = forget.get().and_then(Weak::upgrade) else { return };
+            let kind = crate::apply::kind_name::<K>();
+            match event {
+                Ok(watcher::Event::Delete(object)) => crate::apply::forget_child(
+                    &ctx,
+                    kind,
+                    &object.namespace().unwrap_or_default(),
+                    Some(&object.name_any()),
+                ),
+                Ok(watcher::Event::Init) => crate::apply::forget_child(&ctx, kind, "", None),
+                _ => {}
+            }
+        });
+    drivers.push(drive(watch.reflect_shared(writer), format!("{} metadata", K::kind(&()))));
+    (reader, events)
+}
+
+/// `kubectl apply`'s copy of the object, in its annotations.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drives `watch`, logging its failures (it retries with backoff).
+fn drive<T>(watch: impl Stream<Item = watcher::Result<T>> + Send + 'static, what: String) -> Driver {
+    Box::pin(watch.for_each(move |event| {
+        if let Err(e) = event {
+            tracing::warn!(error = %e, kind = %what, "watch failed; retrying");
+        }
+        future::ready(())
+    }))
+}
+
+/// What of a function's pod the controller reads: its labels and its init containers' states
+/// (a build or install that failed); the rest is dropped from the cache.
+fn reduce_pod(pod: &mut Pod) {
+    pod.metadata.annotations = None;
+    pod.spec = None;
+    if let Some(status) = pod.status.as_mut() {
+        *status = k8s_openapi::api::core::v1::PodStatus {
+            init_container_statuses: status.init_container_statuses.take(),
+            ..Default::default()
+        };
+    }
 }
 
 /// The watch of `api` that every cache of the cluster binaries is filled from: retried with
@@ -268,7 +387,7 @@ fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, error: &Error, ct
     let kind = crate::apply::kind_name::<K>();
     ctx.metrics.error(kind, error.reason());
     let name = object.meta().name.clone().unwrap_or_default();
-    let policy = match error.inner() {
+    let policy = match error {
         Error::Conflict { .. } | Error::Plan(_) => {
             Policy { base: Duration::from_secs(10), cap: Duration::from_secs(600) }
         }

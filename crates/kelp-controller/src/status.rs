@@ -29,13 +29,26 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    /// Not ready: the Deployment rolls out a change (or was just applied, and not seen yet).
+    pub fn rolling_out() -> Self {
+        Self::failed("RollingOut", ROLLING_OUT.into())
+    }
+
     /// Not ready for `reason`.
     pub fn failed(reason: &str, message: String) -> Self {
         Self { ready: false, reason: reason.into(), message, ready_replicas: 0 }
     }
 }
 
-/// How ready `deployment` is, as its own status says.
+/// The message of [`deployment_readiness`]'s `RollingOut`: one sentence for the whole rollout,
+/// so that its progress (pods created, scheduled, starting) is not a change of the Function's
+/// status to write; the Deployment has the counts.
+const ROLLING_OUT: &str = "the Deployment is rolling out the change";
+
+/// How ready `deployment` is, as its own status says: `RollingOut` from a change until the
+/// Deployment completes it (its `Progressing` condition `NewReplicaSetAvailable`), then
+/// `PodsReady`, or `PodsNotReady` when ready pods are missing after the rollout (a pod that
+/// crashed); the `Progressing` condition's reason when the rollout stalled.
 pub fn deployment_readiness(deployment: &Deployment) -> Readiness {
     let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let status = deployment.status.clone().unwrap_or_default();
@@ -43,25 +56,24 @@ pub fn deployment_readiness(deployment: &Deployment) -> Readiness {
     let updated = status.updated_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
     let seen = status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(0);
-    let stalled = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "Progressing" && c.status == "False")
+    let progressing = status.conditions.iter().flatten().find(|c| c.type_ == "Progressing");
+    let stalled = progressing
+        .filter(|c| c.status == "False")
         .map(|c| (c.reason.clone().unwrap_or_else(|| "ProgressDeadlineExceeded".into()), c.message.clone()));
+    let completed = progressing.is_some_and(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"));
     let pods = format!("{ready} of {desired} pod(s) ready");
     let (ok, reason, message) = if !seen {
-        (false, "RollingOut".to_string(), "the Deployment has not started the change yet".to_string())
+        return Readiness { ready_replicas: ready, ..Readiness::rolling_out() };
     } else if let Some((reason, message)) = stalled {
         (false, reason, message.unwrap_or(pods))
     } else if desired == 0 {
         (true, "ScaledToZero".into(), "the function has 0 replicas".into())
-    } else if updated < desired || total > updated {
-        (false, "RollingOut".into(), format!("{updated} of {desired} pod(s) updated, {pods}"))
-    } else if ready < desired {
+    } else if updated >= desired && total <= updated && ready >= desired {
+        (true, "PodsReady".into(), pods)
+    } else if completed && updated >= desired && total <= updated {
         (false, "PodsNotReady".into(), pods)
     } else {
-        (true, "PodsReady".into(), pods)
+        (false, "RollingOut".into(), ROLLING_OUT.to_string())
     };
     Readiness { ready: ok, reason, message, ready_replicas: ready }
 }
@@ -120,14 +132,47 @@ pub fn ready_condition(
     }
 }
 
+/// `status` without its conditions' `lastTransitionTime`.
+fn without_times(status: &Value) -> Value {
+    let mut status = status.clone();
+    if let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) {
+        for condition in conditions.iter_mut().filter_map(Value::as_object_mut) {
+            condition.remove("lastTransitionTime");
+        }
+    }
+    status
+}
+
+/// A status written: the resourceVersion of the object it was computed from, and the status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Written {
+    /// The object's resourceVersion before the write.
+    pub over: Option<String>,
+    /// The status written.
+    pub status: Value,
+}
+
 /// Writes `status` (a JSON object) to `object` with server-side apply, unless it equals what is
-/// there already. Returns the resourceVersion afterwards.
-pub async fn write<K>(api: &Api<K>, object: &K, current: Option<Value>, status: Value) -> kube::Result<Option<String>>
+/// there already, or `last` (the status this process last wrote to it) is `status` written over
+/// this very version of the object (the cache has not seen the write yet). Returns the
+/// resourceVersion afterwards and what was written.
+pub async fn write<K>(
+    api: &Api<K>,
+    object: &K,
+    current: Option<Value>,
+    status: Value,
+    last: Option<Written>,
+) -> kube::Result<(Option<String>, Option<Written>)>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    if current.as_ref() == Some(&status) {
-        return Ok(object.resource_version());
+    // Computed from the same object as the last write, a condition's lastTransitionTime may
+    // differ (now, again): it does not make another status.
+    let pending = last
+        .as_ref()
+        .is_some_and(|w| w.over == object.resource_version() && without_times(&w.status) == without_times(&status));
+    if current.as_ref() == Some(&status) || pending {
+        return Ok((object.resource_version(), last));
     }
     let body = json!({
         "apiVersion": K::api_version(&()),
@@ -136,7 +181,7 @@ where
     });
     let params = PatchParams::apply(STATUS_MANAGER).force();
     let stored = api.patch_status(&object.name_any(), &params, &Patch::Apply(&body)).await?;
-    Ok(stored.resource_version())
+    Ok((stored.resource_version(), Some(Written { over: object.resource_version(), status })))
 }
 
 #[cfg(test)]
@@ -162,6 +207,17 @@ mod tests {
             ready_replicas: Some(ready),
             ..Default::default()
         }
+    }
+
+    /// `status` with the Deployment's `Progressing` condition, `reason` (True).
+    fn progressing(mut status: DeploymentStatus, reason: &str) -> DeploymentStatus {
+        status.conditions = Some(vec![k8s_openapi::api::apps::v1::DeploymentCondition {
+            type_: "Progressing".into(),
+            status: "True".into(),
+            reason: Some(reason.into()),
+            ..Default::default()
+        }]);
+        status
     }
 
     /// A pod whose init container `name` ended (now, or before its restart) with `exit_code`.
@@ -198,8 +254,12 @@ mod tests {
         assert_eq!((r.ready, r.reason.as_str()), (false, "RollingOut"), "a generation not observed yet");
         let r = deployment_readiness(&deployment(2, 3, status(3, 3, 2, 2)));
         assert_eq!((r.ready, r.reason.as_str()), (false, "RollingOut"), "an old pod still running");
-        let r = deployment_readiness(&deployment(2, 3, status(3, 2, 2, 1)));
-        assert_eq!((r.ready, r.reason.as_str(), r.ready_replicas), (false, "PodsNotReady", 1));
+        let r = deployment_readiness(&deployment(2, 3, progressing(status(3, 2, 2, 1), "ReplicaSetUpdated")));
+        assert_eq!((r.ready, r.reason.as_str(), r.ready_replicas), (false, "RollingOut", 1), "pods still starting");
+        let first = deployment_readiness(&deployment(2, 3, status(2, 2, 2, 2)));
+        assert_eq!(r.message, first.message, "the rollout's progress does not change the message");
+        let r = deployment_readiness(&deployment(2, 3, progressing(status(3, 2, 2, 1), "NewReplicaSetAvailable")));
+        assert_eq!((r.ready, r.reason.as_str(), r.ready_replicas), (false, "PodsNotReady", 1), "a pod lost after");
         let r = deployment_readiness(&deployment(2, 3, status(3, 2, 2, 2)));
         assert_eq!((r.ready, r.reason.as_str(), r.message.as_str()), (true, "PodsReady", "2 of 2 pod(s) ready"));
         let r = deployment_readiness(&deployment(0, 1, status(1, 0, 0, 0)));

@@ -1,15 +1,14 @@
 //! Reconciling triggers: an HTTPTrigger becomes an Ingress to its function's Service, a
-//! CronJobTrigger a CronJob that calls its function. Both share one loop: finalizer, plan, apply,
-//! status.
+//! CronJobTrigger a CronJob that calls its function. Both share one loop: owner reference to the
+//! function, plan, apply, status.
 
 use crate::apply::apply;
 use crate::context::Context;
 use crate::status::ready_condition;
-use crate::{Error, Result};
-use kelp_api::{CronJobTrigger, Function, HTTPTrigger, TriggerStatus};
-use kube::api::Api;
+use crate::{Error, FIELD_MANAGER, Result};
+use kelp_api::{CronJobTrigger, Function, HTTPTrigger, READY_CONDITION, TriggerStatus};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -69,6 +68,7 @@ impl Trigger for CronJobTrigger {
 pub async fn reconcile_http(trigger: Arc<HTTPTrigger>, ctx: Arc<Context>) -> Result<Action> {
     reconcile(trigger, ctx, |trigger, ctx| async move {
         let namespace = trigger.namespace().unwrap_or_default();
+        own(&ctx, trigger.as_ref(), function_of(&ctx, trigger.as_ref())?.as_ref()).await?;
         let service = ctx
             .stores
             .services
@@ -77,7 +77,9 @@ pub async fn reconcile_http(trigger: Arc<HTTPTrigger>, ctx: Arc<Context>) -> Res
         let config = ctx.config();
         let ingress = kelp_plan::http_trigger_ingress(&trigger, &service, &config)?;
         let refused = kelp_plan::refused_ingress_annotations(&trigger, &config);
-        if !refused.is_empty() {
+        // Once per generation: the status of the generation before says it was seen.
+        let seen = trigger.status().and_then(|s| s.observed_generation) == trigger.meta().generation;
+        if !refused.is_empty() && !seen {
             let note = format!(
                 "not copied onto the Ingress: {} (only allowed annotations are; the kubeless-config key \
                  ingress-annotations extends the list)",
@@ -85,7 +87,7 @@ pub async fn reconcile_http(trigger: Arc<HTTPTrigger>, ctx: Arc<Context>) -> Res
             );
             ctx.warn(trigger.as_ref(), "AnnotationRefused", "Reconcile", note).await;
         }
-        apply(&ctx, &ctx.stores.ingresses, &ingress).await.map(drop)
+        apply(&ctx, &ctx.stores.known.ingresses, &ingress).await.map(drop)
     })
     .await
 }
@@ -93,24 +95,58 @@ pub async fn reconcile_http(trigger: Arc<HTTPTrigger>, ctx: Arc<Context>) -> Res
 /// Reconciles a CronJobTrigger: a CronJob calling its function on the schedule.
 pub async fn reconcile_cron(trigger: Arc<CronJobTrigger>, ctx: Arc<Context>) -> Result<Action> {
     reconcile(trigger, ctx, |trigger, ctx| async move {
-        let namespace = trigger.namespace().unwrap_or_default();
-        let function: Arc<Function> = ctx
-            .stores
-            .functions
-            .get(&ObjectRef::new(trigger.function_name()).within(&namespace))
-            .ok_or_else(|| not_found(trigger.as_ref()))?;
+        let function = function_of(&ctx, trigger.as_ref())?;
+        own(&ctx, trigger.as_ref(), &function).await?;
         let cron_job = kelp_plan::cronjob_trigger_cronjob(&trigger, &function, &ctx.config())?;
-        apply(&ctx, &ctx.stores.cron_jobs, &cron_job).await.map(drop)
+        apply(&ctx, &ctx.stores.known.cron_jobs, &cron_job).await.map(drop)
     })
     .await
+}
+
+/// The Function `trigger` names, from the cache.
+fn function_of<T: Trigger>(ctx: &Context, trigger: &T) -> Result<Arc<Function>> {
+    let namespace = trigger.namespace().unwrap_or_default();
+    ctx.stores
+        .functions
+        .get(&ObjectRef::new(trigger.function_name()).within(&namespace))
+        .ok_or_else(|| not_found(trigger))
+}
+
+/// Makes `function` an owner of `trigger` (not its controller), unless it is already, so that
+/// the garbage collector deletes the trigger with its function (as Kubeless's trigger
+/// controllers did) without a finalizer on the Function. Server-side apply of the reference
+/// alone: a trigger renamed to another function gets the new owner in place of the old one.
+async fn own<T: Trigger>(ctx: &Context, trigger: &T, function: &Function) -> Result<()> {
+    let uid = function.uid().unwrap_or_default();
+    if trigger.owner_references().iter().any(|r| r.uid == uid) {
+        return Ok(());
+    }
+    let body = json!({
+        "apiVersion": T::api_version(&()),
+        "kind": T::kind(&()),
+        "metadata": {
+            "name": trigger.name_any(),
+            "ownerReferences": [{
+                "apiVersion": Function::api_version(&()),
+                "kind": Function::kind(&()),
+                "name": function.name_any(),
+                "uid": uid,
+            }],
+        },
+    });
+    let api: Api<T> = Api::namespaced(ctx.client.clone(), &trigger.namespace().unwrap_or_default());
+    api.patch(&trigger.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(())
 }
 
 fn not_found<T: Trigger>(trigger: &T) -> Error {
     Error::FunctionNotFound { namespace: trigger.namespace().unwrap_or_default(), name: trigger.function_name().into() }
 }
 
-/// The shared loop: under the finalizer, `make` plans and applies the trigger's object; the
-/// outcome becomes the status. Nothing to clean up on deletion: the object goes with its owner.
+/// The shared loop: `make` plans and applies the trigger's object; the outcome becomes the
+/// status (written when it changed), and a failure new to the status a Warning Event. Nothing to
+/// clean up on deletion: the object goes with its owner; Kubeless's finalizer, when the trigger
+/// has one, is taken off.
 async fn reconcile<T, F, Fut>(trigger: Arc<T>, ctx: Arc<Context>, make: F) -> Result<Action>
 where
     T: Trigger,
@@ -119,41 +155,39 @@ where
 {
     let kind = crate::apply::kind_name::<T>();
     let _timer = ctx.metrics.reconcile(kind);
+    ctx.stores.ready().await;
     let namespace = trigger.namespace().unwrap_or_default();
     let api: Api<T> = Api::namespaced(ctx.client.clone(), &namespace);
-    finalizer(&api, T::FINALIZER, trigger, |event| async {
-        match event {
-            Event::Apply(trigger) => {
-                let outcome = make(trigger.clone(), ctx.clone()).await;
-                let (ready, reason, message) = match &outcome {
-                    Ok(()) => (true, T::APPLIED.to_string(), format!("{} is applied", applied_object(kind))),
-                    Err(e) => (false, e.reason().to_string(), e.to_string()),
-                };
-                let previous = trigger.status().map(|s| s.conditions.as_slice()).unwrap_or_default();
-                let generation = trigger.meta().generation;
-                let condition = ready_condition(generation, ready, &reason, &message, previous);
-                let status = json!({"conditions": [condition], "observedGeneration": generation});
-                let current = trigger.status().and_then(|s| serde_json::to_value(s).ok());
-                let version = crate::status::write(&api, trigger.as_ref(), current, status).await?;
-                match outcome {
-                    Ok(()) => {
-                        ctx.mark_reconciled((kind, namespace.clone(), trigger.name_any()), version);
-                        Ok(Action::requeue(RESYNC))
-                    }
-                    Err(e) => {
-                        ctx.warn(trigger.as_ref(), e.reason(), "Reconcile", e.to_string()).await;
-                        Err(e)
-                    }
-                }
-            }
-            Event::Cleanup(trigger) => {
-                ctx.forget(kind, &namespace, &trigger.name_any());
-                Ok(Action::await_change())
-            }
+    if trigger.meta().deletion_timestamp.is_some() {
+        crate::finalizer::release(&api, trigger.as_ref(), T::FINALIZER, async { Ok(()) }).await?;
+        return Ok(Action::await_change());
+    }
+    let outcome = make(trigger.clone(), ctx.clone()).await;
+    let (ready, reason, message) = match &outcome {
+        Ok(()) => (true, T::APPLIED.to_string(), format!("{} is applied", applied_object(kind))),
+        Err(e) => (false, e.reason().to_string(), e.to_string()),
+    };
+    let previous = trigger.status().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let new_failure =
+        !ready && !previous.iter().any(|c| c.type_ == READY_CONDITION && c.reason == reason && c.message == message);
+    let generation = trigger.meta().generation;
+    let condition = ready_condition(generation, ready, &reason, &message, previous);
+    let status = json!({"conditions": [condition], "observedGeneration": generation});
+    let current = trigger.status().and_then(|s| serde_json::to_value(s).ok());
+    let key = (kind, namespace, trigger.name_any());
+    let version = ctx.write_status(&key, &api, trigger.as_ref(), current, status).await?;
+    match outcome {
+        Ok(()) => {
+            ctx.mark_reconciled(key, version);
+            Ok(Action::requeue(RESYNC))
         }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+        Err(e) => {
+            if new_failure {
+                ctx.warn(trigger.as_ref(), e.reason(), "Reconcile", e.to_string()).await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// What a trigger kind makes, for the status message.

@@ -553,3 +553,77 @@ async fn the_configuration_names_the_watched_namespace() {
         "a Function outside functions-namespace is left alone"
     );
 }
+
+/// The requests the controller made in `namespace` (from the API server's audit log, which
+/// records every request of the controller started with the audited kubeconfig), watches aside
+/// (they are logged when they end), once no more come: the log is read until it has not grown
+/// for 3 s.
+async fn requests_made(plane: &ControlPlane, namespace: &str) -> Vec<kelp_testenv::AuditedRequest> {
+    let made = || {
+        plane
+            .audited_requests()
+            .into_iter()
+            .filter(|r| r.namespace.as_deref() == Some(namespace) && r.verb != "watch")
+            .collect::<Vec<_>>()
+    };
+    let mut last = made();
+    let mut unchanged = 0;
+    while unchanged < 30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = made();
+        unchanged = if now.len() == last.len() { unchanged + 1 } else { 0 };
+        last = now;
+    }
+    last
+}
+
+#[tokio::test]
+async fn a_function_costs_at_most_five_requests_and_a_restarted_controller_writes_nothing() {
+    let plane = ControlPlane::shared();
+    let ns = plane.namespace("requests").await;
+    let client = plane.client().await;
+    let args = ["--leader-elect=false", "--functions-namespace", ns.as_str()];
+    let controller = ControllerProcess::start_as(plane, plane.audited_kubeconfig(), "requests", &args);
+    let fns: Api<Function> = Api::namespaced(client.clone(), &ns);
+    // The caches' first lists, one per kind and not per Function.
+    let started = requests_made(plane, &ns).await.len();
+    apply(plane, &ns, &python_function("counted", "def handler(event, context):\n    return 1\n"));
+    ready(&fns, "counted", &controller).await;
+    let made = requests_made(plane, &ns).await.split_off(started);
+    let kinds: Vec<String> = made.iter().map(|r| format!("{} {}", r.kind(), r.code)).collect();
+    eprintln!("requests from creation to Ready: {kinds:?}");
+    assert!(made.len() <= 5, "from creation to Ready, at most 5 requests; made {}: {kinds:?}", made.len());
+    assert!(
+        !made.iter().any(|r| r.verb == "get" || r.resource == "events"),
+        "no read before an apply, no Event without a failure: {kinds:?}"
+    );
+
+    // A new controller (a restart, a new leader) finds the Function and its children as it
+    // would leave them: it writes nothing.
+    drop(controller);
+    let restarted = ControllerProcess::start_as(plane, plane.audited_kubeconfig(), "requests-again", &args);
+    eventually("the restarted controller to reconcile the Function", READY, || async {
+        restarted.metric("kelp_controller_reconciles_total{kind=\"Function\"}").filter(|n| *n >= 1.0)
+    })
+    .await;
+    let after = requests_made(plane, &ns).await;
+    let again: Vec<String> = after[started + made.len()..]
+        .iter()
+        // The new caches' first lists.
+        .filter(|r| r.verb != "list")
+        .map(|r| format!("{} {}", r.kind(), r.code))
+        .collect();
+    assert!(again.is_empty(), "a restarted controller wrote or read again: {again:?}");
+
+    // Deleting it costs nothing more: no finalizer to take off, the children go with their owner.
+    fns.delete("counted", &DeleteParams::default()).await.unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    eventually("the Function and its Deployment to be gone", READY, || async {
+        (fns.get_opt("counted").await.ok()?.is_none() && deployments.get_opt("counted").await.ok()?.is_none())
+            .then_some(())
+    })
+    .await;
+    let all = requests_made(plane, &ns).await;
+    let extra: Vec<String> = all[after.len()..].iter().map(|r| format!("{} {}", r.kind(), r.code)).collect();
+    assert!(extra.is_empty(), "deleting the Function made the controller call: {extra:?}");
+}

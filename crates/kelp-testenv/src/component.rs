@@ -18,6 +18,22 @@ const SERVICE_CIDR: &str = "10.96.0.0/16";
 /// The range kwok gives pod IPs from (outside the Service range).
 const POD_CIDR: &str = "10.0.0.0/16";
 
+/// The API server's audit policy: every request of [`pki::AUDITED_USER`], once, when answered
+/// (metadata only: verb, object, user agent, status code); nothing of anyone else.
+fn audit_policy_text() -> String {
+    format!(
+        "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: Metadata
+  users: [{}]
+- level: None
+",
+        pki::AUDITED_USER
+    )
+}
+
 /// One process of the control plane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Component {
@@ -57,6 +73,10 @@ pub(crate) struct Layout {
     pub(crate) log_dir: PathBuf,
     /// The admin kubeconfig.
     pub(crate) kubeconfig: PathBuf,
+    /// The kubeconfig of the audited user, whose every request the audit log records.
+    pub(crate) audited_kubeconfig: PathBuf,
+    /// The API server's audit log (JSON lines).
+    pub(crate) audit_log: PathBuf,
     pki: PkiFiles,
     etcd_port: u16,
     etcd_peer_port: u16,
@@ -71,19 +91,43 @@ impl Layout {
     pub(crate) fn new(dir: PathBuf, bin_dir: PathBuf, real_node: bool) -> Layout {
         let log_dir = dir.join("logs");
         std::fs::create_dir_all(&log_dir).unwrap_or_else(|e| panic!("kelp-testenv: {}: {e}", log_dir.display()));
-        let (pki, admin) = pki::write(&dir.join("pki")).unwrap_or_else(|e| panic!("kelp-testenv: certificates: {e}"));
+        let (pki, admin, audited) =
+            pki::write(&dir.join("pki")).unwrap_or_else(|e| panic!("kelp-testenv: certificates: {e}"));
         let [etcd_port, etcd_peer_port, apiserver_port] = free_ports();
         let kubeconfig = dir.join("kubeconfig");
+        let audited_kubeconfig = dir.join("kubeconfig-audited");
+        let audit_log = log_dir.join("audit.log");
         let node = real_node.then(|| NodeLayout::create(&dir, &kubeconfig));
-        let layout = Layout { dir, bin_dir, log_dir, kubeconfig, pki, etcd_port, etcd_peer_port, apiserver_port, node };
-        std::fs::write(&layout.kubeconfig, pki::kubeconfig(&layout.server(), &admin))
-            .unwrap_or_else(|e| panic!("kelp-testenv: {}: {e}", layout.kubeconfig.display()));
+        let layout = Layout {
+            dir,
+            bin_dir,
+            log_dir,
+            kubeconfig,
+            audited_kubeconfig,
+            audit_log,
+            pki,
+            etcd_port,
+            etcd_peer_port,
+            apiserver_port,
+            node,
+        };
+        let write = |path: &PathBuf, text: String| {
+            std::fs::write(path, text).unwrap_or_else(|e| panic!("kelp-testenv: {}: {e}", path.display()));
+        };
+        write(&layout.kubeconfig, pki::kubeconfig(&layout.server(), &admin));
+        write(&layout.audited_kubeconfig, pki::kubeconfig(&layout.server(), &audited));
+        write(&layout.audit_policy(), audit_policy_text());
         layout
     }
 
     /// The API server's URL.
     pub(crate) fn server(&self) -> String {
         format!("https://127.0.0.1:{}", self.apiserver_port)
+    }
+
+    /// Where [`audit_policy_text`] is written.
+    fn audit_policy(&self) -> PathBuf {
+        self.dir.join("audit-policy.yaml")
     }
 
     /// The command line of `component`.
@@ -144,6 +188,8 @@ impl Layout {
                 "--requestheader-group-headers=X-Remote-Group".to_owned(),
                 "--requestheader-extra-headers-prefix=X-Remote-Extra-".to_owned(),
                 "--enable-aggregator-routing=true".to_owned(),
+                format!("--audit-policy-file={}", path(&self.audit_policy())),
+                format!("--audit-log-path={}", path(&self.audit_log)),
             ]),
             Component::ControllerManager => command.args([
                 kubeconfig,

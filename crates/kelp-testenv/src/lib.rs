@@ -55,6 +55,56 @@ const TOOLS: [&str; 5] = ["kube-apiserver", "kube-controller-manager", "kube-sch
 /// What a real node adds to [`TOOLS`].
 const NODE_TOOLS: [&str; 4] = ["kubelet", "kube-proxy", "coredns", "metrics-server"];
 
+/// One request of the audited user ([`ControlPlane::audited_kubeconfig`]), from the API server's
+/// audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditedRequest {
+    /// The verb: `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, ...
+    pub verb: String,
+    /// The resource (`functions`, `deployments`, ...); empty for a path without one.
+    pub resource: String,
+    /// The subresource (`status`, ...), if any.
+    pub subresource: Option<String>,
+    /// The namespace, if any.
+    pub namespace: Option<String>,
+    /// The object's name, if the request named one.
+    pub name: Option<String>,
+    /// The HTTP status code of the answer.
+    pub code: u16,
+    /// The client's `User-Agent`.
+    pub user_agent: String,
+}
+
+impl AuditedRequest {
+    /// One line of the audit log (an `audit.k8s.io/v1` `Event`), `None` when it is not one.
+    fn parse(line: &str) -> Option<AuditedRequest> {
+        let event: serde_json::Value = serde_json::from_str(line).ok()?;
+        let text = |pointer: &str| event.pointer(pointer).and_then(serde_json::Value::as_str).map(str::to_owned);
+        Some(AuditedRequest {
+            verb: text("/verb")?,
+            resource: text("/objectRef/resource").unwrap_or_default(),
+            subresource: text("/objectRef/subresource"),
+            namespace: text("/objectRef/namespace"),
+            name: text("/objectRef/name"),
+            code: event
+                .pointer("/responseStatus/code")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+                .try_into()
+                .ok()?,
+            user_agent: text("/userAgent").unwrap_or_default(),
+        })
+    }
+
+    /// `resource[/subresource] verb`, as a table names it.
+    pub fn kind(&self) -> String {
+        match &self.subresource {
+            Some(sub) => format!("{}/{sub} {}", self.resource, self.verb),
+            None => format!("{} {}", self.resource, self.verb),
+        }
+    }
+}
+
 /// A running control plane. See the crate documentation.
 #[derive(Debug)]
 pub struct ControlPlane {
@@ -192,6 +242,23 @@ impl ControlPlane {
     /// The admin kubeconfig (one context, `kelp-testenv`, user in `system:masters`).
     pub fn kubeconfig(&self) -> &Path {
         &self.layout.kubeconfig
+    }
+
+    /// A kubeconfig like [`ControlPlane::kubeconfig`]'s (also in `system:masters`) for another
+    /// user, whose every request the API server's audit log records: a process started with it
+    /// has its requests listed by [`ControlPlane::audited_requests`]. The file is
+    /// `kubeconfig-audited` beside the admin's, and the log `audit.log` in [`ControlPlane::log_dir`]
+    /// (for scripts).
+    pub fn audited_kubeconfig(&self) -> &Path {
+        &self.layout.audited_kubeconfig
+    }
+
+    /// Every request made with [`ControlPlane::audited_kubeconfig`] so far, in the order the API
+    /// server answered them (its audit log; a request appears once answered, a watch once it
+    /// ended).
+    pub fn audited_requests(&self) -> Vec<AuditedRequest> {
+        let text = std::fs::read_to_string(&self.layout.audit_log).unwrap_or_default();
+        text.lines().filter_map(AuditedRequest::parse).collect()
     }
 
     /// Where each component's output is: `etcd.log`, `kube-apiserver.log`,

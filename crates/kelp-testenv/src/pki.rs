@@ -37,19 +37,26 @@ pub(crate) struct PkiFiles {
 /// The common name of the front proxy's client certificate (`--requestheader-allowed-names`).
 pub(crate) const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
 
+/// The user whose requests the API server's audit log records (in `system:masters`, like the
+/// admin): a process given its kubeconfig has every request it makes counted.
+pub(crate) const AUDITED_USER: &str = "kelp-testenv-audited";
+
 /// The PEM text a kubeconfig embeds.
 #[derive(Clone, Debug)]
-pub(crate) struct AdminCredentials {
+pub(crate) struct Credentials {
+    /// The user's name (the certificate's common name).
+    pub(crate) user: &'static str,
     /// The authority's certificate.
     pub(crate) ca_pem: String,
-    /// The admin's client certificate (`O=system:masters`).
+    /// The user's client certificate (`O=system:masters`).
     pub(crate) cert_pem: String,
     /// Its key.
     pub(crate) key_pem: String,
 }
 
 /// Makes the certificates and keys and writes them into `dir`.
-pub(crate) fn write(dir: &Path) -> std::io::Result<(PkiFiles, AdminCredentials)> {
+/// Returns the admin's credentials and the audited user's ([`AUDITED_USER`]).
+pub(crate) fn write(dir: &Path) -> std::io::Result<(PkiFiles, Credentials, Credentials)> {
     let err = |e: rcgen::Error| std::io::Error::other(e.to_string());
     let ca_key = KeyPair::generate().map_err(err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
@@ -72,12 +79,17 @@ pub(crate) fn write(dir: &Path) -> std::io::Result<(PkiFiles, AdminCredentials)>
     serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let serving_cert = serving.signed_by(&serving_key, &issuer).map_err(err)?;
 
-    let admin_key = KeyPair::generate().map_err(err)?;
-    let mut admin = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    admin.distinguished_name.push(DnType::CommonName, "kelp-testenv-admin");
-    admin.distinguished_name.push(DnType::OrganizationName, "system:masters");
-    admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let admin_cert = admin.signed_by(&admin_key, &issuer).map_err(err)?;
+    let master = |user: &'static str| -> std::io::Result<Credentials> {
+        let key = KeyPair::generate().map_err(err)?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        params.distinguished_name.push(DnType::CommonName, user);
+        params.distinguished_name.push(DnType::OrganizationName, "system:masters");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &issuer).map_err(err)?;
+        Ok(Credentials { user, ca_pem: ca_cert.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    };
+    let admin = master("kelp-testenv-admin")?;
+    let audited = master(AUDITED_USER)?;
 
     let sa_key = KeyPair::generate().map_err(err)?;
 
@@ -114,13 +126,11 @@ pub(crate) fn write(dir: &Path) -> std::io::Result<(PkiFiles, AdminCredentials)>
     std::fs::write(&files.front_proxy_ca, front_proxy_cert.pem())?;
     std::fs::write(&files.proxy_client_cert, proxy_client_cert.pem())?;
     std::fs::write(&files.proxy_client_key, proxy_client_key.serialize_pem())?;
-    let admin =
-        AdminCredentials { ca_pem: ca_cert.pem(), cert_pem: admin_cert.pem(), key_pem: admin_key.serialize_pem() };
-    Ok((files, admin))
+    Ok((files, admin, audited))
 }
 
-/// A kubeconfig with one context, `kelp-testenv`, for the admin at `server`.
-pub(crate) fn kubeconfig(server: &str, admin: &AdminCredentials) -> String {
+/// A kubeconfig with one context, `kelp-testenv`, for `user` at `server`.
+pub(crate) fn kubeconfig(server: &str, user: &Credentials) -> String {
     let b64 = |pem: &str| BASE64_STANDARD.encode(pem);
     format!(
         "apiVersion: v1
@@ -131,7 +141,7 @@ clusters:
     server: {server}
     certificate-authority-data: {ca}
 users:
-- name: kelp-testenv-admin
+- name: {name}
   user:
     client-certificate-data: {cert}
     client-key-data: {key}
@@ -139,12 +149,13 @@ contexts:
 - name: kelp-testenv
   context:
     cluster: kelp-testenv
-    user: kelp-testenv-admin
+    user: {name}
 current-context: kelp-testenv
 ",
-        ca = b64(&admin.ca_pem),
-        cert = b64(&admin.cert_pem),
-        key = b64(&admin.key_pem),
+        name = user.user,
+        ca = b64(&user.ca_pem),
+        cert = b64(&user.cert_pem),
+        key = b64(&user.key_pem),
     )
 }
 
@@ -155,7 +166,7 @@ mod tests {
     #[test]
     fn writes_every_file() {
         let dir = tempfile::tempdir().unwrap();
-        let (files, admin) = write(dir.path()).unwrap();
+        let (files, admin, audited) = write(dir.path()).unwrap();
         for file in [
             &files.ca_cert,
             &files.serving_cert,
@@ -172,5 +183,6 @@ mod tests {
         let config = kubeconfig("https://127.0.0.1:1", &admin);
         assert!(config.contains("server: https://127.0.0.1:1\n"));
         assert!(config.contains(&format!("client-key-data: {}\n", BASE64_STANDARD.encode(&admin.key_pem))));
+        assert!(kubeconfig("https://127.0.0.1:1", &audited).contains(&format!("user: {AUDITED_USER}\n")));
     }
 }

@@ -14,6 +14,10 @@
 //! With `--real-node` the control plane has a real node instead of kwok's (root only; see
 //! [`ControlPlane::start_node`]).
 //!
+//! Beside the kubeconfig, `kubeconfig-audited` is the audited user's
+//! ([`ControlPlane::audited_kubeconfig`]): every request made with it is a line of
+//! `logs/audit.log`, kube-apiserver's audit log.
+//!
 //! The components' logs are in the directory printed on stderr. The binaries come from
 //! `KELP_K8S_BIN_DIR`, else `scripts/k8s-bins`. k8s-openapi's version feature comes from the
 //! workspace, like the library's tests: build it together with a binary crate, e.g.
