@@ -151,7 +151,11 @@ fn an_autoscaler_scales_a_loaded_function_out_on_cpu() {
             "10",
         ],
     );
-    let hpa = json(plane, &["-n", &namespace, "get", "hpa", "burner"]);
+    // The CLI writes the Function's spec; the controller creates the HorizontalPodAutoscaler.
+    let hpa = eventually(plane, "the controller to create the autoscaler", POD_TIMEOUT, || {
+        let out = plane.kubectl().args(["-n", &namespace, "get", "hpa", "burner", "-o", "json"]).output().unwrap();
+        out.status.success().then(|| serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap())
+    });
     assert_eq!(hpa["spec"]["minReplicas"], 1, "{hpa}");
     assert_eq!(hpa["spec"]["maxReplicas"], 3, "{hpa}");
     assert_eq!(hpa["spec"]["metrics"][0]["resource"]["name"], "cpu", "{hpa}");
