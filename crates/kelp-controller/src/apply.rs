@@ -10,7 +10,6 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 use std::fmt::Debug;
 use std::sync::PoisonError;
 
@@ -56,7 +55,7 @@ fn observed(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -
 fn digest_of<K: Serialize>(object: &K) -> String {
     // Plain data (a planned Kubernetes object): rendering it has no failure mode.
     let bytes = serde_json::to_vec(object).unwrap_or_default();
-    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+    kelp_plan::sha256_hex(&bytes)
 }
 
 /// Applies `desired` (named and namespaced in its metadata), unless the child is known to be up

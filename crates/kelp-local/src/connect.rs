@@ -16,8 +16,7 @@ const UNIX_SCHEME: &str = "unix";
 
 /// The base URI (scheme and authority, no path) of requests to the Unix socket at `socket`.
 pub(crate) fn unix_base(socket: &Path) -> String {
-    let hex: String = socket.as_os_str().as_encoded_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{UNIX_SCHEME}://{hex}")
+    format!("{UNIX_SCHEME}://{}", kelp_runtime::deps::hex(socket.as_os_str().as_encoded_bytes()))
 }
 
 /// The socket path a `unix://` URI's host names.

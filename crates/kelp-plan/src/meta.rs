@@ -74,7 +74,13 @@ pub(crate) fn function_hash(function: &Function) -> String {
     let shape = json!({"labels": function.metadata.labels, "spec": spec});
     // A JSON value of plain data: rendering it has no failure mode.
     let bytes = serde_json::to_vec(&shape).expect("a Function spec serializes to JSON");
-    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(&bytes)
+}
+
+/// The SHA-256 of `bytes`, in lower-case hex: the digests the planned objects and the controller's
+/// annotations carry.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether an existing object may be taken over by the object planned as `desired`: it was made

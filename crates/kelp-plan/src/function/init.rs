@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::{
     Volume, VolumeMount,
 };
 use kelp_api::{Encoding, Handler};
-use sha2::{Digest, Sha256};
 
 use super::Plan;
 use super::deployment::set_env;
@@ -207,7 +206,7 @@ fn install(plan: &Plan<'_>, inputs: &Inputs<'_>, phase: &PhaseImage, deps: &str,
     let mut steps = Vec::new();
     // With `+deps` the file comes from the archive, not from `spec.deps`.
     if !deps.is_empty() && !plan.content_type.deps {
-        let sha: String = Sha256::digest(deps.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let sha = crate::sha256_hex(deps.as_bytes());
         steps.push(format!("echo '{sha}  {deps_file}' > /tmp/deps.sha256"));
         steps.push("sha256sum -c /tmp/deps.sha256".into());
     }
