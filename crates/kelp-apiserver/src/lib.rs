@@ -48,7 +48,7 @@ pub use admission::Admission;
 pub use discovery::KUBERNETES_VERSION;
 use kelp_store::{Store, StoreConfig, StoreError};
 pub use kinds::{Backend, CellFn, CellSource, Column, Kind, Kinds, Validator};
-pub use server::{ApiServerConfig, bearer_token_matches, router};
+pub use server::{ApiServerConfig, MAX_BODY, bearer_token_matches, router, same_token};
 pub use status::ApiError;
 pub use workloads::{BoxFuture, BoxStream, LogOptions, NoWorkloads, WorkloadError, WorkloadEvent, Workloads};
 

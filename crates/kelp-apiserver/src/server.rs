@@ -31,7 +31,7 @@ use crate::table::{self, IncludeObject};
 use crate::workloads::{LogOptions, NoWorkloads, WorkloadEvent, Workloads};
 
 /// The largest request body accepted (Kubernetes: 3 MiB objects; bodies up to this size).
-const MAX_BODY: usize = 32 * 1024 * 1024;
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
 /// How long a watch lasts when the client gives no `timeoutSeconds`.
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// How often a watch that allows bookmarks gets one.
@@ -129,8 +129,9 @@ fn default_namespace(ns: &mut Value) {
     ns["status"] = json!({"phase": "Active"});
 }
 
-/// Constant-time comparison of the presented and expected tokens.
-fn same_token(presented: &[u8], expected: &[u8]) -> bool {
+/// Constant-time comparison of the presented and expected tokens (the API's, and any other
+/// secret an embedding server checks, such as `kelp dashboard`'s session).
+pub fn same_token(presented: &[u8], expected: &[u8]) -> bool {
     presented.len() == expected.len() && presented.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Layout: `target` (kubeconfig → client), `build` (flags → objects, pure), `cmd` (the
 //! commands), `kinds` (what `apply`/`get` handle), `fetch` (files and URLs), `table`,
-//! `output`, `metrics` (`function top`), `warnings` (the API server's, printed as kubectl does).
+//! `output`, `metrics` (`function top`), `dashboard` (the web page and its API proxy), `warnings` (the API server's, printed as kubectl does).
 //!
 //! Data goes to stdout, information to stderr; an error is one line on stderr,
 //! `kelp: error: ...`, and exit code 1.
@@ -28,6 +28,7 @@
 mod build;
 mod bundle;
 mod cmd;
+mod dashboard;
 mod dynamic;
 mod fetch;
 mod kinds;
@@ -90,6 +91,9 @@ enum Command {
     },
     /// Run Kelp on this machine: the Kubernetes API for functions, and the functions themselves
     Up(up::UpArgs),
+    /// Serve the web dashboard on loopback, talking to the context's API server with your
+    /// credentials (kelp up's or a cluster's); prints the login URL
+    Dashboard(dashboard::DashboardArgs),
     /// Install Kelp into the cluster of the context: the CRDs, then the controller and what it
     /// needs, in namespace -n (default kubeless)
     Install(cmd::install::InstallArgs),
@@ -109,6 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get(args) => cmd::manifest::get(&cli.global, args).await,
         Command::GetServerConfig => cmd::server_config::run(&cli.global).await,
         Command::Up(args) => up::run(&cli.global, args).await,
+        Command::Dashboard(args) => dashboard::run(&cli.global, args).await,
         Command::Install(args) => cmd::install::install(&cli.global, args).await,
         Command::Uninstall(args) => cmd::install::uninstall(&cli.global, args).await,
         Command::Version => output::emit(format!("Kelp version: {}\n", env!("CARGO_PKG_VERSION"))),

@@ -93,7 +93,8 @@ fn default_runtime_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("kelp-runtime"))
 }
 
-async fn stop_signal() {
+/// Completes on Ctrl-C or SIGTERM.
+pub(crate) async fn stop_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -285,6 +285,11 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
             written.path.display()
         );
     }
+    eprintln!(
+        "kelp up: the web dashboard: run `kelp dashboard` in another terminal (it serves the page on loopback \
+         with the {} context's credentials and prints the URL to open)",
+        kubeconfig::CONTEXT
+    );
     // The line `scripts/up` waits for: this process, not another on the port, is serving.
     eprintln!(
         "kelp up: ready (pid {}); try `kelp function deploy hello --runtime python3 --from-file hello.py --handler hello.hello`; Ctrl-C stops",

@@ -1,0 +1,182 @@
+//! The web dashboard end to end: a real `kelp up`, a real `kelp dashboard` in front of it, and
+//! (in `browser_drives_every_action`) headless Chromium driven by playwright-core through every
+//! action a user takes (`dashboard/browser.cjs`), with the axe-core check on each page.
+
+#[allow(dead_code)] // The harness of `up.rs`; these tests use part of it.
+#[path = "up/support.rs"]
+mod support;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use support::{KillOnDrop, Platform, request};
+
+/// A running `kelp dashboard` aimed at `platform`, and its login URL.
+struct Dashboard {
+    child: Child,
+    _kill: KillOnDrop,
+    port: u16,
+    login: String,
+}
+
+impl Dashboard {
+    fn start(platform: &Platform) -> Dashboard {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kelp"))
+            .arg("--kubeconfig")
+            .arg(&platform.kubeconfig)
+            .args(["dashboard", "--listen", "127.0.0.1:0"])
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting kelp dashboard");
+        let kill = KillOnDrop(child.id());
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        // Keep reading its stderr so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let login = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no login URL in: {line}"))
+            .to_owned();
+        let port = login.split(':').nth(2).and_then(|p| p.split('/').next()).and_then(|p| p.parse().ok()).unwrap();
+        Dashboard { child, _kill: kill, port, login }
+    }
+
+    /// The path and query of the login URL.
+    fn login_path(&self) -> &str {
+        &self.login[self.login.find("/ui/").unwrap()..]
+    }
+
+    /// Signs in: the `Cookie` header value the login sets.
+    fn sign_in(&self) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.login_path(),
+            self.port
+        )
+        .unwrap();
+        let mut head = String::new();
+        stream.read_to_string(&mut head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+        let cookie = head
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .unwrap_or_else(|| panic!("no cookie set: {head}"));
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        cookie.split(';').next().unwrap().to_owned()
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The browser never gets an open API: a request needs the session cookie of this start's login
+/// token, a Host naming the listener, and for a write the listener's own Origin.
+#[test]
+fn the_api_needs_the_login_cookie_the_host_and_the_origin() {
+    let platform = Platform::start(&[]);
+    let dashboard = Dashboard::start(&platform);
+    let port = dashboard.port;
+    let host = format!("127.0.0.1:{port}");
+    let functions = "/apis/kubeless.io/v1beta1/namespaces/default/functions";
+
+    // The page itself is served, carried in the binary, with a policy allowing nothing from elsewhere.
+    let page = request(port, "GET", "/ui/", &[], "").unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(r#"<script type="module" src="app.js">"#), "{}", page.body);
+
+    let unsigned = request(port, "GET", functions, &[], "").unwrap();
+    assert_eq!(unsigned.status, 401, "{}", unsigned.body);
+    let wrong = request(port, "GET", "/ui/login?token=0123", &[], "").unwrap();
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+
+    let cookie = dashboard.sign_in();
+    let listed = request(port, "GET", functions, &[("Cookie", &cookie)], "").unwrap();
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(listed.body.contains(r#""kind":"FunctionList""#), "{}", listed.body);
+
+    // DNS rebinding: another name for this address is refused, cookie or not.
+    let rebound = request(port, "GET", functions, &[("Cookie", &cookie), ("Host", "evil.example:80")], "").unwrap();
+    assert_eq!(rebound.status, 403, "{}", rebound.body);
+
+    // A write without the listener's Origin (another site's form or script) is refused.
+    let body = r#"{"apiVersion":"kubeless.io/v1beta1","kind":"Function","metadata":{"name":"x"},"spec":{}}"#;
+    for origin in [None, Some("http://evil.example")] {
+        let mut headers = vec![("Cookie", cookie.as_str()), ("Content-Type", "application/json")];
+        headers.extend(origin.map(|o| ("Origin", o)));
+        let refused = request(port, "POST", functions, &headers, body).unwrap();
+        assert_eq!(refused.status, 403, "{origin:?}: {}", refused.body);
+    }
+    // With it, the API server answers (here its own 422: the spec has no handler).
+    let origin = format!("http://{host}");
+    let headers = [("Cookie", cookie.as_str()), ("Content-Type", "application/json"), ("Origin", origin.as_str())];
+    let invalid = request(port, "POST", functions, &headers, body).unwrap();
+    assert_eq!(invalid.status, 422, "{}", invalid.body);
+    assert!(invalid.body.contains(r#""field":"spec.handler""#), "{}", invalid.body);
+
+    // Nothing else of kelp up is reachable through the dashboard.
+    assert_eq!(request(port, "GET", "/default/hello/", &[("Cookie", &cookie)], "").unwrap().status, 404);
+}
+
+/// The `chromium` on PATH (Debian's package, which scripts/setup installs).
+fn chromium() -> PathBuf {
+    if let Some(path) = std::env::var_os("KELP_CHROMIUM") {
+        return PathBuf::from(path);
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("chromium"))
+        .find(|p| p.is_file())
+        .expect("no chromium on PATH: run scripts/setup (it installs Debian's chromium)")
+}
+
+/// The directory of playwright-core and axe-core (`scripts/browser`, or `KELP_BROWSER_TOOLS`).
+fn browser_tools() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KELP_BROWSER_TOOLS") {
+        return PathBuf::from(dir);
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/browser");
+    let out = Command::new(&script).stdin(Stdio::null()).output().expect("running scripts/browser");
+    assert!(out.status.success(), "scripts/browser failed: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Every action of the dashboard in headless Chromium: list, create with a field error shown next
+/// to the field, call, a live log line, edit (a new generation), the list following a watch,
+/// triggers, delete, and the axe-core check of each page (`dashboard/browser.cjs`).
+#[test]
+fn browser_drives_every_action() {
+    let platform = Platform::start(&[]);
+    let dashboard = Dashboard::start(&platform);
+    let scratch = tempfile::tempdir().unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/browser.cjs");
+    let mut command = Command::new("node");
+    command
+        .arg(&script)
+        .env("KELP_DASHBOARD_URL", &dashboard.login)
+        .env("KELP_BROWSER_TOOLS", browser_tools())
+        .env("KELP_CHROMIUM", chromium())
+        .env("KELP_BIN", env!("CARGO_BIN_EXE_kelp"))
+        .env("KELP_KUBECONFIG", &platform.kubeconfig)
+        .env("KELP_RUNTIME", "python3.11")
+        .env("KELP_SCRATCH", scratch.path())
+        .env("HOME", scratch.path())
+        .env_remove("KUBECONFIG");
+    let out = command.output().expect("running node");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{text}");
+    assert!(out.status.success(), "the browser test failed:\n{text}");
+    assert!(text.contains("every step passed"), "{text}");
+}

@@ -1,0 +1,160 @@
+// The dashboard in a real browser: headless Chromium driven by playwright-core against a real
+// `kelp dashboard` in front of a real `kelp up` (crates/kelp-cli/tests/dashboard.rs starts both).
+// Every step waits for what the user would see; nothing here is a timing assertion.
+//
+// Environment: KELP_DASHBOARD_URL (the login URL), KELP_BROWSER_TOOLS (scripts/browser's
+// directory), KELP_CHROMIUM (the browser), KELP_BIN and KELP_KUBECONFIG (the CLI, for changes made
+// outside the page), KELP_RUNTIME (a runtime kelp up runs), KELP_DASHBOARD_SCREENSHOTS (optional:
+// a directory to write the docs' screenshots into).
+'use strict';
+
+const path = require('node:path');
+const fs = require('node:fs');
+const { execFileSync } = require('node:child_process');
+
+const tools = process.env.KELP_BROWSER_TOOLS;
+const { chromium } = require(path.join(tools, 'node_modules', 'playwright-core'));
+const axeSource = fs.readFileSync(path.join(tools, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+const runtime = process.env.KELP_RUNTIME;
+const shots = process.env.KELP_DASHBOARD_SCREENSHOTS;
+// Eventual conditions get generous deadlines: a small, busy machine.
+const WAIT = 90000;
+
+const step = (name) => console.log(`step: ${name}`);
+
+function kelp(...args) {
+  return execFileSync(process.env.KELP_BIN, ['--kubeconfig', process.env.KELP_KUBECONFIG, ...args], { encoding: 'utf8' });
+}
+
+async function axe(page, what) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of result.violations) console.log(`axe (${what}): ${v.impact} ${v.id}: ${v.help} (${v.nodes.length} nodes: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')})`);
+  if (serious.length) throw new Error(`axe-core found ${serious.length} serious or critical violations on ${what}`);
+  console.log(`axe (${what}): no serious or critical violation`);
+}
+
+async function shot(page, name) {
+  if (!shots) return;
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: false });
+}
+
+const CODE_V1 = 'def hello(event, context):\n    print("saw", event["data"], flush=True)\n    return "hello v1"\n';
+const CODE_V2 = 'def hello(event, context):\n    print("saw", event["data"], flush=True)\n    return "hello v2"\n';
+
+async function setCode(page, text) {
+  await page.fill('#fn-code', text);
+}
+
+async function call(page, body) {
+  await page.selectOption('#call-method', 'POST');
+  await page.fill('#call-body-input', body);
+  await page.click('button:has-text("Send")');
+  await page.waitForSelector('#call-status', { timeout: WAIT });
+  return { status: await page.textContent('#call-status'), body: await page.textContent('#call-body') };
+}
+
+(async () => {
+  const browser = await chromium.launch({ executablePath: process.env.KELP_CHROMIUM, args: ['--no-sandbox'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error') console.log(`console error: ${m.text()}`); });
+
+    step('the login URL signs in and opens the function list');
+    await page.goto(process.env.KELP_DASHBOARD_URL);
+    await page.waitForFunction(() => /\d+ functions?/.test((document.getElementById('list-info') || {}).textContent || ''), null, { timeout: WAIT });
+    await axe(page, 'the function list');
+
+    step('create: the API\'s field error is shown next to the field');
+    await page.click('nav >> text=New function');
+    await page.waitForSelector('#fn-name');
+    await page.fill('#fn-name', 'hello');
+    await page.fill('#fn-runtime', runtime);
+    await page.fill('#fn-handler', '');
+    await setCode(page, CODE_V1);
+    await page.click('button:has-text("Create")');
+    await page.waitForSelector('#fn-handler-error:not([hidden])', { timeout: WAIT });
+    const error = await page.textContent('#fn-handler-error');
+    if (!error.trim()) throw new Error('the handler field error is empty');
+    if (await page.getAttribute('#fn-handler', 'aria-invalid') !== 'true') throw new Error('the handler is not marked invalid');
+    if (!(await page.evaluate(() => document.activeElement && document.activeElement.id)).startsWith('fn-handler')) throw new Error('the focus is not on the invalid field');
+    console.log(`field error next to the handler: ${error}`);
+    await axe(page, 'the create form with a field error');
+    await shot(page, 'dashboard-new-function');
+
+    step('create: a valid function opens its page and becomes Ready');
+    await page.fill('#fn-handler', 'hello.hello');
+    await page.click('button:has-text("Create")');
+    await page.waitForURL(/#\/function\/default\/hello$/, { timeout: WAIT });
+    await page.waitForFunction(() => (document.getElementById('fn-ready') || {}).textContent === 'True', null, { timeout: WAIT });
+
+    step('call: status, headers, body and time');
+    await page.waitForFunction(() => document.querySelector('#log-pod option:checked') && document.querySelector('#log-pod').value !== '', null, { timeout: WAIT });
+    let answer = await call(page, 'first-call');
+    if (!answer.status.includes('200') || !answer.body.includes('hello v1')) throw new Error(`call: ${answer.status} ${answer.body}`);
+    console.log(`call answered: ${answer.status.trim()} ${answer.body.trim()}`);
+
+    step('logs: a line printed by a call appears in the followed log');
+    answer = await call(page, 'live-log-line');
+    await page.waitForFunction(() => (document.getElementById('log') || {}).textContent.includes('saw live-log-line'), null, { timeout: WAIT });
+    await axe(page, 'the function page');
+    await shot(page, 'dashboard-function');
+
+    step('edit: a new generation rolls out and the page shows it');
+    await page.click('text=Edit this function');
+    await page.waitForSelector('#fn-code');
+    await setCode(page, CODE_V2);
+    await page.click('button:has-text("Save")');
+    await page.waitForURL(/#\/function\/default\/hello$/, { timeout: WAIT });
+    await page.waitForFunction(() => /^2\b/.test((document.getElementById('fn-generation') || {}).textContent || ''), null, { timeout: WAIT });
+    await page.waitForFunction(() => /observed 2/.test((document.getElementById('fn-generation') || {}).textContent || ''), null, { timeout: WAIT });
+    for (let i = 0; ; i += 1) {
+      answer = await call(page, 'after-edit');
+      if (answer.body.includes('hello v2')) break;
+      if (i > 60) throw new Error(`the new generation never answered: ${answer.body}`);
+      await page.waitForTimeout(500);
+    }
+    console.log(`after the edit: ${answer.body.trim()}`);
+
+    step('the list follows a watch: a function deployed with the CLI appears');
+    await page.click('nav >> text=Functions');
+    await page.waitForSelector('#functions tr[data-name="hello"]', { timeout: WAIT });
+    const file = path.join(process.env.KELP_SCRATCH, 'other.py');
+    fs.writeFileSync(file, 'def other(event, context):\n    return "other"\n');
+    kelp('function', 'deploy', 'other', '--runtime', runtime, '--from-file', file, '--handler', 'other.other');
+    await page.waitForSelector('#functions tr[data-name="other"]', { timeout: WAIT });
+    await page.waitForFunction(() => {
+      const row = document.querySelector('#functions tr[data-name="hello"]');
+      return row && row.cells[5].textContent !== '–';
+    }, null, { timeout: WAIT });
+    await shot(page, 'dashboard-functions');
+
+    step('triggers: create a cron trigger, see it listed, delete it');
+    await page.click('nav >> text=Triggers');
+    await page.waitForSelector('#tr-kind');
+    await page.selectOption('#tr-kind', 'CronJobTrigger');
+    await page.fill('#tr-name', 'every-five');
+    await page.fill('#tr-function', 'hello');
+    await page.fill('#tr-schedule', '*/5 * * * *');
+    await page.click('button:has-text("Create trigger")');
+    await page.waitForSelector('#triggers tr[data-name="every-five"]', { timeout: WAIT });
+    await axe(page, 'the triggers page');
+    await shot(page, 'dashboard-triggers');
+    await page.click('button[aria-label="Delete Cron trigger every-five"]');
+    await page.waitForSelector('#triggers tr[data-name="every-five"]', { state: 'detached', timeout: WAIT });
+
+    step('delete: the function goes, and the list follows');
+    await page.goto(new URL('/ui/#/function/default/other', process.env.KELP_DASHBOARD_URL).href);
+    await page.click('button:has-text("Delete other")');
+    await page.click('#confirm-delete');
+    await page.waitForSelector('#functions', { timeout: WAIT });
+    await page.waitForSelector('#functions tr[data-name="other"]', { state: 'detached', timeout: WAIT });
+    const left = kelp('function', 'ls');
+    if (/^other\s/m.test(left)) throw new Error(`other is still listed by the CLI:\n${left}`);
+    console.log('every step passed');
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => { console.error(`FAILED: ${e.stack || e}`); process.exit(1); });
