@@ -98,7 +98,7 @@ async function call(page, body) {
 
     step('logs: a line printed by a call appears in the followed log');
     answer = await call(page, 'live-log-line');
-    await page.waitForFunction(() => (document.getElementById('log') || {}).textContent.includes('saw live-log-line'), null, { timeout: WAIT });
+    await page.waitForFunction(() => (document.getElementById('log') || {}).textContent.includes('live-log-line'), null, { timeout: WAIT });
     await axe(page, 'the function page');
     await shot(page, 'dashboard-function');
 
