@@ -388,4 +388,21 @@ mod tests {
         assert_eq!(paths.len(), ASSETS.len());
         assert!(escape_html("<a \"b\">&").eq("&lt;a &quot;b&quot;&gt;&amp;"));
     }
+
+    /// Every file the page names (`import ... from './x.js'`, `src=`/`href=` in index.html) is
+    /// carried in the binary.
+    #[test]
+    fn every_file_the_page_names_is_carried() {
+        for asset in ASSETS {
+            for marker in ["from './", "src=\"", "href=\""] {
+                for rest in asset.text.split(marker).skip(1) {
+                    let name = rest.split(['\'', '"']).next().unwrap_or_default();
+                    if name.starts_with('#') || name.starts_with("data:") || name.contains("${") {
+                        continue;
+                    }
+                    assert!(ASSETS.iter().any(|a| a.path == name), "{} names {name}, which is not carried", asset.path);
+                }
+            }
+        }
+    }
 }
