@@ -9,6 +9,8 @@ mod support;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::PathBuf;
+
+use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use support::{KillOnDrop, Platform, request};
 
@@ -22,9 +24,15 @@ struct Dashboard {
 
 impl Dashboard {
     fn start(platform: &Platform) -> Dashboard {
+        Dashboard::start_with(&platform.kubeconfig, &[])
+    }
+
+    /// `kelp --kubeconfig <kubeconfig> <extra> dashboard` on a free port.
+    fn start_with(kubeconfig: &std::path::Path, extra: &[&str]) -> Dashboard {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kelp"))
             .arg("--kubeconfig")
-            .arg(&platform.kubeconfig)
+            .arg(kubeconfig)
+            .args(extra)
             .args(["dashboard", "--listen", "127.0.0.1:0"])
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
@@ -179,4 +187,73 @@ fn browser_drives_every_action() {
     println!("{text}");
     assert!(out.status.success(), "the browser test failed:\n{text}");
     assert!(text.contains("every step passed"), "{text}");
+}
+
+/// On a cluster the page acts with the user's own credentials and RBAC: a user who may only read
+/// Functions in one namespace lists them through the dashboard, and the API server (not the
+/// dashboard) refuses them a write and a Secret.
+#[test]
+fn on_a_cluster_the_users_rbac_decides() {
+    let plane = kelp_testenv::ControlPlane::shared();
+    let kubectl = |args: &[&str], stdin: Option<&str>| {
+        let mut command = plane.kubectl();
+        command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ns = format!("dashboard-{}", std::process::id());
+    kubectl(&["create", "namespace", &ns], None);
+    let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": ns}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "reader", "namespace": ns},
+         "rules": [{"apiGroups": ["kubeless.io"], "resources": ["functions"], "verbs": ["get", "list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "reader", "namespace": ns},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+         "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}]},
+        {"apiVersion": "kubeless.io/v1beta1", "kind": "Function", "metadata": {"name": "listed", "namespace": ns},
+         "spec": {"runtime": "python3.11", "handler": "h.f", "function": "def f(e, c):\n    return 1\n",
+                  "function-content-type": "text", "deps": "", "timeout": "180"}},
+    ]});
+    kubectl(&["apply", "-f", "-"], Some(&objects.to_string()));
+    let token = kubectl(&["create", "token", "reader", "-n", &ns, "--duration", "1h"], None);
+    let admin: Value = serde_saphyr::from_str(&std::fs::read_to_string(plane.kubeconfig()).unwrap()).unwrap();
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "plane", "cluster": admin["clusters"][0]["cluster"].clone()}],
+        "users": [{"name": "reader", "user": {"token": token.trim()}}],
+        "contexts": [{"name": "reader", "context": {"cluster": "plane", "user": "reader", "namespace": ns}}],
+        "current-context": "reader",
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("reader.kubeconfig");
+    std::fs::write(&kubeconfig, config.to_string()).unwrap();
+
+    let dashboard = Dashboard::start_with(&kubeconfig, &[]);
+    let port = dashboard.port;
+    let cookie = dashboard.sign_in();
+    // The page starts in the context's namespace.
+    let page = request(port, "GET", "/ui/", &[], "").unwrap();
+    assert!(page.body.contains(&format!(r#"<meta name="kelp-namespace" content="{ns}">"#)), "{}", page.body);
+
+    let functions = format!("/apis/kubeless.io/v1beta1/namespaces/{ns}/functions");
+    let listed = request(port, "GET", &format!("{functions}?limit=1"), &[("Cookie", &cookie)], "").unwrap();
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(listed.body.contains(r#""name":"listed""#), "{}", listed.body);
+
+    let origin = format!("http://127.0.0.1:{port}");
+    let write = [("Cookie", cookie.as_str()), ("Content-Type", "application/json"), ("Origin", origin.as_str())];
+    let body = r#"{"apiVersion":"kubeless.io/v1beta1","kind":"Function","metadata":{"name":"x"},"spec":{}}"#;
+    let refused = request(port, "POST", &functions, &write, body).unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("system:serviceaccount:") && refused.body.contains("cannot create"),
+        "{}",
+        refused.body
+    );
+    let secrets =
+        request(port, "GET", &format!("/api/v1/namespaces/{ns}/secrets"), &[("Cookie", &cookie)], "").unwrap();
+    assert_eq!(secrets.status, 403, "{}", secrets.body);
 }
