@@ -133,15 +133,19 @@ export class History {
 export function chart(title, series, keys, format = (v) => (v === undefined ? '–' : v.toFixed(1))) {
   const width = 300; const height = 100;
   const values = series.flatMap((p) => keys.map((k) => p[k])).filter((v) => typeof v === 'number' && Number.isFinite(v));
-  const max = Math.max(1e-9, ...values);
+  const max = Math.max(0, ...values);
+  const top = max > 0 ? max : 1;
   const last = series[series.length - 1] || {};
   const summary = keys.map((k) => `${k} ${format(last[k])}`).join(', ');
   const svg = s('svg', { viewBox: `0 0 ${width} ${height + 12}`, role: 'img', 'aria-label': `${title}: ${series.length ? summary : 'no data yet'}` },
     s('line', { class: 'axis', x1: 0, y1: height, x2: width, y2: height }),
-    s('text', { x: 2, y: 10 }, format(max)),
+    s('text', { x: 2, y: 10 }, values.length ? format(max) : ''),
     s('text', { x: 2, y: height + 11 }, series.length ? `${series.length} points` : 'no data yet'));
   keys.forEach((k, n) => {
-    const points = series.map((p, i) => [series.length > 1 ? (i * width) / (series.length - 1) : 0, height - ((p[k] || 0) / max) * (height - 14)]);
+    // An interval without a value (no call: no latency) is left out of the line, not drawn as 0.
+    const points = series.map((p, i) => [series.length > 1 ? (i * width) / (series.length - 1) : 0, p[k]])
+      .filter(([, v]) => typeof v === 'number' && Number.isFinite(v))
+      .map(([x, v]) => [x, height - (v / top) * (height - 14)]);
     if (points.length) svg.append(s('polyline', { class: n === 0 ? 'line' : 'line2', points: points.map((p) => p.join(',')).join(' ') }));
   });
   return h('figure', { class: 'chart' }, h('h3', {}, title), svg, h('figcaption', { class: 'muted' }, series.length ? summary : 'waiting for two scrapes'));

@@ -35,9 +35,16 @@ async function axe(page, what) {
   console.log(`axe (${what}): no serious or critical violation`);
 }
 
-async function shot(page, name) {
+// The docs' screenshots: the top of the page, or one section of it.
+async function shot(page, name, section) {
   if (!shots) return;
-  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: false });
+  const file = path.join(shots, `${name}.png`);
+  if (section) {
+    await page.locator(`section[aria-labelledby="${section}"]`).screenshot({ path: file });
+    return;
+  }
+  await page.evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });
+  await page.screenshot({ path: file });
 }
 
 const CODE_V1 = 'def hello(event, context):\n    print("saw", event["data"], flush=True)\n    return "hello v1"\n';
@@ -101,6 +108,15 @@ async function call(page, body) {
     await page.waitForFunction(() => (document.getElementById('log') || {}).textContent.includes('live-log-line'), null, { timeout: WAIT });
     await axe(page, 'the function page');
     await shot(page, 'dashboard-function');
+    await shot(page, 'dashboard-logs', 's-logs');
+    if (shots) {
+      // The charts need two scrapes (5 s apart) and calls between them.
+      await call(page, 'for-the-charts');
+      await page.waitForFunction(() => !document.querySelector('section[aria-labelledby="s-metrics"] figcaption').textContent.includes('waiting'), null, { timeout: WAIT });
+      await call(page, 'for-the-charts');
+      await page.waitForTimeout(6000);
+      await shot(page, 'dashboard-charts', 's-metrics');
+    }
 
     step('edit: a new generation rolls out and the page shows it');
     await page.click('text=Edit this function');
