@@ -26,6 +26,10 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.
       if (rows < Math.min(Number(n), 50)) throw new Error(`${rows} rows shown`);
       const [r, c] = await page.evaluate(() => ['kelp-list-rendered', 'kelp-list-complete'].map((m) => performance.getEntriesByName(m)[0].startTime));
       if (i > 0) { first.push(r); all.push(c); }
+      if (process.env.KELP_BENCH_DEBUG && i === Number(runs)) {
+        const entries = await page.evaluate(() => performance.getEntries().map((e) => `${e.entryType} ${e.name.replace(/token=\w+/, 'token=…')} start ${e.startTime.toFixed(0)} end ${(e.startTime + e.duration).toFixed(0)}`));
+        console.error(entries.join('\n'));
+      }
       await page.close();
     }
     console.log(`${median(first).toFixed(0)} ${median(all).toFixed(0)}`);

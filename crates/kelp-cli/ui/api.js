@@ -76,8 +76,10 @@ const sleep = (ms, signal) => new Promise((resolve) => {
   if (signal) signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
 });
 
-/** The page size of lists (`limit`, then `continue`). */
-export const PAGE = 250;
+/** The size of a list's first page: one screen of the function list, shown before the rest arrives. */
+export const FIRST_PAGE = 50;
+/** The size of the next pages (`limit` with `continue`). */
+export const PAGE = 500;
 
 /**
  * A list that stays current: every page of the list (`limit`/`continue`, `onPage(items)` as each
@@ -92,7 +94,7 @@ export async function live(url, params, { onReset, onPage, onListed, onEvent, on
         onReset();
         let next;
         do {
-          const list = await request('GET', url + query({ ...params, limit: PAGE, continue: next }), undefined, signal);
+          const list = await request('GET', url + query({ ...params, limit: next ? PAGE : FIRST_PAGE, continue: next }), undefined, signal);
           onPage(list.items || []);
           next = list.metadata && list.metadata.continue;
           resourceVersion = list.metadata && list.metadata.resourceVersion;

@@ -61,6 +61,7 @@ export function functionsView(main, params, defaultNamespace) {
     if (!rendered) {
       rendered = true;
       performance.mark('kelp-list-rendered');
+      startMetrics();
     }
   });
   function render() {
@@ -87,12 +88,16 @@ export function functionsView(main, params, defaultNamespace) {
 
   const url = path(GROUP, 'functions', namespace);
   live(url, { labelSelector: selector }, store.callbacks((e) => { info.textContent = `Cannot list functions: ${e.message}`; announce(info.textContent); }), controller.signal);
-  // Metrics are scraped, not watched (counters have no watch); every 10 s while the list is open.
-  const refresh = async () => {
+  // Metrics are scraped, not watched (counters have no watch): once the first rows are shown,
+  // then every 10 s while the list is open.
+  async function refresh() {
     const got = await scrape(controller.signal);
     if (got) { stats = got; render(); }
-  };
-  refresh();
-  const timer = setInterval(refresh, 10000);
+  }
+  let timer;
+  function startMetrics() {
+    refresh();
+    timer = setInterval(refresh, 10000);
+  }
   return () => { controller.abort(); clearInterval(timer); };
 }

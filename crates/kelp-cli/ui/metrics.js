@@ -1,6 +1,7 @@
 // Kelp's Prometheus text (`/metrics` of kelp up, a function pod's `/metrics` on a cluster): parsed,
 // summed per function, and charted over time from periodic scrapes (SVG, no library).
 import { h, s } from './dom.js';
+import { request } from './api.js';
 
 /** Samples of a Prometheus text: [{name, labels, value}]. */
 export function parse(text) {
@@ -71,8 +72,17 @@ export function perFunction(samples) {
   return out;
 }
 
-/** Scrapes `/metrics` (kelp up) now; resolves to perFunction's map, or undefined when unreadable. */
+let backend;
+/** Whether the API server is kelp up's (its /version names kelp-apiserver): only then does its
+ * `/metrics` hold the functions' series (a cluster's is the API server's own, and large). */
+function kelpUp() {
+  if (!backend) backend = request('GET', '/version').then((v) => String(v.goVersion || '').startsWith('kelp-apiserver'), () => false);
+  return backend;
+}
+
+/** Scrapes kelp up's `/metrics` now; resolves to perFunction's map, or undefined when unreadable or on a cluster. */
 export async function scrape(signal) {
+  if (!(await kelpUp())) return undefined;
   try {
     const response = await fetch('/metrics', { credentials: 'same-origin', signal });
     if (!response.ok) return undefined;
