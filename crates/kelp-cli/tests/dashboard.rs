@@ -163,7 +163,8 @@ fn browser_tools() -> PathBuf {
 
 /// Every action of the dashboard in headless Chromium: list, create with a field error shown next
 /// to the field, call, a live log line, edit (a new generation), the list following a watch,
-/// triggers, delete, and the axe-core check of each page (`dashboard/browser.cjs`).
+/// cron, HTTP and NATS triggers, an environment variable from a Secret shown without its value,
+/// delete, and the axe-core check of each page (`dashboard/browser.cjs`).
 #[test]
 fn browser_drives_every_action() {
     let platform = Platform::start(&[]);

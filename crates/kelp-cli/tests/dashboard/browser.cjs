@@ -137,9 +137,17 @@ async function call(page, body) {
     step('the list follows a watch: a function deployed with the CLI appears');
     await page.click('nav >> text=Functions');
     await page.waitForSelector('#functions tr[data-name="hello"]', { timeout: WAIT });
-    const file = path.join(process.env.KELP_SCRATCH, 'other.py');
-    fs.writeFileSync(file, 'def other(event, context):\n    return "other"\n');
-    kelp('function', 'deploy', 'other', '--runtime', runtime, '--from-file', file, '--handler', 'other.other');
+    // Applied with the CLI: a Secret, and a function with a variable from it.
+    const manifest = path.join(process.env.KELP_SCRATCH, 'other.json');
+    fs.writeFileSync(manifest, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: 'default' }, stringData: { password: 'hunter2-not-shown' } },
+      { apiVersion: 'kubeless.io/v1beta1', kind: 'Function', metadata: { name: 'other', namespace: 'default', labels: { 'created-by': 'kubeless', function: 'other' } },
+        spec: { runtime, handler: 'other.other', function: 'def other(event, context):\n    return "other"\n', 'function-content-type': 'text', deps: '', timeout: '180',
+          deployment: { spec: { template: { spec: { containers: [{ name: '', env: [
+            { name: 'GREETING', value: 'hi' },
+            { name: 'PASSWORD', valueFrom: { secretKeyRef: { name: 'creds', key: 'password' } } }] }] } } } } } },
+    ] }));
+    kelp('apply', '-f', manifest);
     await page.waitForSelector('#functions tr[data-name="other"]', { timeout: WAIT });
     await page.waitForFunction(() => {
       const row = document.querySelector('#functions tr[data-name="hello"]');
@@ -161,8 +169,34 @@ async function call(page, body) {
     await page.click('button[aria-label="Delete Cron trigger every-five"]');
     await page.waitForSelector('#triggers tr[data-name="every-five"]', { state: 'detached', timeout: WAIT });
 
-    step('delete: the function goes, and the list follows');
+    step('HTTP and NATS triggers: created, listed, deleted');
+    await page.selectOption('#tr-kind', 'HTTPTrigger');
+    await page.fill('#tr-name', 'web');
+    await page.fill('#tr-function', 'hello');
+    await page.fill('#tr-path', 'greet');
+    await page.click('button:has-text("Create trigger")');
+    await page.waitForSelector('#triggers tr[data-name="web"]', { timeout: WAIT });
+    await page.selectOption('#tr-kind', 'NATSTrigger');
+    await page.fill('#tr-name', 'events');
+    await page.fill('#tr-function', 'hello');
+    await page.fill('#tr-topic', 'greetings');
+    await page.click('button:has-text("Create trigger")');
+    await page.waitForSelector('#triggers tr[data-name="events"]', { timeout: WAIT });
+    const nats = JSON.parse(kelp('get', 'natstrigger', 'events', '-o', 'json'));
+    if (nats.spec.topic !== 'greetings' || nats.spec.functionSelector.matchLabels.function !== 'hello') throw new Error(`NATS trigger: ${JSON.stringify(nats.spec)}`);
+    for (const [kind, name] of [['HTTP', 'web'], ['NATS', 'events']]) {
+      await page.click(`button[aria-label="Delete ${kind} trigger ${name}"]`);
+      await page.waitForSelector(`#triggers tr[data-name="${name}"]`, { state: 'detached', timeout: WAIT });
+    }
+
+    step('environment: a variable from a Secret shows where it comes from, never its value');
     await page.goto(new URL('/ui/#/function/default/other', process.env.KELP_DASHBOARD_URL).href);
+    await page.waitForSelector('section[aria-labelledby="s-env"] td', { timeout: WAIT });
+    const env = await page.textContent('section[aria-labelledby="s-env"]');
+    if (!env.includes('GREETING') || !env.includes('hi') || !env.includes('from Secret creds, key password (value not shown)')) throw new Error(`environment: ${env}`);
+    if ((await page.content()).includes('hunter2')) throw new Error('the Secret\'s value is on the page');
+
+    step('delete: the function goes, and the list follows');
     await page.click('button:has-text("Delete other")');
     await page.click('#confirm-delete');
     await page.waitForSelector('#functions', { timeout: WAIT });
