@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
-use support::{KillOnDrop, Platform, request};
+use support::{DEADLINE, KillOnDrop, Platform, eventually, request};
 
 /// A running `kelp dashboard` aimed at `platform`, and its login URL.
 struct Dashboard {
@@ -257,4 +257,37 @@ fn on_a_cluster_the_users_rbac_decides() {
     let secrets =
         request(port, "GET", &format!("/api/v1/namespaces/{ns}/secrets"), &[("Cookie", &cookie)], "").unwrap();
     assert_eq!(secrets.status, 403, "{}", secrets.body);
+}
+
+/// The page reads the log of an instance that ended (replaced by a new generation) by its pod's
+/// name, as `previous` logs are read on a cluster: kelp up keeps the last ended instances' logs
+/// of each function and serves them.
+#[test]
+fn an_ended_instances_log_stays_readable_by_its_pod_name() {
+    let platform = Platform::start(&[]);
+    let code = |version: &str| {
+        format!("def hello(event, context):\n    print('{version}-saw', flush=True)\n    return '{version}'\n")
+    };
+    platform.deploy("ended", "python3.11", "ended.py", &code("v1"), "ended.hello", &[]);
+    platform.call_until("ended", |body| body == "v1");
+    let pods = "/api/v1/namespaces/default/pods?labelSelector=function%3Dended";
+    let names = |list: &Value| -> Vec<String> {
+        list["items"].as_array().unwrap().iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let first = names(&platform.get_json(pods)).pop().expect("a pod of the first generation");
+
+    let v2 = platform.write("ended-v2.py", &code("v2"));
+    platform.kelp(&["function", "update", "ended", "--from-file", &v2]).ok();
+    platform.call_until("ended", |body| body == "v2");
+    eventually("the first generation's instance ended", DEADLINE, || {
+        let now = names(&platform.get_json(pods));
+        if now.contains(&first) { Err(format!("{now:?}")) } else { Ok(()) }
+    });
+    let log = platform.api("GET", &format!("/api/v1/namespaces/default/pods/{first}/log"), &[], "").unwrap();
+    assert_eq!(log.status, 200, "{}", log.body);
+    assert!(log.body.contains("v1-saw"), "{}", log.body);
+    // A follow of an ended instance's log ends at once with what it holds.
+    let followed =
+        platform.api("GET", &format!("/api/v1/namespaces/default/pods/{first}/log?follow=true"), &[], "").unwrap();
+    assert!(followed.body.contains("v1-saw"), "{}", followed.body);
 }

@@ -229,13 +229,16 @@ function callForm(namespace, name, current) {
   return h('div', {}, form, result);
 }
 
+/** Ended pods kept selectable in the log viewer (kelp up keeps the last ended instances' logs). */
+const ENDED_KEPT = 5;
+
 function logViewer(area, namespace, signal) {
   const select = h('select', {});
-  const previous = h('input', { type: 'checkbox', id: 'log-previous' });
   const out = h('pre', { class: 'log', id: 'log', role: 'log', tabindex: '0', 'aria-label': 'Log lines' });
   const state = h('p', { class: 'muted', 'aria-live': 'polite' }, 'Choose a pod to follow its log.');
   let stream;
-  let names = [];
+  let live = [];
+  let ended = [];
   let lineCount = 0;
   const start = () => {
     if (stream) stream.abort();
@@ -245,30 +248,34 @@ function logViewer(area, namespace, signal) {
     if (!pod) return;
     stream = new AbortController();
     signal.addEventListener('abort', () => stream.abort(), { once: true });
-    const q = previous.checked ? 'previous=true' : 'follow=true&tailLines=200';
-    state.textContent = previous.checked ? `The previous instance's log of ${pod}` : `Following ${pod}`;
-    follow(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log?${q}`, (line) => {
+    const over = ended.includes(pod);
+    state.textContent = over ? `The log of ${pod}, which ended` : `Following ${pod}`;
+    const q = over ? '' : '?follow=true&tailLines=200';
+    follow(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log${q}`, (line) => {
       out.append(`${line}\n`);
       lineCount += 1;
       while (lineCount > LOG_LINES && out.firstChild) { out.firstChild.remove(); lineCount -= 1; }
       out.scrollTop = out.scrollHeight;
-    }, stream.signal).then(() => { state.textContent = `The log of ${pod} ended.`; }, (e) => {
+    }, stream.signal).then(() => { if (!over) state.textContent = `The log of ${pod} ended.`; }, (e) => {
       if (!(e instanceof DOMException)) state.textContent = e instanceof ApiError ? `No log: ${e.message}` : `The log stopped: ${e.message}`;
     });
   };
   select.addEventListener('change', start);
-  previous.addEventListener('change', start);
-  area.append(h('div', { class: 'toolbar' }, field('Pod', 'log-pod', select),
-    h('div', { class: 'field' }, h('label', { for: 'log-previous' }, previous, ' Previous (ended) instance'))), state, out);
+  area.append(h('div', { class: 'toolbar' }, field('Pod', 'log-pod', select, 'Running pods, then the ones that ended while this page was open')), state, out);
   return {
     update(pods) {
       const now = pods.map((p) => p.metadata.name);
-      if (now.join() === names.join()) return;
-      names = now;
+      if (now.join() === live.join()) return;
+      // Pods that went away stay readable (their last lines), newest first.
+      ended = [...live.filter((n) => !now.includes(n)), ...ended.filter((n) => !now.includes(n))].slice(0, ENDED_KEPT);
+      live = now;
       const chosen = select.value;
-      select.replaceChildren(h('option', { value: '' }, '(none)'), ...now.map((n) => h('option', { value: n }, n)));
-      if (now.includes(chosen)) select.value = chosen;
-      else if (now.length && (!chosen || !now.includes(chosen))) { select.value = now[0]; start(); }
+      select.replaceChildren(h('option', { value: '' }, '(none)'),
+        ...live.map((n) => h('option', { value: n }, n)),
+        ...ended.map((n) => h('option', { value: n }, `${n} (ended)`)));
+      if (live.includes(chosen) || ended.includes(chosen)) select.value = chosen;
+      // Nothing followed yet, or the followed pod ended: follow a running one.
+      if ((!chosen || !live.includes(chosen)) && live.length) { select.value = live[0]; start(); }
     },
     stop() { if (stream) stream.abort(); },
   };

@@ -420,7 +420,8 @@ impl Platform {
     }
 
     /// The log of the instance `instance` in `namespace`: all of it or its last `tail` lines,
-    /// then, with `follow`, what it writes until it is gone.
+    /// then, with `follow`, what it writes until it is gone. An instance that ended and whose log
+    /// is kept (the last few of each function) gets its log as it was, and a follow ends there.
     pub async fn logs(
         &self,
         namespace: &str,
@@ -428,15 +429,23 @@ impl Platform {
         tail: Option<usize>,
         follow: bool,
     ) -> Result<LogStream, Error> {
-        let found = self
-            .shared
-            .all_functions()
+        let functions = self.shared.all_functions();
+        let found = functions
             .iter()
             .filter(|f| f.namespace == namespace)
             .flat_map(|f| f.instances())
             .find(|i| i.name == instance);
         let Some(found) = found else {
-            return Err(Error::NoSuchInstance { namespace: namespace.to_owned(), instance: instance.to_owned() });
+            // An instance that ended (replaced, scaled in, crashed for good): its kept log, whole
+            // (a follow ends at once: nothing more will be written).
+            let ended = functions.iter().filter(|f| f.namespace == namespace).find_map(|f| f.ended_log(instance));
+            let Some(path) = ended else {
+                return Err(Error::NoSuchInstance { namespace: namespace.to_owned(), instance: instance.to_owned() });
+            };
+            let (_, done) = tokio::sync::watch::channel(true);
+            return logs::read(path.clone(), tail, false, done)
+                .await
+                .map_err(|cause| Error::Io { context: format!("reading {}", path.display()), cause });
         };
         logs::read(found.log_path.clone(), tail, follow, found.done())
             .await

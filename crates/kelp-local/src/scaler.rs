@@ -386,6 +386,12 @@ impl Function {
         }
     }
 
+    /// The kept log of the ended instance named `instance` (its log file is `<instance>.log`).
+    pub(crate) fn ended_log(&self, instance: &str) -> Option<PathBuf> {
+        let ended = self.ended_logs.lock().unwrap();
+        ended.iter().find(|log| log.file_stem().is_some_and(|stem| stem == instance)).cloned()
+    }
+
     /// Wakes whoever waits for the function to change (a request waiting for an instance, the
     /// status).
     pub(crate) fn changed(&self) {

@@ -134,6 +134,14 @@ async function call(page, body) {
     }
     console.log(`after the edit: ${answer.body.trim()}`);
 
+    step('logs: the first generation\'s instance, ended, is still readable');
+    const endedPod = await page.waitForFunction(() => {
+      const option = [...document.querySelectorAll('#log-pod option')].find((o) => o.textContent.endsWith('(ended)'));
+      return option && option.value;
+    }, null, { timeout: WAIT });
+    await page.selectOption('#log-pod', await endedPod.jsonValue());
+    await page.waitForFunction(() => (document.getElementById('log') || {}).textContent.includes('live-log-line'), null, { timeout: WAIT });
+
     step('the list follows a watch: a function deployed with the CLI appears');
     await page.click('nav >> text=Functions');
     await page.waitForSelector('#functions tr[data-name="hello"]', { timeout: WAIT });
