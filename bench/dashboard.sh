@@ -94,7 +94,7 @@ PY
     "$KUBECTL" --kubeconfig "$KC" create -f "$WORK/functions-$n.json" >/dev/null
     "$KELP" --kubeconfig "$KC" -n "$ns" dashboard --listen 127.0.0.1:0 2>"$WORK/dashboard-$n.log" &
     PIDS+=("$!")
-    for ((t = 0; t < 100; t++)); do grep -q 'login?token=' "$WORK/dashboard-$n.log" && break; sleep 0.1; done
+    for ((t = 0; t < 100; t++)); do grep -qs 'login?token=' "$WORK/dashboard-$n.log" && break; sleep 0.1; done
     url=$(grep -o 'http://[^ ]*login?token=[0-9a-f]*' "$WORK/dashboard-$n.log") || die "no login URL"
     result=$(KELP_BROWSER_TOOLS=$TOOLS KELP_CHROMIUM=$CHROMIUM node "$BENCH/dashboard-render.cjs" "$url" "$n" "$RUNS") ||
         die "the page did not render $n functions"

@@ -128,11 +128,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: DashboardArgs) -> anyhow::Res
 
 impl Dashboard {
     fn new(client: kube::Client, addr: SocketAddr, namespace: String, context: String) -> Dashboard {
-        let port = addr.port();
-        let mut hosts = vec![addr.to_string(), format!("localhost:{port}")];
-        if addr.is_ipv4() {
-            hosts.push(format!("[::1]:{port}"));
-        }
+        let hosts = vec![addr.to_string(), format!("localhost:{}", addr.port())];
         Dashboard {
             client,
             login: kelp_up::tls::new_token(),

@@ -109,7 +109,7 @@ export function functionView(main, namespace, name) {
   // The function itself, live.
   live(path(GROUP, 'functions', namespace), { fieldSelector: `metadata.name=${name}` }, {
     onReset: () => {},
-    onPage: (items) => { if (items[0]) { fn = items[0]; renderFunction(); } },
+    onPage: (items) => { if (items[0]) { fn = items[0]; renderFunction(); loadTriggers(); } },
     onEvent: (type, o) => {
       if (type === 'DELETED') { replace(summary, h('p', { class: 'bad', role: 'alert' }, `Function ${name} was deleted.`)); fn = undefined; return; }
       fn = o; renderFunction(); announce(`Function ${name} updated: generation ${o.metadata.generation}`);
@@ -139,13 +139,19 @@ export function functionView(main, namespace, name) {
   const logs = logViewer(logArea, namespace, signal);
   live(path('/api/v1', 'pods', namespace), { labelSelector: `function=${name}` }, podStore.callbacks(), signal);
 
-  // Triggers pointing at it.
-  Promise.all(TRIGGER_KINDS.map(async (kind) => {
-    try {
-      const list = await request('GET', path(GROUP, kind.plural, namespace), undefined, signal);
-      return (list.items || []).filter((t) => fn && targets(t, fn)).map((t) => h('tr', {}, h('td', {}, kind.label), h('td', {}, t.metadata.name), h('td', {}, kind.describe(t))));
-    } catch { return []; }
-  })).then((rows) => replace(triggers, table('Triggers', ['Kind', 'Name', 'Details'], rows.flat(), 'No triggers call this function.'), h('p', {}, h('a', { href: '#/triggers' }, 'Manage triggers'))));
+  // Triggers pointing at it (by name or by a selector of its labels), once it is known.
+  let triggersLoaded = false;
+  function loadTriggers() {
+    if (triggersLoaded || !fn) return;
+    triggersLoaded = true;
+    const target = fn;
+    Promise.all(TRIGGER_KINDS.map(async (kind) => {
+      try {
+        const list = await request('GET', path(GROUP, kind.plural, namespace), undefined, signal);
+        return (list.items || []).filter((t) => targets(t, target)).map((t) => h('tr', {}, h('td', {}, kind.label), h('td', {}, t.metadata.name), h('td', {}, kind.describe(t))));
+      } catch { return []; }
+    })).then((rows) => replace(triggers, table('Triggers', ['Kind', 'Name', 'Details'], rows.flat(), 'No triggers call this function.'), h('p', {}, h('a', { href: '#/triggers' }, 'Manage triggers'))));
+  }
 
   // Charts from periodic scrapes: kelp up's /metrics, else (a cluster) each pod's through the pod proxy.
   const history = new History();

@@ -174,6 +174,11 @@ async function call(page, body) {
     await page.waitForSelector('#triggers tr[data-name="every-five"]', { timeout: WAIT });
     await axe(page, 'the triggers page');
     await shot(page, 'dashboard-triggers');
+    // The function's page lists the trigger that calls it.
+    await page.goto(new URL('/ui/#/function/default/hello', process.env.KELP_DASHBOARD_URL).href);
+    await page.waitForFunction(() => /every-five/.test(document.querySelector('section[aria-labelledby="s-triggers"]').textContent), null, { timeout: WAIT });
+    await page.click('nav >> text=Triggers');
+    await page.waitForSelector('#triggers tr[data-name="every-five"]', { timeout: WAIT });
     await page.click('button[aria-label="Delete Cron trigger every-five"]');
     await page.waitForSelector('#triggers tr[data-name="every-five"]', { state: 'detached', timeout: WAIT });
 
