@@ -245,11 +245,41 @@ function logViewer(area, namespace, signal) {
   let stream;
   let live = [];
   let ended = [];
-  let lineCount = 0;
+  // Lines arrive faster than they are worth drawing: they are appended once per frame, as one
+  // text node per batch, and the oldest batches go once more than LOG_LINES are shown.
+  let batches = [];
+  let shown = 0;
+  let pending = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (!pending.length) return;
+    const node = document.createTextNode(pending.join(''));
+    out.append(node);
+    batches.push({ node, count: pending.length });
+    shown += pending.length;
+    pending = [];
+    while (batches.length > 1 && shown - batches[0].count >= LOG_LINES) {
+      const first = batches.shift();
+      first.node.remove();
+      shown -= first.count;
+    }
+    out.scrollTop = out.scrollHeight;
+  };
+  const addLine = (line) => {
+    pending.push(`${line}\n`);
+    if (pending.length > LOG_LINES) pending.splice(0, pending.length - LOG_LINES);
+    if (!scheduled) {
+      scheduled = true;
+      requestAnimationFrame(flush);
+    }
+  };
   const start = () => {
     if (stream) stream.abort();
     out.replaceChildren();
-    lineCount = 0;
+    batches = [];
+    shown = 0;
+    pending = [];
     const pod = select.value;
     if (!pod) return;
     stream = new AbortController();
@@ -257,14 +287,10 @@ function logViewer(area, namespace, signal) {
     const over = ended.includes(pod);
     state.textContent = over ? `The log of ${pod}, which ended` : `Following ${pod}`;
     const q = over ? '' : '?follow=true&tailLines=200';
-    follow(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log${q}`, (line) => {
-      out.append(`${line}\n`);
-      lineCount += 1;
-      while (lineCount > LOG_LINES && out.firstChild) { out.firstChild.remove(); lineCount -= 1; }
-      out.scrollTop = out.scrollHeight;
-    }, stream.signal).then(() => { if (!over) state.textContent = `The log of ${pod} ended.`; }, (e) => {
-      if (!(e instanceof DOMException)) state.textContent = e instanceof ApiError ? `No log: ${e.message}` : `The log stopped: ${e.message}`;
-    });
+    follow(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log${q}`, addLine, stream.signal)
+      .then(() => { if (!over) state.textContent = `The log of ${pod} ended.`; }, (e) => {
+        if (!(e instanceof DOMException)) state.textContent = e instanceof ApiError ? `No log: ${e.message}` : `The log stopped: ${e.message}`;
+      });
   };
   select.addEventListener('change', start);
   area.append(h('div', { class: 'toolbar' }, field('Pod', 'log-pod', select, 'Running pods, then the ones that ended while this page was open')), state, out);
