@@ -5,7 +5,8 @@
 //!
 //! Layout: `target` (kubeconfig → client), `build` (flags → objects, pure), `cmd` (the
 //! commands), `kinds` (what `apply`/`get` handle), `fetch` (files and URLs), `table`,
-//! `output`, `metrics` (`function top`), `dashboard` (the web page and its API proxy), `warnings` (the API server's, printed as kubectl does).
+//! `output`, `metrics` (`function top`), `dashboard` (the web page and its API proxy),
+//! `warnings` (the API server's, printed as kubectl does).
 //!
 //! Data goes to stdout, information to stderr; an error is one line on stderr,
 //! `kelp: error: ...`, and exit code 1.
