@@ -99,24 +99,36 @@ struct Dashboard {
 
 /// Serves the dashboard until Ctrl-C or SIGTERM.
 pub(crate) async fn run(global: &GlobalArgs, args: DashboardArgs) -> anyhow::Result<()> {
-    if !args.listen.ip().is_loopback() {
+    let socket = bind(args.listen, "--listen").await?;
+    let target = crate::target::connect(global).await?;
+    serve(socket, &target, "kelp dashboard").await
+}
+
+/// The dashboard's listener on `listen`, which must be a loopback address (`flag` names it).
+pub(crate) async fn bind(listen: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    if !listen.ip().is_loopback() {
         anyhow::bail!(
-            "--listen {}: the dashboard serves on a loopback address only (127.0.0.1 or ::1): it acts with your \
-             kubeconfig's credentials",
-            args.listen
+            "{flag} {listen}: the dashboard serves on a loopback address only (127.0.0.1 or ::1): it acts with your \
+             kubeconfig's credentials"
         );
     }
-    let target = crate::target::connect(global).await?;
+    tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen} ({flag})"))
+}
+
+/// Serves the dashboard on `socket` for `target` until Ctrl-C or SIGTERM, after printing its
+/// login URL (prefixed with `who`).
+pub(crate) async fn serve(
+    socket: tokio::net::TcpListener,
+    target: &crate::target::Target,
+    who: &str,
+) -> anyhow::Result<()> {
     let mut config = target.config.clone();
     config.read_timeout = None;
     let client = kube::Client::try_from(config).context("building the API client")?;
-    let socket = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
     let addr = socket.local_addr().context("the listener's address")?;
     let dashboard = Arc::new(Dashboard::new(client, addr, target.namespace.clone(), target.context.clone()));
     eprintln!(
-        "kelp dashboard: context {} ({}), namespace {}; open http://{addr}/ui/login?token={} (Ctrl-C stops)",
+        "{who}: the dashboard of context {} ({}), namespace {}: open http://{addr}/ui/login?token={} (Ctrl-C stops)",
         target.context, target.server, target.namespace, dashboard.login
     );
     axum::serve(socket, router(dashboard))

@@ -42,6 +42,10 @@ pub(crate) struct UpArgs {
     /// Longest wait between retries of a failed event delivery (a Go duration: 500ms, 10s, 1m)
     #[arg(long, value_name = "DURATION", env = "BACKOFF_INTERVAL", default_value = "10s", value_parser = kelp_events::parse_go_duration)]
     backoff_interval: std::time::Duration,
+    /// Also serve the web dashboard on this loopback address (as `kelp dashboard` would, with the
+    /// kelp-local context); its login URL is printed once the platform is ready
+    #[arg(long, value_name = "ADDR")]
+    dashboard: Option<SocketAddr>,
     /// Testing aid: cron schedules run this many times faster than real time
     #[arg(long, hide = true, default_value_t = 1.0)]
     cron_speed: f64,
@@ -72,8 +76,46 @@ pub(crate) async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()>
             ..kelp_up::listener::Limits::default()
         },
     };
-    kelp_up::run(config, stop_signal()).await?;
+    let dashboard = match args.dashboard {
+        None => None,
+        Some(_) if args.no_kubeconfig => {
+            anyhow::bail!("--dashboard needs the kelp-local context: it cannot be used with --no-kubeconfig")
+        }
+        Some(listen) => {
+            // Bound first: a taken port fails the start, not the dashboard later.
+            let socket = crate::dashboard::bind(listen, "--dashboard").await?;
+            let local = GlobalArgs {
+                kubeconfig: config.kubeconfig.clone(),
+                context: Some(kelp_up::kubeconfig::CONTEXT.to_owned()),
+                namespace: global.namespace.clone(),
+            };
+            Some(tokio::spawn(async move {
+                let target = ready_platform(&local).await;
+                if let Err(error) = crate::dashboard::serve(socket, &target, "kelp up").await {
+                    eprintln!("kelp up: the dashboard stopped: {error:#}");
+                }
+            }))
+        }
+    };
+    let result = kelp_up::run(config, stop_signal()).await;
+    if let Some(dashboard) = dashboard {
+        dashboard.abort();
+    }
+    result?;
     Ok(())
+}
+
+/// The kelp-local context once it reaches this start of the platform (the kubeconfig is written
+/// when the platform is ready; until then it is missing or holds an earlier start's token).
+async fn ready_platform(local: &GlobalArgs) -> crate::target::Target {
+    loop {
+        if let Ok(target) = crate::target::connect(local).await
+            && target.client.apiserver_version().await.is_ok()
+        {
+            return target;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {

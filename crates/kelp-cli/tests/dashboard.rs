@@ -55,33 +55,26 @@ impl Dashboard {
         Dashboard { child, _kill: kill, port, login }
     }
 
-    /// The path and query of the login URL.
-    fn login_path(&self) -> &str {
-        &self.login[self.login.find("/ui/").unwrap()..]
-    }
-
     /// Signs in: the `Cookie` header value the login sets.
     fn sign_in(&self) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.login_path(),
-            self.port
-        )
-        .unwrap();
-        let mut head = String::new();
-        stream.read_to_string(&mut head).unwrap();
-        assert!(head.starts_with("HTTP/1.1 303"), "{head}");
-        let cookie = head
-            .lines()
-            .find_map(|l| l.strip_prefix("set-cookie: "))
-            .unwrap_or_else(|| panic!("no cookie set: {head}"));
-        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
-            assert!(cookie.contains(attribute), "{cookie}");
-        }
-        cookie.split(';').next().unwrap().to_owned()
+        sign_in(self.port, &self.login)
     }
+}
+
+/// Opens the login URL `login` (served on `port`): the `Cookie` header value it sets.
+fn sign_in(port: u16, login: &str) -> String {
+    let path = &login[login.find("/ui/").unwrap()..];
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut head = String::new();
+    stream.read_to_string(&mut head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+    let cookie =
+        head.lines().find_map(|l| l.strip_prefix("set-cookie: ")).unwrap_or_else(|| panic!("no cookie set: {head}"));
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    cookie.split(';').next().unwrap().to_owned()
 }
 
 impl Drop for Dashboard {
@@ -290,4 +283,32 @@ fn an_ended_instances_log_stays_readable_by_its_pod_name() {
     let followed =
         platform.api("GET", &format!("/api/v1/namespaces/default/pods/{first}/log?follow=true"), &[], "").unwrap();
     assert!(followed.body.contains("v1-saw"), "{}", followed.body);
+}
+
+/// `kelp up --dashboard ADDR` serves the dashboard itself once the platform is ready, and says
+/// where at start-up.
+#[test]
+fn kelp_up_serves_the_dashboard_with_its_flag() {
+    let platform = Platform::start(&["--dashboard", "127.0.0.1:0"]);
+    let login = eventually("kelp up prints the dashboard's login URL", DEADLINE, || {
+        let text = platform.stderr_text();
+        text.lines()
+            .find(|l| l.starts_with("kelp up: the dashboard of context kelp-local"))
+            .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+            .map(str::to_owned)
+            .ok_or(text)
+    });
+    let port: u16 = login.split(':').nth(2).and_then(|p| p.split('/').next()).and_then(|p| p.parse().ok()).unwrap();
+    let cookie = sign_in(port, &login);
+    let functions = "/apis/kubeless.io/v1beta1/namespaces/default/functions";
+    let listed = request(port, "GET", functions, &[("Cookie", &cookie)], "").unwrap();
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(listed.body.contains(r#""kind":"FunctionList""#), "{}", listed.body);
+
+    // Loopback only, and only with the kelp-local context.
+    platform.kelp(&["dashboard", "--listen", "0.0.0.0:0"]).fails_with("loopback address only");
+    let data = platform.write("elsewhere", "");
+    platform
+        .kelp(&["up", "--no-kubeconfig", "--dashboard", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--data-dir", &data])
+        .fails_with("--no-kubeconfig");
 }

@@ -286,8 +286,8 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
         );
     }
     eprintln!(
-        "kelp up: the web dashboard: run `kelp dashboard` in another terminal (it serves the page on loopback \
-         with the {} context's credentials and prints the URL to open)",
+        "kelp up: the web dashboard: `kelp up --dashboard 127.0.0.1:8001`, or `kelp dashboard` in another terminal \
+         (it serves the page on loopback with the {} context's credentials and prints the URL to open)",
         kubeconfig::CONTEXT
     );
     // The line `scripts/up` waits for: this process, not another on the port, is serving.
