@@ -106,7 +106,13 @@ export function triggersView(main, params, defaultNamespace) {
   h('div', { class: 'toolbar' }, field('Kind', 'tr-kind', kindSelect), field('Name', 'tr-name', name), field('Function', 'tr-function', fn)),
   extra, h('button', { type: 'submit' }, 'Create trigger'));
 
-  replace(main, h('h1', {}, `Triggers in namespace ${namespace}`),
+  const nsInput = h('input', { id: 'triggers-namespace', name: 'namespace', value: namespace, size: 16, autocomplete: 'off' });
+  const filter = h('form', { class: 'toolbar', role: 'search', 'aria-label': 'Choose the namespace', onsubmit: (e) => {
+    e.preventDefault();
+    location.hash = `#/triggers?${new URLSearchParams({ namespace: nsInput.value.trim() })}`;
+  } }, h('div', { class: 'field' }, h('label', { for: 'triggers-namespace' }, 'Namespace'), nsInput),
+  h('div', { class: 'field' }, h('button', { type: 'submit' }, 'Show')));
+  replace(main, h('h1', {}, `Triggers in namespace ${namespace}`), filter,
     h('table', { id: 'triggers' }, h('caption', { class: 'visually-hidden' }, 'Triggers'),
       h('thead', {}, h('tr', {}, ['Kind', 'Name', 'Details', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))), tbody),
     h('h2', { id: 'new-trigger' }, 'New trigger'), form);
