@@ -753,6 +753,14 @@ mod tests {
             list_table(kind("KafkaTrigger"), &kafka).render(),
             "NAME     NAMESPACE   TOPIC    FUNCTION SELECTOR\norders   default     orders   function=hello\n"
         );
+        let kinesis = vec![json!({"metadata": {"name": "clicks", "namespace": "default"},
+            "spec": {"aws-region": "us-west-2", "stream": "clickstream", "shard": "shardId-000000000000",
+                     "function-name": "hello", "secret": "aws"}})];
+        assert_eq!(
+            list_table(kind("KinesisTrigger"), &kinesis).render(),
+            "NAME     NAMESPACE   REGION      STREAM        SHARD                  FUNCTION NAME\n\
+             clicks   default     us-west-2   clickstream   shardId-000000000000   hello\n"
+        );
     }
 
     #[tokio::test]
