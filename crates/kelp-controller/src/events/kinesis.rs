@@ -22,10 +22,13 @@ const CREDENTIALS_TTL: Duration = Duration::from_secs(30);
 /// Attempts at a checkpoint write that meets a concurrent creation of its ConfigMap.
 const CHECKPOINT_ATTEMPTS: usize = 3;
 
+/// What a Secret (namespace, name) held when it was read, and when.
+type Read = HashMap<(String, String), (Instant, Result<Credentials, String>)>;
+
 /// The credentials of Secrets, read at most every [`CREDENTIALS_TTL`].
 pub(crate) struct SecretCredentials {
     client: Client,
-    read: Mutex<HashMap<(String, String), (Instant, Result<Credentials, String>)>>,
+    read: Mutex<Read>,
 }
 
 impl SecretCredentials {
@@ -54,7 +57,7 @@ impl SecretCredentials {
         read
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Instant, Result<Credentials, String>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Read> {
         self.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
