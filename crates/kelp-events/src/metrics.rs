@@ -76,16 +76,20 @@ impl Metrics {
         out
     }
 
-    /// The series of one consumer, created at zero.
+    /// The series of one consumer, created at zero (`millis_behind_latest` for Kinesis only).
     pub(crate) fn counters(&self, subscription: &Subscription) -> Counters {
         let labels = labels(subscription);
+        let behind = match subscription.source {
+            crate::Source::Kinesis => self.behind.get_or_create(&labels).clone(),
+            crate::Source::Kafka | crate::Source::Nats => Gauge::default(),
+        };
         Counters {
             consumed: self.consumed.get_or_create(&labels).clone(),
             delivered: self.delivered.get_or_create(&labels).clone(),
             retried: self.retried.get_or_create(&labels).clone(),
             dead_lettered: self.dead_lettered.get_or_create(&labels).clone(),
             lag: self.lag.get_or_create(&labels).clone(),
-            behind: self.behind.get_or_create(&labels).clone(),
+            behind,
         }
     }
 

@@ -24,8 +24,10 @@ pub const MAX_ANSWER: usize = 16 << 20;
 pub const MAX_RECORDS: u32 = 1000;
 /// The largest record Kinesis stores (1 MiB of data).
 pub const MAX_RECORD: usize = 1 << 20;
-/// The most shards listed (pages of `ListShards` followed).
+/// The most shards listed, and pages of `ListShards` followed.
 const MAX_SHARDS: usize = 10_000;
+/// The longest sequence number accepted (Kinesis's are decimal numbers of up to 128 digits).
+const MAX_SEQUENCE: usize = 128;
 /// How long one call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The API version of every action.
@@ -108,7 +110,7 @@ impl Client {
     pub async fn list_shards(&self, stream: &str) -> Result<Vec<String>, KinesisError> {
         let mut shards = Vec::new();
         let mut request = json!({"StreamName": stream});
-        loop {
+        for _ in 0..MAX_SHARDS {
             let answer = self.call("ListShards", request).await?;
             for shard in answer.get("Shards").and_then(Value::as_array).into_iter().flatten() {
                 shards.push(text(shard, "ShardId", "ListShards")?);
@@ -121,6 +123,7 @@ impl Client {
                 None => return Ok(shards),
             }
         }
+        Err(bad_answer("ListShards", &format!("more than {MAX_SHARDS} pages")))
     }
 
     /// `PutRecord`: the shard and sequence number the record got.
@@ -133,7 +136,7 @@ impl Client {
         let data = base64::engine::general_purpose::STANDARD.encode(data);
         let answer =
             self.call("PutRecord", json!({"StreamName": stream, "PartitionKey": partition_key, "Data": data})).await?;
-        Ok((text(&answer, "ShardId", "PutRecord")?, text(&answer, "SequenceNumber", "PutRecord")?))
+        Ok((text(&answer, "ShardId", "PutRecord")?, sequence_number(&answer, "PutRecord")?))
     }
 
     /// `GetShardIterator` of `shard` from `start`.
@@ -176,7 +179,7 @@ impl Client {
                 return Err(bad_answer("GetRecords", &format!("a record of {} bytes, above 1 MiB", data.len())));
             }
             records.push(Record {
-                sequence_number: text(record, "SequenceNumber", "GetRecords")?,
+                sequence_number: sequence_number(record, "GetRecords")?,
                 partition_key: record.get("PartitionKey").and_then(Value::as_str).unwrap_or_default().to_owned(),
                 data: Bytes::from(data),
             });
@@ -255,6 +258,17 @@ fn text(object: &Value, key: &str, action: &str) -> Result<String, KinesisError>
         .ok_or_else(|| bad_answer(action, &format!("no {key}")))
 }
 
+/// The `SequenceNumber` of `object`: decimal digits, at most [`MAX_SEQUENCE`] of them (it is
+/// written to the checkpoint as it is).
+fn sequence_number(object: &Value, action: &str) -> Result<String, KinesisError> {
+    let sequence = text(object, "SequenceNumber", action)?;
+    if sequence.len() > MAX_SEQUENCE || !sequence.bytes().all(|b| b.is_ascii_digit()) {
+        let start: String = sequence.chars().take(40).collect();
+        return Err(bad_answer(action, &format!("a SequenceNumber that is not a number of up to 128 digits: {start}")));
+    }
+    Ok(sequence)
+}
+
 fn bad_answer(action: &str, reason: &str) -> KinesisError {
     KinesisError::Call { action: action.to_owned(), reason: format!("bad answer: {reason}") }
 }
@@ -269,4 +283,67 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A server answering one request with `status` and `body`; its endpoint.
+    async fn answering(status: u16, body: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 64 << 10];
+            let _ = socket.read(&mut request).await;
+            let head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(&body).await;
+        });
+        endpoint
+    }
+
+    async fn get_records(status: u16, body: &str) -> Result<Records, KinesisError> {
+        let endpoint = answering(status, body.as_bytes().to_vec()).await;
+        let credentials = Credentials { access_key_id: "a".into(), secret_access_key: "b".into() };
+        Client::new(Some(&endpoint), "us-east-1", credentials).unwrap().get_records("it", 1).await
+    }
+
+    #[tokio::test]
+    async fn bad_answers_are_errors_naming_what_is_wrong() {
+        for (status, body, expected) in [
+            (200, r#"{"Records":[{"Data":"!!","SequenceNumber":"1"}]}"#, "not base64"),
+            (200, r#"{"Records":[{"Data":"","SequenceNumber":"1"},{"Data":"","SequenceNumber":"2"}]}"#, "at most 1"),
+            (200, r#"{"Records":[{"Data":"","SequenceNumber":"1; rm"}]}"#, "SequenceNumber"),
+            (200, r#"{"Records":[{"Data":""}]}"#, "no SequenceNumber"),
+            (200, "<html>", "not JSON"),
+            (200, "[1]", "not a JSON object"),
+            (
+                400,
+                r#"{"__type":"com.amazonaws#ExpiredIteratorException","message":"too old"}"#,
+                "ExpiredIteratorException (400): too old",
+            ),
+        ] {
+            let error = get_records(status, body).await.unwrap_err().to_string();
+            assert!(error.contains(expected), "{body}: {error}");
+        }
+        let fine = get_records(
+            200,
+            r#"{"Records":[{"Data":"aGk=","SequenceNumber":"49","PartitionKey":"k"}],"NextShardIterator":"n","MillisBehindLatest":-5}"#,
+        );
+        let records = fine.await.unwrap();
+        assert_eq!((records.records[0].data.as_ref(), records.next.as_deref()), (&b"hi"[..], Some("n")));
+        assert_eq!(records.millis_behind_latest, None, "a negative lag is not one");
+    }
+
+    #[tokio::test]
+    async fn an_answer_above_the_bound_is_not_read() {
+        let endpoint = answering(200, vec![b' '; MAX_ANSWER + 1]).await;
+        let credentials = Credentials { access_key_id: "a".into(), secret_access_key: "b".into() };
+        let client = Client::new(Some(&endpoint), "us-east-1", credentials).unwrap();
+        let error = client.get_records("it", 1).await.unwrap_err().to_string();
+        assert!(error.contains("reading the answer"), "{error}");
+    }
 }
