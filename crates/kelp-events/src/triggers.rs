@@ -199,7 +199,7 @@ impl<I: Invoke> Triggers<I> {
         for (trigger, plan) in triggers.iter().zip(plans) {
             let status = match plan {
                 Err(reason) => failed_status("InvalidTrigger", &reason, Vec::new()),
-                Ok(subscriptions) => self.run(subscriptions),
+                Ok(subscriptions) => self.run(subscriptions, trigger.function_name.as_deref()),
             };
             statuses.push(with_generation(status, trigger.generation));
         }
@@ -214,14 +214,15 @@ impl<I: Invoke> Triggers<I> {
     }
 
     /// Starts the consumers of one trigger's subscriptions that are not running; their status.
-    fn run(&mut self, subscriptions: Vec<Subscription>) -> Value {
+    /// `function_name`: the one function a KinesisTrigger names.
+    fn run(&mut self, subscriptions: Vec<Subscription>, function_name: Option<&str>) -> Value {
         let functions: Vec<String> = subscriptions.iter().map(|s| s.function.clone()).collect();
         if subscriptions.is_empty() {
-            return failed_status(
-                "NoFunctions",
-                "no Function in the namespace matches the functionSelector",
-                functions,
-            );
+            let message = match function_name {
+                Some(name) => format!("Function {name} not found in the namespace"),
+                None => "no Function in the namespace matches the functionSelector".to_owned(),
+            };
+            return failed_status("NoFunctions", &message, functions);
         }
         let mut statuses = Vec::new();
         for subscription in subscriptions {
@@ -395,6 +396,47 @@ mod tests {
         assert_eq!(plan(&everything, &[function("x", &[])], Duration::from_secs(1)).unwrap().len(), 1);
         let no_topic = TopicTrigger { topic: None, ..trigger };
         assert_eq!(plan(&no_topic, &functions, Duration::from_secs(1)).unwrap_err(), "spec.topic is empty");
+    }
+
+    /// Calls nothing: for syncs that start no consumer.
+    struct Nobody;
+
+    impl Invoke for Nobody {
+        fn invoke(
+            &self,
+            _: &str,
+            _: &str,
+            _: http::Request<bytes::Bytes>,
+        ) -> impl Future<Output = Result<crate::Answer, String>> + Send {
+            std::future::ready(Err("no function".to_owned()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kinesis_trigger_calls_the_function_it_names_and_says_what_it_lacks() {
+        let spec = |function: &str, shard: &str| {
+            serde_json::from_value::<KinesisTrigger>(json!({
+                "apiVersion": "kubeless.io/v1beta1", "kind": "KinesisTrigger",
+                "metadata": {"name": "k", "namespace": "default"},
+                "spec": {"function-name": function, "aws-region": "us-east-1", "secret": "aws",
+                         "stream": "s", "shard": shard},
+            }))
+            .unwrap()
+        };
+        let credentials = || Ok(Credentials { access_key_id: "a".into(), secret_access_key: "b".into() });
+        let named = TopicTrigger::kinesis(&spec("b", "shardId-0"), credentials());
+        let planned = plan(&named, &[function("a", &[]), function("b", &[])], Duration::from_secs(1)).unwrap();
+        assert_eq!(planned.iter().map(|s| s.function.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(planned[0].kinesis.as_ref().unwrap().shard, "shardId-0");
+        let mut triggers = Triggers::new(Brokers::default(), Arc::new(Nobody));
+        let missing = TopicTrigger::kinesis(&spec("gone", "shardId-0"), credentials());
+        let no_secret = TopicTrigger::kinesis(&spec("b", "shardId-0"), Err("Secret aws not found".into()));
+        let statuses = triggers.sync(&[missing, no_secret], &[function("b", &[])]).await;
+        assert_eq!(statuses[0]["conditions"][0]["reason"], "NoFunctions");
+        assert_eq!(statuses[0]["lastError"], "Function gone not found in the namespace");
+        assert_eq!(statuses[1]["conditions"][0]["reason"], "InvalidTrigger");
+        assert_eq!(statuses[1]["lastError"], "Secret aws not found");
+        assert!(triggers.is_idle());
     }
 
     #[test]
