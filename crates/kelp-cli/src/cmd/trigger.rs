@@ -149,9 +149,12 @@ pub(crate) struct KinesisPublishArgs {
 /// `trigger kinesis create-stream`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct KinesisStreamArgs {
+    /// The stream's name, when --stream-name is not given (the kubeless CLI's usage line shows
+    /// one, which it ignored)
+    name: Option<String>,
     /// Name of the stream
     #[arg(long = "stream-name", value_name = "STREAM")]
-    stream_name: String,
+    stream_name: Option<String>,
     /// The number of shards
     #[arg(long = "shard-count", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     shard_count: u32,
@@ -390,16 +393,17 @@ async fn kinesis(global: &GlobalArgs, command: KinesisCommand) -> anyhow::Result
     match command {
         KinesisCommand::Create(args) => {
             let flags = args.flags.flags();
-            let missing: Vec<&str> = [
-                ("--stream", &flags.stream),
-                ("--aws-region", &flags.aws_region),
-                ("--shard-id", &flags.shard_id),
-                ("--function-name", &flags.function_name),
-                ("--secret", &flags.secret),
+            // The kubeless CLI's (cobra's) words for them.
+            let missing: Vec<String> = [
+                ("stream", &flags.stream),
+                ("aws-region", &flags.aws_region),
+                ("shard-id", &flags.shard_id),
+                ("function-name", &flags.function_name),
+                ("secret", &flags.secret),
             ]
             .into_iter()
             .filter(|(_, value)| value.as_deref().is_none_or(str::is_empty))
-            .map(|(flag, _)| flag)
+            .map(|(flag, _)| format!("\"{flag}\""))
             .collect();
             if !missing.is_empty() {
                 return Err(anyhow!("required flag(s) {} not set", missing.join(", ")));
@@ -451,12 +455,14 @@ async fn kinesis(global: &GlobalArgs, command: KinesisCommand) -> anyhow::Result
             Ok(())
         }
         KinesisCommand::CreateStream(args) => {
+            let stream = args
+                .stream_name
+                .clone()
+                .or(args.name.clone())
+                .ok_or_else(|| anyhow!(r#"required flag(s) "stream-name" not set"#))?;
             let client = kinesis_client(global, &args.access).await?;
-            client
-                .create_stream(&args.stream_name, args.shard_count)
-                .await
-                .context("Failed to create Kinesis stream")?;
-            info(format!("Kinesis stream {} created with {} shard(s)", args.stream_name, args.shard_count));
+            client.create_stream(&stream, args.shard_count).await.context("Failed to create Kinesis stream")?;
+            info(format!("Kinesis stream {stream} created with {} shard(s)", args.shard_count));
             Ok(())
         }
     }

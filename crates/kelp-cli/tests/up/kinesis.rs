@@ -104,6 +104,34 @@ fn kinesis_trigger_delivers_records_with_kubeless_event_fields_and_the_cli_manag
     let kinesis = Kinesis::shared();
     let platform = platform();
     let stream = unique("orders");
+    platform
+        .kelp(&["trigger", "kinesis", "create", "orders", "--stream", &stream, "--secret", "aws"])
+        .fails_with(r#"required flag(s) "aws-region", "shard-id", "function-name" not set"#);
+    let dry = platform
+        .kelp(&[
+            "trigger",
+            "kinesis",
+            "create",
+            "orders",
+            "--stream",
+            &stream,
+            "--aws-region",
+            REGION,
+            "--shard-id",
+            "s0",
+            "--function-name",
+            "f",
+            "--secret",
+            "aws",
+            "--dryrun",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .stdout;
+    let dry: Value = serde_json::from_str(&dry).unwrap();
+    assert_eq!(dry["spec"]["shard"], "s0");
+    assert_eq!(dry["metadata"]["labels"]["created-by"], "kubeless");
     create_stream(&platform, kinesis, &stream, 1);
     platform.deploy("kinesis-python", "python3.8", "kinesis-python.py", PUBSUB, "kinesis-python.handler", &[]);
     create_trigger(&platform, kinesis, "orders", &stream, "shardId-000000000000", "kinesis-python");
@@ -174,7 +202,10 @@ fn kinesis_trigger_retries_then_writes_the_record_to_the_dead_letter_stream() {
     let platform = platform();
     let (stream, dead) = (unique("payments"), unique("dead"));
     create_stream(&platform, kinesis, &stream, 1);
-    create_stream(&platform, kinesis, &dead, 1);
+    // The kubeless CLI's usage line names the stream as an argument too.
+    let endpoint = kinesis.endpoint();
+    let positional = ["trigger", "kinesis", "create-stream", &dead, "--aws-region", REGION, "--secret", "aws"];
+    platform.kelp(&[&positional[..], &["--endpoint", &endpoint]].concat()).ok();
     let records = platform.write("records", "");
     let env = format!("RECORDS={records}");
     platform.deploy("recorder", "python3.8", "recorder.py", RECORDER, "recorder.handler", &["--env", &env]);
