@@ -3,7 +3,8 @@
 //! hashed whole.
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use kelp_plan::{hex, sha256_hex};
+use sha2::Sha256;
 use time::OffsetDateTime;
 
 use super::Credentials;
@@ -51,12 +52,12 @@ pub(crate) fn authorization(
     let signed_headers = headers.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(";");
     let canonical_headers: String = headers.iter().map(|(name, value)| format!("{name}:{}\n", value.trim())).collect();
     let canonical_request =
-        format!("{}\n/\n\n{canonical_headers}\n{signed_headers}\n{}", scope.method, hex(&Sha256::digest(payload)));
+        format!("{}\n/\n\n{canonical_headers}\n{signed_headers}\n{}", scope.method, sha256_hex(payload));
     let amz_date = amz_date(scope.time);
     let date = &amz_date[..8];
     let credential_scope = format!("{date}/{}/{}/aws4_request", scope.region, scope.service);
     let string_to_sign =
-        format!("{ALGORITHM}\n{amz_date}\n{credential_scope}\n{}", hex(&Sha256::digest(canonical_request.as_bytes())));
+        format!("{ALGORITHM}\n{amz_date}\n{credential_scope}\n{}", sha256_hex(canonical_request.as_bytes()));
     let key = [scope.region, scope.service, "aws4_request"]
         .iter()
         .fold(hmac(format!("AWS4{}", credentials.secret_access_key).as_bytes(), date.as_bytes()), |key, part| {
@@ -74,10 +75,6 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key"));
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
