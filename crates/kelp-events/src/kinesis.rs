@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-pub use self::client::{Client, MAX_ANSWER, MAX_RECORD, MAX_RECORDS, Record, Records, Start};
+pub use self::client::{Client, MAX_ANSWER, MAX_RECORD, MAX_RECORDS, Record, Records, Start, parse_records};
 use crate::consumer::{Consumer, Shared, Stop};
 use crate::deliver::{Outcome, deliver, until_done};
 use crate::event::{Event, Source};

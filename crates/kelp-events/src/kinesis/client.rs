@@ -162,33 +162,7 @@ impl Client {
     pub async fn get_records(&self, iterator: &str, limit: u32) -> Result<Records, KinesisError> {
         let limit = limit.clamp(1, MAX_RECORDS);
         let answer = self.call("GetRecords", json!({"ShardIterator": iterator, "Limit": limit})).await?;
-        let listed = answer.get("Records").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        if listed.len() > limit as usize {
-            return Err(bad_answer(
-                "GetRecords",
-                &format!("{} records where at most {limit} were asked", listed.len()),
-            ));
-        }
-        let mut records = Vec::with_capacity(listed.len());
-        for record in listed {
-            let encoded = record.get("Data").and_then(Value::as_str).unwrap_or_default();
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|e| bad_answer("GetRecords", &format!("a record's Data is not base64: {e}")))?;
-            if data.len() > MAX_RECORD {
-                return Err(bad_answer("GetRecords", &format!("a record of {} bytes, above 1 MiB", data.len())));
-            }
-            records.push(Record {
-                sequence_number: sequence_number(record, "GetRecords")?,
-                partition_key: record.get("PartitionKey").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                data: Bytes::from(data),
-            });
-        }
-        Ok(Records {
-            records,
-            next: answer.get("NextShardIterator").and_then(Value::as_str).map(str::to_owned),
-            millis_behind_latest: answer.get("MillisBehindLatest").and_then(Value::as_i64).filter(|m| *m >= 0),
-        })
+        records(&answer, limit)
     }
 
     /// Calls `action` with `body`; its answer's JSON object (an empty answer is `{}`).
@@ -246,6 +220,43 @@ impl Client {
         }
         Ok(value)
     }
+}
+
+/// The records of a `GetRecords` answer of at most `limit` records, checked: every record's data
+/// base64 of at most [`MAX_RECORD`] bytes and a sequence number, no more records than asked.
+fn records(answer: &Value, limit: u32) -> Result<Records, KinesisError> {
+    let listed = answer.get("Records").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if listed.len() > limit as usize {
+        return Err(bad_answer("GetRecords", &format!("{} records where at most {limit} were asked", listed.len())));
+    }
+    let mut records = Vec::with_capacity(listed.len());
+    for record in listed {
+        let encoded = record.get("Data").and_then(Value::as_str).unwrap_or_default();
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| bad_answer("GetRecords", &format!("a record's Data is not base64: {e}")))?;
+        if data.len() > MAX_RECORD {
+            return Err(bad_answer("GetRecords", &format!("a record of {} bytes, above 1 MiB", data.len())));
+        }
+        records.push(Record {
+            sequence_number: sequence_number(record, "GetRecords")?,
+            partition_key: record.get("PartitionKey").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            data: Bytes::from(data),
+        });
+    }
+    Ok(Records {
+        records,
+        next: answer.get("NextShardIterator").and_then(Value::as_str).map(str::to_owned),
+        millis_behind_latest: answer.get("MillisBehindLatest").and_then(Value::as_i64).filter(|m| *m >= 0),
+    })
+}
+
+/// [`Client::get_records`]' reading of an answer's body (what the fuzz target `kinesis` feeds):
+/// the records of at most `limit`, or why the answer is bad.
+pub fn parse_records(body: &[u8], limit: u32) -> Result<Records, KinesisError> {
+    let answer: Value =
+        serde_json::from_slice(body).map_err(|e| bad_answer("GetRecords", &format!("not JSON: {e}")))?;
+    records(&answer, limit.clamp(1, MAX_RECORDS))
 }
 
 /// The string `key` of `object`, required.
@@ -336,6 +347,8 @@ mod tests {
         let records = fine.await.unwrap();
         assert_eq!((records.records[0].data.as_ref(), records.next.as_deref()), (&b"hi"[..], Some("n")));
         assert_eq!(records.millis_behind_latest, None, "a negative lag is not one");
+        assert!(parse_records(b"{\"Records\":[", 1).unwrap_err().to_string().contains("not JSON"));
+        assert_eq!(parse_records(b"{}", 0).unwrap().records, [], "no records, no iterator: a closed shard");
     }
 
     #[tokio::test]
