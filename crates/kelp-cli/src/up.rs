@@ -42,10 +42,14 @@ pub(crate) struct UpArgs {
     /// Longest wait between retries of a failed event delivery (a Go duration: 500ms, 10s, 1m)
     #[arg(long, value_name = "DURATION", env = "BACKOFF_INTERVAL", default_value = "10s", value_parser = kelp_events::parse_go_duration)]
     backoff_interval: std::time::Duration,
-    /// Also serve the web dashboard on this loopback address (as `kelp dashboard` would, with the
-    /// kelp-local context); its login URL is printed once the platform is ready
+    /// Loopback address of the web dashboard (as `kelp dashboard` serves it, with the kelp-local
+    /// context; default: a free port), which `/ui/` on --listen leads to; its login URL is
+    /// printed once the platform is ready
     #[arg(long, value_name = "ADDR")]
     dashboard: Option<SocketAddr>,
+    /// Serve no web dashboard
+    #[arg(long, conflicts_with = "dashboard")]
+    no_dashboard: bool,
     /// Testing aid: cron schedules run this many times faster than real time
     #[arg(long, hide = true, default_value_t = 1.0)]
     cron_speed: f64,
@@ -59,7 +63,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()>
         .try_init();
     let data_dir = args.data_dir.map_or_else(default_data_dir, Ok)?;
     let kubeconfig = (!args.no_kubeconfig).then(|| kelp_up::kubeconfig::default_path(global.kubeconfig.as_deref()));
-    let config = kelp_up::UpConfig {
+    let mut config = kelp_up::UpConfig {
         listen: args.listen,
         data_dir,
         kubeconfig,
@@ -75,15 +79,23 @@ pub(crate) async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()>
             max_connections: args.max_connections,
             ..kelp_up::listener::Limits::default()
         },
+        dashboard: None,
     };
-    let dashboard = match args.dashboard {
-        None => None,
-        Some(_) if args.no_kubeconfig => {
+    // By default on a free loopback port, unless there is no kelp-local context to act with.
+    let wanted = match (args.dashboard, args.no_dashboard || args.no_kubeconfig) {
+        (Some(_), _) if args.no_kubeconfig => {
             anyhow::bail!("--dashboard needs the kelp-local context: it cannot be used with --no-kubeconfig")
         }
+        (Some(listen), _) => Some(listen),
+        (None, true) => None,
+        (None, false) => Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+    };
+    let dashboard = match wanted {
+        None => None,
         Some(listen) => {
             // Bound first: a taken port fails the start, not the dashboard later.
             let socket = crate::dashboard::bind(listen, "--dashboard").await?;
+            config.dashboard = Some(socket.local_addr().context("the dashboard's address")?);
             let local = GlobalArgs {
                 kubeconfig: config.kubeconfig.clone(),
                 context: Some(kelp_up::kubeconfig::CONTEXT.to_owned()),

@@ -287,17 +287,51 @@ fn an_ended_instances_log_stays_readable_by_its_pod_name() {
 
 /// `kelp up --dashboard ADDR` serves the dashboard itself once the platform is ready, and says
 /// where at start-up.
-#[test]
-fn kelp_up_serves_the_dashboard_with_its_flag() {
-    let platform = Platform::start(&["--dashboard", "127.0.0.1:0"]);
-    let login = eventually("kelp up prints the dashboard's login URL", DEADLINE, || {
+/// The login URL `kelp up` printed for its dashboard, once it has.
+fn printed_login(platform: &Platform) -> String {
+    eventually("kelp up prints the dashboard's login URL", DEADLINE, || {
         let text = platform.stderr_text();
         text.lines()
             .find(|l| l.starts_with("kelp up: the dashboard of context kelp-local"))
             .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
             .map(str::to_owned)
             .ok_or(text)
-    });
+    })
+}
+
+/// `kelp up` serves the dashboard without being asked, and `/ui/` on its own port leads there
+/// (the login URL too, token and all); `--no-dashboard` serves none, and says so.
+#[test]
+fn kelp_up_serves_the_dashboard_by_default_and_its_ui_path_leads_there() {
+    let platform = Platform::start(&[]);
+    let login = printed_login(&platform);
+    let port: u16 = login.split(':').nth(2).and_then(|p| p.split('/').next()).and_then(|p| p.parse().ok()).unwrap();
+    let said = platform.stderr_text();
+    assert!(said.contains(&format!("the web dashboard at http://127.0.0.1:{}/ui/", platform.port)), "{said}");
+    let path = &login[login.find("/ui/").unwrap()..];
+    for (asked, led_to) in [("/ui/", "/ui/".to_owned()), ("/ui", "/ui".to_owned()), (path, path.to_owned())] {
+        let answer = request(platform.port, "GET", asked, &[], "").unwrap();
+        assert_eq!(answer.status, 303, "{asked}: {}", answer.body);
+        let location = answer.header("location").unwrap_or_default();
+        assert_eq!(location, format!("http://127.0.0.1:{port}{led_to}"), "{asked}");
+    }
+    // Followed, the login signs in on the dashboard's listener, which then lists functions.
+    let cookie = sign_in(port, &login);
+    let functions = "/apis/kubeless.io/v1beta1/namespaces/default/functions";
+    let listed = request(port, "GET", functions, &[("Cookie", &cookie)], "").unwrap();
+    assert_eq!(listed.status, 200, "{}", listed.body);
+
+    let without = Platform::start(&["--no-dashboard"]);
+    let answer = request(without.port, "GET", "/ui/", &[], "").unwrap();
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    assert!(answer.body.contains("kelp dashboard"), "{}", answer.body);
+    assert!(without.stderr_text().contains("no web dashboard in this start"), "{}", without.stderr_text());
+}
+
+#[test]
+fn kelp_up_serves_the_dashboard_with_its_flag() {
+    let platform = Platform::start(&["--dashboard", "127.0.0.1:0"]);
+    let login = printed_login(&platform);
     let port: u16 = login.split(':').nth(2).and_then(|p| p.split('/').next()).and_then(|p| p.parse().ok()).unwrap();
     let cookie = sign_in(port, &login);
     let functions = "/apis/kubeless.io/v1beta1/namespaces/default/functions";

@@ -54,6 +54,9 @@ pub struct UpConfig {
     pub events: kelp_events::Brokers,
     /// Timeouts and the connection cap of the listener.
     pub limits: listener::Limits,
+    /// The loopback address of the web dashboard served beside the platform (by the `kelp`
+    /// CLI): `/ui/` on the listener leads there. `None`: no dashboard.
+    pub dashboard: Option<SocketAddr>,
 }
 
 /// Why the platform could not start.
@@ -174,6 +177,28 @@ fn is_api_path(path: &str) -> bool {
     under("/api") || under("/apis") || under("/openapi") || path == "/version"
 }
 
+/// Whether `path` is the dashboard's, `/ui` or under it.
+fn is_dashboard_path(path: &str) -> bool {
+    path == "/ui" || path.starts_with("/ui/")
+}
+
+/// The answer to a request for the dashboard's `path_and_query` on the platform's listener: a
+/// redirect to the same path on the dashboard's own loopback listener (its login URL included),
+/// or why there is none.
+fn dashboard_redirect(dashboard: Option<SocketAddr>, path_and_query: &str) -> axum::response::Response {
+    let Some(dashboard) = dashboard else {
+        return kelp_apiserver::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "NotFound",
+            "this kelp up serves no dashboard (--no-dashboard or --no-kubeconfig): run `kelp dashboard`".to_owned(),
+            None,
+        )
+        .into_response();
+    };
+    let location = format!("http://{dashboard}{path_and_query}");
+    (axum::http::StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, location)]).into_response()
+}
+
 /// Runs the platform until `shutdown` completes, then stops every instance.
 pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), UpError> {
     let data = |reason: String| UpError::Data { path: config.data_dir.clone(), reason };
@@ -211,6 +236,7 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
     let (metrics_platform, trigger_metrics) = (platform.clone(), event_triggers.metrics());
     let metrics_token = token.clone();
     let functions = gateway.clone();
+    let dashboard = config.dashboard;
     let secure = axum::Router::new()
         .route(
             "/metrics",
@@ -226,6 +252,8 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
             async move {
                 if is_api_path(request.uri().path()) {
                     api.call(request).await.into_response()
+                } else if is_dashboard_path(request.uri().path()) {
+                    dashboard_redirect(dashboard, request.uri().path_and_query().map_or("/ui/", |p| p.as_str()))
                 } else {
                     gateway.handle(request).await.map(Body::new).into_response()
                 }
@@ -245,6 +273,8 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
             if is_api_path(path) || path == "/metrics" {
                 kelp_apiserver::ApiError::new(axum::http::StatusCode::FORBIDDEN, "Forbidden", refusal, None)
                     .into_response()
+            } else if is_dashboard_path(path) {
+                dashboard_redirect(dashboard, request.uri().path_and_query().map_or("/ui/", |p| p.as_str()))
             } else {
                 gateway.handle(request).await.map(Body::new).into_response()
             }
@@ -285,11 +315,18 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
             written.path.display()
         );
     }
-    eprintln!(
-        "kelp up: the web dashboard: `kelp up --dashboard 127.0.0.1:8001`, or `kelp dashboard` in another terminal \
-         (it serves the page on loopback with the {} context's credentials and prints the URL to open)",
-        kubeconfig::CONTEXT
-    );
+    match config.dashboard {
+        Some(dashboard) => eprintln!(
+            "kelp up: the web dashboard at http://{local}/ui/ (served on {dashboard} with the {} context's \
+             credentials; its login URL follows once the platform is ready)",
+            kubeconfig::CONTEXT
+        ),
+        None => eprintln!(
+            "kelp up: no web dashboard in this start: `kelp dashboard` in another terminal serves it on loopback with \
+             the {} context's credentials and prints the URL to open",
+            kubeconfig::CONTEXT
+        ),
+    }
     // The line `scripts/up` waits for: this process, not another on the port, is serving.
     eprintln!(
         "kelp up: ready (pid {}); try `kelp function deploy hello --runtime python3 --from-file hello.py --handler hello.hello`; Ctrl-C stops",

@@ -423,6 +423,18 @@ impl Api {
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) body: String,
+    /// The status line and headers.
+    head: String,
+}
+
+impl Reply {
+    /// The value of the header `name` (the first, if repeated).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
 }
 
 /// One HTTP/1.1 request to 127.0.0.1:`port` on a fresh connection (`Connection: close`), with
@@ -482,7 +494,7 @@ fn exchange(
     if chunked {
         payload = dechunk(&payload).ok_or_else(|| bad("bad chunked body"))?;
     }
-    Ok(Reply { status, body: String::from_utf8_lossy(&payload).into_owned() })
+    Ok(Reply { status, body: String::from_utf8_lossy(&payload).into_owned(), head })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
