@@ -392,6 +392,27 @@ fn http_trigger_routes_host_and_path() {
         Ok(r) if r.status == 404 => Ok(()),
         other => Err(format!("{other:?}")),
     });
+
+    // As on a cluster, the HTTP and cron triggers of a Function are its owned objects, and go
+    // with it; a Kafka trigger (a selector, not an owner) stays.
+    let cron = ["trigger", "cronjob", "create", "nightly", "--function", "greeter", "--schedule", "@daily"];
+    platform.kelp(&cron).ok();
+    let topic = ["trigger", "kafka", "create", "k", "--trigger-topic", "t", "--function-selector", "function=greeter"];
+    platform.kelp(&topic).ok();
+    let uid = platform.kubectl(&["get", "function", "greeter", "-o", "jsonpath={.metadata.uid}"]).ok().stdout;
+    for kind in ["httptrigger/kept", "cronjobtrigger/nightly"] {
+        eventually(&format!("{kind} is owned by its function"), DEADLINE, || {
+            let owner = platform.kubectl(&["get", kind, "-o", "jsonpath={.metadata.ownerReferences[0].uid}"]).ok();
+            if owner.stdout == uid { Ok(()) } else { Err(owner.stdout) }
+        });
+    }
+    platform.kelp(&["function", "delete", "greeter"]).ok();
+    eventually("the function's triggers are deleted with it", DEADLINE, || {
+        let left = platform.kubectl(&["get", "httptriggers,cronjobtriggers", "-o", "name"]).ok().stdout;
+        if left.is_empty() { Ok(()) } else { Err(left) }
+    });
+    let kafka = platform.kubectl(&["get", "kafkatriggers", "-o", "name"]).ok().stdout;
+    assert_eq!(kafka.trim(), "kafkatrigger.kubeless.io/k");
 }
 
 // ---------------------------------------------------------------------------------------------
