@@ -96,7 +96,7 @@ pub(crate) struct FunctionFlagArgs {
     #[arg(long)]
     timeout: Option<String>,
     /// Headless Service (no cluster IP); --headless=false undoes it
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cmd::pflag_bool, value_name = "BOOL")]
     headless: Option<bool>,
     /// Port the function listens on (and Service port) [deploy default: 8080]
     #[arg(long)]
@@ -112,7 +112,7 @@ pub(crate) struct FunctionFlagArgs {
 #[derive(Debug, Default, clap::Args)]
 struct DryRunArgsOpt {
     /// Print the Function instead of sending it
-    #[arg(long)]
+    #[arg(long, default_value = "false", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cmd::pflag_bool, value_name = "BOOL")]
     dryrun: bool,
     /// Output format of --dryrun: json or yaml
     #[arg(short = 'o', long, value_enum)]
@@ -209,7 +209,7 @@ pub(crate) struct ListArgs {
     /// Only these functions
     names: Vec<String>,
     /// Output format: json, yaml or wide (default: a table)
-    #[arg(short = 'o', long, value_enum)]
+    #[arg(short = 'o', long = "out", visible_alias = "output", value_enum)]
     output: Option<ListFormat>,
 }
 
@@ -219,7 +219,7 @@ pub(crate) struct DescribeArgs {
     /// The function's name
     name: String,
     /// Output format: json or yaml (default: a summary)
-    #[arg(short = 'o', long, value_enum)]
+    #[arg(short = 'o', long = "out", visible_alias = "output", value_enum)]
     output: Option<Format>,
 }
 
@@ -239,7 +239,7 @@ pub(crate) struct LogsArgs {
     /// The function's name
     name: String,
     /// Keep printing new lines
-    #[arg(short = 'f', long)]
+    #[arg(short = 'f', long, default_value = "false", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cmd::pflag_bool, value_name = "BOOL")]
     follow: bool,
 }
 
@@ -250,7 +250,7 @@ pub(crate) struct TopArgs {
     #[arg(short = 'f', long)]
     function: Option<String>,
     /// Output format: json or yaml (default: a table)
-    #[arg(short = 'o', long, value_enum)]
+    #[arg(short = 'o', long = "out", visible_alias = "output", value_enum)]
     output: Option<Format>,
 }
 
