@@ -215,7 +215,7 @@ mod tests {
             matches!(p("/openapi/v3/apis/kubeless.io/v1beta1"), Some(Route::OpenApiV3(g)) if g == "apis/kubeless.io/v1beta1")
         );
         for missing in [
-            "/apis/apps",
+            "/apis/batch",
             "/apis/kubeless.io/v1",
             "/apis/kubeless.io/v1beta1/widgets",
             "/apis/kubeless.io/v1beta1/functions/x",

@@ -292,7 +292,9 @@ async fn dispatch(app: &Arc<App>, request: Request) -> Result<Response, ApiError
         }
         Route::Resource(target) => match target.kind.backend {
             Backend::Store => stored(app, request, target, query).await,
-            Backend::Pods | Backend::Services => workload(app, request, target, query).await,
+            Backend::Pods | Backend::Services | Backend::Deployments | Backend::Definitions => {
+                workload(app, request, target, query).await
+            }
         },
     }
 }
@@ -1019,6 +1021,15 @@ async fn workload_objects(app: &App, kind: &Kind, namespace: Option<&str>) -> Re
             .iter()
             .map(serde_json::to_value)
             .collect::<Result<Vec<_>, _>>(),
+        Backend::Deployments => app
+            .workloads
+            .list_deployments(namespace)
+            .await
+            .map_err(ApiError::from_workloads)?
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>(),
+        Backend::Definitions => Ok(app.kinds.definitions(&kind.version)),
         Backend::Store => Ok(Vec::new()),
     };
     let mut values = values.map_err(|e| ApiError::internal(e.to_string()))?;
@@ -1048,6 +1059,9 @@ fn workload_events(app: &App, kind: &Kind) -> crate::workloads::BoxStream<(&'sta
     match kind.backend {
         Backend::Pods => Box::pin(app.workloads.watch_pods().filter_map(|e| async move { convert(e) })),
         Backend::Services => Box::pin(app.workloads.watch_services().filter_map(|e| async move { convert(e) })),
+        Backend::Deployments => Box::pin(app.workloads.watch_deployments().filter_map(|e| async move { convert(e) })),
+        // Fixed for the life of the process: nothing ever changes.
+        Backend::Definitions => Box::pin(futures_util::stream::pending()),
         Backend::Store => Box::pin(futures_util::stream::empty()),
     }
 }

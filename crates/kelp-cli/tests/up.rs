@@ -1022,3 +1022,106 @@ fn the_example_manifests_run() {
         logs.contains("\"POST / HTTP/1.1\" 200").then_some(()).ok_or(logs)
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// The original kubeless CLI v1.0.8, unchanged.
+
+/// The kubeless CLI v1.0.8 drives `kelp up` through a function's whole life and every trigger
+/// kind, and prints what `kelp` prints where scripts parse it (the list tables, `-o json`).
+/// `autoscale list` is the one command that cannot work: it lists `autoscaling/v2beta1`
+/// HorizontalPodAutoscalers, which `kelp up` does not serve and Kubernetes stopped serving in 1.25.
+#[test]
+fn the_kubeless_cli_drives_kelp_up() {
+    let platform = Platform::start(&[]);
+    let kubeless = |args: &[&str]| {
+        let run = platform.kubeless(args);
+        assert_eq!(run.code, 0, "kubeless {args:?}: {run:?}");
+        assert!(!run.stderr.contains("level=warning"), "kubeless {args:?} warned: {}", run.stderr);
+        run
+    };
+    let config = kubeless(&["get-server-config"]).stderr;
+    assert!(config.contains("Supported Runtimes are: python3, python3.6,"), "{config}");
+    let v1 = platform.write("hello.py", "def hello(event, context):\n    return event['data']\n");
+    let deployed = kubeless(&["function", "deploy", "hello", "-r", "python3.8", "--handler", "hello.hello", "-f", &v1]);
+    assert!(deployed.stderr.contains("Function hello submitted for deployment"), "{deployed:?}");
+    let listed = eventually("kubeless function ls shows hello ready", DEADLINE, || {
+        let out = kubeless(&["function", "ls", "hello"]).stdout;
+        if out.contains("1/1 READY") { Ok(out) } else { Err(out) }
+    });
+    let header: Vec<&str> = listed.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "NAMESPACE", "HANDLER", "RUNTIME", "DEPENDENCIES", "STATUS"]);
+    let row = |out: &str| out.lines().nth(1).map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "));
+    assert_eq!(row(&listed), row(&platform.kelp(&["function", "ls", "hello"]).ok().stdout));
+    let as_json: Value = serde_json::from_str(&kubeless(&["function", "ls", "--out", "json"]).stdout).unwrap();
+    let kelp_json: Value =
+        serde_json::from_str(&platform.kelp(&["function", "ls", "--out", "json"]).ok().stdout).unwrap();
+    assert_eq!(as_json[0]["spec"], kelp_json[0]["spec"], "the same Function either way");
+    let described = kubeless(&["function", "describe", "hello"]).stdout;
+    assert!(described.contains("Handler:     \thello.hello"), "{described}");
+
+    // (kubeless prints the answer and a newline.)
+    assert_eq!(kubeless(&["function", "call", "hello"]).stdout, "\n");
+    assert_eq!(kubeless(&["function", "call", "hello", "-d", r#"{"a":1}"#]).stdout, "{\"a\":1}\n");
+    assert_eq!(kubeless(&["function", "call", "hello", "-d", "plain"]).stdout, "plain\n");
+    let logs = kubeless(&["function", "logs", "hello"]).stdout;
+    assert!(logs.contains(r#""POST / HTTP/1.1" 200"#), "{logs}");
+    let top = kubeless(&["function", "top", "--function", "hello", "-o", "json"]).stdout;
+    let top: Value = serde_json::from_str(&top).unwrap();
+    let posts = top.as_array().unwrap().iter().find(|m| m["method"] == "POST").cloned().unwrap_or_default();
+    assert_eq!(posts["total_calls"], 2, "{top}");
+
+    let v2 = platform.write("hello2.py", "def hello(event, context):\n    return 'v2'\n");
+    kubeless(&["function", "update", "hello", "-f", &v2]);
+    eventually("the update serves", DEADLINE, || {
+        let out = platform.kubeless(&["function", "call", "hello"]).stdout;
+        if out == "v2\n" { Ok(()) } else { Err(out) }
+    });
+
+    let creates: [&[&str]; 4] = [
+        &["trigger", "http", "create", "h", "--function-name", "hello", "--path", "p", "--hostname", "h.test"],
+        &["trigger", "cronjob", "create", "c", "--function", "hello", "--schedule", "*/5 * * * *"],
+        &["trigger", "kafka", "create", "k", "--trigger-topic", "t", "--function-selector", "function=hello"],
+        &["trigger", "nats", "create", "n", "--trigger-topic", "t", "--function-selector", "function=hello"],
+    ];
+    for create in creates {
+        kubeless(create);
+        let kind = create[1];
+        let list = kubeless(&["trigger", kind, "list"]).stdout;
+        // The same cells, line by line (kubeless pads them and separates them with tabs).
+        let cells =
+            |out: &str| out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>();
+        assert_eq!(cells(&list), cells(&platform.kelp(&["trigger", kind, "list"]).ok().stdout), "trigger {kind} list");
+        assert!(list.lines().nth(1).is_some_and(|l| l.starts_with(create[3])), "{list}");
+    }
+    eventually("the HTTP trigger routes", DEADLINE, || {
+        match request(platform.port, "GET", "/p", &[("Host", "h.test")], "") {
+            Ok(r) if r.body == "v2" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    kubeless(&["autoscale", "create", "hello", "--min", "1", "--max", "3", "--value", "50"]);
+    let scaler = platform.kubectl(&[
+        "get",
+        "function",
+        "hello",
+        "-o",
+        "jsonpath={.spec.horizontalPodAutoscaler.spec.maxReplicas}",
+    ]);
+    assert_eq!(scaler.ok().stdout, "3");
+    let listed = platform.kubeless(&["autoscale", "list"]);
+    assert!(
+        listed.stderr.contains("could not find the requested resource (get horizontalpodautoscalers.autoscaling)"),
+        "{listed:?}"
+    );
+    kubeless(&["autoscale", "delete", "hello"]);
+
+    for (kind, name) in [("http", "h"), ("cronjob", "c"), ("kafka", "k"), ("nats", "n")] {
+        kubeless(&["trigger", kind, "delete", name]);
+    }
+    kubeless(&["function", "delete", "hello"]);
+    let left =
+        platform.kubectl(&["get", "functions,httptriggers,cronjobtriggers,kafkatriggers,natstriggers", "-o", "name"]);
+    assert_eq!(left.ok().stdout, "");
+    assert_eq!(kubeless(&["function", "ls"]).stdout.lines().count(), 1, "only the header");
+}
