@@ -1125,3 +1125,23 @@ fn the_kubeless_cli_drives_kelp_up() {
     assert_eq!(left.ok().stdout, "");
     assert_eq!(kubeless(&["function", "ls"]).stdout.lines().count(), 1, "only the header");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The official Python kubernetes client.
+
+/// `up/python_client.py` with the official Python kubernetes client (pinned, `scripts/python-client`):
+/// CRUD of a ConfigMap, 409 (an existing name, a stale resourceVersion), 422 with causes naming
+/// the fields, a watch from a list's resourceVersion, a Function's pod, its log and the service
+/// proxy (the client percent-encodes `name:port` in the path).
+#[test]
+fn the_python_kubernetes_client_drives_kelp_up() {
+    let platform = Platform::start(&[]);
+    let script = kelp_testkit::repo_root().join("crates/kelp-cli/tests/up/python_client.py");
+    let run = support::run(
+        std::process::Command::new(kelp_testkit::python_client_bin()).arg(script).arg(&platform.kubeconfig),
+        None,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let steps: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(steps, ["crud", "409", "422 spec.handler,spec.timeout", "watch", "pods", "proxy", "logs", "done"]);
+}

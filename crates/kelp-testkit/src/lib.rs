@@ -134,6 +134,18 @@ pub fn kubeless_bin() -> PathBuf {
     .clone()
 }
 
+/// The python of a virtual environment holding the official Python kubernetes client, pinned:
+/// `KELP_PYTHON_CLIENT`, else the one `scripts/python-client` installs once from PyPI into its
+/// cache. Panics with the script's output when there is none.
+pub fn python_client_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var_os("KELP_PYTHON_CLIENT") {
+        Some(path) => PathBuf::from(path),
+        None => script_dir("python-client", &[]),
+    })
+    .clone()
+}
+
 /// The directory `scripts/k8s-bins <tools>` builds the Kubernetes `tools` into (once, from the Go
 /// module proxy; a tool already built is not rebuilt) and prints. Panics with the script's output
 /// when it fails: the tests that need these tools must not pass without them.
