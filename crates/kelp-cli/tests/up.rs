@@ -1051,7 +1051,11 @@ fn the_kubeless_cli_drives_kelp_up() {
     let header: Vec<&str> = listed.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "NAMESPACE", "HANDLER", "RUNTIME", "DEPENDENCIES", "STATUS"]);
     let row = |out: &str| out.lines().nth(1).map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "));
-    assert_eq!(row(&listed), row(&platform.kelp(&["function", "ls", "hello"]).ok().stdout));
+    // (kelp's STATUS comes from the Function's status, written a moment after the instance is ready.)
+    eventually("kelp function ls prints the same row", DEADLINE, || {
+        let kelp = row(&platform.kelp(&["function", "ls", "hello"]).ok().stdout);
+        if kelp == row(&listed) { Ok(()) } else { Err(format!("{kelp:?} vs {:?}", row(&listed))) }
+    });
     let as_json: Value = serde_json::from_str(&kubeless(&["function", "ls", "--out", "json"]).stdout).unwrap();
     let kelp_json: Value =
         serde_json::from_str(&platform.kelp(&["function", "ls", "--out", "json"]).ok().stdout).unwrap();
@@ -1069,6 +1073,20 @@ fn the_kubeless_cli_drives_kelp_up() {
     let top: Value = serde_json::from_str(&top).unwrap();
     let posts = top.as_array().unwrap().iter().find(|m| m["method"] == "POST").cloned().unwrap_or_default();
     assert_eq!(posts["total_calls"], 2, "{top}");
+    let kelp_top = platform.kelp(&["function", "top", "--function", "hello", "--out", "json"]).ok().stdout;
+    let kelp_top: Value = serde_json::from_str(&kelp_top).unwrap();
+    let shape = |v: &Value| -> Vec<(String, Value, Vec<String>)> {
+        let rows = v.as_array().unwrap().iter();
+        rows.map(|m| {
+            (m["method"].to_string(), m["total_calls"].clone(), m.as_object().unwrap().keys().cloned().collect())
+        })
+        .collect()
+    };
+    assert_eq!(shape(&top), shape(&kelp_top), "function top -o json");
+    let kelp_described = platform.kelp(&["function", "describe", "hello"]).ok().stdout;
+    let cells = |out: &str| out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>();
+    // kelp adds a Status row (and a Message row when the Ready condition has one).
+    assert_eq!(cells(&described), cells(&kelp_described)[..8], "function describe");
 
     let v2 = platform.write("hello2.py", "def hello(event, context):\n    return 'v2'\n");
     kubeless(&["function", "update", "hello", "-f", &v2]);
