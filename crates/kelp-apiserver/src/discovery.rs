@@ -85,7 +85,7 @@ fn api_resources(kind: &Kind) -> Vec<Value> {
             "name": "services/proxy", "singularName": "", "namespaced": true, "kind": "ServiceProxyOptions",
             "verbs": ["create", "delete", "get", "patch", "update"],
         })),
-        Backend::Store | Backend::Deployments | Backend::Definitions => {}
+        Backend::Store | Backend::Deployments | Backend::Definitions | Backend::Autoscalers => {}
     }
     out
 }

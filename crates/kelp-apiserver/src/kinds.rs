@@ -33,6 +33,9 @@ pub enum Backend {
     /// The CustomResourceDefinitions of Kelp's kinds (`apiextensions.k8s.io`), from
     /// [`Kinds::definitions`]; read-only.
     Definitions,
+    /// `autoscaling/v2beta1` HorizontalPodAutoscalers: each stored Function's
+    /// `spec.horizontalPodAutoscaler` (which is one, as Kubeless kept it); read-only.
+    Autoscalers,
 }
 
 /// How a table cell is computed.
@@ -492,6 +495,20 @@ impl Kinds {
             ],
         );
         deployments.group = "apps".into();
+        let mut autoscalers = core_kind(
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            &["hpa"],
+            true,
+            Backend::Autoscalers,
+            vec![
+                column("Reference", "string", 0, path(".spec.scaleTargetRef.name")),
+                column("MinPods", "string", 0, path(".spec.minReplicas")),
+                column("MaxPods", "string", 0, path(".spec.maxReplicas")),
+            ],
+        );
+        autoscalers.group = "autoscaling".into();
+        autoscalers.version = "v2beta1".into();
         let definitions = ["v1", "v1beta1"].map(|version| {
             let mut kind = core_kind(
                 "CustomResourceDefinition",
@@ -519,7 +536,7 @@ impl Kinds {
         .collect();
         let all = kelp
             .into_iter()
-            .chain([namespaces, secrets, configmaps, events, pods, services, deployments])
+            .chain([namespaces, secrets, configmaps, events, pods, services, deployments, autoscalers])
             .chain(definitions)
             .map(Arc::new)
             .collect();
@@ -605,6 +622,7 @@ mod tests {
         let groups = [
             ("kubeless.io".to_owned(), vec!["v1beta1".to_owned()]),
             ("apps".to_owned(), vec!["v1".to_owned()]),
+            ("autoscaling".to_owned(), vec!["v2beta1".to_owned()]),
             ("apiextensions.k8s.io".to_owned(), vec!["v1".to_owned(), "v1beta1".to_owned()]),
         ];
         assert_eq!(kinds.groups(), groups);
