@@ -37,7 +37,7 @@ pub struct TriggerStatus {
     pub observed_generation: Option<i64>,
 }
 
-/// Status of a Kafka or NATS trigger: the trigger status plus what its consumers report.
+/// Status of a Kafka, NATS or Kinesis trigger: the trigger status plus what its consumers report.
 ///
 /// The `Ready` condition is `True` (reason `Subscribed`) when a consumer runs for every matched
 /// function and each is connected to the broker; `False` with the reason otherwise (`NoFunctions`,
@@ -52,7 +52,8 @@ pub struct TopicTriggerStatus {
     /// The `metadata.generation` these conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// The names of the Functions the `functionSelector` matches, each called for every message.
+    /// The names of the Functions the `functionSelector` (Kinesis: `function-name`) matches, each
+    /// called for every message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<String>,
     /// The latest error a consumer met (a failed call, the broker unreachable, ...).
@@ -61,6 +62,10 @@ pub struct TopicTriggerStatus {
     /// Kafka: messages published to the topic and not yet delivered, summed over the functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<i64>,
+    /// Kinesis: how far behind the shard's latest record the last one read is, in milliseconds
+    /// (Kinesis's `MillisBehindLatest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub millis_behind_latest: Option<i64>,
 }
 
 /// Read access to a status's conditions.

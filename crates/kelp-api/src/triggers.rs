@@ -297,7 +297,7 @@ fn collect_selector_errors(field: &str, selector: &LabelSelector, errors: &mut V
     plural = "kinesistriggers",
     singular = "kinesistrigger",
     namespaced,
-    status = "TriggerStatus",
+    status = "TopicTriggerStatus",
     derive = "PartialEq",
     doc = "A Kinesis trigger (kubeless.io/v1beta1): calls a function per stream record, served by Kelp.",
     printcolumn(name = "Function", type_ = "string", json_path = ".spec.function-name"),

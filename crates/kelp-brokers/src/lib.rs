@@ -1,22 +1,24 @@
 //! Real message brokers for tests, as `kelp-testenv` is a real control plane: a Kafka 4.1.1
-//! broker in KRaft mode (one process, broker and controller) and a nats-server with JetStream,
-//! each on 127.0.0.1 with free ports and a temporary directory.
+//! broker in KRaft mode (one process, broker and controller), a nats-server with JetStream and a
+//! Kinesis (moto's server mode), each on 127.0.0.1 with free ports and a temporary directory.
 //!
 //! ```no_run
-//! use kelp_brokers::{Kafka, Nats};
+//! use kelp_brokers::{Kafka, Kinesis, Nats};
 //!
 //! let kafka = Kafka::shared(); // started once per test binary
 //! let brokers = kafka.bootstrap(); // "127.0.0.1:<port>", for KAFKA_BROKERS
 //! let nats = Nats::shared();
 //! let url = nats.url(); // "nats://127.0.0.1:<port>", for NATS_URL
+//! let endpoint = Kinesis::shared().endpoint(); // "http://127.0.0.1:<port>", a trigger's endpoint
 //!
 //! let private = Kafka::start(); // one of its own, for a test that stops it
 //! private.stop();
 //! private.start_again(); // same port, same data: topics and committed offsets survive
-//! # drop((brokers, url));
+//! # drop((brokers, url, endpoint));
 //! ```
 //!
-//! The Kafka jars come from `KELP_KAFKA_LIB` and nats-server from `KELP_NATS_SERVER`, else from
+//! The Kafka jars come from `KELP_KAFKA_LIB`, nats-server from `KELP_NATS_SERVER` and moto from
+//! `KELP_MOTO_SERVER`, else from
 //! `scripts/brokers`, which fetches them once into a cache (`scripts/test` runs it first). Java
 //! is `$JAVA_HOME/bin/java`, else `java`, with a small heap and a fast-starting JIT unless
 //! `KELP_KAFKA_JVM_OPTS` says otherwise. Without them every test using this crate panics with
@@ -27,10 +29,12 @@
 //! never dropped); a private one is also cleaned up when dropped.
 
 mod kafka;
+mod kinesis;
 mod nats;
 mod supervised;
 
 pub use crate::kafka::Kafka;
+pub use crate::kinesis::Kinesis;
 pub use crate::nats::Nats;
 
 use std::path::PathBuf;
@@ -42,15 +46,19 @@ use std::sync::OnceLock;
 struct Installed {
     kafka_lib: PathBuf,
     nats_server: PathBuf,
+    moto_server: PathBuf,
 }
 
-/// `KELP_KAFKA_LIB` and `KELP_NATS_SERVER`, each else from `scripts/brokers` (run at most once).
+/// `KELP_KAFKA_LIB`, `KELP_NATS_SERVER` and `KELP_MOTO_SERVER`, each else from `scripts/brokers`
+/// (run at most once).
 fn installed() -> &'static Installed {
     static INSTALLED: OnceLock<Installed> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         let from_env = |name: &str| std::env::var_os(name).map(PathBuf::from);
         let (kafka_lib, nats_server) = (from_env("KELP_KAFKA_LIB"), from_env("KELP_NATS_SERVER"));
-        let fetched = if kafka_lib.is_none() || nats_server.is_none() { run_script() } else { Vec::new() };
+        let moto_server = from_env("KELP_MOTO_SERVER");
+        let missing = kafka_lib.is_none() || nats_server.is_none() || moto_server.is_none();
+        let fetched = if missing { run_script() } else { Vec::new() };
         let pick = |given: Option<PathBuf>, name: &str| {
             given
                 .or_else(|| fetched.iter().find(|(k, _)| k == name).map(|(_, v)| PathBuf::from(v)))
@@ -59,9 +67,11 @@ fn installed() -> &'static Installed {
         let installed = Installed {
             kafka_lib: pick(kafka_lib, "KELP_KAFKA_LIB"),
             nats_server: pick(nats_server, "KELP_NATS_SERVER"),
+            moto_server: pick(moto_server, "KELP_MOTO_SERVER"),
         };
         assert!(installed.kafka_lib.is_dir(), "kelp-brokers: no Kafka jars in {}", installed.kafka_lib.display());
         assert!(installed.nats_server.is_file(), "kelp-brokers: no nats-server at {}", installed.nats_server.display());
+        assert!(installed.moto_server.is_file(), "kelp-brokers: no moto_server at {}", installed.moto_server.display());
         installed
     })
 }

@@ -6,7 +6,8 @@
 //! another pod through the Service's DNS name, logged, updated, deleted; dependencies installed
 //! by the `install` init container; a CronJobTrigger's Job calling its function.
 //!
-//! Compiled languages (Go, Java, Rust) built by their pods: `node/compiled.rs`.
+//! Compiled languages (Go, Java, Rust) built by their pods: `node/compiled.rs`; Ruby and PHP
+//! added through `runtime-images` alone: `node/plugins.rs`.
 //!
 //! With `KELP_REAL_NODE=0` the same scenarios run on kwok's node, whose pods run no code: every
 //! step about objects is checked, the steps that need code running (calls, logs) are not.
@@ -15,6 +16,8 @@
 mod compiled;
 #[path = "common/node.rs"]
 mod node;
+#[path = "node/plugins.rs"]
+mod plugins;
 
 use std::sync::Once;
 use std::time::Duration;

@@ -9,6 +9,8 @@
 mod compiled;
 #[path = "up/events.rs"]
 mod events;
+#[path = "up/kinesis.rs"]
+mod kinesis;
 #[path = "up/plugins.rs"]
 mod plugins;
 #[path = "up/support.rs"]

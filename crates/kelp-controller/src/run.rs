@@ -9,7 +9,8 @@ use crate::settings::Settings;
 use crate::{Error, function, server, triggers};
 use anyhow::Context as _;
 use futures_util::{FutureExt, Stream, StreamExt, future};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceSpec};
 use kelp_api::{CronJobTrigger, Function, HTTPTrigger};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -64,8 +65,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (hpas, hpa_events) = known_cache(&client, &scope, &forget, &mut drivers);
     let (ingresses, ingress_events) = known_cache(&client, &scope, &forget, &mut drivers);
     let (cron_jobs, cron_job_events) = known_cache(&client, &scope, &forget, &mut drivers);
-    let (deployments, deployment_events) = child_cache(&client, &scope, &mut drivers, |_| {});
-    let (services, _) = child_cache(&client, &scope, &mut drivers, |_| {});
+    let (deployments, deployment_events) = child_cache(&client, &scope, &mut drivers, reduce_deployment);
+    let (services, _) = child_cache(&client, &scope, &mut drivers, reduce_service);
     let (pods, pod_events) = child_cache(&client, &scope, &mut drivers, reduce_pod);
 
     let watch = watcher::Config::default().any_semantic();
@@ -274,6 +275,27 @@ fn drive<T>(watch: impl Stream<Item = watcher::Result<T>> + Send + 'static, what
         }
         future::ready(())
     }))
+}
+
+/// What of a function's Deployment the controller reads: its generation, desired replicas and
+/// status (its readiness), and its owner (whose reconcile its changes start); the pod template,
+/// the largest part, is dropped from the cache (the metadata cache's digest says what was
+/// applied).
+fn reduce_deployment(deployment: &mut Deployment) {
+    deployment.metadata.annotations = None;
+    if let Some(spec) = deployment.spec.as_mut() {
+        *spec = DeploymentSpec { replicas: spec.replicas, ..Default::default() };
+    }
+}
+
+/// What of a function's Service the controller reads: its name and ports (an HTTPTrigger's
+/// Ingress names them).
+fn reduce_service(service: &mut Service) {
+    service.metadata.annotations = None;
+    service.status = None;
+    if let Some(spec) = service.spec.as_mut() {
+        *spec = ServiceSpec { ports: spec.ports.take(), ..Default::default() };
+    }
 }
 
 /// What of a function's pod the controller reads: its labels and its init containers' states

@@ -1,5 +1,5 @@
-//! `kelp-triggers` on the test control plane, with real brokers (Kafka 4.1.1 in KRaft mode and
-//! nats-server, from `kelp-brokers`) and real functions.
+//! `kelp-triggers` on the test control plane, with real brokers (Kafka 4.1.1 in KRaft mode,
+//! nats-server and a Kinesis, moto's server mode, from `kelp-brokers`) and real functions.
 //!
 //! kwok's pods run no code, so the functions here are real `kelp-runtime` processes that the
 //! test starts on loopback: each Function object's Service port (`spec.service.ports[0].port`)
@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{ControllerProcess, eventually};
-use kelp_api::{Conditions, Function, KafkaTrigger, NATSTrigger};
-use kelp_brokers::{Kafka, Nats};
+use kelp_api::{Conditions, Function, KafkaTrigger, KinesisTrigger, NATSTrigger};
+use kelp_brokers::{Kafka, Kinesis, Nats};
 use kelp_testenv::ControlPlane;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
@@ -259,5 +259,69 @@ async fn replicas_share_a_kafka_group_survive_a_kill_and_the_leader_keeps_status
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(sink.received().len(), before, "nothing is consumed for a deleted trigger");
+    drop(replicas);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_consumes_a_kinesis_shard_with_the_secret_s_credentials_and_checkpoints_in_a_config_map() {
+    let plane = ControlPlane::shared();
+    let namespace = plane.namespace("kinesis").await;
+    let client = plane.client().await;
+    let sink = SinkFunction::start(&plane.log_dir().join(format!("sink-{namespace}")));
+    let functions: Api<Function> = Api::namespaced(client.clone(), &namespace);
+    functions.create(&PostParams::default(), &function_object("sink", &sink)).await.unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &namespace);
+    let secret = serde_json::from_value(json!({
+        "metadata": {"name": "aws"},
+        "stringData": {"aws_access_key_id": "AKIDKELP", "aws_secret_access_key": "kelp-secret"},
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    let replicas = replicas(plane, &namespace);
+
+    let kinesis = Kinesis::shared();
+    let credentials =
+        kelp_events::kinesis::Credentials { access_key_id: "AKIDKELP".into(), secret_access_key: "kelp-secret".into() };
+    let stream = format!("orders-{namespace}");
+    let aws = kelp_events::kinesis::Client::new(Some(&kinesis.endpoint()), "us-east-1", credentials).unwrap();
+    aws.create_stream(&stream, 1).await.unwrap();
+    let triggers: Api<KinesisTrigger> = Api::namespaced(client.clone(), &namespace);
+    let trigger: KinesisTrigger = serde_json::from_value(json!({
+        "apiVersion": "kubeless.io/v1beta1",
+        "kind": "KinesisTrigger",
+        "metadata": {"name": "orders"},
+        "spec": {"function-name": "sink", "aws-region": "us-east-1", "secret": "aws", "stream": stream,
+                 "shard": "shardId-000000000000", "endpoint": kinesis.endpoint()},
+    }))
+    .unwrap();
+    triggers.create(&PostParams::default(), &trigger).await.unwrap();
+    let ready = eventually("the KinesisTrigger to be Ready", PATIENCE, || async {
+        triggers.get("orders").await.ok()?.status.filter(Conditions::is_ready)
+    })
+    .await;
+    assert_eq!(ready.functions, ["sink"]);
+    for n in 0..20 {
+        aws.put_record(&stream, "k", format!("record-{n}").as_bytes()).await.unwrap();
+    }
+    let kinesis_lines = |lines: &[String]| -> Vec<String> {
+        lines.iter().filter_map(|l| l.strip_prefix("kinesistriggers.kubeless.io ")).map(str::to_owned).collect()
+    };
+    let want: Vec<String> = (0..20).map(|n| format!("record-{n}")).collect();
+    eventually("the 20 records delivered in order", PATIENCE, || async {
+        (kinesis_lines(&sink.received()) == want).then_some(())
+    })
+    .await;
+    let delivered = delivered_by_each(&replicas);
+    assert!(delivered.contains(&0.0), "one replica, the leader, consumes the shard: {delivered:?}");
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let key = format!("sink.{stream}.shardId-000000000000");
+    eventually("the checkpoint in kelp-kinesis-orders", PATIENCE, || async {
+        config_maps.get("kelp-kinesis-orders").await.ok()?.data?.get(&key).cloned()
+    })
+    .await;
+    eventually("millisBehindLatest in the status", PATIENCE, || async {
+        triggers.get("orders").await.ok()?.status?.millis_behind_latest
+    })
+    .await;
     drop(replicas);
 }

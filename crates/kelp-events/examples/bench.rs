@@ -1,18 +1,20 @@
-//! The event-trigger benchmark that `bench/events.sh` runs: a private Kafka and nats-server
-//! (`kelp-brokers`), a `kelp up` (the `kelp` binary given) calling a Python hello function
-//! (`bench/functions/events.py`) for every message of a KafkaTrigger and a NATSTrigger, and the
-//! same brokers measured alone. Prints one Markdown table on stdout, progress on stderr.
+//! The event-trigger benchmark that `bench/events.sh` runs: a private Kafka, nats-server and
+//! Kinesis (moto; `kelp-brokers`), a `kelp up` (the `kelp` binary given) calling a Python hello
+//! function (`bench/functions/events.py`) for every message of a KafkaTrigger, a NATSTrigger and a
+//! KinesisTrigger, and the same brokers measured alone. Prints one Markdown table on stdout,
+//! progress on stderr.
 //!
 //! `cargo run --release -p kelp-events --example bench -- <kelp binary> <work dir>`; knobs in the
 //! environment: `MESSAGES` (per throughput run, default 20000), `PARTITIONS` (default 8),
-//! `RATE_SECONDS` (seconds at 1,000 msg/s, default 10).
+//! `RATE_SECONDS` (seconds at 1,000 msg/s, default 10), `KINESIS_RECORDS` (default 2000).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
-use kelp_brokers::{Kafka, Nats};
+use kelp_brokers::{Kafka, Kinesis, Nats};
+use kelp_events::kinesis::{Client, Credentials, Start};
 use kelp_events::{KafkaSettings, topics};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -102,6 +104,25 @@ impl Platform {
         let kinds = format!("{kind}triggers");
         self.wait(&format!("trigger {name}"), || {
             self.kelp_output(&["get", &kinds, name, "-o", "json"])
+                .is_some_and(|body| body.replace(' ', "").contains(r#""reason":"Subscribed""#))
+        });
+    }
+}
+
+impl Platform {
+    /// Creates the Secret `aws` and a KinesisTrigger of `shard` of the stream `bench` at
+    /// `endpoint` calling `hello`, and waits until it is subscribed.
+    fn kinesis_trigger(&self, work: &Path, endpoint: &str, shard: &str) {
+        let manifest = work.join("aws-secret.yaml");
+        let yaml = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: aws\n  namespace: default\nstringData:\n  \
+                    aws_access_key_id: AKIDBENCH\n  aws_secret_access_key: bench\n";
+        std::fs::write(&manifest, yaml).unwrap();
+        self.kelp(&["apply", "-f", manifest.to_str().unwrap()]);
+        let create = ["trigger", "kinesis", "create", "bench", "--stream", "bench", "--aws-region", "us-east-1"];
+        let rest = ["--shard-id", shard, "--function-name", "hello", "--secret", "aws", "--endpoint", endpoint];
+        self.kelp(&[&create[..], &rest[..]].concat());
+        self.wait("trigger bench (Kinesis)", || {
+            self.kelp_output(&["get", "kinesistriggers", "bench", "-o", "json"])
                 .is_some_and(|body| body.replace(' ', "").contains(r#""reason":"Subscribed""#))
         });
     }
@@ -372,6 +393,47 @@ async fn main() {
             target: format!("p99 ≤ {target_p99} ms: {}", verdict(p99 <= target_p99)),
         });
     }
+
+    let records = env_or("KINESIS_RECORDS", 2000);
+    log(&format!("Kinesis: {records} records put one after another, then read (moto alone)"));
+    let kinesis = tokio::task::block_in_place(Kinesis::start);
+    let credentials = Credentials { access_key_id: "AKIDBENCH".into(), secret_access_key: "bench".into() };
+    let aws = Client::new(Some(&kinesis.endpoint()), "us-east-1", credentials).unwrap();
+    let shard = "shardId-000000000000";
+    for stream in ["ceiling", "bench"] {
+        aws.create_stream(stream, 1).await.unwrap();
+    }
+    let kinesis_ceiling = {
+        let began = Instant::now();
+        for _ in 0..records {
+            aws.put_record("ceiling", "k", &message()).await.unwrap();
+        }
+        let mut iterator = aws.shard_iterator("ceiling", shard, &Start::Oldest).await.unwrap();
+        let mut read = 0;
+        while read < records {
+            let batch = aws.get_records(&iterator, kelp_events::kinesis::MAX_RECORDS).await.unwrap();
+            read += batch.records.len();
+            iterator = batch.next.unwrap();
+        }
+        records as f64 / began.elapsed().as_secs_f64()
+    };
+    log(&format!("Kinesis: {records} records through a KinesisTrigger"));
+    let endpoint = kinesis.endpoint();
+    tokio::task::block_in_place(|| platform.kinesis_trigger(&work, &endpoint, shard));
+    std::fs::write(&sink_path, "").unwrap();
+    let began = Instant::now();
+    for _ in 0..records {
+        aws.put_record("bench", "k", &message()).await.unwrap();
+    }
+    let took = tokio::task::block_in_place(|| delivered(&sink_path, records, began));
+    let rate = records as f64 / took.as_secs_f64();
+    rows.push(Row {
+        name: format!("Kinesis (moto) → Python hello, {records} × 1 KiB put one by one, at least once (one shard)"),
+        result: format!("{} records/s", thousands(rate)),
+        ceiling: format!("{} records/s (put → get)", thousands(kinesis_ceiling)),
+        ratio: format!("{:.2}", rate / kinesis_ceiling),
+        target: "—".into(),
+    });
     drop(platform);
 
     println!("| Benchmark | Result | Ceiling: the broker alone | Ratio | Target |");
@@ -382,13 +444,16 @@ async fn main() {
     println!();
     println!(
         "Method: a private Kafka 4.1.1 (KRaft, one broker, {partitions} partitions) and nats-server \
-         (kelp-brokers), `kelp up` with a KafkaTrigger and a NATSTrigger calling one Python hello \
+         and moto's Kinesis (kelp-brokers), `kelp up` with a KafkaTrigger, a NATSTrigger and a \
+         KinesisTrigger calling one Python hello \
          function (bench/functions/events.py, which notes publish → call time per message); \
          throughput: {messages} messages of 1 KiB published as fast as the client goes, timed from the \
          first publish to the last call; latency: {seconds} s at 1,000 msg/s after a second of \
          warm-up, percentiles of every message. Ceiling: the same measures with a bare client (an rdkafka consumer with its \
          partitions assigned / an async-nats subscriber) in place of kelp up and the function, in the \
-         same run; ratio: kelp's figure over the ceiling's."
+         same run; ratio: kelp's figure over the ceiling's. Kinesis: {records} records put one after \
+         another to a one-shard stream, timed from the first put to the last call; its ceiling is \
+         the same puts followed by GetRecords until all are read, on moto alone."
     );
 }
 

@@ -19,7 +19,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// One function called for each message of one trigger's topic or subject.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Subscription {
-    /// Kafka or NATS.
+    /// Kafka, NATS or Kinesis.
     pub source: Source,
     /// The trigger's (and the function's) namespace.
     pub namespace: String,
@@ -27,8 +27,10 @@ pub struct Subscription {
     pub trigger: String,
     /// The function's name.
     pub function: String,
-    /// The topic (Kafka) or subject (NATS, wildcards allowed).
+    /// The topic (Kafka), subject (NATS, wildcards allowed) or stream (Kinesis).
     pub topic: String,
+    /// Kinesis: the shard, where, and the credentials.
+    pub kinesis: Option<crate::kinesis::Shard>,
     /// Retries, dead letter, concurrency, durability.
     pub policy: Policy,
     /// Where a new consumer group starts: the messages published since (`kelp up` gives the
@@ -64,6 +66,9 @@ pub struct ConsumerStatus {
     pub last_error: Option<String>,
     /// Kafka: messages in the assigned partitions not yet delivered (`None` until known).
     pub lag: Option<i64>,
+    /// Kinesis: how far behind the shard's latest record the last read one is, in
+    /// milliseconds (`None` until known).
+    pub millis_behind_latest: Option<i64>,
 }
 
 /// A running consumer. Dropping it without [`Consumer::stop`] also stops it, abruptly.
@@ -96,11 +101,13 @@ impl Consumer {
     pub fn status(&self) -> ConsumerStatus {
         let state = &self.shared.state;
         let lag = self.shared.counters.lag.get();
+        let source = self.shared.subscription.source;
         ConsumerStatus {
             subscribed: state.subscribed.load(Ordering::Relaxed),
             last_error: state.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
-            lag: (self.shared.subscription.source == crate::Source::Kafka && lag >= 0 && state.lag_known())
-                .then_some(lag),
+            lag: (source == crate::Source::Kafka && lag >= 0 && state.lag_known()).then_some(lag),
+            millis_behind_latest: (source == crate::Source::Kinesis && state.lag_known())
+                .then(|| self.shared.counters.behind.get()),
         }
     }
 

@@ -2,7 +2,8 @@
 //! bytes, base64url), `event-time` (Go's `time.Time.String()` of the UTC time, e.g.
 //! `2009-11-10 23:00:00.123 +0000 UTC`), `event-type` and `Content-Type` (`application/json`
 //! when the message is a JSON object, `application/x-www-form-urlencoded` otherwise),
-//! `event-namespace` (`kafkatriggers.kubeless.io` or `natstriggers.kubeless.io`), `event-topic`
+//! `event-namespace` (`kafkatriggers.kubeless.io`, `natstriggers.kubeless.io` or
+//! `kinesistriggers.kubeless.io`), `event-topic` (the topic, subject or stream)
 //! and the trigger controller's `User-Agent`. The message is the body of a `POST /`.
 
 use base64::Engine as _;
@@ -19,6 +20,8 @@ pub enum Source {
     Kafka,
     /// A NATS subject (NATSTrigger).
     Nats,
+    /// A Kinesis stream's shard (KinesisTrigger).
+    Kinesis,
 }
 
 impl Source {
@@ -27,6 +30,7 @@ impl Source {
         match self {
             Source::Kafka => "kafkatriggers.kubeless.io",
             Source::Nats => "natstriggers.kubeless.io",
+            Source::Kinesis => "kinesistriggers.kubeless.io",
         }
     }
 
@@ -35,15 +39,17 @@ impl Source {
         let name = match self {
             Source::Kafka => KAFKA_CLIENT_ID,
             Source::Nats => "kubeless-nats-trigger-controller",
+            Source::Kinesis => "kubeless-kinesis-trigger-controller",
         };
         format!("{name}/{}", env!("CARGO_PKG_VERSION"))
     }
 
-    /// `kafka` or `nats`, the `kind` label of the metrics.
+    /// `kafka`, `nats` or `kinesis`, the `kind` label of the metrics.
     pub fn label(self) -> &'static str {
         match self {
             Source::Kafka => "kafka",
             Source::Nats => "nats",
+            Source::Kinesis => "kinesis",
         }
     }
 }

@@ -34,6 +34,7 @@ mod deliver;
 mod event;
 mod invoke;
 pub mod kafka;
+pub mod kinesis;
 mod metrics;
 pub mod nats;
 mod policy;

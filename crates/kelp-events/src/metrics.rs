@@ -1,6 +1,7 @@
-//! Per-trigger Prometheus series, labelled `kind` (`kafka`, `nats`), `namespace`, `trigger` and
-//! `function`: messages consumed, delivered, retried and dead-lettered, and the consumer lag
-//! (Kafka: messages in the assigned partitions not yet delivered).
+//! Per-trigger Prometheus series, labelled `kind` (`kafka`, `nats`, `kinesis`), `namespace`,
+//! `trigger` and `function`: messages consumed, delivered, retried and dead-lettered, the consumer
+//! lag (Kafka: messages in the assigned partitions not yet delivered) and how far behind the
+//! shard's latest record a Kinesis consumer reads (`MillisBehindLatest`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -28,6 +29,7 @@ pub struct Metrics {
     retried: Family<TriggerLabels, Counter>,
     dead_lettered: Family<TriggerLabels, Counter>,
     lag: Family<TriggerLabels, Gauge>,
+    behind: Family<TriggerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -39,6 +41,7 @@ impl Default for Metrics {
             retried: Family::default(),
             dead_lettered: Family::default(),
             lag: Family::default(),
+            behind: Family::default(),
             registry: Registry::default(),
         };
         registry.register("messages_consumed", "Messages received from the broker", metrics.consumed.clone());
@@ -54,6 +57,11 @@ impl Default for Metrics {
             metrics.dead_lettered.clone(),
         );
         registry.register("consumer_lag", "Messages published but not yet delivered (Kafka)", metrics.lag.clone());
+        registry.register(
+            "millis_behind_latest",
+            "How far the records read are behind the shard's latest, in milliseconds (Kinesis)",
+            metrics.behind.clone(),
+        );
         Metrics { registry, ..metrics }
     }
 }
@@ -68,15 +76,20 @@ impl Metrics {
         out
     }
 
-    /// The series of one consumer, created at zero.
+    /// The series of one consumer, created at zero (`millis_behind_latest` for Kinesis only).
     pub(crate) fn counters(&self, subscription: &Subscription) -> Counters {
         let labels = labels(subscription);
+        let behind = match subscription.source {
+            crate::Source::Kinesis => self.behind.get_or_create(&labels).clone(),
+            crate::Source::Kafka | crate::Source::Nats => Gauge::default(),
+        };
         Counters {
             consumed: self.consumed.get_or_create(&labels).clone(),
             delivered: self.delivered.get_or_create(&labels).clone(),
             retried: self.retried.get_or_create(&labels).clone(),
             dead_lettered: self.dead_lettered.get_or_create(&labels).clone(),
             lag: self.lag.get_or_create(&labels).clone(),
+            behind,
         }
     }
 
@@ -87,6 +100,7 @@ impl Metrics {
             family.remove(&labels);
         }
         self.lag.remove(&labels);
+        self.behind.remove(&labels);
     }
 }
 
@@ -107,4 +121,5 @@ pub(crate) struct Counters {
     pub(crate) retried: Counter,
     pub(crate) dead_lettered: Counter,
     pub(crate) lag: Gauge,
+    pub(crate) behind: Gauge,
 }

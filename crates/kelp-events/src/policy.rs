@@ -3,8 +3,8 @@
 //! | Annotation | Default | Meaning |
 //! |---|---|---|
 //! | `kelp.dev/retries` | `5` | retries after a failed call before the message is dead-lettered; at most 1000 |
-//! | `kelp.dev/dead-letter` | Kafka: `kelp-dead-letter.<namespace>.<trigger>`; NATS: `kelp.dead-letter.<namespace>.<trigger>` | the topic (Kafka) or subject (NATS) a message goes to when every retry failed |
-//! | `kelp.dev/concurrency` | Kafka `8`, NATS `1` | Kafka: partitions delivered at once (order is kept within each); NATS core: messages delivered at once (above 1 their order is not kept); at most 1024 |
+//! | `kelp.dev/dead-letter` | Kafka and Kinesis: `kelp-dead-letter.<namespace>.<trigger>`; NATS: `kelp.dead-letter.<namespace>.<trigger>` | the topic (Kafka), subject (NATS) or stream (Kinesis) a message goes to when every retry failed |
+//! | `kelp.dev/concurrency` | Kafka `8`, NATS and Kinesis `1` | Kafka: partitions delivered at once (order is kept within each); NATS core: messages delivered at once (above 1 their order is not kept); Kinesis: unused (a shard's records are delivered in order); at most 1024 |
 //! | `kelp.dev/durable` | `false` | NATS: `true` consumes through JetStream with explicit acks |
 //!
 //! Retry `n` (from 0) waits `100 ms × 2ⁿ`, at most `BACKOFF_INTERVAL` (default 10 s).
@@ -84,7 +84,7 @@ impl Policy {
                 .ok_or_else(|| invalid(CONCURRENCY, "must be from 1 to 1024"))?,
             None => match source {
                 Source::Kafka => DEFAULT_CONCURRENCY,
-                Source::Nats => 1,
+                Source::Nats | Source::Kinesis => 1,
             },
         };
         let durable = match get(DURABLE) {
@@ -94,7 +94,7 @@ impl Policy {
         let dead_letter = match get(DEAD_LETTER) {
             Some(v) => v.to_owned(),
             None => match source {
-                Source::Kafka => format!("kelp-dead-letter.{namespace}.{name}"),
+                Source::Kafka | Source::Kinesis => format!("kelp-dead-letter.{namespace}.{name}"),
                 Source::Nats => format!("kelp.dead-letter.{namespace}.{name}"),
             },
         };

@@ -1,10 +1,11 @@
-//! What a host does with KafkaTriggers and NATSTriggers, on either backend: a [`Consumer`] for
-//! every trigger and every Function in its namespace that its `functionSelector` matches (an
-//! absent or empty selector matches them all, as Kubeless's did). [`Triggers::sync`] starts the
+//! What a host does with KafkaTriggers, NATSTriggers and KinesisTriggers, on either backend: a
+//! [`Consumer`] for every trigger and every Function in its namespace that its `functionSelector`
+//! matches (an absent or empty selector matches them all, as Kubeless's did), or for a
+//! KinesisTrigger the one its `function-name` names. [`Triggers::sync`] starts the
 //! consumers of new triggers and functions, restarts those whose trigger's topic or annotations
 //! changed, stops (committing what they delivered) those whose trigger or function went, and
 //! returns each trigger's status: which functions it calls, whether every consumer is
-//! subscribed, the latest error and, for Kafka, the lag.
+//! subscribed, the latest error and, for Kafka, the lag (for Kinesis, the milliseconds behind).
 //!
 //! `kelp up` runs it in-process and calls its functions directly; the cluster's `kelp-triggers`
 //! runs it in each replica and calls the functions' Services.
@@ -14,9 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kelp_api::{KafkaTrigger, NATSTrigger};
+use kelp_api::{KafkaTrigger, KinesisTrigger, NATSTrigger};
 use serde_json::{Value, json};
 
+use crate::kinesis::{Checkpoints, Credentials, Shard};
 use crate::{Consumer, ConsumerStatus, Invoke, KafkaSettings, Metrics, Policy, Source, Subscription};
 
 /// Where the brokers are, and the retry cap: what every consumer of a host shares.
@@ -41,10 +43,10 @@ impl Default for Brokers {
     }
 }
 
-/// A KafkaTrigger or NATSTrigger, as far as consuming is concerned.
+/// A KafkaTrigger, NATSTrigger or KinesisTrigger, as far as consuming is concerned.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TopicTrigger {
-    /// Kafka or NATS.
+    /// Kafka, NATS or Kinesis.
     pub source: Source,
     /// Its namespace (that of the functions it may call).
     pub namespace: String,
@@ -56,10 +58,14 @@ pub struct TopicTrigger {
     pub created: Option<SystemTime>,
     /// `metadata.annotations`: the delivery [`Policy`].
     pub annotations: BTreeMap<String, String>,
-    /// `spec.topic`.
+    /// `spec.topic` (Kinesis: `spec.stream`).
     pub topic: Option<String>,
     /// `spec.functionSelector`.
     pub function_selector: Option<LabelSelector>,
+    /// Kinesis: `spec.function-name`, the one function called.
+    pub function_name: Option<String>,
+    /// Kinesis: the shard and credentials, or why they cannot be had (a missing Secret).
+    pub kinesis: Option<Result<Shard, String>>,
 }
 
 impl TopicTrigger {
@@ -79,6 +85,24 @@ impl TopicTrigger {
             annotations: metadata.annotations.clone().unwrap_or_default(),
             topic,
             function_selector,
+            function_name: None,
+            kinesis: None,
+        }
+    }
+
+    /// A KinesisTrigger, with the `credentials` read from the Secret its `spec.secret` names.
+    pub fn kinesis(trigger: &KinesisTrigger, credentials: Result<Credentials, String>) -> TopicTrigger {
+        let spec = &trigger.spec;
+        let shard = credentials.map(|credentials| Shard {
+            endpoint: spec.endpoint.clone().filter(|e| !e.trim().is_empty()),
+            region: spec.aws_region.clone().unwrap_or_default(),
+            shard: spec.shard.clone().unwrap_or_default(),
+            credentials,
+        });
+        TopicTrigger {
+            function_name: Some(spec.function_name.clone().unwrap_or_default()),
+            kinesis: Some(shard),
+            ..TopicTrigger::from_parts(Source::Kinesis, &trigger.metadata, spec.stream.clone(), None)
         }
     }
 
@@ -134,12 +158,19 @@ pub struct Triggers<I> {
     invoker: Arc<I>,
     metrics: Arc<Metrics>,
     consumers: HashMap<Subscription, Consumer>,
+    checkpoints: Option<Arc<dyn Checkpoints>>,
 }
 
 impl<I: Invoke> Triggers<I> {
     /// No consumers yet; the consumers it starts call functions through `invoker`.
     pub fn new(brokers: Brokers, invoker: Arc<I>) -> Self {
-        Triggers { brokers, invoker, metrics: Arc::default(), consumers: HashMap::new() }
+        Triggers { brokers, invoker, metrics: Arc::default(), consumers: HashMap::new(), checkpoints: None }
+    }
+
+    /// These triggers, keeping Kinesis checkpoints in `checkpoints` (without, a KinesisTrigger
+    /// is not consumed and its status says why).
+    pub fn with_checkpoints(self, checkpoints: Arc<dyn Checkpoints>) -> Self {
+        Triggers { checkpoints: Some(checkpoints), ..self }
     }
 
     /// The consumers' series, for `/metrics`.
@@ -168,7 +199,7 @@ impl<I: Invoke> Triggers<I> {
         for (trigger, plan) in triggers.iter().zip(plans) {
             let status = match plan {
                 Err(reason) => failed_status("InvalidTrigger", &reason, Vec::new()),
-                Ok(subscriptions) => self.run(subscriptions),
+                Ok(subscriptions) => self.run(subscriptions, trigger.function_name.as_deref()),
             };
             statuses.push(with_generation(status, trigger.generation));
         }
@@ -183,14 +214,15 @@ impl<I: Invoke> Triggers<I> {
     }
 
     /// Starts the consumers of one trigger's subscriptions that are not running; their status.
-    fn run(&mut self, subscriptions: Vec<Subscription>) -> Value {
+    /// `function_name`: the one function a KinesisTrigger names.
+    fn run(&mut self, subscriptions: Vec<Subscription>, function_name: Option<&str>) -> Value {
         let functions: Vec<String> = subscriptions.iter().map(|s| s.function.clone()).collect();
         if subscriptions.is_empty() {
-            return failed_status(
-                "NoFunctions",
-                "no Function in the namespace matches the functionSelector",
-                functions,
-            );
+            let message = match function_name {
+                Some(name) => format!("Function {name} not found in the namespace"),
+                None => "no Function in the namespace matches the functionSelector".to_owned(),
+            };
+            return failed_status("NoFunctions", &message, functions);
         }
         let mut statuses = Vec::new();
         for subscription in subscriptions {
@@ -212,6 +244,14 @@ impl<I: Invoke> Triggers<I> {
         match subscription.source {
             Source::Kafka => crate::kafka::start(&self.brokers.kafka, subscription, invoker, metrics),
             Source::Nats => Ok(crate::nats::start(&self.brokers.nats_url, subscription, invoker, metrics)),
+            Source::Kinesis => {
+                let checkpoints = self.checkpoints.clone().ok_or_else(|| crate::Error::Setting {
+                    name: "checkpoints",
+                    reason: "this host keeps no Kinesis checkpoints".into(),
+                })?;
+                crate::kinesis::start(subscription, invoker, checkpoints, metrics)
+                    .map_err(|e| crate::Error::Setting { name: "spec.endpoint", reason: e.to_string() })
+            }
         }
     }
 }
@@ -220,15 +260,26 @@ impl<I: Invoke> Triggers<I> {
 fn plan(trigger: &TopicTrigger, functions: &[Target], backoff_cap: Duration) -> Result<Vec<Subscription>, String> {
     let topic = trigger.topic.clone().unwrap_or_default();
     if topic.is_empty() {
-        return Err("spec.topic is empty".into());
+        let field = if trigger.source == Source::Kinesis { "spec.stream" } else { "spec.topic" };
+        return Err(format!("{field} is empty"));
     }
+    let kinesis = match &trigger.kinesis {
+        Some(Err(reason)) => return Err(reason.clone()),
+        Some(Ok(shard)) if shard.shard.is_empty() => return Err("spec.shard is empty".into()),
+        Some(Ok(shard)) => Some(shard.clone()),
+        None => None,
+    };
     let (namespace, name) = (&trigger.namespace, &trigger.name);
     let policy = Policy::from_annotations(trigger.source, namespace, name, &trigger.annotations, backoff_cap)
         .map_err(|e| e.to_string())?;
     let selector = trigger.function_selector.clone().unwrap_or_default();
     let mut matched: Vec<&Target> = functions
         .iter()
-        .filter(|f| &f.namespace == namespace && kelp_api::selector_matches(&selector, &f.labels))
+        .filter(|f| &f.namespace == namespace)
+        .filter(|f| match &trigger.function_name {
+            Some(name) => &f.name == name,
+            None => kelp_api::selector_matches(&selector, &f.labels),
+        })
         .collect();
     matched.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(matched
@@ -239,6 +290,7 @@ fn plan(trigger: &TopicTrigger, functions: &[Target], backoff_cap: Duration) -> 
             trigger: name.clone(),
             function: function.name.clone(),
             topic: topic.clone(),
+            kinesis: kinesis.clone(),
             policy: policy.clone(),
             // A new group delivers what was published once both the trigger and the function
             // existed.
@@ -260,6 +312,7 @@ fn topic_status(statuses: &[ConsumerStatus], functions: Vec<String>) -> Value {
     let last_error = statuses.iter().find_map(|s| s.last_error.clone());
     let lags: Vec<i64> = statuses.iter().filter_map(|s| s.lag).collect();
     let lag = (!lags.is_empty()).then(|| lags.iter().sum::<i64>());
+    let behind = statuses.iter().filter_map(|s| s.millis_behind_latest).max();
     let (status, reason, message) = if subscribed {
         ("True", "Subscribed", format!("consuming for {} function(s)", functions.len()))
     } else {
@@ -274,6 +327,9 @@ fn topic_status(statuses: &[ConsumerStatus], functions: Vec<String>) -> Value {
     }
     if let Some(lag) = lag {
         value["lag"] = json!(lag);
+    }
+    if let Some(behind) = behind {
+        value["millisBehindLatest"] = json!(behind);
     }
     value
 }
@@ -327,6 +383,8 @@ mod tests {
             created: None,
             annotations: BTreeMap::new(),
             function_selector: Some(selector),
+            function_name: None,
+            kinesis: None,
         };
         let elsewhere = Target { namespace: "other".into(), ..function("c", &[("topic", "s3-python")]) };
         let functions = [function("b", &[("topic", "s3-python")]), function("a", &[("topic", "s3-python")]), elsewhere];
@@ -340,15 +398,61 @@ mod tests {
         assert_eq!(plan(&no_topic, &functions, Duration::from_secs(1)).unwrap_err(), "spec.topic is empty");
     }
 
+    /// Calls nothing: for syncs that start no consumer.
+    struct Nobody;
+
+    impl Invoke for Nobody {
+        fn invoke(
+            &self,
+            _: &str,
+            _: &str,
+            _: http::Request<bytes::Bytes>,
+        ) -> impl Future<Output = Result<crate::Answer, String>> + Send {
+            std::future::ready(Err("no function".to_owned()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kinesis_trigger_calls_the_function_it_names_and_says_what_it_lacks() {
+        let spec = |function: &str, shard: &str| {
+            serde_json::from_value::<KinesisTrigger>(json!({
+                "apiVersion": "kubeless.io/v1beta1", "kind": "KinesisTrigger",
+                "metadata": {"name": "k", "namespace": "default"},
+                "spec": {"function-name": function, "aws-region": "us-east-1", "secret": "aws",
+                         "stream": "s", "shard": shard},
+            }))
+            .unwrap()
+        };
+        let credentials = || Ok(Credentials { access_key_id: "a".into(), secret_access_key: "b".into() });
+        let named = TopicTrigger::kinesis(&spec("b", "shardId-0"), credentials());
+        let planned = plan(&named, &[function("a", &[]), function("b", &[])], Duration::from_secs(1)).unwrap();
+        assert_eq!(planned.iter().map(|s| s.function.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(planned[0].kinesis.as_ref().unwrap().shard, "shardId-0");
+        let mut triggers = Triggers::new(Brokers::default(), Arc::new(Nobody));
+        let missing = TopicTrigger::kinesis(&spec("gone", "shardId-0"), credentials());
+        let no_secret = TopicTrigger::kinesis(&spec("b", "shardId-0"), Err("Secret aws not found".into()));
+        let statuses = triggers.sync(&[missing, no_secret], &[function("b", &[])]).await;
+        assert_eq!(statuses[0]["conditions"][0]["reason"], "NoFunctions");
+        assert_eq!(statuses[0]["lastError"], "Function gone not found in the namespace");
+        assert_eq!(statuses[1]["conditions"][0]["reason"], "InvalidTrigger");
+        assert_eq!(statuses[1]["lastError"], "Secret aws not found");
+        assert!(triggers.is_idle());
+    }
+
     #[test]
     fn a_trigger_is_ready_when_every_consumer_is_subscribed() {
-        let ok = ConsumerStatus { subscribed: true, last_error: None, lag: Some(3) };
+        let ok = ConsumerStatus { subscribed: true, last_error: None, lag: Some(3), millis_behind_latest: None };
         let ready =
             topic_status(&[ok.clone(), ConsumerStatus { lag: Some(4), ..ok.clone() }], vec!["a".into(), "b".into()]);
         assert_eq!(ready["conditions"][0]["status"], "True");
         assert_eq!(ready["lag"], 7);
         assert_eq!(ready["functions"], json!(["a", "b"]));
-        let down = ConsumerStatus { subscribed: false, last_error: Some("kafka: all brokers down".into()), lag: None };
+        let down = ConsumerStatus {
+            subscribed: false,
+            last_error: Some("kafka: all brokers down".into()),
+            lag: None,
+            millis_behind_latest: None,
+        };
         let not_ready = topic_status(&[ok, down], vec!["a".into(), "b".into()]);
         assert_eq!(not_ready["conditions"][0]["reason"], "NotSubscribed");
         assert_eq!(not_ready["lastError"], "kafka: all brokers down");

@@ -4,9 +4,9 @@
 //!
 //! - `kelp-controller` reconciles Functions and triggers into native objects; one replica leads
 //!   (a Lease), the others wait;
-//! - `kelp-triggers` runs the consumers of KafkaTriggers and NATSTriggers (as Kubeless's
-//!   separate kafka-trigger-controller and nats-trigger-controller did) and POSTs each message to
-//!   the function's Service. Its replicas share the work: one Kafka consumer group and one NATS
+//! - `kelp-triggers` runs the consumers of KafkaTriggers, NATSTriggers and KinesisTriggers (as
+//!   Kubeless's separate kafka-, nats- and kinesis-trigger-controller did) and POSTs each message
+//!   to the function's Service. Its replicas share the work: one Kafka consumer group and one NATS
 //!   queue group per trigger, so more replicas share the partitions and messages; the replica
 //!   holding the Lease `kelp-triggers` writes the triggers' status and finalizers. Broker
 //!   credentials reach only these pods: the `KAFKA_*` variables of the optional Secret
@@ -227,15 +227,23 @@ fn controller_namespace_rules() -> Vec<PolicyRule> {
     vec![rule("coordination.k8s.io", &["leases"], &["get", "create", "update"])]
 }
 
-/// The cluster-wide permissions of `kelp-triggers`: reading Functions and the Kafka and NATS
-/// triggers, their finalizers (by patching or updating the trigger) and status. Nothing else:
-/// no Secrets, Deployments, Services or pods.
+/// The cluster-wide permissions of `kelp-triggers`: reading Functions and the Kafka, NATS and
+/// Kinesis triggers, their finalizers (by patching or updating the trigger) and status; reading
+/// Secrets (the AWS credentials a KinesisTrigger names, as Kubeless's kinesis-trigger-controller
+/// did) and keeping ConfigMaps (a KinesisTrigger's checkpoints, `kelp-kinesis-<trigger>`, which
+/// RBAC cannot name in advance). Nothing else: no Deployments, Services or pods.
 fn triggers_cluster_rules() -> Vec<PolicyRule> {
-    const KINDS: [&str; 2] = ["kafkatriggers", "natstriggers"];
+    const KINDS: [&str; 3] = ["kafkatriggers", "natstriggers", "kinesistriggers"];
     vec![
-        rule(kelp_api::GROUP, &["functions", "kafkatriggers", "natstriggers"], &["get", "list", "watch"]),
+        rule(
+            kelp_api::GROUP,
+            &["functions", "kafkatriggers", "natstriggers", "kinesistriggers"],
+            &["get", "list", "watch"],
+        ),
         rule(kelp_api::GROUP, &KINDS, &["update", "patch"]),
         rule(kelp_api::GROUP, &KINDS.map(|kind| format!("{kind}/status")), &["patch"]),
+        rule("", &["secrets"], &["get"]),
+        rule("", &["configmaps"], &["get", "create", "patch"]),
     ]
 }
 

@@ -106,7 +106,7 @@ pub use cronjob::cronjob_trigger_cronjob;
 pub use error::PlanError;
 pub use function::{FUNCTION_URL, FunctionChildren, function_children, function_url};
 pub use ingress::{ALLOWED_INGRESS_ANNOTATIONS, http_trigger_ingress, refused_ingress_annotations};
-pub use meta::{adoptable, sha256_hex};
+pub use meta::{adoptable, hex, sha256_hex};
 
 /// The label naming the function on the Function and on every object made for it.
 pub const FUNCTION_LABEL: &str = "function";

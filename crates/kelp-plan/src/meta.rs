@@ -80,7 +80,12 @@ pub(crate) fn function_hash(function: &Function) -> String {
 /// The SHA-256 of `bytes`, in lower-case hex: the digests the planned objects and the controller's
 /// annotations carry.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(bytes))
+}
+
+/// `bytes` in lower-case hex (a digest or a signature).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether an existing object may be taken over by the object planned as `desired`: it was made

@@ -239,9 +239,11 @@ fn the_trigger_consumers_get_least_privilege() {
     assert_eq!(
         named(&objects, "ClusterRole", TRIGGERS_NAME)["rules"],
         json!([
-            {"apiGroups": ["kubeless.io"], "resources": ["functions", "kafkatriggers", "natstriggers"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["kubeless.io"], "resources": ["kafkatriggers", "natstriggers"], "verbs": ["update", "patch"]},
-            {"apiGroups": ["kubeless.io"], "resources": ["kafkatriggers/status", "natstriggers/status"], "verbs": ["patch"]},
+            {"apiGroups": ["kubeless.io"], "resources": ["functions", "kafkatriggers", "natstriggers", "kinesistriggers"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["kubeless.io"], "resources": ["kafkatriggers", "natstriggers", "kinesistriggers"], "verbs": ["update", "patch"]},
+            {"apiGroups": ["kubeless.io"], "resources": ["kafkatriggers/status", "natstriggers/status", "kinesistriggers/status"], "verbs": ["patch"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
         ])
     );
     assert_eq!(

@@ -194,6 +194,10 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
             .with_context(|| format!("preparing the {} worker in {}", lang.name, config.cache_dir.display()))?
     };
     let pool = Pool::start(spawner, config.min_workers, config.max_workers, config.pipeline_below).await?;
+    if prewarm {
+        // Waiting for its function: the other workers start now, so that all are ready for it.
+        pool.fill();
+    }
     let addr = std::net::SocketAddr::new(config.listen, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let app = Arc::new(App::new(pool.clone(), config.access_log));

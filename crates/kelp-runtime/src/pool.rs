@@ -154,9 +154,12 @@ impl Drop for Handoff<'_> {
 }
 
 impl Pool {
-    /// Starts `min` workers, which wait for [`Pool::load`]; calls are pipelined while the
-    /// function's calls take less than `pipeline_below` on average. Fails if the interpreter
-    /// cannot run.
+    /// Starts the first worker, which waits for [`Pool::load`]; the others up to `min` start with
+    /// [`Pool::fill`]. Calls are pipelined while the function's calls take less than
+    /// `pipeline_below` on average. Fails if the interpreter cannot run.
+    ///
+    /// One worker first, so that it starts (and, with [`Pool::load`], serves) without sharing the
+    /// machine's cores with its siblings: a JVM starting beside another takes a third longer.
     pub async fn start(
         spawner: Spawner,
         min: usize,
@@ -168,27 +171,32 @@ impl Pool {
             load: OnceLock::new(),
             sched: Mutex::new(Sched { pipeline_below, ..Sched::default() }),
             unloaded: Mutex::new(Vec::new()),
-            live: AtomicUsize::new(min),
-            min,
+            live: AtomicUsize::new(1),
+            min: min.max(1),
             max: max.max(min),
             closed: AtomicBool::new(false),
             growing: AtomicBool::new(false),
             last_exit: Mutex::new((None, Duration::ZERO)),
         });
-        let mut spawns = tokio::task::JoinSet::new();
-        for _ in 0..min {
-            let inner = inner.clone();
-            spawns.spawn(async move { Inner::spawn(&inner).await });
-        }
-        while let Some(worker) = spawns.join_next().await {
-            let worker = worker.expect("spawning does not panic")?;
-            inner.unloaded.lock().unwrap().push(worker);
-        }
+        let first = Inner::spawn(&inner).await?;
+        inner.unloaded.lock().unwrap().push(first);
         tokio::spawn(retire_idle(Arc::downgrade(&inner)));
         Ok(Pool { inner })
     }
 
-    /// Gives the waiting workers their function. Fails, naming the reason, if it does not load.
+    /// Starts workers, in the background, until `min` run or are starting: a pre-warmed runtime
+    /// fills its pool while it waits for its function, [`Pool::load`] once the first serves.
+    pub fn fill(&self) {
+        let inner = &self.inner;
+        while inner.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < inner.min).then_some(n + 1)).is_ok()
+        {
+            tokio::spawn(Inner::add_worker(inner.clone(), Duration::ZERO));
+        }
+    }
+
+    /// Gives the waiting workers their function, and returns once the first serves it; the
+    /// others join as they load, and the pool is then filled to its minimum. Fails, naming the
+    /// reason, if the function does not load.
     pub async fn load(&self, load: Load) -> Result<(), WorkerError> {
         let inner = &self.inner;
         inner.load.set(load).map_err(|_| WorkerError::Load("the function is already loaded".into()))?;
@@ -200,9 +208,20 @@ impl Pool {
                 worker.load(load).await.map(|()| worker)
             });
         }
-        while let Some(worker) = loads.join_next().await {
-            Inner::serve(inner, worker.expect("loading does not panic")?);
+        if let Some(first) = loads.join_next().await {
+            Inner::serve(inner, first.expect("loading does not panic")?);
         }
+        let rest = inner.clone();
+        tokio::spawn(async move {
+            while let Some(worker) = loads.join_next().await {
+                match worker.expect("loading does not panic") {
+                    Ok(worker) => Inner::serve(&rest, worker),
+                    // Its process is killed; the exit handler replaces it.
+                    Err(e) => tracing::error!(error = %e, "a worker could not load the function"),
+                }
+            }
+        });
+        self.fill();
         Ok(())
     }
 
@@ -344,23 +363,34 @@ impl Inner {
         tokio::spawn(Inner::add_worker(this.clone(), delay));
     }
 
-    /// Starts and loads one more worker; `live` already counts it.
+    /// Starts one more worker and, once the function is known, loads it and puts it to work;
+    /// before, it waits among the unloaded for [`Pool::load`]. `live` already counts it.
     async fn add_worker(this: Arc<Inner>, delay: Duration) {
         tokio::time::sleep(delay).await;
-        let load = this.load.get().expect("workers are added only once the function is loaded");
-        let started = match Inner::spawn(&this).await {
-            Ok(mut worker) => worker.load(load).await.map(|()| worker),
-            Err(e) => Err(e),
-        };
-        match started {
-            Ok(worker) => Inner::serve(&this, worker),
+        let mut worker = match Inner::spawn(&this).await {
+            Ok(worker) => worker,
             Err(e) => {
                 tracing::error!(error = %e, "could not start a worker");
                 // A process that was started is accounted for by its exit handler; otherwise here.
                 if matches!(e, WorkerError::Spawn { .. } | WorkerError::Socket { .. }) {
                     Inner::lost(&this);
                 }
+                return;
             }
+        };
+        let load = {
+            // Under the lock that `Pool::load` takes the unloaded ones with, after setting `load`:
+            // a worker is either seen there or loads itself here.
+            let mut unloaded = this.unloaded.lock().unwrap();
+            match this.load.get() {
+                Some(load) => load,
+                None => return unloaded.push(worker),
+            }
+        };
+        match worker.load(load).await {
+            Ok(()) => Inner::serve(&this, worker),
+            // Its process is killed; the exit handler replaces it.
+            Err(e) => tracing::error!(error = %e, "a worker could not load the function"),
         }
     }
 }

@@ -1,34 +1,50 @@
-//! KafkaTriggers and NATSTriggers on `kelp up`: `kelp-events`' [`Triggers`] in this process,
-//! fed from the store's live objects, calling functions through the engine's gateway.
+//! KafkaTriggers, NATSTriggers and KinesisTriggers on `kelp up`: `kelp-events`' [`Triggers`] in
+//! this process, fed from the store's live objects (a KinesisTrigger's credentials from the
+//! Secret it names), calling functions through the engine's gateway, and keeping Kinesis
+//! checkpoints in the store ([`StoreCheckpoints`]: the ConfigMap `kelp-kinesis-<trigger>`, as on
+//! a cluster), each written durably before the consumer goes on.
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kelp_events::kinesis::{BoxFuture, CheckpointAt, Checkpoints, Credentials};
 use kelp_events::{Answer, Brokers, Invoke, Metrics, Target, TopicTrigger, Triggers};
 use kelp_local::Platform;
-use serde_json::Value;
+use kelp_store::{Store, StoreError};
+use serde_json::{Value, json};
 
 /// The running consumers.
 #[derive(Debug)]
-pub struct EventTriggers(Triggers<PlatformInvoker>);
+pub struct EventTriggers {
+    triggers: Triggers<PlatformInvoker>,
+    store: Store,
+}
 
 /// A trigger's status to write: the store resource, the object as read, the new status.
 pub type StatusUpdate = (&'static str, Arc<Value>, Value);
 
 const KAFKA_TRIGGERS: &str = "kubeless.io/kafkatriggers";
 const NATS_TRIGGERS: &str = "kubeless.io/natstriggers";
+const KINESIS_TRIGGERS: &str = "kubeless.io/kinesistriggers";
+const SECRETS: &str = "/secrets";
+const CONFIG_MAPS: &str = "/configmaps";
+/// Attempts at a checkpoint write that meets a concurrent change of its ConfigMap.
+const CHECKPOINT_ATTEMPTS: usize = 5;
 
 impl EventTriggers {
     /// No consumers yet.
-    pub fn new(brokers: Brokers, platform: Arc<Platform>) -> Self {
-        EventTriggers(Triggers::new(brokers, Arc::new(PlatformInvoker(platform))))
+    pub fn new(brokers: Brokers, platform: Arc<Platform>, store: Store) -> Self {
+        let triggers = Triggers::new(brokers, Arc::new(PlatformInvoker(platform)))
+            .with_checkpoints(Arc::new(StoreCheckpoints(store.clone())));
+        EventTriggers { triggers, store }
     }
 
     /// The consumers' series, for `/metrics`.
     pub fn metrics(&self) -> Arc<Metrics> {
-        self.0.metrics()
+        self.triggers.metrics()
     }
 
     /// Runs exactly the consumers that these live triggers and Functions call for, and returns
@@ -38,6 +54,7 @@ impl EventTriggers {
         &mut self,
         kafka: &[Arc<Value>],
         nats: &[Arc<Value>],
+        kinesis: &[Arc<Value>],
         functions: &[Arc<Value>],
     ) -> Vec<StatusUpdate> {
         let mut objects = Vec::new();
@@ -54,7 +71,14 @@ impl EventTriggers {
                 triggers.push(TopicTrigger::from(&trigger));
             }
         }
-        if triggers.is_empty() && self.0.is_idle() {
+        for object in kinesis {
+            if let Some(trigger) = read::<kelp_api::KinesisTrigger>(object) {
+                objects.push((KINESIS_TRIGGERS, object.clone()));
+                let credentials = self.credentials(&trigger);
+                triggers.push(TopicTrigger::kinesis(&trigger, credentials));
+            }
+        }
+        if triggers.is_empty() && self.triggers.is_idle() {
             return Vec::new();
         }
         let targets: Vec<Target> = functions
@@ -62,13 +86,90 @@ impl EventTriggers {
             .filter_map(|f| read::<ObjectMeta>(f.get("metadata")?))
             .map(|metadata| Target::from(&metadata))
             .collect();
-        let statuses = self.0.sync(&triggers, &targets).await;
+        let statuses = self.triggers.sync(&triggers, &targets).await;
         objects.into_iter().zip(statuses).map(|((resource, object), status)| (resource, object, status)).collect()
     }
 
     /// Stops every consumer (committing what each delivered).
     pub async fn stop_all(&mut self) {
-        self.0.stop_all().await;
+        self.triggers.stop_all().await;
+    }
+
+    /// The AWS credentials in the Secret a KinesisTrigger names, or why there are none.
+    fn credentials(&self, trigger: &kelp_api::KinesisTrigger) -> Result<Credentials, String> {
+        let namespace = trigger.metadata.namespace.as_deref().unwrap_or_default();
+        let name = trigger.spec.secret.as_deref().unwrap_or_default();
+        let secret = self.store.get(SECRETS, namespace, name).map_err(|e| match e {
+            StoreError::NotFound { .. } => format!("Secret {name} not found in namespace {namespace}"),
+            other => format!("reading Secret {name}: {other}"),
+        })?;
+        Credentials::from_secret_data(name, |key| secret_value(&secret, key))
+    }
+}
+
+/// The decoded value of `key` in a Secret (`data`, base64, or `stringData`).
+fn secret_value(secret: &Value, key: &str) -> Option<String> {
+    if let Some(text) = secret.pointer("/stringData").and_then(|d| d.get(key)).and_then(Value::as_str) {
+        return Some(text.to_owned());
+    }
+    let encoded = secret.pointer("/data").and_then(|d| d.get(key)).and_then(Value::as_str)?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Kinesis checkpoints in the store: a key of a ConfigMap, created when missing, each write
+/// answered once committed.
+#[derive(Debug)]
+struct StoreCheckpoints(Store);
+
+impl StoreCheckpoints {
+    async fn write(&self, at: &CheckpointAt, value: &str) -> Result<(), String> {
+        for _ in 0..CHECKPOINT_ATTEMPTS {
+            let written = match self.0.get(CONFIG_MAPS, &at.namespace, &at.name) {
+                Err(StoreError::NotFound { .. }) => {
+                    let config_map = json!({
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {"name": at.name, "namespace": at.namespace},
+                        "data": {at.key.as_str(): value},
+                    });
+                    self.0.create(CONFIG_MAPS, config_map).await.map(drop)
+                }
+                Err(e) => return Err(e.to_string()),
+                Ok(current) => {
+                    let mut updated = (*current).clone();
+                    if !updated.get("data").is_some_and(Value::is_object) {
+                        updated["data"] = json!({});
+                    }
+                    updated["data"][at.key.as_str()] = json!(value);
+                    self.0.update(CONFIG_MAPS, updated).await.map(drop)
+                }
+            };
+            match written {
+                Ok(()) => return Ok(()),
+                // Someone else changed (or created) it meanwhile: read it again.
+                Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err(format!("ConfigMap {}/{} kept changing", at.namespace, at.name))
+    }
+}
+
+impl Checkpoints for StoreCheckpoints {
+    fn load<'a>(&'a self, at: &'a CheckpointAt) -> BoxFuture<'a, Result<Option<String>, String>> {
+        let value = match self.0.get(CONFIG_MAPS, &at.namespace, &at.name) {
+            Ok(config_map) => {
+                Ok(config_map.pointer("/data").and_then(|d| d.get(&at.key)).and_then(Value::as_str).map(str::to_owned))
+            }
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        };
+        Box::pin(std::future::ready(value))
+    }
+
+    fn save<'a>(&'a self, at: &'a CheckpointAt, value: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.write(at, value))
     }
 }
 

@@ -208,7 +208,7 @@ pub async fn run(config: UpConfig, shutdown: impl Future<Output = ()> + Send + '
             .with_admission(Arc::new(runtimes::RuntimeAdmission(interpreters.clone()))),
     );
     let gateway = platform.gateway();
-    let event_triggers = events::EventTriggers::new(config.events.clone(), platform.clone());
+    let event_triggers = events::EventTriggers::new(config.events.clone(), platform.clone(), store.clone());
     let (metrics_platform, trigger_metrics) = (platform.clone(), event_triggers.metrics());
     let metrics_token = token.clone();
     let functions = gateway.clone();

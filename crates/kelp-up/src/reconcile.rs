@@ -1,7 +1,7 @@
 //! The local controller: keeps the engine running what the store says. Whenever the store
 //! changes (and every few seconds, for what the engine changes on its own) it deploys every
 //! Function, removes deleted ones, writes each Function's `status`, routes HTTPTriggers,
-//! schedules CronJobTriggers, runs the consumers of KafkaTriggers and NATSTriggers (and writes
+//! schedules CronJobTriggers, runs the consumers of Kafka, NATS and Kinesis triggers (and writes
 //! their status), makes HTTP and cron triggers owned objects of their Function and deletes
 //! those whose Function is gone (`owners`, as the cluster's controller and garbage collector
 //! do), and takes Kubeless's finalizers off objects being deleted — the platform owns nothing
@@ -24,12 +24,11 @@ const HTTP_TRIGGERS: &str = "kubeless.io/httptriggers";
 const CRON_TRIGGERS: &str = "kubeless.io/cronjobtriggers";
 const KAFKA_TRIGGERS: &str = "kubeless.io/kafkatriggers";
 const NATS_TRIGGERS: &str = "kubeless.io/natstriggers";
+const KINESIS_TRIGGERS: &str = "kubeless.io/kinesistriggers";
 /// The namespace and name of Kubeless's configuration.
 const KUBELESS_CONFIG: (&str, &str) = ("kubeless", "kubeless-config");
 /// Core Events: how a Function's steps (install, build) ended.
 const EVENTS: &str = "/events";
-/// Kinds stored (and deletable) but not acted on by the local platform yet.
-const STORED_ONLY: [&str; 1] = ["kubeless.io/kinesistriggers"];
 /// The finalizers Kubeless's controllers put on objects; objects carrying them must still delete.
 const KUBELESS_FINALIZERS: [&str; 5] = [
     "kubeless.io/function",
@@ -144,11 +143,9 @@ impl Reconciler {
         let live_functions: Vec<Arc<Value>> =
             functions.into_iter().filter(|f| f.pointer("/metadata/deletionTimestamp").is_none()).collect();
         let (kafka, nats) = (self.live_objects(KAFKA_TRIGGERS).await, self.live_objects(NATS_TRIGGERS).await);
-        for (resource, trigger, status) in self.events.sync(&kafka, &nats, &live_functions).await {
+        let kinesis = self.live_objects(KINESIS_TRIGGERS).await;
+        for (resource, trigger, status) in self.events.sync(&kafka, &nats, &kinesis, &live_functions).await {
             self.put_status(resource, &trigger, status).await;
-        }
-        for resource in STORED_ONLY {
-            self.live_objects(resource).await;
         }
     }
 

@@ -63,7 +63,7 @@ impl Tls {
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system's random source");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    kelp_runtime::deps::hex(&bytes)
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use base64::Engine as _;
 use kelp_api::{Archive, ContentType, Encoding};
-use sha2::{Digest, Sha256};
 
 /// Extensions that make the code a compressed tarball (`+compressedtar`).
 pub(crate) const COMPRESSED_TAR_EXTENSIONS: [&str; 9] =
@@ -29,13 +28,7 @@ pub(crate) fn archive_of(name: &str) -> Archive {
 
 /// `sha256:<hex>` of some bytes.
 pub(crate) fn checksum(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
+    format!("sha256:{}", kelp_plan::sha256_hex(bytes))
 }
 
 /// The code fields of a Function.

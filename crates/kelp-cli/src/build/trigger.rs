@@ -1,4 +1,4 @@
-//! `kelp trigger http|cronjob|kafka|nats create|update`: flags → triggers (as the kubeless CLI
+//! `kelp trigger http|cronjob|kafka|nats|kinesis create|update`: flags → triggers (as the kubeless CLI
 //! built them) or merge patches of what the flags given change.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -265,6 +265,78 @@ pub(crate) fn topic_trigger_patch(
     Ok(with_resource_version(current, json!({"spec": spec})))
 }
 
+/// The flags of `trigger kinesis create|update`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KinesisTriggerFlags {
+    /// `--stream`.
+    pub(crate) stream: Option<String>,
+    /// `--aws-region`.
+    pub(crate) aws_region: Option<String>,
+    /// `--shard-id`.
+    pub(crate) shard_id: Option<String>,
+    /// `--function-name`.
+    pub(crate) function_name: Option<String>,
+    /// `--secret`.
+    pub(crate) secret: Option<String>,
+    /// `--endpoint`.
+    pub(crate) endpoint: Option<String>,
+}
+
+impl KinesisTriggerFlags {
+    /// The spec keys of the flags given.
+    fn spec(&self) -> Result<serde_json::Map<String, Value>, BuildError> {
+        if let Some(endpoint) = self.endpoint.as_deref().filter(|e| !e.is_empty()) {
+            let uri: http::Uri =
+                endpoint.parse().map_err(|e| BuildError::Flag(format!("--endpoint {endpoint:?}: {e}")))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(BuildError::Flag(format!("--endpoint {endpoint:?}: must be an http:// or https:// URL")));
+            }
+        }
+        let mut spec = serde_json::Map::new();
+        for (key, value) in [
+            ("function-name", &self.function_name),
+            ("aws-region", &self.aws_region),
+            ("secret", &self.secret),
+            ("stream", &self.stream),
+            ("shard", &self.shard_id),
+            ("endpoint", &self.endpoint),
+        ] {
+            if let Some(value) = value {
+                spec.insert(key.to_owned(), json!(value));
+            }
+        }
+        Ok(spec)
+    }
+}
+
+/// The KinesisTrigger of `trigger kinesis create <name>`: label `created-by: kubeless`, every
+/// spec key the kubeless CLI wrote (`endpoint` only when given).
+pub(crate) fn new_kinesis_trigger(
+    name: &str,
+    namespace: &str,
+    flags: &KinesisTriggerFlags,
+) -> Result<Value, BuildError> {
+    let mut spec = flags.spec()?;
+    if spec.get("endpoint").and_then(Value::as_str) == Some("") {
+        spec.remove("endpoint");
+    }
+    Ok(json!({
+        "apiVersion": API_VERSION,
+        "kind": "KinesisTrigger",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"created-by": "kubeless"}},
+        "spec": spec,
+    }))
+}
+
+/// The merge patch of `trigger kinesis update <name>`: the keys of the flags given.
+pub(crate) fn kinesis_trigger_patch(current: &Value, flags: &KinesisTriggerFlags) -> Result<Value, BuildError> {
+    let spec = flags.spec()?;
+    if spec.is_empty() {
+        return Err(BuildError::Flag("nothing to update: give at least one flag to change".to_owned()));
+    }
+    Ok(with_resource_version(current, json!({"spec": spec})))
+}
+
 /// Adds `current`'s `metadata.resourceVersion` to a patch (optimistic concurrency).
 pub(crate) fn with_resource_version(current: &Value, mut patch: Value) -> Value {
     if let Some(version) = current.pointer("/metadata/resourceVersion") {
@@ -280,6 +352,33 @@ mod tests {
     use super::super::kv::parse_label_selector;
     use super::super::to_object;
     use super::*;
+
+    #[test]
+    fn kinesis_trigger_has_the_kubeless_keys_and_updates_only_what_is_given() {
+        let flags = KinesisTriggerFlags {
+            stream: Some("orders".into()),
+            aws_region: Some("us-west-2".into()),
+            shard_id: Some("shardId-000000000000".into()),
+            function_name: Some("hello".into()),
+            secret: Some("aws".into()),
+            endpoint: Some("http://localhost:4567".into()),
+        };
+        let built = new_kinesis_trigger("k", "default", &flags).unwrap();
+        assert_eq!(
+            built["spec"],
+            json!({"function-name": "hello", "aws-region": "us-west-2", "secret": "aws", "stream": "orders",
+                   "shard": "shardId-000000000000", "endpoint": "http://localhost:4567"})
+        );
+        assert_eq!(built["metadata"]["labels"], json!({"created-by": "kubeless"}));
+        to_object::<kelp_api::KinesisTrigger>("KinesisTrigger", &built).unwrap();
+        let current = json!({"metadata": {"resourceVersion": "7"}});
+        let patch =
+            kinesis_trigger_patch(&current, &KinesisTriggerFlags { shard_id: Some("s1".into()), ..Default::default() });
+        assert_eq!(patch.unwrap(), json!({"spec": {"shard": "s1"}, "metadata": {"resourceVersion": "7"}}));
+        assert!(kinesis_trigger_patch(&current, &KinesisTriggerFlags::default()).is_err());
+        let bad = KinesisTriggerFlags { endpoint: Some("localhost:4567".into()), ..flags };
+        assert!(new_kinesis_trigger("k", "default", &bad).unwrap_err().to_string().contains("--endpoint"));
+    }
 
     #[test]
     fn http_trigger_has_every_kubeless_key() {

@@ -1,15 +1,19 @@
-//! `kelp trigger http|cronjob|kafka|nats create|update|delete|list`.
+//! `kelp trigger http|cronjob|kafka|nats|kinesis create|update|delete|list`, `nats publish`, and
+//! `kinesis publish|create-stream` (through `kelp-events`' Kinesis client, with the credentials of
+//! the Secret named by `--secret`).
 
 use anyhow::{Context as _, anyhow};
+use base64::Engine as _;
 use kube::api::ListParams;
 use serde_json::Value;
 
-use super::{DryRunArgs, create_json, delete_object, describe, kind, not_found, patch_json, require_json};
+use super::{DryRunArgs, create_json, delete_object, describe, get_json, kind, not_found, patch_json, require_json};
 use crate::build::kv::parse_label_selector;
 use crate::build::to_object;
 use crate::build::trigger::{
-    CronTriggerFlags, HttpTriggerFlags, TopicKind, cron_trigger_patch, http_trigger_patch, new_cron_trigger,
-    new_http_trigger, new_topic_trigger, parse_payload, topic_trigger_patch,
+    CronTriggerFlags, HttpTriggerFlags, KinesisTriggerFlags, TopicKind, cron_trigger_patch, http_trigger_patch,
+    kinesis_trigger_patch, new_cron_trigger, new_http_trigger, new_kinesis_trigger, new_topic_trigger, parse_payload,
+    topic_trigger_patch,
 };
 use crate::fetch::read_source;
 use crate::kinds::KindInfo;
@@ -32,6 +36,130 @@ pub(crate) enum TriggerCommand {
     /// NATS triggers: call the selected functions for each message of a subject
     #[command(subcommand)]
     Nats(NatsCommand),
+    /// Kinesis triggers: call a function for each record of a stream's shard
+    #[command(subcommand)]
+    Kinesis(KinesisCommand),
+}
+
+/// `trigger kinesis ...`
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum KinesisCommand {
+    /// Create a Kinesis trigger
+    Create(KinesisCreateArgs),
+    /// Update a Kinesis trigger: only what the flags given change
+    Update(KinesisUpdateArgs),
+    /// Delete a Kinesis trigger
+    Delete(TriggerName),
+    /// List Kinesis triggers
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Put records into a Kinesis stream
+    Publish(KinesisPublishArgs),
+    /// Create a Kinesis stream
+    CreateStream(KinesisStreamArgs),
+}
+
+/// The flags of `trigger kinesis create` (all but `--endpoint` required, as the kubeless CLI's)
+/// and `update` (all optional).
+#[derive(Debug, clap::Args)]
+pub(crate) struct KinesisFlags {
+    /// Name of the AWS Kinesis stream
+    #[arg(long, value_name = "STREAM")]
+    stream: Option<String>,
+    /// AWS region in which the stream is
+    #[arg(long = "aws-region", value_name = "REGION")]
+    aws_region: Option<String>,
+    /// Shard ID of the stream
+    #[arg(long = "shard-id", value_name = "SHARD")]
+    shard_id: Option<String>,
+    /// The function to call for each record
+    #[arg(long = "function-name", value_name = "FUNCTION")]
+    function_name: Option<String>,
+    /// Secret with the keys aws_access_key_id and aws_secret_access_key
+    #[arg(long, value_name = "SECRET")]
+    secret: Option<String>,
+    /// Use this URL instead of AWS's endpoint of the region
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    #[command(flatten)]
+    dry_run: DryRunArgs,
+}
+
+impl KinesisFlags {
+    fn flags(&self) -> KinesisTriggerFlags {
+        KinesisTriggerFlags {
+            stream: self.stream.clone(),
+            aws_region: self.aws_region.clone(),
+            shard_id: self.shard_id.clone(),
+            function_name: self.function_name.clone(),
+            secret: self.secret.clone(),
+            endpoint: self.endpoint.clone(),
+        }
+    }
+}
+
+/// `trigger kinesis create`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KinesisCreateArgs {
+    /// The trigger's name
+    name: String,
+    #[command(flatten)]
+    flags: KinesisFlags,
+}
+
+/// `trigger kinesis update`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KinesisUpdateArgs {
+    /// The trigger's name
+    name: String,
+    #[command(flatten)]
+    flags: KinesisFlags,
+}
+
+/// Where `trigger kinesis publish|create-stream` reach Kinesis.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KinesisAccess {
+    /// AWS region of the stream
+    #[arg(long = "aws-region", value_name = "REGION")]
+    aws_region: String,
+    /// Secret with the keys aws_access_key_id and aws_secret_access_key
+    #[arg(long, value_name = "SECRET")]
+    secret: String,
+    /// Use this URL instead of AWS's endpoint of the region
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+}
+
+/// `trigger kinesis publish`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KinesisPublishArgs {
+    /// Name of the stream
+    #[arg(long, value_name = "STREAM")]
+    stream: String,
+    /// Partition key of the records
+    #[arg(long = "partition-key", value_name = "KEY")]
+    partition_key: String,
+    /// A record to put (repeat for more)
+    #[arg(long, value_name = "RECORD", required = true)]
+    records: Vec<String>,
+    #[command(flatten)]
+    access: KinesisAccess,
+}
+
+/// `trigger kinesis create-stream`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KinesisStreamArgs {
+    /// The stream's name, when --stream-name is not given (the kubeless CLI's usage line shows
+    /// one, which it ignored)
+    name: Option<String>,
+    /// Name of the stream
+    #[arg(long = "stream-name", value_name = "STREAM")]
+    stream_name: Option<String>,
+    /// The number of shards
+    #[arg(long = "shard-count", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    shard_count: u32,
+    #[command(flatten)]
+    access: KinesisAccess,
 }
 
 /// `trigger nats ...`: the Kafka trigger commands, plus `publish`.
@@ -256,7 +384,108 @@ pub(crate) async fn run(global: &GlobalArgs, command: TriggerCommand) -> anyhow:
         TriggerCommand::Kafka(command) => topic(global, TopicKind::Kafka, command).await,
         TriggerCommand::Nats(NatsCommand::Trigger(command)) => topic(global, TopicKind::Nats, command).await,
         TriggerCommand::Nats(NatsCommand::Publish(args)) => crate::cmd::topic::nats_publish(args).await,
+        TriggerCommand::Kinesis(command) => kinesis(global, command).await,
     }
+}
+
+async fn kinesis(global: &GlobalArgs, command: KinesisCommand) -> anyhow::Result<()> {
+    let trigger_kind = kind("KinesisTrigger");
+    match command {
+        KinesisCommand::Create(args) => {
+            let flags = args.flags.flags();
+            // The kubeless CLI's (cobra's) words for them.
+            let missing: Vec<String> = [
+                ("stream", &flags.stream),
+                ("aws-region", &flags.aws_region),
+                ("shard-id", &flags.shard_id),
+                ("function-name", &flags.function_name),
+                ("secret", &flags.secret),
+            ]
+            .into_iter()
+            .filter(|(_, value)| value.as_deref().is_none_or(str::is_empty))
+            .map(|(flag, _)| format!("\"{flag}\""))
+            .collect();
+            if !missing.is_empty() {
+                return Err(anyhow!("required flag(s) {} not set", missing.join(", ")));
+            }
+            if args.flags.dry_run.dryrun {
+                let namespace = namespace_only(global)?.namespace;
+                let trigger = new_kinesis_trigger(&args.name, &namespace, &flags)?;
+                trigger_kind.validate(&trigger)?;
+                return emit(render(args.flags.dry_run.output, &trigger)?);
+            }
+            let target = connect(global).await?;
+            let trigger = new_kinesis_trigger(&args.name, &target.namespace, &flags)?;
+            trigger_kind.validate(&trigger)?;
+            require_function(&target, flags.function_name.as_deref().unwrap_or_default()).await?;
+            aws_credentials(&target, flags.secret.as_deref().unwrap_or_default()).await?;
+            create_json(&target, trigger_kind, &target.namespace, &trigger).await.with_context(|| {
+                format!("Failed to create Kinesis trigger object {} in namespace {}", args.name, target.namespace)
+            })?;
+            info(format!("Kinesis trigger {} created in namespace {} successfully!", args.name, target.namespace));
+            Ok(())
+        }
+        KinesisCommand::Update(args) => {
+            let flags = args.flags.flags();
+            let target = connect(global).await?;
+            let current = require_json(&target, trigger_kind, &target.namespace, &args.name).await?;
+            if let Some(function) = &flags.function_name {
+                require_function(&target, function).await?;
+            }
+            let patch = kinesis_trigger_patch(&current, &flags)?;
+            let dry_run = args.flags.dry_run;
+            apply_patch::<kelp_api::KinesisTrigger>(&target, trigger_kind, &args.name, &current, &patch, dry_run)
+                .await?;
+            if !dry_run.dryrun {
+                info(format!("Kinesis trigger {} updated in namespace {} successfully!", args.name, target.namespace));
+            }
+            Ok(())
+        }
+        KinesisCommand::Delete(args) => delete(global, trigger_kind, "Kinesis", args).await,
+        KinesisCommand::List(args) => list(global, trigger_kind, args).await,
+        KinesisCommand::Publish(args) => {
+            let client = kinesis_client(global, &args.access).await?;
+            for record in &args.records {
+                client
+                    .put_record(&args.stream, &args.partition_key, record.as_bytes())
+                    .await
+                    .with_context(|| format!("Failed to put a record in the stream {}", args.stream))?;
+            }
+            info(format!("Published {} record(s) to stream {}", args.records.len(), args.stream));
+            Ok(())
+        }
+        KinesisCommand::CreateStream(args) => {
+            let stream = args
+                .stream_name
+                .clone()
+                .or(args.name.clone())
+                .ok_or_else(|| anyhow!(r#"required flag(s) "stream-name" not set"#))?;
+            let client = kinesis_client(global, &args.access).await?;
+            client.create_stream(&stream, args.shard_count).await.context("Failed to create Kinesis stream")?;
+            info(format!("Kinesis stream {stream} created with {} shard(s)", args.shard_count));
+            Ok(())
+        }
+    }
+}
+
+/// The AWS credentials of the Secret `name` in the target's namespace.
+async fn aws_credentials(target: &Target, name: &str) -> anyhow::Result<kelp_events::kinesis::Credentials> {
+    let secret = get_json(target, kind("Secret"), &target.namespace, name)
+        .await?
+        .ok_or_else(|| anyhow!("Secret {name} not found in namespace {}", target.namespace))?;
+    let value = |key: &str| {
+        let encoded = secret.pointer("/data").and_then(|d| d.get(key)).and_then(Value::as_str)?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+        String::from_utf8(bytes).ok()
+    };
+    kelp_events::kinesis::Credentials::from_secret_data(name, value).map_err(|e| anyhow!(e))
+}
+
+/// A Kinesis client with the credentials of `--secret`.
+async fn kinesis_client(global: &GlobalArgs, access: &KinesisAccess) -> anyhow::Result<kelp_events::kinesis::Client> {
+    let target = connect(global).await?;
+    let credentials = aws_credentials(&target, &access.secret).await?;
+    Ok(kelp_events::kinesis::Client::new(access.endpoint.as_deref(), &access.aws_region, credentials)?)
 }
 
 /// Checks that the function a trigger names exists.
@@ -458,6 +687,7 @@ pub(crate) fn list_table(trigger_kind: &KindInfo, triggers: &[Value]) -> Table {
     let mut table = match trigger_kind.kind {
         "HTTPTrigger" => Table::new(&["NAME", "NAMESPACE", "FUNCTION NAME"]),
         "CronJobTrigger" => Table::new(&["NAME", "NAMESPACE", "SCHEDULE", "FUNCTION NAME"]),
+        "KinesisTrigger" => Table::new(&["NAME", "NAMESPACE", "REGION", "STREAM", "SHARD", "FUNCTION NAME"]),
         _ => Table::new(&["NAME", "NAMESPACE", "TOPIC", "FUNCTION SELECTOR"]),
     };
     for trigger in triggers {
@@ -467,6 +697,14 @@ pub(crate) fn list_table(trigger_kind: &KindInfo, triggers: &[Value]) -> Table {
             "CronJobTrigger" => {
                 table.row([name, namespace, text(trigger, "/spec/schedule"), text(trigger, "/spec/function-name")])
             }
+            "KinesisTrigger" => table.row([
+                name,
+                namespace,
+                text(trigger, "/spec/aws-region"),
+                text(trigger, "/spec/stream"),
+                text(trigger, "/spec/shard"),
+                text(trigger, "/spec/function-name"),
+            ]),
             _ => {
                 let selector = trigger
                     .pointer("/spec/functionSelector")
@@ -520,6 +758,14 @@ mod tests {
         assert_eq!(
             list_table(kind("KafkaTrigger"), &kafka).render(),
             "NAME     NAMESPACE   TOPIC    FUNCTION SELECTOR\norders   default     orders   function=hello\n"
+        );
+        let kinesis = vec![json!({"metadata": {"name": "clicks", "namespace": "default"},
+            "spec": {"aws-region": "us-west-2", "stream": "clickstream", "shard": "shardId-000000000000",
+                     "function-name": "hello", "secret": "aws"}})];
+        assert_eq!(
+            list_table(kind("KinesisTrigger"), &kinesis).render(),
+            "NAME     NAMESPACE   REGION      STREAM        SHARD                  FUNCTION NAME\n\
+             clicks   default     us-west-2   clickstream   shardId-000000000000   hello\n"
         );
     }
 

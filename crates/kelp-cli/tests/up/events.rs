@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// Prints what Kubeless's tests grep for, one JSON line per call.
-const PUBSUB: &str = r#"import json
+pub(crate) const PUBSUB: &str = r#"import json
 
 def handler(event, context):
     request = event['extensions']['request']
@@ -49,7 +49,7 @@ fn settings(kafka: &Kafka) -> KafkaSettings {
 }
 
 /// A topic (or subject) name no other test uses.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
@@ -66,7 +66,7 @@ fn publish(kafka: &Kafka, topic: &str, payload: &str) {
 }
 
 /// The trigger as stored, once `ready(status)` holds.
-fn trigger_status(platform: &Platform, kind: &str, name: &str, ready: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn trigger_status(platform: &Platform, kind: &str, name: &str, ready: impl Fn(&Value) -> bool) -> Value {
     eventually(&format!("{kind} {name}'s status"), DEADLINE, || {
         let out = platform.kubectl(&["get", kind, name, "-o", "json"]).ok().stdout;
         let trigger: Value = serde_json::from_str(&out).unwrap();
@@ -74,12 +74,12 @@ fn trigger_status(platform: &Platform, kind: &str, name: &str, ready: impl Fn(&V
     })
 }
 
-fn is_ready(status: &Value) -> bool {
+pub(crate) fn is_ready(status: &Value) -> bool {
     status["conditions"][0]["status"] == "True"
 }
 
 /// The `EVENT` lines the function printed, parsed.
-fn events(platform: &Platform, function: &str) -> Vec<Value> {
+pub(crate) fn events(platform: &Platform, function: &str) -> Vec<Value> {
     platform
         .logs(function)
         .lines()
@@ -87,7 +87,7 @@ fn events(platform: &Platform, function: &str) -> Vec<Value> {
         .collect()
 }
 
-fn metric(platform: &Platform, name: &str, trigger: &str) -> Option<f64> {
+pub(crate) fn metric(platform: &Platform, name: &str, trigger: &str) -> Option<f64> {
     let text = platform.api("GET", "/metrics", &[], "").unwrap().body;
     let wanted = format!("trigger=\"{trigger}\"");
     text.lines()

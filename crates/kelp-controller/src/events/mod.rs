@@ -1,5 +1,5 @@
-//! `kelp-triggers`: KafkaTriggers and NATSTriggers on a cluster, as Kubeless's separate
-//! kafka-trigger-controller and nats-trigger-controller did, but delivering at least once.
+//! `kelp-triggers`: KafkaTriggers, NATSTriggers and KinesisTriggers on a cluster, as Kubeless's
+//! separate kafka-, nats- and kinesis-trigger-controller did, but delivering at least once.
 //!
 //! Every replica watches the triggers and Functions and runs `kelp-events`' [`Triggers`]: a
 //! Kafka consumer group or NATS queue group per trigger and matching function, named as
@@ -8,12 +8,14 @@
 //! holding the `kelp-triggers` Lease also writes the triggers' status (from its own consumers)
 //! and keeps Kubeless's finalizers (`kubeless.io/kafkatrigger`, `kubeless.io/natstrigger`):
 //! it adds them, and takes them off a trigger being deleted once its consumers stopped.
+//! KinesisTriggers are consumed by the leader only ([`kinesis`]: a shard has no group to share).
 //!
 //! Why a Deployment of its own rather than more work for the controller: consumers scale out
 //! with replicas while the controller stays one leader, the broker credentials are mounted into
 //! these pods only, and a stuck broker client cannot stall the reconciliation of Functions.
 
 pub mod invoke;
+mod kinesis;
 pub mod settings;
 
 use std::collections::HashMap;
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures_util::{StreamExt, future};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kelp_api::{Function, KafkaTrigger, NATSTrigger, TopicTriggerStatus};
+use kelp_api::{Function, KafkaTrigger, KinesisTrigger, NATSTrigger, TopicTriggerStatus};
 use kelp_events::{KafkaSettings, Target, TopicTrigger, Triggers};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
@@ -34,6 +36,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 use self::invoke::ServiceInvoker;
+use self::kinesis::{ApiCheckpoints, SecretCredentials};
 use self::settings::TriggerSettings;
 use crate::run::{cacheable_watch, load_config, scoped};
 use crate::server;
@@ -62,7 +65,8 @@ pub async fn run(settings: TriggerSettings) -> anyhow::Result<()> {
 
     let invoker = Arc::new(ServiceInvoker::new(&settings.function_url));
     let kafka_settings = brokers.kafka.clone();
-    let mut triggers = Triggers::new(brokers, invoker.clone());
+    let mut triggers =
+        Triggers::new(brokers, invoker.clone()).with_checkpoints(Arc::new(ApiCheckpoints(client.clone())));
     let metrics = triggers.metrics();
     let listen = cluster.listen;
     let server = tokio::spawn(server::serve(listen, move || format!("{}# EOF\n", metrics.render())));
@@ -75,14 +79,22 @@ pub async fn run(settings: TriggerSettings) -> anyhow::Result<()> {
     let changed = Arc::new(Notify::new());
     let (kafka, kafka_watch) = cache::<KafkaTrigger>(&client, &scope, &changed);
     let (nats, nats_watch) = cache::<NATSTrigger>(&client, &scope, &changed);
+    let (kinesis, kinesis_watch) = cache::<KinesisTrigger>(&client, &scope, &changed);
     let (functions, function_watch) = cache::<Function>(&client, &scope, &changed);
-    let watches = future::join3(kafka_watch, nats_watch, function_watch);
+    let watches = future::join4(kafka_watch, nats_watch, kinesis_watch, function_watch);
     let lags = Lags { kafka: kafka_settings, measured: Mutex::default() };
-    let host = Host { client, kafka, nats, functions, invoker, lags };
+    let credentials = SecretCredentials::new(client.clone());
+    let host = Host { client, kafka, nats, kinesis, functions, invoker, lags, credentials };
     let rounds = async {
         // The first round sees every object: no consumer is stopped for a function not yet listed.
         let (kafka, nats, functions) = (&host.kafka, &host.nats, &host.functions);
-        let _ = future::join3(kafka.wait_until_ready(), nats.wait_until_ready(), functions.wait_until_ready()).await;
+        let ready = future::join4(
+            kafka.wait_until_ready(),
+            nats.wait_until_ready(),
+            host.kinesis.wait_until_ready(),
+            functions.wait_until_ready(),
+        );
+        let _ = ready.await;
         loop {
             host.round(&mut triggers, *leading.borrow()).await;
             let _ = tokio::time::timeout(STATUS_PERIOD, changed.notified()).await;
@@ -113,9 +125,11 @@ struct Host {
     client: Client,
     kafka: Store<KafkaTrigger>,
     nats: Store<NATSTrigger>,
+    kinesis: Store<KinesisTrigger>,
     functions: Store<Function>,
     invoker: Arc<ServiceInvoker>,
     lags: Lags,
+    credentials: SecretCredentials,
 }
 
 impl Host {
@@ -130,24 +144,36 @@ impl Host {
         let live_nats: Vec<&Arc<NATSTrigger>> = nats.iter().filter(|t| is_live(&***t)).collect();
         let mut topic_triggers: Vec<TopicTrigger> = live_kafka.iter().map(|t| TopicTrigger::from(&***t)).collect();
         topic_triggers.extend(live_nats.iter().map(|t| TopicTrigger::from(&***t)));
+        // Only the leader consumes Kinesis shards.
+        let kinesis = if leading { self.kinesis.state() } else { Vec::new() };
+        let live_kinesis: Vec<&Arc<KinesisTrigger>> = kinesis.iter().filter(|t| is_live(&***t)).collect();
+        for trigger in &live_kinesis {
+            let namespace = trigger.metadata.namespace.as_deref().unwrap_or_default();
+            let secret = trigger.spec.secret.as_deref().unwrap_or_default();
+            let credentials = self.credentials.get(namespace, secret).await;
+            topic_triggers.push(TopicTrigger::kinesis(trigger, credentials));
+        }
         let statuses = triggers.sync(&topic_triggers, &targets).await;
         if !leading {
             return;
         }
+        let (statuses, kinesis_statuses) = statuses.split_at(live_kafka.len() + live_nats.len());
         let (kafka_statuses, nats_statuses) = statuses.split_at(live_kafka.len());
         let mut kafka_statuses = kafka_statuses.to_vec();
         self.lags.fill_all(&topic_triggers[..live_kafka.len()], &mut kafka_statuses).await;
         let (kafka_finalizer, nats_finalizer) = (kelp_plan::KAFKA_TRIGGER_FINALIZER, kelp_plan::NATS_TRIGGER_FINALIZER);
-        self.lead(&kafka, kafka_finalizer, &live_kafka, &kafka_statuses, |t| t.status.as_ref()).await;
-        self.lead(&nats, nats_finalizer, &live_nats, nats_statuses, |t| t.status.as_ref()).await;
+        self.lead(&kafka, Some(kafka_finalizer), &live_kafka, &kafka_statuses, |t| t.status.as_ref()).await;
+        self.lead(&nats, Some(nats_finalizer), &live_nats, nats_statuses, |t| t.status.as_ref()).await;
+        self.lead(&kinesis, None, &live_kinesis, kinesis_statuses, |t| t.status.as_ref()).await;
     }
 
-    /// The leader's part for one kind: status and finalizer of each live trigger, and the
-    /// finalizer off each trigger being deleted (its consumers stopped in this round).
+    /// The leader's part for one kind: status and finalizer (when the kind has one) of each live
+    /// trigger, and the finalizer off each trigger being deleted (its consumers stopped in this
+    /// round).
     async fn lead<K>(
         &self,
         all: &[Arc<K>],
-        finalizer: &str,
+        finalizer: Option<&str>,
         live: &[&Arc<K>],
         statuses: &[Value],
         status_of: impl Fn(&K) -> Option<&TopicTriggerStatus>,
@@ -163,12 +189,14 @@ impl Host {
             if let Err(e) = write_status(&api, &trigger.name_any(), current, status.clone()).await {
                 tracing::warn!(trigger = %trigger.name_any(), error = %e, "writing the trigger's status");
             }
+            let Some(finalizer) = finalizer else { continue };
             if !trigger.finalizers().iter().any(|f| f == finalizer) {
                 let mut finalizers = trigger.finalizers().to_vec();
                 finalizers.push(finalizer.to_owned());
                 set_finalizers(&api, &***trigger, finalizers).await;
             }
         }
+        let Some(finalizer) = finalizer else { return };
         for trigger in all.iter().filter(|t| !is_live(&***t) && t.finalizers().iter().any(|f| f == finalizer)) {
             let api: Api<K> = Api::namespaced(self.client.clone(), &trigger.namespace().unwrap_or_default());
             let kept = trigger.finalizers().iter().filter(|f| *f != finalizer).cloned().collect();

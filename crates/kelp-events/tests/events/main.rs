@@ -4,5 +4,6 @@
 //! broker. `kelp up`'s tests (crates/kelp-up) call real Python functions.
 
 mod kafka;
+mod kinesis;
 mod nats;
 mod support;

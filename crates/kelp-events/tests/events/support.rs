@@ -112,6 +112,7 @@ pub(crate) fn subscription(source: Source, topic: &str, function: &str, annotati
         trigger,
         function: function.into(),
         topic: topic.into(),
+        kinesis: None,
         policy,
         since: Some(SystemTime::now()),
     }

@@ -47,7 +47,15 @@ pub(crate) fn timeout(rt: &Runtime) {
     // Two workers: one hangs, the other serves meanwhile (no need to wait for the pool to grow,
     // which takes long on a loaded machine).
     let slow = Function::new(rt, "conf", "slow").env("FUNC_TIMEOUT", "1").env("KELP_WORKERS", "2").start().ready();
-    let before = slow.worker_pids();
+    // The first worker serves at once; the second starts after it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let before = loop {
+        let pids = slow.worker_pids();
+        if pids.len() >= 2 || Instant::now() > deadline {
+            break pids;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(before.len(), 2, "worker processes of a KELP_WORKERS=2 runtime: {before:?}");
     let results = concurrently(4, |i| {
         if i > 0 {
