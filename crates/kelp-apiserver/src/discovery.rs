@@ -85,7 +85,7 @@ fn api_resources(kind: &Kind) -> Vec<Value> {
             "name": "services/proxy", "singularName": "", "namespaced": true, "kind": "ServiceProxyOptions",
             "verbs": ["create", "delete", "get", "patch", "update"],
         })),
-        Backend::Store => {}
+        Backend::Store | Backend::Deployments | Backend::Definitions | Backend::Autoscalers => {}
     }
     out
 }
@@ -292,6 +292,6 @@ mod tests {
         assert_eq!(schema["x-kubernetes-group-version-kind"][0]["kind"], "Function");
         assert!(schema["properties"]["spec"]["properties"].get("handler").is_some());
         assert_eq!(parse_openapi_key(&kinds, "api/v1"), Some((String::new(), "v1".to_owned())));
-        assert_eq!(parse_openapi_key(&kinds, "apis/apps/v1"), None);
+        assert_eq!(parse_openapi_key(&kinds, "apis/batch/v1"), None);
     }
 }

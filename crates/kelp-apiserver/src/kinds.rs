@@ -28,6 +28,14 @@ pub enum Backend {
     Pods,
     /// Services, from [`crate::Workloads`]; read-only.
     Services,
+    /// Deployments (`apps/v1`, one per Function), from [`crate::Workloads`]; read-only.
+    Deployments,
+    /// The CustomResourceDefinitions of Kelp's kinds (`apiextensions.k8s.io`), from
+    /// [`Kinds::definitions`]; read-only.
+    Definitions,
+    /// `autoscaling/v2beta1` HorizontalPodAutoscalers: each stored Function's
+    /// `spec.horizontalPodAutoscaler` (which is one, as Kubeless kept it); read-only.
+    Autoscalers,
 }
 
 /// How a table cell is computed.
@@ -128,6 +136,35 @@ impl Kind {
 #[derive(Clone, Debug)]
 pub struct Kinds {
     all: Vec<Arc<Kind>>,
+    /// The CRDs of Kelp's kinds, as `apiextensions.k8s.io/v1` objects.
+    crds: Vec<Value>,
+}
+
+/// The group of CustomResourceDefinitions.
+const APIEXTENSIONS: &str = "apiextensions.k8s.io";
+
+/// A `v1` CRD as `apiextensions.k8s.io/v1beta1` shows it (what clients of Kubernetes before 1.22,
+/// such as the kubeless CLI, read): one `version`, the versions without their schemas.
+fn crd_v1beta1(crd: &Value) -> Value {
+    let spec = &crd["spec"];
+    let versions: Vec<Value> = spec["versions"]
+        .as_array()
+        .map(|vs| {
+            vs.iter()
+                .map(|v| serde_json::json!({"name": v["name"], "served": v["served"], "storage": v["storage"]}))
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "apiVersion": format!("{APIEXTENSIONS}/v1beta1"),
+        "kind": "CustomResourceDefinition",
+        "metadata": crd["metadata"],
+        "spec": {
+            "group": spec["group"], "names": spec["names"], "scope": spec["scope"],
+            "version": versions.first().map(|v| v["name"].clone()).unwrap_or_default(),
+            "versions": versions,
+        },
+    })
 }
 
 fn validate_as<K: DeserializeOwned + Validate>(object: &Value) -> Result<(), ValidationErrors> {
@@ -229,6 +266,11 @@ fn pod_ready(o: &Value) -> Value {
 fn pod_restarts(o: &Value) -> Value {
     let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array);
     Value::from(statuses.map_or(0, |s| s.iter().filter_map(|c| c["restartCount"].as_i64()).sum::<i64>()))
+}
+
+fn deployment_ready(o: &Value) -> Value {
+    let count = |p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    Value::String(format!("{}/{}", count("/status/readyReplicas"), count("/spec/replicas")))
 }
 
 fn service_ports(o: &Value) -> Value {
@@ -440,9 +482,74 @@ impl Kinds {
                 column("Message", "string", 0, path(".message")),
             ],
         );
-        let all =
-            kelp.into_iter().chain([namespaces, secrets, configmaps, events, pods, services]).map(Arc::new).collect();
-        Self { all }
+        let mut deployments = core_kind(
+            "Deployment",
+            "deployments",
+            &["deploy"],
+            true,
+            Backend::Deployments,
+            vec![
+                column("Ready", "string", 0, CellSource::Computed(deployment_ready)),
+                column("Up-to-date", "string", 0, path(".status.updatedReplicas")),
+                column("Available", "string", 0, path(".status.availableReplicas")),
+            ],
+        );
+        deployments.group = "apps".into();
+        let mut autoscalers = core_kind(
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            &["hpa"],
+            true,
+            Backend::Autoscalers,
+            vec![
+                column("Reference", "string", 0, path(".spec.scaleTargetRef.name")),
+                column("MinPods", "string", 0, path(".spec.minReplicas")),
+                column("MaxPods", "string", 0, path(".spec.maxReplicas")),
+            ],
+        );
+        autoscalers.group = "autoscaling".into();
+        autoscalers.version = "v2beta1".into();
+        let definitions = ["v1", "v1beta1"].map(|version| {
+            let mut kind = core_kind(
+                "CustomResourceDefinition",
+                "customresourcedefinitions",
+                &["crd", "crds"],
+                false,
+                Backend::Definitions,
+                vec![],
+            );
+            kind.group = APIEXTENSIONS.into();
+            kind.version = version.into();
+            kind.categories = Vec::new();
+            kind
+        });
+        let crds = [
+            Function::crd(),
+            HTTPTrigger::crd(),
+            CronJobTrigger::crd(),
+            KafkaTrigger::crd(),
+            NATSTrigger::crd(),
+            KinesisTrigger::crd(),
+        ]
+        .iter()
+        .filter_map(|crd| serde_json::to_value(crd).ok())
+        .collect();
+        let all = kelp
+            .into_iter()
+            .chain([namespaces, secrets, configmaps, events, pods, services, deployments, autoscalers])
+            .chain(definitions)
+            .map(Arc::new)
+            .collect();
+        Self { all, crds }
+    }
+
+    /// The CustomResourceDefinitions of Kelp's kinds, as `apiextensions.k8s.io/<version>`
+    /// (`v1`, or `v1beta1` for clients that predate Kubernetes 1.22) shows them.
+    pub fn definitions(&self, version: &str) -> Vec<Value> {
+        match version {
+            "v1beta1" => self.crds.iter().map(crd_v1beta1).collect(),
+            _ => self.crds.clone(),
+        }
     }
 
     /// Every kind.
@@ -512,7 +619,21 @@ mod tests {
         assert_eq!((ns.store_key().as_str(), ns.namespaced), ("/namespaces", false));
         assert_eq!(ns.collection_path(Some("x")), "/api/v1/namespaces");
         assert!(!kinds.find("", "v1", "pods").unwrap().writable());
-        assert_eq!(kinds.groups(), [("kubeless.io".to_owned(), vec!["v1beta1".to_owned()])]);
+        let groups = [
+            ("kubeless.io".to_owned(), vec!["v1beta1".to_owned()]),
+            ("apps".to_owned(), vec!["v1".to_owned()]),
+            ("autoscaling".to_owned(), vec!["v2beta1".to_owned()]),
+            ("apiextensions.k8s.io".to_owned(), vec!["v1".to_owned(), "v1beta1".to_owned()]),
+        ];
+        assert_eq!(kinds.groups(), groups);
+        let crds = kinds.definitions("v1beta1");
+        assert_eq!(crds.len(), 6);
+        assert_eq!(crds[0]["metadata"]["name"], "functions.kubeless.io");
+        assert_eq!(
+            (crds[0]["spec"]["version"].as_str(), crds[0]["spec"]["scope"].as_str()),
+            (Some("v1beta1"), Some("Namespaced"))
+        );
+        assert_eq!(kinds.definitions("v1")[0]["apiVersion"], "apiextensions.k8s.io/v1");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Parsing request paths into what they address, as a kube-apiserver lays out its URLs.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::kinds::{Kind, Kinds};
@@ -50,9 +51,17 @@ fn segments(path: &str) -> Vec<&str> {
     path.split('/').filter(|s| !s.is_empty()).collect()
 }
 
-/// Parses `path` (already percent-decoded segments are not needed: Kubernetes names are plain).
+/// The segments of `path`, each percent-decoded as kube-apiserver decodes a request's path
+/// (`hello%3A8080` is `hello:8080`), or `None` when one does not decode to UTF-8.
+fn decoded_segments(path: &str) -> Option<Vec<Cow<'_, str>>> {
+    segments(path).into_iter().map(|s| percent_encoding::percent_decode_str(s).decode_utf8().ok()).collect()
+}
+
+/// Parses `path`, whose segments may be percent-encoded. The rest of a service proxy's path is
+/// kept as sent (still encoded, with its trailing slash), since it is forwarded as a path.
 pub(crate) fn parse(kinds: &Kinds, path: &str) -> Option<Route> {
-    let s = segments(path);
+    let decoded = decoded_segments(path)?;
+    let s: Vec<&str> = decoded.iter().map(AsRef::as_ref).collect();
     match s.as_slice() {
         ["version"] => Some(Route::Version),
         ["healthz" | "readyz" | "livez", ..] => Some(Route::Health),
@@ -67,16 +76,28 @@ pub(crate) fn parse(kinds: &Kinds, path: &str) -> Option<Route> {
         ["openapi", "v3"] => Some(Route::OpenApiV3Root),
         ["openapi", "v3", rest @ ..] => Some(Route::OpenApiV3(rest.join("/"))),
         ["openapi", "v2"] => Some(Route::OpenApiV2),
-        ["api", "v1", rest @ ..] => resource(kinds, "", "v1", rest),
-        ["apis", group, version, rest @ ..] => resource(kinds, group, version, rest),
+        ["api", "v1", rest @ ..] => resource(kinds, "", "v1", rest, path),
+        ["apis", group, version, rest @ ..] => resource(kinds, group, version, rest, path),
         _ => None,
     }
+}
+
+/// The part of `path` after its first `count` segments, as sent, without its leading slash.
+fn raw_tail(path: &str, count: usize) -> String {
+    let mut rest = path;
+    for _ in 0..count {
+        rest = rest.trim_start_matches('/');
+        rest = rest.find('/').map_or("", |i| &rest[i..]);
+    }
+    rest.trim_start_matches('/').to_owned()
 }
 
 /// Whether `path` is under `/apis/{group}` for a group, or `/apis/{group}/{version}` for a group
 /// version, that is not served at all (as opposed to an unknown resource of a served one).
 pub(crate) fn is_unserved_group(kinds: &Kinds, path: &str) -> bool {
-    match segments(path).as_slice() {
+    let Some(decoded) = decoded_segments(path) else { return false };
+    let s: Vec<&str> = decoded.iter().map(AsRef::as_ref).collect();
+    match s.as_slice() {
         ["apis", group] => !kinds.groups().iter().any(|(g, _)| g == group),
         ["apis", group, version, ..] => kinds.in_group_version(group, version).next().is_none(),
         _ => false,
@@ -92,7 +113,8 @@ fn target(kind: &Arc<Kind>, namespace: Option<&str>, name: Option<&str>, sub: Op
     })
 }
 
-fn resource(kinds: &Kinds, group: &str, version: &str, rest: &[&str]) -> Option<Route> {
+/// `rest`: the decoded segments after the group version; `path`: the whole path as sent.
+fn resource(kinds: &Kinds, group: &str, version: &str, rest: &[&str], path: &str) -> Option<Route> {
     let find = |plural: &str| kinds.find(group, version, plural);
     match rest {
         // `/namespaces/{ns}/{plural}...` for namespaced kinds (checked first, so that
@@ -104,7 +126,9 @@ fn resource(kinds: &Kinds, group: &str, version: &str, rest: &[&str]) -> Option<
                 [name] => Some(target(kind, Some(ns), Some(name), None)),
                 [name, "proxy", proxied @ ..] if kind.plural == "services" => {
                     let (service, port) = split_service(name);
-                    Some(Route::ServiceProxy { namespace: (*ns).to_owned(), service, port, rest: proxied.join("/") })
+                    let before = segments(path).len().checked_sub(proxied.len())?;
+                    let rest = raw_tail(path, before);
+                    Some(Route::ServiceProxy { namespace: (*ns).to_owned(), service, port, rest })
                 }
                 [name, sub] if is_subresource(kind, sub) => Some(target(kind, Some(ns), Some(name), Some(sub))),
                 _ => None,
@@ -191,7 +215,7 @@ mod tests {
             matches!(p("/openapi/v3/apis/kubeless.io/v1beta1"), Some(Route::OpenApiV3(g)) if g == "apis/kubeless.io/v1beta1")
         );
         for missing in [
-            "/apis/apps",
+            "/apis/batch",
             "/apis/kubeless.io/v1",
             "/apis/kubeless.io/v1beta1/widgets",
             "/apis/kubeless.io/v1beta1/functions/x",
@@ -213,6 +237,16 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        match p("/api/v1/namespaces/d%65fault//services/hello%3Ahttp/proxy//a%2Fb/") {
+            Some(Route::ServiceProxy { namespace, service, port, rest }) => {
+                assert_eq!(
+                    (namespace.as_str(), service.as_str(), port.as_deref(), rest.as_str()),
+                    ("default", "hello", Some("http"), "a%2Fb/")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(p("/api/v1/namespaces/%FF/pods").is_none(), "not UTF-8 once decoded");
         match p("/api/v1/namespaces/default/services/hello/proxy") {
             Some(Route::ServiceProxy { service, port, rest, .. }) => {
                 assert_eq!((service.as_str(), port, rest.as_str()), ("hello", None, ""));

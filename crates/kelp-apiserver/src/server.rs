@@ -293,7 +293,9 @@ async fn dispatch(app: &Arc<App>, request: Request) -> Result<Response, ApiError
         }
         Route::Resource(target) => match target.kind.backend {
             Backend::Store => stored(app, request, target, query).await,
-            Backend::Pods | Backend::Services => workload(app, request, target, query).await,
+            Backend::Pods | Backend::Services | Backend::Deployments | Backend::Definitions | Backend::Autoscalers => {
+                workload(app, request, target, query).await
+            }
         },
     }
 }
@@ -1020,12 +1022,48 @@ async fn workload_objects(app: &App, kind: &Kind, namespace: Option<&str>) -> Re
             .iter()
             .map(serde_json::to_value)
             .collect::<Result<Vec<_>, _>>(),
+        Backend::Deployments => app
+            .workloads
+            .list_deployments(namespace)
+            .await
+            .map_err(ApiError::from_workloads)?
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>(),
+        Backend::Definitions => Ok(app.kinds.definitions(&kind.version)),
+        Backend::Autoscalers => Ok(autoscalers(&app.store, namespace)),
         Backend::Store => Ok(Vec::new()),
     };
     let mut values = values.map_err(|e| ApiError::internal(e.to_string()))?;
     values.retain(|o| in_namespace(o, namespace));
     values.sort_by_key(sort_key);
     Ok(values)
+}
+
+/// The HorizontalPodAutoscalers Kubeless's controller made of Functions: each live Function's
+/// `spec.horizontalPodAutoscaler` (an `autoscaling/v2beta1` object, as `autoscale create` of the
+/// kubeless CLI and of `kelp` write it), in the Function's namespace, named after it by default.
+fn autoscalers(store: &Store, namespace: Option<&str>) -> Vec<Value> {
+    let functions = store.list("kubeless.io/functions", namespace, &Selector::everything()).items;
+    functions
+        .iter()
+        .filter(|f| f.pointer("/metadata/deletionTimestamp").is_none())
+        .filter_map(|f| {
+            let mut hpa = f.pointer("/spec/horizontalPodAutoscaler").filter(|h| h.get("spec").is_some())?.clone();
+            let meta = f.get("metadata")?;
+            hpa["apiVersion"] = json!("autoscaling/v2beta1");
+            hpa["kind"] = json!("HorizontalPodAutoscaler");
+            if !hpa["metadata"].is_object() {
+                hpa["metadata"] = json!({});
+            }
+            hpa["metadata"]["namespace"] = meta["namespace"].clone();
+            if hpa.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
+                hpa["metadata"]["name"] = meta["name"].clone();
+            }
+            hpa["metadata"]["creationTimestamp"] = meta["creationTimestamp"].clone();
+            Some(hpa)
+        })
+        .collect()
 }
 
 fn sort_key(o: &Value) -> (String, String) {
@@ -1049,6 +1087,10 @@ fn workload_events(app: &App, kind: &Kind) -> crate::workloads::BoxStream<(&'sta
     match kind.backend {
         Backend::Pods => Box::pin(app.workloads.watch_pods().filter_map(|e| async move { convert(e) })),
         Backend::Services => Box::pin(app.workloads.watch_services().filter_map(|e| async move { convert(e) })),
+        Backend::Deployments => Box::pin(app.workloads.watch_deployments().filter_map(|e| async move { convert(e) })),
+        // The CRDs are fixed for the life of the process; autoscalers are listed, not watched
+        // (a watch gives the current ones, then nothing).
+        Backend::Definitions | Backend::Autoscalers => Box::pin(futures_util::stream::pending()),
         Backend::Store => Box::pin(futures_util::stream::empty()),
     }
 }

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::Stream;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 /// A boxed, sendable future (what [`Workloads`] methods return, so the trait stays
@@ -113,6 +114,19 @@ pub trait Workloads: Send + Sync + 'static {
     /// The services in `namespace`, or in every namespace when `None`. Default: none.
     fn list_services<'a>(&'a self, _namespace: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Service>, WorkloadError>> {
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// The deployments in `namespace`, or in every namespace when `None`. Default: none.
+    fn list_deployments<'a>(
+        &'a self,
+        _namespace: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Deployment>, WorkloadError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Every deployment change from now on, in every namespace. Default: never any.
+    fn watch_deployments(&self) -> BoxStream<WorkloadEvent<Deployment>> {
+        Box::pin(futures_util::stream::pending())
     }
 
     /// Every pod change from now on, in every namespace. Default: never any.

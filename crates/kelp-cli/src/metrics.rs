@@ -4,34 +4,51 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// One row of `kelp function top`, with the JSON/YAML keys of `kubeless function top`.
+/// One row of `kelp function top`, with the JSON/YAML keys of `kubeless function top`, each left
+/// out when empty or zero (Go's `omitempty`), and numbers written as Go writes a `float64`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub(crate) struct Metric {
     /// The function.
-    #[serde(rename = "function")]
+    #[serde(rename = "function", skip_serializing_if = "String::is_empty")]
     pub(crate) function_name: String,
     /// Its namespace.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) namespace: String,
     /// The `method` label.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) method: String,
     /// Why there are no figures (`Function does not expose metrics`, ...), else empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) message: String,
     /// `function_calls_total`.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", serialize_with = "go_float")]
     pub(crate) total_calls: f64,
     /// `function_failures_total`.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", serialize_with = "go_float")]
     pub(crate) total_failures: f64,
     /// `function_duration_seconds_sum`.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", serialize_with = "go_float")]
     pub(crate) total_duration_seconds: f64,
     /// `function_duration_seconds_sum / function_duration_seconds_count`.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", serialize_with = "go_float")]
     pub(crate) avg_duration_seconds: f64,
 }
 
 fn is_zero(value: &f64) -> bool {
     *value == 0.0
+}
+
+/// A number as Go's `encoding/json` writes a `float64`: a whole number without a fraction (`2`,
+/// not `2.0`).
+fn go_float<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    // Whole numbers below 2^53 are exact as integers.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if value.fract() == 0.0 && value.abs() < EXACT {
+        #[allow(clippy::cast_possible_truncation)] // whole and within ±2^53: exact.
+        serializer.serialize_i64(*value as i64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
 }
 
 /// What `top` says when the text has no series with a `method` label.
@@ -182,11 +199,10 @@ process_cpu_seconds_total 12.5
             }
         );
         assert_eq!((rows[1].method.as_str(), rows[1].total_failures, rows[1].avg_duration_seconds), ("POST", 1.0, 2.0));
-        let json = serde_json::to_value(&rows[0]).unwrap();
+        // As kubeless v1.0.8 prints it: no empty `message`, whole numbers without a fraction.
         assert_eq!(
-            json,
-            serde_json::json!({"function": "hello", "namespace": "default", "method": "GET", "message": "",
-                "total_calls": 4.0, "total_duration_seconds": 0.5, "avg_duration_seconds": 0.125})
+            serde_json::to_string(&rows[0]).unwrap(),
+            r#"{"function":"hello","namespace":"default","method":"GET","total_calls":4,"total_duration_seconds":0.5,"avg_duration_seconds":0.125}"#
         );
     }
 

@@ -1043,3 +1043,166 @@ fn update_retries_over_concurrent_status_writes() {
     let env = &function["spec"]["deployment"]["spec"]["template"]["spec"]["containers"][0]["env"];
     assert!(env.to_string().contains("ROUND") && env.to_string().contains("\"9\""), "the last update won: {env}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every spelling of every Kubeless flag
+// ---------------------------------------------------------------------------------------------
+
+/// One flag of a kubeless command, as its `--help` lists it.
+#[derive(Debug)]
+struct KubelessFlag {
+    short: Option<char>,
+    long: String,
+    /// pflag's type name (`string`, `int32`, `stringSlice`, ...); `None` for a bool.
+    kind: Option<String>,
+}
+
+/// The aliases, whether it takes a name, and the flags of `kubeless <path>`, read from the real
+/// kubeless CLI's `--help` (cobra's layout).
+fn kubeless_help(path: &[&str]) -> (Vec<String>, bool, Vec<KubelessFlag>) {
+    let out = Command::new(kelp_testkit::kubeless_bin()).args(path).arg("--help").env("HOME", "/nonexistent").output();
+    let text = String::from_utf8(out.unwrap().stdout).unwrap();
+    let mut aliases = Vec::new();
+    let mut section = "";
+    let mut takes_name = false;
+    let mut flags = Vec::new();
+    for line in text.lines() {
+        if !line.starts_with(' ') {
+            section = line.trim_end_matches(':');
+            continue;
+        }
+        let line = line.trim();
+        match section {
+            "Usage" => takes_name |= line.contains('<'),
+            "Aliases" => aliases = line.split(", ").skip(1).map(str::to_owned).collect(),
+            "Flags" => {
+                let spelling = line.split("  ").next().unwrap();
+                let (short, rest) = match spelling.strip_prefix('-').filter(|s| !s.starts_with('-')) {
+                    Some(s) => (s.chars().next(), s.split_once(", ").unwrap().1),
+                    None => (None, spelling),
+                };
+                let mut words = rest.trim_start_matches("--").split(' ');
+                let long = words.next().unwrap().to_owned();
+                if long != "help" {
+                    flags.push(KubelessFlag { short, long, kind: words.next().map(str::to_owned) });
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(text.contains("Usage:"), "kubeless {path:?} --help printed no usage: {text}");
+    (aliases, takes_name, flags)
+}
+
+/// A value `kelp` must accept for the flag (what a Kubeless user would write).
+fn a_value(flag: &KubelessFlag) -> &'static str {
+    match (flag.long.as_str(), flag.kind.as_deref()) {
+        ("out" | "output", _) => "json",
+        ("metric", _) => "qps",
+        ("gateway", _) => "traefik",
+        ("image-pull-policy", _) => "IfNotPresent",
+        ("label" | "env" | "node-selectors", _) => "a=b,c:d",
+        ("function-selector", _) => "a=b",
+        (_, Some("int32" | "int64")) => "2",
+        _ => "x",
+    }
+}
+
+/// `kelp` accepts every command, alias and flag spelling (short, long, `--flag=value`, and a
+/// bool's `--flag`, `--flag=false` and pflag's `--flag=t`) of the original kubeless CLI, checked
+/// against that CLI's own `--help` (its KinesisTrigger commands aside). `--help` last makes kelp
+/// parse the whole line, refusing any flag or value it does not know, without running anything.
+#[test]
+fn every_kubeless_flag_spelling_is_accepted() {
+    let home = tempfile::tempdir().unwrap();
+    let commands: &[&[&str]] = &[
+        &["function", "deploy"],
+        &["function", "update"],
+        &["function", "delete"],
+        &["function", "list"],
+        &["function", "describe"],
+        &["function", "call"],
+        &["function", "logs"],
+        &["function", "top"],
+        &["trigger", "http", "create"],
+        &["trigger", "http", "update"],
+        &["trigger", "http", "delete"],
+        &["trigger", "http", "list"],
+        &["trigger", "cronjob", "create"],
+        &["trigger", "cronjob", "update"],
+        &["trigger", "cronjob", "delete"],
+        &["trigger", "cronjob", "list"],
+        &["trigger", "kafka", "create"],
+        &["trigger", "kafka", "update"],
+        &["trigger", "kafka", "delete"],
+        &["trigger", "kafka", "list"],
+        &["trigger", "nats", "create"],
+        &["trigger", "nats", "update"],
+        &["trigger", "nats", "delete"],
+        &["trigger", "nats", "list"],
+        &["trigger", "nats", "publish"],
+        &["topic", "create"],
+        &["topic", "delete"],
+        &["topic", "list"],
+        &["topic", "publish"],
+        &["autoscale", "create"],
+        &["autoscale", "list"],
+        &["autoscale", "delete"],
+        &["get-server-config"],
+        &["version"],
+    ];
+    let mut refused = Vec::new();
+    let mut tried = 0;
+    for path in commands {
+        let (aliases, takes_name, flags) = kubeless_help(path);
+        let parent = &path[..path.len() - 1];
+        // `function describe` declares `ls` too, which cobra resolves to `list`: not a spelling.
+        let aliases: Vec<String> =
+            aliases.into_iter().filter(|a| !(path.ends_with(&["describe"]) && a == "ls")).collect();
+        let mut spellings: Vec<Vec<String>> = Vec::new();
+        for alias in &aliases {
+            spellings.push(vec![alias.clone()]);
+        }
+        for flag in &flags {
+            let mut forms = Vec::new();
+            match &flag.kind {
+                None => {
+                    for value in ["", "=true", "=false", "=t", "=0"] {
+                        forms.push(vec![format!("--{}{value}", flag.long)]);
+                    }
+                    if let Some(short) = flag.short {
+                        forms.push(vec![format!("-{short}")]);
+                    }
+                }
+                Some(_) => {
+                    let value = a_value(flag);
+                    forms.push(vec![format!("--{}", flag.long), value.to_owned()]);
+                    forms.push(vec![format!("--{}={value}", flag.long)]);
+                    if let Some(short) = flag.short {
+                        forms.push(vec![format!("-{short}"), value.to_owned()]);
+                        forms.push(vec![format!("-{short}{value}")]);
+                    }
+                }
+            }
+            spellings.extend(forms.into_iter().map(|form| [vec![path.last().unwrap().to_string()], form].concat()));
+        }
+        for spelling in spellings {
+            let mut args: Vec<String> = parent.iter().map(|s| s.to_string()).collect();
+            // An alias replaces the command's name; a flag follows it.
+            let (command, rest) = spelling.split_first().unwrap();
+            args.push(command.clone());
+            if takes_name {
+                args.push("x".into());
+            }
+            args.extend(rest.iter().cloned());
+            args.push("--help".into());
+            tried += 1;
+            let run = run(bare_kelp(home.path()).args(&args), None);
+            if run.code != 0 || !run.stdout.contains("Usage:") {
+                refused.push(format!("kelp {}: {}", args.join(" "), run.stderr.trim()));
+            }
+        }
+    }
+    assert!(refused.is_empty(), "{} of {tried} spellings refused:\n{}", refused.len(), refused.join("\n"));
+    assert!(tried > 300, "only {tried} spellings tried");
+}

@@ -57,6 +57,103 @@ fn token_kubeconfig(plane: &ControlPlane, token: &str, dir: &Path) -> PathBuf {
     path
 }
 
+/// `kubeless <args>` (the original CLI v1.0.8, unchanged) with the plane's kubeconfig.
+fn kubeless(plane: &ControlPlane, args: &[&str]) -> Output {
+    Command::new(kelp_testkit::kubeless_bin())
+        .env("KUBECONFIG", plane.kubeconfig())
+        .env_remove("KUBELESS_NAMESPACE")
+        .env_remove("KUBELESS_CONFIG")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// [`kubeless`], asserting success; returns stdout and stderr.
+fn kubeless_ok(plane: &ControlPlane, args: &[&str]) -> (String, String) {
+    let out = kubeless(plane, args);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "kubeless {args:?} failed:\n{stdout}{stderr}");
+    (stdout.into_owned(), stderr.into_owned())
+}
+
+/// The cells of a table, line by line (kubeless pads them and separates them with tabs).
+fn cells(table: &str) -> Vec<String> {
+    table.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
+}
+
+/// The kubeless CLI v1.0.8 on a cluster with Kelp installed, beside `hello` (deployed by `kelp`,
+/// ready): what works, and the two reads a current Kubernetes cannot answer (README, "The
+/// original kubeless CLI"). kwok's pods run nothing: `call`, `logs` and `top` are driven against
+/// `kelp up` (tests/up.rs, `the_kubeless_cli_drives_kelp_up`).
+fn kubeless_on_the_cluster(plane: &ControlPlane, ns: &str, controller: &ControllerProcess) {
+    // get-server-config reads the Function CRD through apiextensions.k8s.io/v1beta1, gone since
+    // Kubernetes 1.22.
+    let config = kubeless(plane, &["get-server-config"]);
+    let said = String::from_utf8_lossy(&config.stderr);
+    assert!(!config.status.success() && said.contains("the server could not find the requested resource"), "{said}");
+    let listed = kubeless_ok(plane, &["function", "ls", "hello", "-n", ns]).0;
+    assert_eq!(cells(&listed), cells(&ok(plane, &["function", "ls", "hello", "-n", ns])), "the same table");
+    let described = kubeless_ok(plane, &["function", "describe", "hello", "-n", ns]).0;
+    assert!(described.contains("echo.handler") && described.contains("python3.11"), "{described}");
+
+    let echo = kelp_testkit::repo_root().join("examples/python/echo.py");
+    let echo = echo.to_str().unwrap();
+    let deploy = ["function", "deploy", "echo", "-n", ns, "-r", "python3.11", "--handler", "echo.handler", "-f", echo];
+    let (_, said) = kubeless_ok(plane, &deploy);
+    assert!(said.contains("Runtime check is disabled") && said.contains("Function echo submitted"), "{said}");
+    eventually("kubeless function ls to show echo ready", controller, || {
+        kubeless_ok(plane, &["function", "ls", "echo", "-n", ns]).0.contains("1/1 READY").then_some(())
+    });
+    // update reads that CRD too, and unlike deploy stops when it cannot.
+    let update = kubeless(plane, &["function", "update", "echo", "-n", ns, "--memory", "64Mi"]);
+    let said = String::from_utf8_lossy(&update.stderr);
+    assert!(!update.status.success() && said.contains("Error while fetching config location"), "{said}");
+
+    let creates: [&[&str]; 4] = [
+        &["trigger", "http", "create", "echo-route", "--function-name", "echo", "--hostname", "echo.test"],
+        &["trigger", "cronjob", "create", "echo-cron", "--function", "echo", "--schedule", "*/5 * * * *"],
+        &["trigger", "kafka", "create", "echo-kafka", "--trigger-topic", "t", "--function-selector", "function=echo"],
+        &["trigger", "nats", "create", "echo-nats", "--trigger-topic", "t", "--function-selector", "function=echo"],
+    ];
+    for create in creates {
+        kubeless_ok(plane, &[create, &["-n", ns]].concat());
+        let kind = create[1];
+        let list = kubeless_ok(plane, &["trigger", kind, "list", "-n", ns]).0;
+        assert_eq!(cells(&list), cells(&ok(plane, &["trigger", kind, "list", "-n", ns])), "trigger {kind} list");
+        assert!(list.contains(create[3]), "{list}");
+    }
+    let children = |kind: &str| kubectl(plane, &["get", kind, "-n", ns, "-o", "name"]);
+    eventually("the Ingress and CronJob of kubeless's triggers", controller, || {
+        (children("ingress").contains("echo-route") && children("cronjob").contains("echo-cron")).then_some(())
+    });
+
+    kubeless_ok(plane, &["autoscale", "create", "echo", "-n", ns, "--min", "1", "--max", "2", "--value", "70"]);
+    eventually("the HPA of kubeless's autoscale rule", controller, || {
+        children("hpa").contains("horizontalpodautoscaler.autoscaling/echo").then_some(())
+    });
+    // autoscaling/v2beta1, gone since Kubernetes 1.25.
+    let listed = kubeless(plane, &["autoscale", "list", "-n", ns]);
+    assert!(String::from_utf8_lossy(&listed.stderr).contains("could not find the requested resource"));
+    kubeless_ok(plane, &["autoscale", "delete", "echo", "-n", ns]);
+    eventually("the HPA to go with the rule", controller, || {
+        (!children("hpa").contains("horizontalpodautoscaler.autoscaling/echo")).then_some(())
+    });
+
+    for name in ["echo-route", "echo-cron", "echo-kafka", "echo-nats"] {
+        let kind = name.trim_start_matches("echo-").replace("route", "http").replace("cron", "cronjob");
+        kubeless_ok(plane, &["trigger", &kind, "delete", name, "-n", ns]);
+    }
+    // `call -d` posts to the Service's selfLink, which Kubernetes stopped filling in 1.20: the path
+    // it builds is no API path at all (whatever the pods run).
+    let post = kubeless(plane, &["function", "call", "echo", "-n", ns, "-d", "x"]);
+    let said = String::from_utf8_lossy(&post.stderr);
+    assert!(!post.status.success() && said.contains("the server could not find the requested resource"), "{said}");
+    kubeless_ok(plane, &["function", "delete", "echo", "-n", ns]);
+    eventually("echo and its children to be gone", controller, || {
+        (!children("deployments").contains("echo") && !children("ingress").contains("echo")).then_some(())
+    });
+}
+
 #[test]
 fn the_cli_drives_functions_and_triggers_on_a_cluster_with_the_installed_rbac() {
     let plane = ControlPlane::shared();
@@ -131,6 +228,8 @@ fn the_cli_drives_functions_and_triggers_on_a_cluster_with_the_installed_rbac() 
     eventually("the updated function to be ready", &controller, || {
         ok(plane, &["function", "ls", "-n", &ns]).contains("1/1 READY").then_some(())
     });
+
+    kubeless_on_the_cluster(plane, &ns, &controller);
 
     ok(plane, &["function", "delete", "hello", "-n", &ns]);
     eventually("the function, its children and its triggers to be gone", &controller, || {

@@ -394,6 +394,27 @@ fn http_trigger_routes_host_and_path() {
         Ok(r) if r.status == 404 => Ok(()),
         other => Err(format!("{other:?}")),
     });
+
+    // As on a cluster, the HTTP and cron triggers of a Function are its owned objects, and go
+    // with it; a Kafka trigger (a selector, not an owner) stays.
+    let cron = ["trigger", "cronjob", "create", "nightly", "--function", "greeter", "--schedule", "@daily"];
+    platform.kelp(&cron).ok();
+    let topic = ["trigger", "kafka", "create", "k", "--trigger-topic", "t", "--function-selector", "function=greeter"];
+    platform.kelp(&topic).ok();
+    let uid = platform.kubectl(&["get", "function", "greeter", "-o", "jsonpath={.metadata.uid}"]).ok().stdout;
+    for kind in ["httptrigger/kept", "cronjobtrigger/nightly"] {
+        eventually(&format!("{kind} is owned by its function"), DEADLINE, || {
+            let owner = platform.kubectl(&["get", kind, "-o", "jsonpath={.metadata.ownerReferences[0].uid}"]).ok();
+            if owner.stdout == uid { Ok(()) } else { Err(owner.stdout) }
+        });
+    }
+    platform.kelp(&["function", "delete", "greeter"]).ok();
+    eventually("the function's triggers are deleted with it", DEADLINE, || {
+        let left = platform.kubectl(&["get", "httptriggers,cronjobtriggers", "-o", "name"]).ok().stdout;
+        if left.is_empty() { Ok(()) } else { Err(left) }
+    });
+    let kafka = platform.kubectl(&["get", "kafkatriggers", "-o", "name"]).ok().stdout;
+    assert_eq!(kafka.trim(), "kafkatrigger.kubeless.io/k");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1002,4 +1023,147 @@ fn the_example_manifests_run() {
         let logs = platform.logs("hello");
         logs.contains("\"POST / HTTP/1.1\" 200").then_some(()).ok_or(logs)
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The original kubeless CLI v1.0.8, unchanged.
+
+/// The kubeless CLI v1.0.8 drives `kelp up` through a function's whole life and every trigger
+/// kind, and prints what `kelp` prints where scripts parse it (the list tables, `-o json`).
+#[test]
+fn the_kubeless_cli_drives_kelp_up() {
+    let platform = Platform::start(&[]);
+    let kubeless = |args: &[&str]| {
+        let run = platform.kubeless(args);
+        assert_eq!(run.code, 0, "kubeless {args:?}: {run:?}");
+        assert!(!run.stderr.contains("level=warning"), "kubeless {args:?} warned: {}", run.stderr);
+        run
+    };
+    let config = kubeless(&["get-server-config"]).stderr;
+    assert!(config.contains("Supported Runtimes are: python3, python3.6,"), "{config}");
+    let v1 = platform.write("hello.py", "def hello(event, context):\n    return event['data']\n");
+    let deployed = kubeless(&["function", "deploy", "hello", "-r", "python3.8", "--handler", "hello.hello", "-f", &v1]);
+    assert!(deployed.stderr.contains("Function hello submitted for deployment"), "{deployed:?}");
+    let listed = eventually("kubeless function ls shows hello ready", DEADLINE, || {
+        let out = kubeless(&["function", "ls", "hello"]).stdout;
+        if out.contains("1/1 READY") { Ok(out) } else { Err(out) }
+    });
+    let header: Vec<&str> = listed.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "NAMESPACE", "HANDLER", "RUNTIME", "DEPENDENCIES", "STATUS"]);
+    let row = |out: &str| out.lines().nth(1).map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "));
+    // (kelp's STATUS comes from the Function's status, written a moment after the instance is ready.)
+    eventually("kelp function ls prints the same row", DEADLINE, || {
+        let kelp = row(&platform.kelp(&["function", "ls", "hello"]).ok().stdout);
+        if kelp == row(&listed) { Ok(()) } else { Err(format!("{kelp:?} vs {:?}", row(&listed))) }
+    });
+    let as_json: Value = serde_json::from_str(&kubeless(&["function", "ls", "--out", "json"]).stdout).unwrap();
+    let kelp_json: Value =
+        serde_json::from_str(&platform.kelp(&["function", "ls", "--out", "json"]).ok().stdout).unwrap();
+    assert_eq!(as_json[0]["spec"], kelp_json[0]["spec"], "the same Function either way");
+    let described = kubeless(&["function", "describe", "hello"]).stdout;
+    assert!(described.contains("Handler:     \thello.hello"), "{described}");
+
+    // (kubeless prints the answer and a newline.)
+    assert_eq!(kubeless(&["function", "call", "hello"]).stdout, "\n");
+    assert_eq!(kubeless(&["function", "call", "hello", "-d", r#"{"a":1}"#]).stdout, "{\"a\":1}\n");
+    assert_eq!(kubeless(&["function", "call", "hello", "-d", "plain"]).stdout, "plain\n");
+    let logs = kubeless(&["function", "logs", "hello"]).stdout;
+    assert!(logs.contains(r#""POST / HTTP/1.1" 200"#), "{logs}");
+    let top = kubeless(&["function", "top", "--function", "hello", "-o", "json"]).stdout;
+    let top: Value = serde_json::from_str(&top).unwrap();
+    let posts = top.as_array().unwrap().iter().find(|m| m["method"] == "POST").cloned().unwrap_or_default();
+    assert_eq!(posts["total_calls"], 2, "{top}");
+    let kelp_top = platform.kelp(&["function", "top", "--function", "hello", "--out", "json"]).ok().stdout;
+    let kelp_top: Value = serde_json::from_str(&kelp_top).unwrap();
+    let shape = |v: &Value| -> Vec<(String, Value, Vec<String>)> {
+        let rows = v.as_array().unwrap().iter();
+        rows.map(|m| {
+            (m["method"].to_string(), m["total_calls"].clone(), m.as_object().unwrap().keys().cloned().collect())
+        })
+        .collect()
+    };
+    assert_eq!(shape(&top), shape(&kelp_top), "function top -o json");
+    let kelp_described = platform.kelp(&["function", "describe", "hello"]).ok().stdout;
+    let cells = |out: &str| out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>();
+    // kelp adds a Status row (and a Message row when the Ready condition has one).
+    assert_eq!(cells(&described), cells(&kelp_described)[..8], "function describe");
+
+    let v2 = platform.write("hello2.py", "def hello(event, context):\n    return 'v2'\n");
+    kubeless(&["function", "update", "hello", "-f", &v2]);
+    eventually("the update serves", DEADLINE, || {
+        let out = platform.kubeless(&["function", "call", "hello"]).stdout;
+        if out == "v2\n" { Ok(()) } else { Err(out) }
+    });
+
+    let creates: [&[&str]; 4] = [
+        &["trigger", "http", "create", "h", "--function-name", "hello", "--path", "p", "--hostname", "h.test"],
+        &["trigger", "cronjob", "create", "c", "--function", "hello", "--schedule", "*/5 * * * *"],
+        &["trigger", "kafka", "create", "k", "--trigger-topic", "t", "--function-selector", "function=hello"],
+        &["trigger", "nats", "create", "n", "--trigger-topic", "t", "--function-selector", "function=hello"],
+    ];
+    for create in creates {
+        kubeless(create);
+        let kind = create[1];
+        let list = kubeless(&["trigger", kind, "list"]).stdout;
+        // The same cells, line by line (kubeless pads them and separates them with tabs).
+        let cells =
+            |out: &str| out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>();
+        assert_eq!(cells(&list), cells(&platform.kelp(&["trigger", kind, "list"]).ok().stdout), "trigger {kind} list");
+        assert!(list.lines().nth(1).is_some_and(|l| l.starts_with(create[3])), "{list}");
+    }
+    eventually("the HTTP trigger routes", DEADLINE, || {
+        match request(platform.port, "GET", "/p", &[("Host", "h.test")], "") {
+            Ok(r) if r.body == "v2" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    kubeless(&["autoscale", "create", "hello", "--min", "1", "--max", "3", "--value", "50"]);
+    let scaler = platform.kubectl(&[
+        "get",
+        "function",
+        "hello",
+        "-o",
+        "jsonpath={.spec.horizontalPodAutoscaler.spec.maxReplicas}",
+    ]);
+    assert_eq!(scaler.ok().stdout, "3");
+    // kubeless lists autoscaling/v2beta1 HPAs (created-by=kubeless), which kelp up serves from the
+    // Functions' rules.
+    let listed = kubeless(&["autoscale", "list"]).stdout;
+    let table = |out: &str| out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>();
+    assert_eq!(table(&listed), table(&platform.kelp(&["autoscale", "list"]).ok().stdout), "autoscale list");
+    assert_eq!(table(&listed).get(1).map(String::as_str), Some("hello default hello 1 3 cpu 50"), "{listed}");
+    let as_json: Value = serde_json::from_str(&kubeless(&["autoscale", "list", "-o", "json"]).stdout).unwrap();
+    let kelp_json = platform.kelp(&["autoscale", "list", "-o", "json"]).ok().stdout;
+    assert_eq!(as_json["spec"], serde_json::from_str::<Value>(&kelp_json).unwrap()["spec"], "autoscale list -o json");
+    kubeless(&["autoscale", "delete", "hello"]);
+
+    for (kind, name) in [("http", "h"), ("cronjob", "c"), ("kafka", "k"), ("nats", "n")] {
+        kubeless(&["trigger", kind, "delete", name]);
+    }
+    kubeless(&["function", "delete", "hello"]);
+    let left =
+        platform.kubectl(&["get", "functions,httptriggers,cronjobtriggers,kafkatriggers,natstriggers", "-o", "name"]);
+    assert_eq!(left.ok().stdout, "");
+    assert_eq!(kubeless(&["function", "ls"]).stdout.lines().count(), 1, "only the header");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The official Python kubernetes client.
+
+/// `up/python_client.py` with the official Python kubernetes client (pinned, `scripts/python-client`):
+/// CRUD of a ConfigMap, 409 (an existing name, a stale resourceVersion), 422 with causes naming
+/// the fields, a watch from a list's resourceVersion, a Function's pod, its log and the service
+/// proxy (the client percent-encodes `name:port` in the path).
+#[test]
+fn the_python_kubernetes_client_drives_kelp_up() {
+    let platform = Platform::start(&[]);
+    let script = kelp_testkit::repo_root().join("crates/kelp-cli/tests/up/python_client.py");
+    let run = support::run(
+        std::process::Command::new(kelp_testkit::python_client_bin()).arg(script).arg(&platform.kubeconfig),
+        None,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let steps: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(steps, ["crud", "409", "422 spec.handler,spec.timeout", "watch", "pods", "proxy", "logs", "done"]);
 }

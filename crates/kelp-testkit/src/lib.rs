@@ -118,6 +118,34 @@ pub fn kubectl_bin() -> PathBuf {
     .clone()
 }
 
+/// The original kubeless CLI v1.0.8, unchanged: `KELP_KUBELESS`, else the one `scripts/k8s-bins
+/// kubeless` builds once from the Go module proxy into its cache. Panics with the script's output
+/// when there is none: the tests that drive Kelp with it must not pass without it.
+pub fn kubeless_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(path) = std::env::var_os("KELP_KUBELESS") {
+            return PathBuf::from(path);
+        }
+        let bin = k8s_bin_dir(&["kubeless"]).join("kubeless");
+        assert!(bin.is_file(), "scripts/k8s-bins kubeless built no {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// The python of a virtual environment holding the official Python kubernetes client, pinned:
+/// `KELP_PYTHON_CLIENT`, else the one `scripts/python-client` installs once from PyPI into its
+/// cache. Panics with the script's output when there is none.
+pub fn python_client_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var_os("KELP_PYTHON_CLIENT") {
+        Some(path) => PathBuf::from(path),
+        None => script_dir("python-client", &[]),
+    })
+    .clone()
+}
+
 /// The directory `scripts/k8s-bins <tools>` builds the Kubernetes `tools` into (once, from the Go
 /// module proxy; a tool already built is not rebuilt) and prints. Panics with the script's output
 /// when it fails: the tests that need these tools must not pass without them.

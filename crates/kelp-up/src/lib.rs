@@ -16,6 +16,7 @@ pub mod events;
 pub mod kubeconfig;
 pub mod listener;
 pub mod metrics;
+mod owners;
 pub mod reconcile;
 pub mod runtimes;
 pub mod status;

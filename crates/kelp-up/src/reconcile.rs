@@ -2,8 +2,10 @@
 //! changes (and every few seconds, for what the engine changes on its own) it deploys every
 //! Function, removes deleted ones, writes each Function's `status`, routes HTTPTriggers,
 //! schedules CronJobTriggers, runs the consumers of Kafka, NATS and Kinesis triggers (and writes
-//! their status), and takes Kubeless's finalizers off objects being deleted — the platform owns
-//! nothing outside itself that they would protect.
+//! their status), makes HTTP and cron triggers owned objects of their Function and deletes
+//! those whose Function is gone (`owners`, as the cluster's controller and garbage collector
+//! do), and takes Kubeless's finalizers off objects being deleted — the platform owns nothing
+//! outside itself that they would protect.
 
 use crate::cron::Cron;
 use crate::desired;
@@ -134,6 +136,7 @@ impl Reconciler {
             self.platform.remove(&namespace, &name).await;
             self.deployed.remove(&(namespace, name));
         }
+        crate::owners::sync(&self.store, &functions).await;
         self.route_http_triggers().await;
         let cron = self.live_objects(CRON_TRIGGERS).await;
         self.cron.sync(&cron);

@@ -1,9 +1,11 @@
 //! The engine's instances and functions as the API shows them: read-only Pods (one per
-//! instance, labelled `function: <name>`) and Services (one per Function, port
-//! `http-function-port`), pod logs, and the service proxy.
+//! instance, labelled `function: <name>`), Services (one per Function, port
+//! `http-function-port`) and Deployments (one per Function, counting its instances, which is
+//! what `kubeless function ls` reads its STATUS from), pod logs, and the service proxy.
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kelp_apiserver::{BoxFuture, BoxStream, LogOptions, WorkloadError, WorkloadEvent, Workloads};
 use kelp_local::{InstanceInfo, Phase, Platform};
@@ -40,6 +42,21 @@ impl Engine {
         let functions = self.store.list("kubeless.io/functions", namespace, &Selector::everything());
         functions.items.iter().filter_map(|f| service(f)).collect()
     }
+
+    fn deployments(&self, namespace: Option<&str>) -> Vec<Deployment> {
+        let instances = self.platform.instances();
+        let functions = self.store.list("kubeless.io/functions", namespace, &Selector::everything());
+        functions
+            .items
+            .iter()
+            .filter_map(|f| {
+                let (ns, name) = (f.pointer("/metadata/namespace")?.as_str()?, f.pointer("/metadata/name")?.as_str()?);
+                let mine = instances.iter().filter(|i| i.namespace == ns && i.function == name);
+                let (all, ready) = mine.fold((0, 0), |(all, ready), i| (all + 1, ready + i32::from(i.ready)));
+                deployment(f, all, ready)
+            })
+            .collect()
+    }
 }
 
 impl Workloads for Engine {
@@ -49,6 +66,18 @@ impl Workloads for Engine {
 
     fn list_services<'a>(&'a self, namespace: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Service>, WorkloadError>> {
         Box::pin(async move { Ok(self.services(namespace)) })
+    }
+
+    fn list_deployments<'a>(
+        &'a self,
+        namespace: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Deployment>, WorkloadError>> {
+        Box::pin(async move { Ok(self.deployments(namespace)) })
+    }
+
+    fn watch_deployments(&self) -> BoxStream<WorkloadEvent<Deployment>> {
+        let engine = self.clone();
+        changes(move || engine.deployments(None), |d: &Deployment| key(&d.metadata))
     }
 
     fn watch_pods(&self) -> BoxStream<WorkloadEvent<Pod>> {
@@ -190,11 +219,42 @@ fn service(function: &Value) -> Option<Service> {
     let mut labels = meta.get("labels").cloned().unwrap_or_else(|| json!({}));
     labels["function"] = json!(name);
     labels["created-by"] = json!("kubeless");
+    let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or_default();
+    let value = json!({
+        "metadata": {"name": name, "namespace": namespace, "labels": labels,
+            "creationTimestamp": meta.get("creationTimestamp"),
+            // Kubernetes stopped filling it in 1.20; `kubeless function call -d` builds its URL
+            // from it.
+            "selfLink": format!("/api/v1/namespaces/{namespace}/services/{name}"),
+            "ownerReferences": owned_by(meta)},
+        "spec": spec,
+    });
+    serde_json::from_value(value).ok()
+}
+
+/// The owner reference of a Function's Service and Deployment (the controller's, as on a cluster).
+fn owned_by(function_meta: &Value) -> Value {
+    json!([{"apiVersion": "kubeless.io/v1beta1", "kind": "Function", "name": function_meta.get("name"),
+        "uid": function_meta.get("uid"), "controller": true, "blockOwnerDeletion": true}])
+}
+
+/// A Function's Deployment: its labels, selector `function: <name>`, and as many replicas as the
+/// engine runs instances of it (`ready` of them ready; none while it is scaled to zero).
+fn deployment(function: &Value, replicas: i32, ready: i32) -> Option<Deployment> {
+    let meta = function.get("metadata")?;
+    let name = meta.get("name")?.as_str()?;
+    let mut labels = meta.get("labels").cloned().unwrap_or_else(|| json!({}));
+    labels["function"] = json!(name);
+    labels["created-by"] = json!("kubeless");
+    let selector = json!({"function": name, "created-by": "kubeless"});
     let value = json!({
         "metadata": {"name": name, "namespace": meta.get("namespace"), "labels": labels,
-            "creationTimestamp": meta.get("creationTimestamp"),
-            "ownerReferences": [{"apiVersion": "kubeless.io/v1beta1", "kind": "Function", "name": name, "uid": meta.get("uid")}]},
-        "spec": spec,
+            "creationTimestamp": meta.get("creationTimestamp"), "ownerReferences": owned_by(meta)},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": selector},
+                "spec": {"containers": [{"name": name, "image": "kelp-runtime"}]}}},
+        "status": {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready,
+            "updatedReplicas": replicas, "observedGeneration": meta.get("generation")},
     });
     serde_json::from_value(value).ok()
 }
@@ -211,6 +271,11 @@ mod tests {
         assert_eq!(s["spec"]["ports"][0]["port"], 8080);
         assert_eq!(s["spec"]["selector"]["function"], "hello");
         assert_eq!(s["metadata"]["labels"]["a"], "b");
+        assert_eq!(s["metadata"]["selfLink"], "/api/v1/namespaces/default/services/hello");
+        let d = serde_json::to_value(deployment(&f, 2, 1).unwrap()).unwrap();
+        assert_eq!((d["status"]["replicas"].as_i64(), d["status"]["readyReplicas"].as_i64()), (Some(2), Some(1)));
+        assert_eq!(d["spec"]["selector"]["matchLabels"]["function"], "hello");
+        assert_eq!(d["metadata"]["ownerReferences"][0]["uid"], "u");
     }
 
     #[test]

@@ -162,4 +162,16 @@ async fn pods_services_logs_and_proxy_come_from_the_workloads() {
     assert_eq!(response.status(), 202);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(String::from_utf8_lossy(&body), "POST /greet/x?lang=fr default/hello:http auth=false hi");
+    // Percent-encoded segments (the Python client sends `name:port` as `name%3Aport`) address what
+    // they decode to, as in kube-apiserver; the proxied rest of the path is forwarded as sent.
+    let request = http::Request::get("/api/v1/namespaces/def%61ult/services/hello%3A8080/proxy/a%20b/")
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let response = client.send(request).await.unwrap();
+    assert_eq!(response.status(), 202);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(String::from_utf8_lossy(&body), "GET /a%20b/ default/hello:8080 auth=false ");
+    let request =
+        http::Request::get("/api/v1/namespaces/default/pods/hell%6F").body(kube::client::Body::empty()).unwrap();
+    assert_eq!(client.send(request).await.unwrap().status(), 200);
 }

@@ -53,7 +53,7 @@ pub(crate) struct CreateArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListArgs {
     /// Output format: json or yaml, one document per autoscaler (default: a table)
-    #[arg(short = 'o', long, value_enum)]
+    #[arg(short = 'o', long = "out", visible_alias = "output", value_enum)]
     output: Option<Format>,
 }
 

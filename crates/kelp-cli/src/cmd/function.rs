@@ -96,7 +96,7 @@ pub(crate) struct FunctionFlagArgs {
     #[arg(long)]
     timeout: Option<String>,
     /// Headless Service (no cluster IP); --headless=false undoes it
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cmd::pflag_bool, value_name = "BOOL")]
     headless: Option<bool>,
     /// Port the function listens on (and Service port) [deploy default: 8080]
     #[arg(long)]
@@ -112,7 +112,7 @@ pub(crate) struct FunctionFlagArgs {
 #[derive(Debug, Default, clap::Args)]
 struct DryRunArgsOpt {
     /// Print the Function instead of sending it
-    #[arg(long)]
+    #[arg(long, default_value = "false", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cmd::pflag_bool, value_name = "BOOL")]
     dryrun: bool,
     /// Output format of --dryrun: json or yaml
     #[arg(short = 'o', long, value_enum)]
@@ -209,7 +209,7 @@ pub(crate) struct ListArgs {
     /// Only these functions
     names: Vec<String>,
     /// Output format: json, yaml or wide (default: a table)
-    #[arg(short = 'o', long, value_enum)]
+    #[arg(short = 'o', long = "out", visible_alias = "output", value_enum)]
     output: Option<ListFormat>,
 }
 
@@ -219,7 +219,7 @@ pub(crate) struct DescribeArgs {
     /// The function's name
     name: String,
     /// Output format: json or yaml (default: a summary)
-    #[arg(short = 'o', long, value_enum)]
+    #[arg(short = 'o', long = "out", visible_alias = "output", value_enum)]
     output: Option<Format>,
 }
 
@@ -239,7 +239,7 @@ pub(crate) struct LogsArgs {
     /// The function's name
     name: String,
     /// Keep printing new lines
-    #[arg(short = 'f', long)]
+    #[arg(short = 'f', long, default_value = "false", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cmd::pflag_bool, value_name = "BOOL")]
     follow: bool,
 }
 
@@ -250,7 +250,7 @@ pub(crate) struct TopArgs {
     #[arg(short = 'f', long)]
     function: Option<String>,
     /// Output format: json or yaml (default: a table)
-    #[arg(short = 'o', long, value_enum)]
+    #[arg(short = 'o', long = "out", visible_alias = "output", value_enum)]
     output: Option<Format>,
 }
 
@@ -537,7 +537,15 @@ async fn cron_schedules(target: &Target) -> BTreeMap<String, Vec<String>> {
 /// The summary of `function describe`.
 pub(crate) fn describe_table(function: &Function) -> anyhow::Result<Table> {
     let labels = serde_json::to_string(&function.metadata.labels.clone().unwrap_or_default())?;
-    let env = serde_json::to_string(&container(function).and_then(|c| c.env.clone()).unwrap_or_default())?;
+    // As kubeless prints them: for a Function with a container, its env as JSON (`null` when it
+    // has none) and its memory request (`0` when none); nothing without a container.
+    let (env, memory) = match container(function) {
+        Some(c) => {
+            let memory = memory_text(function);
+            (serde_json::to_string(&c.env)?, if memory.is_empty() { "0".to_owned() } else { memory })
+        }
+        None => (String::new(), String::new()),
+    };
     let mut table = Table::new(&["Name:", function.metadata.name.as_deref().unwrap_or_default()]);
     table
         .row(["Namespace:", function.metadata.namespace.as_deref().unwrap_or_default()])
@@ -545,7 +553,7 @@ pub(crate) fn describe_table(function: &Function) -> anyhow::Result<Table> {
         .row(["Runtime:", function.spec.runtime.as_deref().unwrap_or_default()])
         .row(["Label:", labels.as_str()])
         .row(["Envvar:", env.as_str()])
-        .row(["Memory:".to_owned(), memory_text(function)])
+        .row(["Memory:".to_owned(), memory])
         .row(["Dependencies:", function.spec.deps.as_deref().unwrap_or_default()])
         .row(["Status:".to_owned(), status_text(function)]);
     let message = function.status.as_ref().and_then(|s| s.condition(READY_CONDITION)).map(|c| c.message.clone());
@@ -861,7 +869,7 @@ mod tests {
         let text = describe_table(&function("hello", None)).unwrap().render();
         assert!(text.starts_with("Name:           hello\nNamespace:      default\nHandler:        h.f\n"), "{text}");
         assert!(text.contains("Label:          {\"created-by\":\"kubeless\",\"function\":\"hello\"}\n"));
-        assert!(text.contains("Envvar:         []\n"));
+        assert!(text.contains("Envvar:         null\n") && text.contains("Memory:         0\n"), "{text}");
         assert!(text.contains("Status:         0/1 NOT READY\n"));
     }
 

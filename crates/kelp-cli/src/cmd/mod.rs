@@ -22,11 +22,22 @@ use serde_json::Value;
 use crate::kinds::{self, KindInfo};
 use crate::target::Target;
 
+/// A bool flag's value as the kubeless CLI (Go's `strconv.ParseBool`, through pflag) reads it:
+/// `--flag` alone is `true`, and `--flag=<value>` takes `1`, `t`, `T`, `TRUE`, `true`, `True`,
+/// `0`, `f`, `F`, `FALSE`, `false` or `False`.
+pub(crate) fn pflag_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!("invalid boolean {value:?}: use true or false")),
+    }
+}
+
 /// `--dryrun` with `-o json|yaml` (default yaml), as the kubeless CLI's create commands.
 #[derive(Clone, Copy, Debug, clap::Args)]
 pub(crate) struct DryRunArgs {
     /// Print the object instead of sending it
-    #[arg(long)]
+    #[arg(long, default_value = "false", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cmd::pflag_bool, value_name = "BOOL")]
     pub(crate) dryrun: bool,
     /// Output format of --dryrun
     #[arg(short = 'o', long, value_enum, default_value = "yaml")]

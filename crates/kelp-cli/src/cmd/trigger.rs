@@ -195,7 +195,7 @@ pub(crate) struct HttpFlags {
     #[arg(long)]
     hostname: Option<String>,
     /// TLS through ACME (kube-lego / cert-manager annotations)
-    #[arg(long = "enableTLSAcme", alias = "enable-tls-acme", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long = "enableTLSAcme", alias = "enable-tls-acme", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cmd::pflag_bool, value_name = "BOOL")]
     enable_tls_acme: Option<bool>,
     /// An existing TLS Secret for the host
     #[arg(long = "tls-secret", value_name = "SECRET")]
@@ -204,7 +204,7 @@ pub(crate) struct HttpFlags {
     #[arg(long = "basic-auth-secret", value_name = "SECRET")]
     basic_auth_secret: Option<String>,
     /// Enable CORS on the Ingress
-    #[arg(long = "cors-enable", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long = "cors-enable", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cmd::pflag_bool, value_name = "BOOL")]
     cors_enable: Option<bool>,
     #[command(flatten)]
     dry_run: DryRunArgs,
@@ -251,7 +251,7 @@ pub(crate) struct TriggerName {
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListArgs {
     /// Output format: json or yaml (default: a table)
-    #[arg(short = 'o', long, value_enum)]
+    #[arg(short = 'o', long = "out", visible_alias = "output", value_enum)]
     output: Option<Format>,
 }
 

@@ -260,6 +260,20 @@ impl Platform {
         )
     }
 
+    /// The original kubeless CLI v1.0.8 (`kubeless <args>`), aimed at this platform the only way
+    /// it can be: `KUBECONFIG`, with HOME in the scratch directory.
+    pub(crate) fn kubeless(&self, args: &[&str]) -> Run {
+        run(
+            Command::new(kelp_testkit::kubeless_bin())
+                .env("HOME", self.dir.path())
+                .env("KUBECONFIG", &self.kubeconfig)
+                .env_remove("KUBELESS_NAMESPACE")
+                .env_remove("KUBELESS_CONFIG")
+                .args(args),
+            None,
+        )
+    }
+
     /// `kubectl --kubeconfig <ours> <args>`.
     pub(crate) fn kubectl_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(kubectl_bin());
