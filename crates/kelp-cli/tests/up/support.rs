@@ -438,11 +438,13 @@ pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) body: String,
     /// The status line and headers.
+    #[allow(dead_code)] // Read by some of the test binaries that share this harness.
     head: String,
 }
 
 impl Reply {
     /// The value of the header `name` (the first, if repeated).
+    #[allow(dead_code)] // Used by some of the test binaries that share this harness.
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
