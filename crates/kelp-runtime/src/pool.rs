@@ -28,6 +28,9 @@ pub const IDLE_RETIRE: Duration = Duration::from_secs(60);
 /// By default, calls are pipelined only while the function's recent calls took the worker less
 /// than this each (a moving average; `KELP_PIPELINE_BELOW`).
 pub const PIPELINE_BELOW: Duration = Duration::from_millis(1);
+/// How long the rest of the pool waits, after the first worker has loaded, for the first call
+/// to be answered before it starts anyway.
+const FILL_AFTER: Duration = Duration::from_secs(1);
 /// Calls measured before pipelining may start.
 const PIPELINE_AFTER: u32 = 8;
 /// The largest frame pipelined: it must fit the socket's buffer while the worker is busy.
@@ -64,6 +67,8 @@ struct Inner {
     /// A worker is being added because calls waited.
     growing: AtomicBool,
     last_exit: Mutex<(Option<Instant>, Duration)>,
+    /// Told when the first call has been answered.
+    first_call: tokio::sync::Notify,
 }
 
 /// Who serves the next call.
@@ -177,6 +182,7 @@ impl Pool {
             closed: AtomicBool::new(false),
             growing: AtomicBool::new(false),
             last_exit: Mutex::new((None, Duration::ZERO)),
+            first_call: tokio::sync::Notify::new(),
         });
         let first = Inner::spawn(&inner).await?;
         inner.unloaded.lock().unwrap().push(first);
@@ -185,7 +191,8 @@ impl Pool {
     }
 
     /// Starts workers, in the background, until `min` run or are starting: a pre-warmed runtime
-    /// fills its pool while it waits for its function, [`Pool::load`] once the first serves.
+    /// fills its pool while it waits for its function, [`Pool::load`] once the first call is
+    /// answered.
     pub fn fill(&self) {
         let inner = &self.inner;
         while inner.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < inner.min).then_some(n + 1)).is_ok()
@@ -195,8 +202,9 @@ impl Pool {
     }
 
     /// Gives the waiting workers their function, and returns once the first serves it; the
-    /// others join as they load, and the pool is then filled to its minimum. Fails, naming the
-    /// reason, if the function does not load.
+    /// others join as they load, and the pool is filled to its minimum once the first call has
+    /// been answered (or after [`FILL_AFTER`]): the first call of a new instance shares the cores
+    /// with no interpreter starting. Fails, naming the reason, if the function does not load.
     pub async fn load(&self, load: Load) -> Result<(), WorkerError> {
         let inner = &self.inner;
         inner.load.set(load).map_err(|_| WorkerError::Load("the function is already loaded".into()))?;
@@ -221,7 +229,15 @@ impl Pool {
                 }
             }
         });
-        self.fill();
+        let pool = Arc::downgrade(inner);
+        tokio::spawn(async move {
+            let Some(first_call) = pool.upgrade() else { return };
+            let _ = tokio::time::timeout(FILL_AFTER, first_call.first_call.notified()).await;
+            drop(first_call);
+            if let Some(inner) = pool.upgrade() {
+                Pool { inner }.fill();
+            }
+        });
         Ok(())
     }
 
@@ -315,6 +331,9 @@ impl Inner {
             if let Some(inner) = weak.upgrade() {
                 let mut sched = inner.sched.lock().unwrap();
                 sched.measure(spent);
+                if sched.measured == 1 {
+                    inner.first_call.notify_one();
+                }
                 sched.dispatch();
             }
         });
