@@ -7,6 +7,8 @@ here use KELP_WORKERS=1 and print one JSON object on stdout (times in ms):
 
   freeport      print a free TCP port on 127.0.0.1
   spawn RUNS    process spawn -> first 200 on GET /; median/min/max of RUNS (after 1 discarded run)
+  once          process spawn -> first 200 on GET / of one runtime, as started (a build it must
+                make first included: set TIMEOUT to allow for it)
   prewarm RUNS  `kelp-runtime --prewarm`, once /healthz answers 503: writing the JSON line of
                 env vars on stdin -> first 200 on GET / (after 1 discarded run)
   rss           VmRSS of the front + its descendants after 20 requests and 1 s idle, in MiB
@@ -155,6 +157,11 @@ def time_spawn(runs):
     return summary(samples)
 
 
+def time_once():
+    with Runtime(extra_env={"KELP_WORKERS": "1", "KELP_MAX_WORKERS": "1"}) as rt:
+        return {"ms": (rt.wait_for("/", 200) - rt.started) * 1000}
+
+
 def time_prewarm(runs):
     line = json.dumps({k: os.environ[k] for k in ("FUNC_HANDLER", "MOD_NAME")}).encode() + b"\n"
     # The function arrives on stdin only.
@@ -211,6 +218,8 @@ def main(argv):
         print(free_port())
     elif cmd == "spawn":
         print(json.dumps(time_spawn(int(argv[2]))))
+    elif cmd == "once":
+        print(json.dumps(time_once()))
     elif cmd == "prewarm":
         print(json.dumps(time_prewarm(int(argv[2]))))
     elif cmd == "rss":
