@@ -124,9 +124,10 @@ fn can(plane: &ControlPlane, namespace: &str, account: &str, request: &str) -> b
     }
 }
 
-/// `kelp-triggers` may do what it needs and nothing else: read Functions and the Kafka and NATS
-/// triggers, update them (finalizers) and patch their status, read `kubeless-config`, and hold
-/// its own Lease.
+/// `kelp-triggers` may do what it needs and nothing else: read Functions and the Kafka, NATS and
+/// Kinesis triggers, update them (finalizers) and patch their status, read `kubeless-config`,
+/// hold its own Lease, get (never list) the Secret a Kinesis trigger names, and get, create and
+/// patch the ConfigMaps of Kinesis checkpoints.
 fn assert_trigger_consumers_rights(plane: &ControlPlane, namespace: &str) {
     let allowed = [
         "get functions.kubeless.io -A",
@@ -142,13 +143,21 @@ fn assert_trigger_consumers_rights(plane: &ControlPlane, namespace: &str) {
         "create leases.coordination.k8s.io -n NS",
         "get leases.coordination.k8s.io/kelp-triggers -n NS",
         "update leases.coordination.k8s.io/kelp-triggers -n NS",
+        "watch kinesistriggers.kubeless.io -A",
+        "patch kinesistriggers.kubeless.io --subresource=status -A",
+        "get secrets -n default",
+        "get configmaps/kelp-kinesis-orders -n default",
+        "create configmaps -n default",
+        "patch configmaps -n default",
     ];
     for request in allowed {
         assert!(can(plane, namespace, "kelp-triggers", request), "kelp-triggers cannot {request}");
     }
     let denied = [
-        "get secrets -n NS",
         "list secrets -A",
+        "watch secrets -n default",
+        "update secrets -n default",
+        "delete configmaps -n default",
         "create deployments.apps -n default",
         "get services -n default",
         "list pods -A",
@@ -158,7 +167,6 @@ fn assert_trigger_consumers_rights(plane: &ControlPlane, namespace: &str) {
         "list httptriggers.kubeless.io -A",
         "update kafkatriggers.kubeless.io --subresource=status -A",
         "list configmaps -n NS",
-        "get configmaps/other -n NS",
         "update leases.coordination.k8s.io/kelp-controller -n NS",
         "delete leases.coordination.k8s.io/kelp-triggers -n NS",
     ];
