@@ -523,17 +523,7 @@ impl Kinds {
             kind.categories = Vec::new();
             kind
         });
-        let crds = [
-            Function::crd(),
-            HTTPTrigger::crd(),
-            CronJobTrigger::crd(),
-            KafkaTrigger::crd(),
-            NATSTrigger::crd(),
-            KinesisTrigger::crd(),
-        ]
-        .iter()
-        .filter_map(|crd| serde_json::to_value(crd).ok())
-        .collect();
+        let crds = kelp_api::crd::crds().iter().filter_map(|crd| serde_json::to_value(crd).ok()).collect();
         let all = kelp
             .into_iter()
             .chain([namespaces, secrets, configmaps, events, pods, services, deployments, autoscalers])
