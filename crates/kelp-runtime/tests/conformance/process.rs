@@ -346,6 +346,28 @@ fn free_port() -> u16 {
     listener.local_addr().expect("the listener's address").port()
 }
 
+/// Whether the process `pid` holds a socket listening on the TCP port `port` (a listening entry
+/// of `/proc/net/tcp` or `tcp6` whose socket inode is among the process's descriptors).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let tables = ["/proc/net/tcp", "/proc/net/tcp6"].map(|path| std::fs::read_to_string(path).unwrap_or_default());
+    let inodes: Vec<String> = tables
+        .iter()
+        .flat_map(|table| table.lines().skip(1))
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit(':').next()?;
+            // State 0A is LISTEN; the inode is the tenth field.
+            let listening = u16::from_str_radix(local_port, 16).ok()? == port && *fields.get(3)? == "0A";
+            listening.then(|| format!("socket:[{}]", fields.get(9).unwrap_or(&"")))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|inode| target.as_os_str() == inode.as_str()))
+    })
+}
+
 /// A running `kelp-runtime` process. Dropping it stops the process (SIGTERM, then SIGKILL) and
 /// removes its logs unless [`Instance::keep_logs`] was called or the test is failing.
 #[derive(Debug)]
@@ -405,14 +427,16 @@ impl Instance {
         self
     }
 
-    /// Waits until the port accepts connections; false if the process exited or time ran out.
+    /// Waits until this process listens on its port; false if it exited or time ran out.
     fn wait_listening(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.exit_status().is_some() {
                 return false;
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Another test's instance may have been given the same port and bound it first:
+            // the port answering is not enough, this process must be the one listening on it.
+            if listens_on(self.child.id(), self.port) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(10));
