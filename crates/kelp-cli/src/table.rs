@@ -1,19 +1,30 @@
-//! Aligned text tables, kubectl style: a header row, columns separated by three spaces, every
-//! column (but the last) padded to its widest cell. A cell with newlines spans several lines,
-//! each aligned in its column.
+//! Aligned text tables: kubectl's style (a header row, columns separated by three spaces, every
+//! column but the last padded to its widest cell; a cell with newlines spans several lines, each
+//! aligned in its column), for `kelp get`; and the kubeless CLI's ([`kubeless`]), for the
+//! commands kubeless has.
+
+pub(crate) mod kubeless;
 
 /// A table being built.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Table {
     rows: Vec<Vec<String>>,
+    /// Laid out as kubeless does, with columns at most this wide; kubectl's way when `None`.
+    kubeless_width: Option<usize>,
 }
 
 const GAP: &str = "   ";
 
 impl Table {
-    /// A table with this header.
+    /// A table with this header, laid out kubectl's way.
     pub(crate) fn new<S: AsRef<str>>(header: &[S]) -> Self {
-        Self { rows: vec![header.iter().map(|h| h.as_ref().to_owned()).collect()] }
+        Self { rows: vec![header.iter().map(|h| h.as_ref().to_owned()).collect()], kubeless_width: None }
+    }
+
+    /// A table with this header, laid out as the kubeless CLI does with columns at most
+    /// `max_width` wide ([`kubeless`]).
+    pub(crate) fn kubeless<S: AsRef<str>>(header: &[S], max_width: usize) -> Self {
+        Self { kubeless_width: Some(max_width), ..Self::new(header) }
     }
 
     /// Adds a row (missing cells are empty, extra cells are kept).
@@ -28,6 +39,13 @@ impl Table {
 
     /// The table as text, one line per physical line, each ending in `\n`.
     pub(crate) fn render(&self) -> String {
+        match self.kubeless_width {
+            Some(max_width) => kubeless::render(&self.rows, max_width),
+            None => self.render_kubectl(),
+        }
+    }
+
+    fn render_kubectl(&self) -> String {
         let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
         let mut widths = vec![0usize; columns];
         for row in &self.rows {

@@ -136,6 +136,11 @@ impl Server {
     }
 }
 
+/// A kubeless table's cells, line by line: split at its tabs, each without its padding.
+fn cells(table: &str) -> Vec<Vec<String>> {
+    table.lines().map(|line| line.split('\t').map(|cell| cell.trim_end().to_owned()).collect()).collect()
+}
+
 /// `kelp` with a clean environment: no kubeconfig of the machine's, HOME in `home`.
 fn bare_kelp(home: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kelp"));
@@ -279,31 +284,26 @@ fn function_deploy_list_describe_update_delete() {
     let list = server.kelp(&["function", "ls"]).ok();
     assert_eq!(
         list.stdout,
-        "NAME    NAMESPACE   HANDLER     RUNTIME     DEPENDENCIES   STATUS\n\
-         hello   default     hello.foo   python3.8                  0/1 NOT READY\n"
+        "NAME \tNAMESPACE\tHANDLER  \tRUNTIME  \tDEPENDENCIES\tSTATUS       \nhello\tdefault  \thello.foo\tpython3.8\t            \t0/1 NOT READY\n"
     );
     server.set_ready("hello", true, "Ready");
     let list = server.kelp(&["function", "list", "hello"]).ok();
     assert!(list.stdout.contains("1/1 READY"), "{list:?}");
     let wide = server.kelp(&["function", "ls", "-o", "wide"]).ok();
-    assert!(
-        wide.stdout.starts_with("NAME    NAMESPACE   HANDLER     RUNTIME     DEPENDENCIES   STATUS      MEMORY   ENV"),
-        "{wide:?}"
-    );
-    assert!(wide.stdout.contains("128Mi    GREETING = hi"), "{wide:?}");
+    let wide = cells(&wide.stdout);
+    assert_eq!(wide[0][..8], ["NAME", "NAMESPACE", "HANDLER", "RUNTIME", "DEPENDENCIES", "STATUS", "MEMORY", "ENV"]);
+    assert_eq!(wide[1][6..8], ["128Mi", "GREETING = hi"], "{wide:?}");
     let as_json: Value = serde_json::from_str(&server.kelp(&["function", "ls", "-o", "json"]).ok().stdout).unwrap();
     assert_eq!(as_json.as_array().unwrap().len(), 1);
     let as_yaml = server.kelp(&["function", "ls", "-o", "yaml"]).ok();
     assert!(as_yaml.stdout.contains("handler: hello.foo"), "{as_yaml:?}");
 
     let described = server.kelp(&["function", "describe", "hello"]).ok();
-    assert!(
-        described.stdout.starts_with("Name:           hello\nNamespace:      default\nHandler:        hello.foo\n"),
-        "{described:?}"
-    );
-    assert!(described.stdout.contains("Envvar:         [{\"name\":\"GREETING\",\"value\":\"hi\"}]\n"));
-    assert!(described.stdout.contains("Memory:         128Mi\n"));
-    assert!(described.stdout.contains("Status:         1/1 READY\n"));
+    let described = cells(&described.stdout);
+    assert_eq!(described[..3], [["Name:", "hello"], ["Namespace:", "default"], ["Handler:", "hello.foo"]]);
+    assert!(described.contains(&vec!["Envvar:".to_owned(), r#"[{"name":"GREETING","value":"hi"}]"#.to_owned()]));
+    assert!(described.contains(&vec!["Memory:".to_owned(), "128Mi".to_owned()]));
+    assert!(described.contains(&vec!["Status:".to_owned(), "1/1 READY".to_owned()]), "{described:?}");
 
     // update: only what the flags say.
     let before = server.get("fn", "hello").unwrap();
@@ -342,7 +342,7 @@ fn function_deploy_list_describe_update_delete() {
     assert_eq!(deleted.stderr, "Function hello deleted from namespace default\n");
     assert_eq!(
         server.kelp(&["function", "ls"]).ok().stdout,
-        "NAME   NAMESPACE   HANDLER   RUNTIME   DEPENDENCIES   STATUS\n"
+        "NAME\tNAMESPACE\tHANDLER\tRUNTIME\tDEPENDENCIES\tSTATUS\n"
     );
     server.kelp(&["function", "delete", "hello"]).fails_with("function \"hello\" not found");
 }
@@ -593,7 +593,7 @@ fn http_cronjob_kafka_and_nats_triggers() {
     assert_eq!(trigger["spec"]["path"], "api", "kept");
     assert_eq!(
         server.kelp(&["trigger", "http", "ls"]).ok().stdout,
-        "NAME            NAMESPACE   FUNCTION NAME\nhello-ingress   default     hello\n"
+        "NAME         \tNAMESPACE\tFUNCTION NAME\nhello-ingress\tdefault  \thello        \n"
     );
     server.kelp(&["trigger", "http", "delete", "hello-ingress"]).ok();
     assert!(server.get("httptriggers", "hello-ingress").is_none());
@@ -654,7 +654,7 @@ fn http_cronjob_kafka_and_nats_triggers() {
     assert_eq!(tick["spec"]["payload"], json!({"it-s": "alive"}), "kept");
     assert_eq!(
         server.kelp(&["trigger", "cronjob", "list"]).ok().stdout,
-        "NAME   NAMESPACE   SCHEDULE    FUNCTION NAME\ntick   default     @daily      hello\ntock   default     0 * * * *   hello\n"
+        "NAME\tNAMESPACE\tSCHEDULE \tFUNCTION NAME\ntick\tdefault  \t@daily   \thello        \ntock\tdefault  \t0 * * * *\thello        \n"
     );
     server.kelp(&["trigger", "cronjob", "delete", "tock"]).ok();
     server.kelp(&["trigger", "cronjob", "delete", "tock"]).fails_with("cronjob trigger \"tock\" not found");
@@ -679,7 +679,7 @@ fn http_cronjob_kafka_and_nats_triggers() {
     );
     assert_eq!(
         server.kelp(&["trigger", "kafka", "ls"]).ok().stdout,
-        "NAME     NAMESPACE   TOPIC    FUNCTION SELECTOR\norders   default     orders   created-by=kubeless,function=hello\n"
+        "NAME  \tNAMESPACE\tTOPIC \tFUNCTION SELECTOR                 \norders\tdefault  \torders\tcreated-by=kubeless,function=hello\n"
     );
     server.kelp(&["trigger", "kafka", "update", "orders", "--function-selector", "tier in (web,api)"]).ok();
     assert_eq!(
@@ -698,8 +698,9 @@ fn http_cronjob_kafka_and_nats_triggers() {
             "function=hello",
         ])
         .ok();
-    assert!(
-        server.kelp(&["trigger", "nats", "list"]).ok().stdout.contains("events   default     events   function=hello")
+    assert_eq!(
+        cells(&server.kelp(&["trigger", "nats", "list"]).ok().stdout)[1],
+        ["events", "default", "events", "function=hello"]
     );
     server.kelp(&["trigger", "nats", "delete", "events"]).ok();
     server
@@ -728,15 +729,12 @@ fn autoscale_create_list_delete() {
     assert_eq!(hpa["metadata"]["labels"], json!({"created-by": "kubeless", "function": "hello"}));
     assert_eq!(
         server.kelp(&["autoscale", "ls"]).ok().stdout,
-        "NAME    NAMESPACE   TARGET   MIN   MAX   METRIC   VALUE\nhello   default     hello    1     5     cpu      70\n"
+        "NAME \tNAMESPACE\tTARGET\tMIN\tMAX\tMETRIC\tVALUE\nhello\tdefault  \thello \t1  \t5  \tcpu   \t70   \n"
     );
     server.kelp(&["autoscale", "create", "hello", "--max", "3", "--metric", "qps", "--value", "100"]).ok();
-    assert!(
-        server
-            .kelp(&["autoscale", "list"])
-            .ok()
-            .stdout
-            .contains("hello   default     hello    1     3     function_calls   100")
+    assert_eq!(
+        cells(&server.kelp(&["autoscale", "list"]).ok().stdout)[1],
+        ["hello", "default", "hello", "1", "3", "function_calls", "100"]
     );
     let yaml = server.kelp(&["autoscale", "list", "-o", "yaml"]).ok();
     assert!(yaml.stdout.contains("metricName: function_calls"), "{yaml:?}");
@@ -812,8 +810,9 @@ fn apply_get_and_delete_manifests() {
     assert_eq!(lines[0], "NAME   READY    RUNTIME    AGE");
     assert!(lines[1].starts_with("cart   <none>   nodejs14   "), "{list:?}");
     let ls = server.kelp(&["function", "ls", "-n", "shop"]).ok();
-    assert!(
-        ls.stdout.contains("cart   shop        cart.handler   nodejs14   lodash: 4.17.21   0/1 NOT READY"),
+    assert_eq!(
+        cells(&ls.stdout)[1],
+        ["cart", "shop", "cart.handler", "nodejs14", "lodash: 4.17.21", "0/1 NOT READY"],
         "{ls:?}"
     );
     let one: Value =
@@ -914,17 +913,23 @@ fn call_logs_and_top_go_through_the_api_server() {
     server.kelp(&["function", "logs", "ghost"]).fails_with("function \"ghost\" not found");
 
     let top = server.kelp(&["function", "top"]).ok();
-    let lines: Vec<&str> = top.stdout.lines().collect();
+    let rows = cells(&top.stdout);
     assert_eq!(
-        lines[0],
-        "NAME     NAMESPACE   METHOD   TOTAL_CALLS   TOTAL_FAILURES   TOTAL_DURATION_SECONDS   AVG_DURATION_SECONDS   MESSAGE"
+        rows[0],
+        [
+            "NAME",
+            "NAMESPACE",
+            "METHOD",
+            "TOTAL_CALLS",
+            "TOTAL_FAILURES",
+            "TOTAL_DURATION_SECONDS",
+            "AVG_DURATION_SECONDS",
+            "MESSAGE"
+        ]
     );
-    assert!(
-        lines.iter().any(|l| l.starts_with("hello    default     GET      3             0                0.3")),
-        "{top:?}"
-    );
-    assert!(lines.iter().any(|l| l.starts_with("hello    default     POST     1             1")), "{top:?}");
-    assert!(lines.iter().any(|l| l.starts_with("slow") && l.ends_with("Unable to get function metrics")), "{top:?}");
+    assert!(rows.iter().any(|r| r[..6] == ["hello", "default", "GET", "3", "0", "0.3"]), "{top:?}");
+    assert!(rows.iter().any(|r| r[..5] == ["hello", "default", "POST", "1", "1"]), "{top:?}");
+    assert!(rows.iter().any(|r| r[0] == "slow" && r[7] == "Unable to get function metrics"), "{top:?}");
     let one: Value =
         serde_json::from_str(&server.kelp(&["function", "top", "-f", "hello", "-o", "json"]).ok().stdout).unwrap();
     assert_eq!(one[0]["function"], "hello");

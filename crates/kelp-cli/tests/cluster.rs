@@ -76,11 +76,6 @@ fn kubeless_ok(plane: &ControlPlane, args: &[&str]) -> (String, String) {
     (stdout.into_owned(), stderr.into_owned())
 }
 
-/// The cells of a table, line by line (kubeless pads them and separates them with tabs).
-fn cells(table: &str) -> Vec<String> {
-    table.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
-}
-
 /// The kubeless CLI v1.0.8 on a cluster with Kelp installed, beside `hello` (deployed by `kelp`,
 /// ready): what works, and the two reads a current Kubernetes cannot answer (README, "The
 /// original kubeless CLI"). kwok's pods run nothing: `call`, `logs` and `top` are driven against
@@ -92,7 +87,7 @@ fn kubeless_on_the_cluster(plane: &ControlPlane, ns: &str, controller: &Controll
     let said = String::from_utf8_lossy(&config.stderr);
     assert!(!config.status.success() && said.contains("the server could not find the requested resource"), "{said}");
     let listed = kubeless_ok(plane, &["function", "ls", "hello", "-n", ns]).0;
-    assert_eq!(cells(&listed), cells(&ok(plane, &["function", "ls", "hello", "-n", ns])), "the same table");
+    assert_eq!(listed, ok(plane, &["function", "ls", "hello", "-n", ns]), "the same table, byte for byte");
     let described = kubeless_ok(plane, &["function", "describe", "hello", "-n", ns]).0;
     assert!(described.contains("echo.handler") && described.contains("python3.11"), "{described}");
 
@@ -119,7 +114,7 @@ fn kubeless_on_the_cluster(plane: &ControlPlane, ns: &str, controller: &Controll
         kubeless_ok(plane, &[create, &["-n", ns]].concat());
         let kind = create[1];
         let list = kubeless_ok(plane, &["trigger", kind, "list", "-n", ns]).0;
-        assert_eq!(cells(&list), cells(&ok(plane, &["trigger", kind, "list", "-n", ns])), "trigger {kind} list");
+        assert_eq!(list, ok(plane, &["trigger", kind, "list", "-n", ns]), "trigger {kind} list, byte for byte");
         assert!(list.contains(create[3]), "{list}");
     }
     let children = |kind: &str| kubectl(plane, &["get", kind, "-n", ns, "-o", "name"]);

@@ -15,7 +15,7 @@ use crate::build::function::patched_function;
 use crate::build::merge_patch_to;
 use crate::build::trigger::with_resource_version;
 use crate::output::{Format, emit, info, to_json, to_yaml};
-use crate::table::Table;
+use crate::table::{Table, kubeless};
 use crate::target::{GlobalArgs, connect};
 
 /// `kelp autoscale ...`
@@ -133,7 +133,8 @@ pub(crate) async fn run(global: &GlobalArgs, command: AutoscaleCommand) -> anyho
 
 /// The table of `autoscale list`.
 pub(crate) fn list_table(autoscalers: &[(String, String, HpaTemplate)]) -> Table {
-    let mut table = Table::new(&["NAME", "NAMESPACE", "TARGET", "MIN", "MAX", "METRIC", "VALUE"]);
+    let mut table =
+        Table::kubeless(&["NAME", "NAMESPACE", "TARGET", "MIN", "MAX", "METRIC", "VALUE"], kubeless::LIST_WIDTH);
     for (name, namespace, hpa) in autoscalers {
         let summary = summarise(hpa);
         let hpa_name = hpa.0.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(name);
@@ -162,9 +163,11 @@ mod tests {
         let rows = vec![("hello".to_owned(), "default".to_owned(), cpu), ("api".to_owned(), "default".to_owned(), qps)];
         assert_eq!(
             list_table(&rows).render(),
-            "NAME    NAMESPACE   TARGET   MIN   MAX   METRIC           VALUE\n\
-             hello   default     hello    1     3     cpu              70\n\
-             api     default     api      2     10    function_calls   100\n"
+            concat!(
+                "NAME \tNAMESPACE\tTARGET\tMIN\tMAX\tMETRIC        \tVALUE\n",
+                "hello\tdefault  \thello \t1  \t3  \tcpu           \t70   \n",
+                "api  \tdefault  \tapi   \t2  \t10 \tfunction_calls\t100  \n"
+            )
         );
     }
 }

@@ -24,7 +24,7 @@ use crate::cmd::server_config::check_runtime;
 use crate::fetch::read_source;
 use crate::metrics::{self, Metric};
 use crate::output::{Format, emit, info, render};
-use crate::table::Table;
+use crate::table::{Table, kubeless};
 use crate::target::{GlobalArgs, Target, connect, namespace_only};
 
 /// `kelp function ...`
@@ -457,7 +457,7 @@ pub(crate) fn list_table(functions: &[Function], wide: bool, schedules: &BTreeMa
     if wide {
         header.extend(["MEMORY", "ENV", "LABEL", "SCHEDULE"]);
     }
-    let mut table = Table::new(&header);
+    let mut table = Table::kubeless(&header, kubeless::LIST_WIDTH);
     for function in functions {
         let name = function.metadata.name.clone().unwrap_or_default();
         let runtime = function.spec.runtime.clone().unwrap_or_default();
@@ -473,18 +473,13 @@ pub(crate) fn list_table(functions: &[Function], wide: bool, schedules: &BTreeMa
             let env = container(function)
                 .and_then(|c| c.env.as_ref())
                 .map(|env| {
-                    env.iter().map(|e| format!("{} = {}", e.name, e.value.as_deref().unwrap_or(""))).collect::<Vec<_>>()
+                    env.iter()
+                        .map(|e| format!("{} = {}\n", e.name, e.value.as_deref().unwrap_or("")))
+                        .collect::<String>()
                 })
-                .unwrap_or_default()
-                .join("\n");
-            let labels = function
-                .metadata
-                .labels
-                .iter()
-                .flatten()
-                .map(|(k, v)| format!("{k} : {v}"))
-                .collect::<Vec<_>>()
-                .join("\n");
+                .unwrap_or_default();
+            let labels =
+                function.metadata.labels.iter().flatten().map(|(k, v)| format!("{k} : {v}\n")).collect::<String>();
             let schedule = schedules.get(&name).map(|s| s.join("\n")).unwrap_or_default();
             row.extend([memory_text(function), env, labels, schedule]);
         }
@@ -546,7 +541,8 @@ pub(crate) fn describe_table(function: &Function) -> anyhow::Result<Table> {
         }
         None => (String::new(), String::new()),
     };
-    let mut table = Table::new(&["Name:", function.metadata.name.as_deref().unwrap_or_default()]);
+    let name = function.metadata.name.as_deref().unwrap_or_default();
+    let mut table = Table::kubeless(&["Name:", name], kubeless::DESCRIBE_WIDTH);
     table
         .row(["Namespace:", function.metadata.namespace.as_deref().unwrap_or_default()])
         .row(["Handler:", function.spec.handler.as_deref().unwrap_or_default()])
@@ -740,26 +736,29 @@ async fn top(global: &GlobalArgs, args: TopArgs) -> anyhow::Result<()> {
 
 /// The table of `function top`.
 pub(crate) fn top_table(rows: &[Metric]) -> Table {
-    let mut table = Table::new(&[
-        "NAME",
-        "NAMESPACE",
-        "METHOD",
-        "TOTAL_CALLS",
-        "TOTAL_FAILURES",
-        "TOTAL_DURATION_SECONDS",
-        "AVG_DURATION_SECONDS",
-        "MESSAGE",
-    ]);
+    let mut table = Table::kubeless(
+        &[
+            "NAME",
+            "NAMESPACE",
+            "METHOD",
+            "TOTAL_CALLS",
+            "TOTAL_FAILURES",
+            "TOTAL_DURATION_SECONDS",
+            "AVG_DURATION_SECONDS",
+            "MESSAGE",
+        ],
+        kubeless::LIST_WIDTH,
+    );
     for row in rows {
         if row.message.is_empty() {
             table.row([
                 row.function_name.clone(),
                 row.namespace.clone(),
                 row.method.clone(),
-                row.total_calls.to_string(),
-                row.total_failures.to_string(),
-                row.total_duration_seconds.to_string(),
-                row.avg_duration_seconds.to_string(),
+                kubeless::number(row.total_calls),
+                kubeless::number(row.total_failures),
+                kubeless::number(row.total_duration_seconds),
+                kubeless::number(row.avg_duration_seconds),
                 String::new(),
             ]);
         } else {
@@ -843,34 +842,44 @@ mod tests {
         let functions = vec![function("hello", Some(ready)), node];
         assert_eq!(
             list_table(&functions, false, &BTreeMap::new()).render(),
-            "NAME      NAMESPACE   HANDLER   RUNTIME     DEPENDENCIES      STATUS\n\
-             hello     default     h.f       python3.8                     2/2 READY\n\
-             node-fn   default     h.f       nodejs14    express: ^4       0/1 NOT READY\n\
-             \x20                                           lodash: 4.17.21\n"
+            concat!(
+                "NAME   \tNAMESPACE\tHANDLER\tRUNTIME  \tDEPENDENCIES   \tSTATUS       \n",
+                "hello  \tdefault  \th.f    \tpython3.8\t               \t2/2 READY    \n",
+                "node-fn\tdefault  \th.f    \tnodejs14 \texpress: ^4    \t0/1 NOT READY\n",
+                "       \t         \t       \t         \tlodash: 4.17.21\t             \n"
+            )
         );
         let schedules = BTreeMap::from([("hello".to_owned(), vec!["@hourly".to_owned()])]);
         let wide = list_table(&functions[..1], true, &schedules).render();
-        let lines: Vec<&str> = wide.lines().collect();
+        // As kubeless prints ENV and LABEL: one entry per line, each ending in a newline.
         assert_eq!(
-            lines[0],
-            "NAME    NAMESPACE   HANDLER   RUNTIME     DEPENDENCIES   STATUS      MEMORY   ENV   LABEL                   SCHEDULE"
+            wide,
+            concat!(
+                "NAME \tNAMESPACE\tHANDLER\tRUNTIME  \tDEPENDENCIES\tSTATUS   \tMEMORY\tENV\tLABEL                \tSCHEDULE\n",
+                "hello\tdefault  \th.f    \tpython3.8\t            \t2/2 READY\t      \t   \tcreated-by : kubeless\t@hourly \n",
+                "     \t         \t       \t         \t            \t         \t      \t   \tfunction : hello     \t        \n",
+                "     \t         \t       \t         \t            \t         \t      \t   \t                     \t        \n",
+            )
         );
-        assert_eq!(
-            lines[1],
-            "hello   default     h.f       python3.8                  2/2 READY                  created-by : kubeless   @hourly"
-        );
-        assert_eq!(lines[2].trim(), "function : hello");
-        let label_column = lines[0].find("LABEL").unwrap();
-        assert_eq!(lines[2].find("function").unwrap(), label_column, "continuation lines stay in their column");
     }
 
     #[test]
     fn describe_rows() {
         let text = describe_table(&function("hello", None)).unwrap().render();
-        assert!(text.starts_with("Name:           hello\nNamespace:      default\nHandler:        h.f\n"), "{text}");
-        assert!(text.contains("Label:          {\"created-by\":\"kubeless\",\"function\":\"hello\"}\n"));
-        assert!(text.contains("Envvar:         null\n") && text.contains("Memory:         0\n"), "{text}");
-        assert!(text.contains("Status:         0/1 NOT READY\n"));
+        assert_eq!(
+            text,
+            concat!(
+                "Name:        \thello                                       \n",
+                "Namespace:   \tdefault                                     \n",
+                "Handler:     \th.f                                         \n",
+                "Runtime:     \tpython3.8                                   \n",
+                "Label:       \t{\"created-by\":\"kubeless\",\"function\":\"hello\"}\n",
+                "Envvar:      \tnull                                        \n",
+                "Memory:      \t0                                           \n",
+                "Dependencies:\t                                            \n",
+                "Status:      \t0/1 NOT READY                               \n",
+            )
+        );
     }
 
     #[test]
@@ -924,9 +933,11 @@ mod tests {
         ];
         assert_eq!(
             top_table(&rows).render(),
-            "NAME   NAMESPACE   METHOD   TOTAL_CALLS   TOTAL_FAILURES   TOTAL_DURATION_SECONDS   AVG_DURATION_SECONDS   MESSAGE\n\
-             a      d           GET      4             0                0.5                      0.125\n\
-             b      d                                                                                                   Unable to get function metrics\n"
+            concat!(
+                "NAME\tNAMESPACE\tMETHOD\tTOTAL_CALLS\tTOTAL_FAILURES\tTOTAL_DURATION_SECONDS\tAVG_DURATION_SECONDS\tMESSAGE                       \n",
+                "a   \td        \tGET   \t4          \t0             \t0.5                   \t0.125               \t                              \n",
+                "b   \td        \t      \t           \t              \t                      \t                    \tUnable to get function metrics\n"
+            )
         );
     }
 

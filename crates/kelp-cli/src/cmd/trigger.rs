@@ -18,7 +18,7 @@ use crate::build::trigger::{
 use crate::fetch::read_source;
 use crate::kinds::KindInfo;
 use crate::output::{Format, emit, info, render};
-use crate::table::Table;
+use crate::table::{Table, kubeless};
 use crate::target::{GlobalArgs, Target, connect, namespace_only};
 
 /// `kelp trigger ...`
@@ -685,10 +685,12 @@ async fn delete(global: &GlobalArgs, trigger_kind: &KindInfo, label: &str, args:
 pub(crate) fn list_table(trigger_kind: &KindInfo, triggers: &[Value]) -> Table {
     let text = |t: &Value, pointer: &str| t.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut table = match trigger_kind.kind {
-        "HTTPTrigger" => Table::new(&["NAME", "NAMESPACE", "FUNCTION NAME"]),
-        "CronJobTrigger" => Table::new(&["NAME", "NAMESPACE", "SCHEDULE", "FUNCTION NAME"]),
-        "KinesisTrigger" => Table::new(&["NAME", "NAMESPACE", "REGION", "STREAM", "SHARD", "FUNCTION NAME"]),
-        _ => Table::new(&["NAME", "NAMESPACE", "TOPIC", "FUNCTION SELECTOR"]),
+        "HTTPTrigger" => Table::kubeless(&["NAME", "NAMESPACE", "FUNCTION NAME"], kubeless::LIST_WIDTH),
+        "CronJobTrigger" => Table::kubeless(&["NAME", "NAMESPACE", "SCHEDULE", "FUNCTION NAME"], kubeless::LIST_WIDTH),
+        "KinesisTrigger" => {
+            Table::kubeless(&["NAME", "NAMESPACE", "REGION", "STREAM", "SHARD", "FUNCTION NAME"], kubeless::LIST_WIDTH)
+        }
+        _ => Table::kubeless(&["NAME", "NAMESPACE", "TOPIC", "FUNCTION SELECTOR"], kubeless::LIST_WIDTH),
     };
     for trigger in triggers {
         let (name, namespace) = (text(trigger, "/metadata/name"), text(trigger, "/metadata/namespace"));
@@ -744,28 +746,33 @@ mod tests {
         ];
         assert_eq!(
             list_table(kind("HTTPTrigger"), &http).render(),
-            "NAME            NAMESPACE   FUNCTION NAME\nhello-ingress   default     hello\n"
+            concat!("NAME         \tNAMESPACE\tFUNCTION NAME\n", "hello-ingress\tdefault  \thello        \n")
         );
         let cron = vec![
             json!({"metadata": {"name": "every5", "namespace": "ns"}, "spec": {"function-name": "hello", "schedule": "*/5 * * * *"}}),
         ];
         assert_eq!(
             list_table(kind("CronJobTrigger"), &cron).render(),
-            "NAME     NAMESPACE   SCHEDULE      FUNCTION NAME\nevery5   ns          */5 * * * *   hello\n"
+            concat!(
+                "NAME  \tNAMESPACE\tSCHEDULE   \tFUNCTION NAME\n",
+                "every5\tns       \t*/5 * * * *\thello        \n"
+            )
         );
         let kafka = vec![json!({"metadata": {"name": "orders", "namespace": "default"},
             "spec": {"topic": "orders", "functionSelector": {"matchLabels": {"function": "hello"}}}})];
         assert_eq!(
             list_table(kind("KafkaTrigger"), &kafka).render(),
-            "NAME     NAMESPACE   TOPIC    FUNCTION SELECTOR\norders   default     orders   function=hello\n"
+            concat!("NAME  \tNAMESPACE\tTOPIC \tFUNCTION SELECTOR\n", "orders\tdefault  \torders\tfunction=hello   \n")
         );
         let kinesis = vec![json!({"metadata": {"name": "clicks", "namespace": "default"},
             "spec": {"aws-region": "us-west-2", "stream": "clickstream", "shard": "shardId-000000000000",
                      "function-name": "hello", "secret": "aws"}})];
         assert_eq!(
             list_table(kind("KinesisTrigger"), &kinesis).render(),
-            "NAME     NAMESPACE   REGION      STREAM        SHARD                  FUNCTION NAME\n\
-             clicks   default     us-west-2   clickstream   shardId-000000000000   hello\n"
+            concat!(
+                "NAME  \tNAMESPACE\tREGION   \tSTREAM     \tSHARD               \tFUNCTION NAME\n",
+                "clicks\tdefault  \tus-west-2\tclickstream\tshardId-000000000000\thello        \n"
+            )
         );
     }
 
