@@ -7,13 +7,18 @@
 //! by the `install` init container; a CronJobTrigger's Job calling its function.
 //!
 //! Compiled languages (Go, Java, Rust) built by their pods: `node/compiled.rs`; Ruby and PHP
-//! added through `runtime-images` alone: `node/plugins.rs`.
+//! added through `runtime-images` alone: `node/plugins.rs`; the dashboard on the cluster, in a
+//! browser: `node/dashboard.rs`.
 //!
 //! With `KELP_REAL_NODE=0` the same scenarios run on kwok's node, whose pods run no code: every
 //! step about objects is checked, the steps that need code running (calls, logs) are not.
 
 #[path = "node/compiled.rs"]
 mod compiled;
+#[path = "common/dashboard.rs"]
+mod dashboard;
+#[path = "node/dashboard.rs"]
+mod dashboard_on_the_node;
 #[path = "common/node.rs"]
 mod node;
 #[path = "node/plugins.rs"]

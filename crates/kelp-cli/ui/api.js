@@ -125,13 +125,13 @@ export async function live(url, params, { onReset, onPage, onListed, onEvent, on
 
 /** A map of objects by namespace/name, kept by `live`'s callbacks. */
 export class Store {
-  constructor(onChange) { this.objects = new Map(); this.onChange = onChange; }
+  constructor(onChange) { this.objects = new Map(); this.onChange = onChange; this.listed = false; }
   key(o) { return `${o.metadata.namespace || ''}/${o.metadata.name}`; }
   callbacks(onError) {
     return {
       onReset: () => { this.objects.clear(); },
       onPage: (items) => { for (const o of items) this.objects.set(this.key(o), o); this.onChange('page'); },
-      onListed: () => this.onChange('listed'),
+      onListed: () => { this.listed = true; this.onChange('listed'); },
       onEvent: (type, o) => {
         if (type === 'DELETED') this.objects.delete(this.key(o)); else this.objects.set(this.key(o), o);
         this.onChange(type, o);

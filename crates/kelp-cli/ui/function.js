@@ -167,7 +167,11 @@ export function functionView(main, namespace, name) {
   const sample = async () => {
     let got = await scrape(signal);
     const key = `${namespace}/${name}`;
-    if (!got || !got.has(key)) got = await scrapePods(namespace, name, podStore.sorted(), signal);
+    if (!got || !got.has(key)) {
+      // (Before its pods are listed, a function is not known to have none: no point yet.)
+      if (!podStore.listed) return;
+      got = await scrapePods(podStore.sorted(), signal);
+    }
     history.add(Date.now(), got.get(key) || { calls: 0, errors: 0, buckets: new Map(), coldStarts: 0, instances: 0, lag: 0, deadLetters: 0 });
     drawCharts();
   };

@@ -1,8 +1,9 @@
 // The function list: every page of the API's list (limit/continue), kept current by a watch,
-// with the calls, errors and latency percentiles of /metrics; filtered by namespace and label.
+// with the calls, errors and latency percentiles of kelp up's /metrics (on a cluster, of the
+// pods of the functions on the page); filtered by namespace and label.
 import { h, replace, age, duration, announce } from './dom.js';
-import { GROUP, path, live, Store } from './api.js';
-import { scrape } from './metrics.js';
+import { GROUP, path, live, Store, request } from './api.js';
+import { scrape, scrapePods } from './metrics.js';
 
 /** Rows shown per page of the table. */
 const ROWS = 50;
@@ -25,6 +26,7 @@ export function functionsView(main, params, defaultNamespace) {
   const selector = params.get('labelSelector') || '';
   let page = Number(params.get('page') || 0) || 0;
   let stats = new Map();
+  let shown = [];
   let rendered = false;
 
   const nsInput = h('input', { id: 'filter-namespace', name: 'namespace', value: namespace, size: 16, placeholder: 'all namespaces' });
@@ -45,8 +47,8 @@ export function functionsView(main, params, defaultNamespace) {
     h('thead', {}, h('tr', {}, ['Name', 'Namespace', 'Ready', 'Runtime', 'Age'].map((t) => h('th', { scope: 'col' }, t)),
       ['Calls', 'Errors', 'p50', 'p99'].map((t) => h('th', { scope: 'col', class: 'num' }, t)))),
     tbody);
-  const prev = h('button', { type: 'button', class: 'secondary', onclick: () => { page -= 1; render(); } }, 'Previous page');
-  const next = h('button', { type: 'button', class: 'secondary', onclick: () => { page += 1; render(); } }, 'Next page');
+  const prev = h('button', { type: 'button', class: 'secondary', onclick: () => { page -= 1; render(); refresh(); } }, 'Previous page');
+  const next = h('button', { type: 'button', class: 'secondary', onclick: () => { page += 1; render(); refresh(); } }, 'Next page');
   const position = h('span', { 'aria-live': 'polite' });
   replace(main, h('h1', {}, 'Functions'), form, info, table, h('div', { class: 'pager' }, prev, position, next));
 
@@ -68,7 +70,8 @@ export function functionsView(main, params, defaultNamespace) {
     const all = store.sorted();
     const pages = Math.max(1, Math.ceil(all.length / ROWS));
     page = Math.min(Math.max(0, page), pages - 1);
-    const rows = all.slice(page * ROWS, (page + 1) * ROWS).map((f) => {
+    shown = all.slice(page * ROWS, (page + 1) * ROWS);
+    const rows = shown.map((f) => {
       const ns = f.metadata.namespace;
       const name = f.metadata.name;
       const st = stats.get(`${ns}/${name}`);
@@ -89,10 +92,33 @@ export function functionsView(main, params, defaultNamespace) {
   const url = path(GROUP, 'functions', namespace);
   live(url, { labelSelector: selector }, store.callbacks((e) => { info.textContent = `Cannot list functions: ${e.message}`; announce(info.textContent); }), controller.signal);
   // Metrics are scraped, not watched (counters have no watch): once the first rows are shown,
-  // then every 10 s while the list is open.
+  // then every 10 s while the list is open, and when the page changes. kelp up's /metrics holds
+  // every function's series; on a cluster, the pods of the functions on the page are listed (one
+  // request per namespace) and each pod's /metrics is read through the pod proxy.
+  let scraping = false;
   async function refresh() {
-    const got = await scrape(controller.signal);
-    if (got) { stats = got; render(); }
+    if (scraping) return;
+    scraping = true;
+    try {
+      const got = (await scrape(controller.signal)) || (await scrapeShown());
+      if (got) { stats = got; render(); }
+    } finally {
+      scraping = false;
+    }
+  }
+  async function scrapeShown() {
+    const byNamespace = new Map();
+    for (const f of shown) {
+      const ns = f.metadata.namespace;
+      if (!byNamespace.has(ns)) byNamespace.set(ns, []);
+      byNamespace.get(ns).push(f.metadata.name);
+    }
+    const lists = await Promise.all([...byNamespace].map(([ns, names]) => {
+      const q = new URLSearchParams({ labelSelector: `function in (${names.join(',')})`, fieldSelector: 'status.phase=Running' });
+      // (A user who may not list pods sees no figures, not an error.)
+      return request('GET', `${path('/api/v1', 'pods', ns)}?${q}`, undefined, controller.signal).catch(() => undefined);
+    }));
+    return scrapePods(lists.flatMap((l) => (l && l.items) || []), controller.signal);
   }
   let timer;
   function startMetrics() {

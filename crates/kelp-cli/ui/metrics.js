@@ -92,17 +92,38 @@ export async function scrape(signal) {
   }
 }
 
-/** Scrapes the `/metrics` of each pod through the API's pod proxy (a cluster), labelled as kelp up does. */
-export async function scrapePods(namespace, fn, pods, signal) {
-  const texts = await Promise.all(pods.map(async (pod) => {
-    const port = (((pod.spec.containers || [])[0] || {}).ports || [{}])[0].containerPort || 8080;
-    try {
-      const r = await fetch(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod.metadata.name)}:${port}/proxy/metrics`, { credentials: 'same-origin', signal });
-      return r.ok ? await r.text() : '';
-    } catch { return ''; }
-  }));
-  const samples = texts.flatMap((t) => parse(t)).map((x) => ({ ...x, labels: { ...x.labels, namespace, function: fn } }));
-  samples.push({ name: 'kelp_function_ready_instances', labels: { namespace, function: fn }, value: pods.filter(ready).length });
+/** Pod proxy requests in flight at once while scraping. */
+const PARALLEL = 6;
+
+/** Scrapes the `/metrics` of each pod through the API's pod proxy (a cluster), at most PARALLEL at
+ * a time; each pod's series labelled with its namespace and its `function` label, as kelp up labels
+ * them, plus its readiness as an instance. The pods of Jobs (a cron trigger's runs, which carry
+ * the function's labels too) are left out. Resolves to perFunction's map. */
+export async function scrapePods(all, signal) {
+  const pods = all.filter((p) => !(p.metadata.ownerReferences || []).some((o) => o.kind === 'Job'));
+  const texts = new Array(pods.length).fill('');
+  let next = 0;
+  const worker = async () => {
+    while (next < pods.length && !(signal && signal.aborted)) {
+      const i = next;
+      next += 1;
+      const pod = pods[i];
+      const port = (((pod.spec.containers || [])[0] || {}).ports || [{}])[0].containerPort || 8080;
+      try {
+        const r = await fetch(`/api/v1/namespaces/${encodeURIComponent(pod.metadata.namespace)}/pods/${encodeURIComponent(pod.metadata.name)}:${port}/proxy/metrics`, { credentials: 'same-origin', signal });
+        texts[i] = r.ok ? await r.text() : '';
+      } catch { texts[i] = ''; }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, pods.length) }, worker));
+  const samples = [];
+  pods.forEach((pod, i) => {
+    const fn = (pod.metadata.labels || {}).function;
+    if (fn === undefined) return;
+    const own = { namespace: pod.metadata.namespace, function: fn };
+    for (const x of parse(texts[i])) samples.push({ ...x, labels: { ...x.labels, ...own } });
+    samples.push({ name: 'kelp_function_ready_instances', labels: own, value: ready(pod) ? 1 : 0 });
+  });
   return perFunction(samples);
 }
 
