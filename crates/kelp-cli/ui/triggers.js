@@ -83,11 +83,14 @@ export function triggersView(main, params, defaultNamespace) {
   const pathInput = h('input', { autocomplete: 'off' });
   const topic = h('input', { autocomplete: 'off' });
   const payload = h('textarea', { rows: 2 });
+  // One Topic field for both kinds: an element has one parent, so a second field around the same
+  // input would take it out of the first.
+  const topicField = field('Topic', 'tr-topic', topic);
   const perKind = {
     HTTPTrigger: [field('Host name', 'tr-host', host), field('Path', 'tr-path', pathInput)],
     CronJobTrigger: [field('Schedule', 'tr-schedule', schedule, 'Cron syntax: minute hour day month weekday'), field('Payload (JSON, optional)', 'tr-payload', payload)],
-    KafkaTrigger: [field('Topic', 'tr-topic', topic)],
-    NATSTrigger: [field('Topic', 'tr-topic', topic)],
+    KafkaTrigger: [topicField],
+    NATSTrigger: [topicField],
   };
   const extra = h('div');
   const showKind = () => replace(extra, perKind[kindSelect.value]);
