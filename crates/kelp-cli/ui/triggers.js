@@ -60,7 +60,7 @@ export function triggersView(main, params, defaultNamespace) {
       for (const t of stores[i].sorted()) {
         rows.push(h('tr', { 'data-name': t.metadata.name },
           h('td', {}, kind.label), h('th', { scope: 'row' }, t.metadata.name), h('td', {}, kind.describe(t)),
-          readyWithReason(t), h('td', { class: 'num' }, lag(kind.kind, t)), h('td', {}, (t.status || {}).lastError || '–'),
+          readyWithReason(t), h('td', { class: 'num nowrap' }, lag(kind.kind, t)), h('td', {}, (t.status || {}).lastError || '–'),
           h('td', {}, h('button', { type: 'button', class: 'secondary', 'aria-label': `Delete ${kind.label} trigger ${t.metadata.name}`, onclick: async (e) => {
             e.target.disabled = true;
             try { await request('DELETE', path(GROUP, kind.plural, namespace, t.metadata.name)); announce(`Trigger ${t.metadata.name} deleted`); } catch (err) { e.target.disabled = false; announce(`Cannot delete: ${err.message}`); }
