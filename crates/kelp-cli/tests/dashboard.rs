@@ -10,6 +10,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::PathBuf;
 
+use kelp_brokers::{Kafka, Nats};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use support::{DEADLINE, KillOnDrop, Platform, eventually, request};
@@ -156,11 +157,15 @@ fn browser_tools() -> PathBuf {
 
 /// Every action of the dashboard in headless Chromium: list, create with a field error shown next
 /// to the field, call, a live log line, edit (a new generation), the list following a watch,
-/// cron, HTTP and NATS triggers, an environment variable from a Secret shown without its value,
-/// delete, and the axe-core check of each page (`dashboard/browser.cjs`).
+/// cron, HTTP, NATS and Kafka triggers (on real brokers: the NATS and Kafka ones shown Ready once
+/// subscribed, a Kafka message reaching the function, its lag shown), an environment variable
+/// from a Secret shown without its value, delete, and the axe-core check of each page
+/// (`dashboard/browser.cjs`).
 #[test]
 fn browser_drives_every_action() {
-    let platform = Platform::start(&[]);
+    let kafka = Kafka::shared();
+    let nats = Nats::shared();
+    let platform = Platform::start(&["--kafka-brokers", &kafka.bootstrap(), "--nats-url", &nats.url()]);
     let dashboard = Dashboard::start(&platform);
     let scratch = tempfile::tempdir().unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/browser.cjs");
@@ -173,6 +178,7 @@ fn browser_drives_every_action() {
         .env("KELP_BIN", env!("CARGO_BIN_EXE_kelp"))
         .env("KELP_KUBECONFIG", &platform.kubeconfig)
         .env("KELP_RUNTIME", "python3.11")
+        .env("KELP_KAFKA_BROKERS", kafka.bootstrap())
         .env("KELP_SCRATCH", scratch.path())
         .env("HOME", scratch.path())
         .env_remove("KUBECONFIG");

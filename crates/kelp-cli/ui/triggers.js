@@ -1,6 +1,8 @@
-// Triggers: every kind's list in a namespace, live; create (HTTP, cron, Kafka, NATS); delete.
-import { h, replace, field, fieldError, announce } from './dom.js';
+// Triggers: every kind's list in a namespace, live, with each trigger's health from its status
+// (Ready, lag, last error: kept current by the same watches); create (HTTP, cron, Kafka, NATS); delete.
+import { h, replace, field, fieldError, announce, duration } from './dom.js';
 import { GROUP, path, live, Store, request, causes } from './api.js';
+import { readyCell } from './functions.js';
 
 function selector(t) {
   const labels = ((t.spec || {}).functionSelector || {}).matchLabels || {};
@@ -26,6 +28,24 @@ export function targets(t, fn) {
   return Object.entries(wanted).every(([k, v]) => labels[k] === v);
 }
 
+/** The Ready cell of the lists, with the condition's reason and message after it as text. */
+function readyWithReason(t) {
+  const cell = readyCell(t);
+  const c = ((t.status || {}).conditions || []).find((x) => x.type === 'Ready');
+  const why = c ? [c.reason, c.message].filter(Boolean).join(': ') : '';
+  if (why) cell.append(h('span', { class: 'muted reason' }, ` (${why})`));
+  return cell;
+}
+
+/** How far behind the consumers are: Kafka's lag in messages, Kinesis's time behind the shard's
+ * latest record; '–' for the kinds without one, or before a consumer reported it. */
+function lag(kind, t) {
+  const status = t.status || {};
+  if (kind === 'KafkaTrigger' && typeof status.lag === 'number') return `${status.lag} messages`;
+  if (kind === 'KinesisTrigger' && typeof status.millisBehindLatest === 'number') return duration(status.millisBehindLatest / 1000);
+  return '–';
+}
+
 const FIELDS = [['metadata.name', 'tr-name'], ['spec.function-name', 'tr-function'], ['spec.functionSelector', 'tr-function'],
   ['spec.schedule', 'tr-schedule'], ['spec.host-name', 'tr-host'], ['spec.path', 'tr-path'], ['spec.topic', 'tr-topic'], ['spec.payload', 'tr-payload']];
 
@@ -40,13 +60,14 @@ export function triggersView(main, params, defaultNamespace) {
       for (const t of stores[i].sorted()) {
         rows.push(h('tr', { 'data-name': t.metadata.name },
           h('td', {}, kind.label), h('th', { scope: 'row' }, t.metadata.name), h('td', {}, kind.describe(t)),
+          readyWithReason(t), h('td', { class: 'num nowrap' }, lag(kind.kind, t)), h('td', {}, (t.status || {}).lastError || '–'),
           h('td', {}, h('button', { type: 'button', class: 'secondary', 'aria-label': `Delete ${kind.label} trigger ${t.metadata.name}`, onclick: async (e) => {
             e.target.disabled = true;
             try { await request('DELETE', path(GROUP, kind.plural, namespace, t.metadata.name)); announce(`Trigger ${t.metadata.name} deleted`); } catch (err) { e.target.disabled = false; announce(`Cannot delete: ${err.message}`); }
           } }, 'Delete'))));
       }
     });
-    tbody.replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'No triggers.'))]));
+    tbody.replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No triggers.'))]));
   };
   TRIGGER_KINDS.forEach((kind, i) => {
     stores[i] = new Store(render);
@@ -62,11 +83,14 @@ export function triggersView(main, params, defaultNamespace) {
   const pathInput = h('input', { autocomplete: 'off' });
   const topic = h('input', { autocomplete: 'off' });
   const payload = h('textarea', { rows: 2 });
+  // One Topic field for both kinds: an element has one parent, so a second field around the same
+  // input would take it out of the first.
+  const topicField = field('Topic', 'tr-topic', topic);
   const perKind = {
     HTTPTrigger: [field('Host name', 'tr-host', host), field('Path', 'tr-path', pathInput)],
     CronJobTrigger: [field('Schedule', 'tr-schedule', schedule, 'Cron syntax: minute hour day month weekday'), field('Payload (JSON, optional)', 'tr-payload', payload)],
-    KafkaTrigger: [field('Topic', 'tr-topic', topic)],
-    NATSTrigger: [field('Topic', 'tr-topic', topic)],
+    KafkaTrigger: [topicField],
+    NATSTrigger: [topicField],
   };
   const extra = h('div');
   const showKind = () => replace(extra, perKind[kindSelect.value]);
@@ -114,7 +138,7 @@ export function triggersView(main, params, defaultNamespace) {
   h('div', { class: 'field' }, h('button', { type: 'submit' }, 'Show')));
   replace(main, h('h1', {}, `Triggers in namespace ${namespace}`), filter,
     h('table', { id: 'triggers' }, h('caption', { class: 'visually-hidden' }, 'Triggers'),
-      h('thead', {}, h('tr', {}, ['Kind', 'Name', 'Details', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))), tbody),
+      h('thead', {}, h('tr', {}, ['Kind', 'Name', 'Details', 'Ready', 'Lag', 'Last error', 'Actions'].map((t) => h('th', { scope: 'col', class: t === 'Lag' ? 'num' : undefined }, t)))), tbody),
     h('h2', { id: 'new-trigger' }, 'New trigger'), form);
   render();
   return () => controller.abort();

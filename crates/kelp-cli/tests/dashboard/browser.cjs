@@ -4,8 +4,9 @@
 //
 // Environment: KELP_DASHBOARD_URL (the login URL), KELP_BROWSER_TOOLS (scripts/browser's
 // directory), KELP_CHROMIUM (the browser), KELP_BIN and KELP_KUBECONFIG (the CLI, for changes made
-// outside the page), KELP_RUNTIME (a runtime kelp up runs), KELP_DASHBOARD_SCREENSHOTS (optional:
-// a directory to write the docs' screenshots into).
+// outside the page), KELP_RUNTIME (a runtime kelp up runs), KELP_KAFKA_BROKERS (the Kafka broker
+// kelp up's triggers consume from), KELP_DASHBOARD_SCREENSHOTS (optional: a directory to write the
+// docs' screenshots into).
 'use strict';
 
 const path = require('node:path');
@@ -60,6 +61,18 @@ async function call(page, body) {
   await page.click('button:has-text("Send")');
   await page.waitForSelector('#call-status', { timeout: WAIT });
   return { status: await page.textContent('#call-status'), body: await page.textContent('#call-body') };
+}
+
+// The text of the column `column` (a header of the triggers table) in trigger `name`'s row, once
+// it starts with `prefix`: the watches bring each status change to the page.
+async function triggerCell(page, name, column, prefix = '') {
+  const cell = await page.waitForFunction(([n, c, p]) => {
+    const at = [...document.querySelectorAll('#triggers thead th')].findIndex((th) => th.textContent === c);
+    const row = document.querySelector(`#triggers tr[data-name="${n}"]`);
+    const text = at >= 0 && row && row.cells[at] ? row.cells[at].textContent : null;
+    return text !== null && text.startsWith(p) ? text : null;
+  }, [name, column, prefix], { timeout: WAIT });
+  return cell.jsonValue();
 }
 
 (async () => {
@@ -173,7 +186,6 @@ async function call(page, body) {
     await page.click('button:has-text("Create trigger")');
     await page.waitForSelector('#triggers tr[data-name="every-five"]', { timeout: WAIT });
     await axe(page, 'the triggers page');
-    await shot(page, 'dashboard-triggers');
     // The function's page lists the trigger that calls it.
     await page.goto(new URL('/ui/#/function/default/hello', process.env.KELP_DASHBOARD_URL).href);
     await page.waitForFunction(() => /every-five/.test(document.querySelector('section[aria-labelledby="s-triggers"]').textContent), null, { timeout: WAIT });
@@ -182,7 +194,7 @@ async function call(page, body) {
     await page.click('button[aria-label="Delete Cron trigger every-five"]');
     await page.waitForSelector('#triggers tr[data-name="every-five"]', { state: 'detached', timeout: WAIT });
 
-    step('HTTP and NATS triggers: created, listed, deleted');
+    step('HTTP and NATS triggers: created, listed, the NATS one Ready once subscribed, deleted');
     await page.selectOption('#tr-kind', 'HTTPTrigger');
     await page.fill('#tr-name', 'web');
     await page.fill('#tr-function', 'hello');
@@ -197,10 +209,39 @@ async function call(page, body) {
     await page.waitForSelector('#triggers tr[data-name="events"]', { timeout: WAIT });
     const nats = JSON.parse(kelp('get', 'natstrigger', 'events', '-o', 'json'));
     if (nats.spec.topic !== 'greetings' || nats.spec.functionSelector.matchLabels.function !== 'hello') throw new Error(`NATS trigger: ${JSON.stringify(nats.spec)}`);
+    await triggerCell(page, 'events', 'Ready', 'True');
     for (const [kind, name] of [['HTTP', 'web'], ['NATS', 'events']]) {
       await page.click(`button[aria-label="Delete ${kind} trigger ${name}"]`);
       await page.waitForSelector(`#triggers tr[data-name="${name}"]`, { state: 'detached', timeout: WAIT });
     }
+
+    step('Kafka trigger: created in the page, Ready once subscribed, a message reaches the function, its lag shown, deleted');
+    const topic = `dashboard-${process.pid}`;
+    kelp('topic', 'create', topic, '--kafka-brokers', process.env.KELP_KAFKA_BROKERS);
+    await page.selectOption('#tr-kind', 'KafkaTrigger');
+    await page.fill('#tr-name', 'orders');
+    await page.fill('#tr-function', 'hello');
+    await page.fill('#tr-topic', topic);
+    await page.click('button:has-text("Create trigger")');
+    await page.waitForSelector('#triggers tr[data-name="orders"]', { timeout: WAIT });
+    const ready = await triggerCell(page, 'orders', 'Ready', 'True');
+    console.log(`the Kafka trigger's Ready cell: ${ready}`);
+    const payload = `kafka-payload-${process.pid}`;
+    kelp('topic', 'publish', '--topic', topic, '--data', payload, '--kafka-brokers', process.env.KELP_KAFKA_BROKERS);
+    // The function's page follows its log (where the message's call prints it) and lists the trigger.
+    await page.goto(new URL('/ui/#/function/default/hello', process.env.KELP_DASHBOARD_URL).href);
+    await page.waitForFunction(() => /orders/.test(document.querySelector('section[aria-labelledby="s-triggers"]').textContent), null, { timeout: WAIT });
+    await page.waitForFunction((p) => ((document.getElementById('log') || {}).textContent || '').includes(p), payload, { timeout: WAIT });
+    await page.click('nav >> text=Triggers');
+    await page.waitForSelector('#triggers tr[data-name="orders"]', { timeout: WAIT });
+    // The consumer reports its lag (librdkafka's statistics) into the status the watch delivers.
+    await triggerCell(page, 'orders', 'Lag', '0 messages');
+    const lastError = await triggerCell(page, 'orders', 'Last error');
+    if (lastError !== '–') throw new Error(`the Kafka trigger's last error: ${lastError}`);
+    await axe(page, 'the triggers page with their health');
+    await shot(page, 'dashboard-triggers');
+    await page.click('button[aria-label="Delete Kafka trigger orders"]');
+    await page.waitForSelector('#triggers tr[data-name="orders"]', { state: 'detached', timeout: WAIT });
 
     step('environment: a variable from a Secret shows where it comes from, never its value');
     await page.goto(new URL('/ui/#/function/default/other', process.env.KELP_DASHBOARD_URL).href);
