@@ -2,95 +2,26 @@
 //! (in `browser_drives_every_action`) headless Chromium driven by playwright-core through every
 //! action a user takes (`dashboard/browser.cjs`), with the axe-core check on each page.
 
+#[path = "common/dashboard.rs"]
+mod dashboard;
 #[allow(dead_code)] // The harness of `up.rs`; these tests use part of it.
 #[path = "up/support.rs"]
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::process::Stdio;
 
+use dashboard::{Dashboard, run_browser_script, sign_in};
 use kelp_brokers::{Kafka, Nats};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
-use support::{DEADLINE, KillOnDrop, Platform, eventually, request};
-
-/// A running `kelp dashboard` aimed at `platform`, and its login URL.
-struct Dashboard {
-    child: Child,
-    _kill: KillOnDrop,
-    port: u16,
-    login: String,
-}
-
-impl Dashboard {
-    fn start(platform: &Platform) -> Dashboard {
-        Dashboard::start_with(&platform.kubeconfig, &[])
-    }
-
-    /// `kelp --kubeconfig <kubeconfig> <extra> dashboard` on a free port.
-    fn start_with(kubeconfig: &std::path::Path, extra: &[&str]) -> Dashboard {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kelp"))
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(extra)
-            .args(["dashboard", "--listen", "127.0.0.1:0"])
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting kelp dashboard");
-        let kill = KillOnDrop(child.id());
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        // Keep reading its stderr so that it never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        let login = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no login URL in: {line}"))
-            .to_owned();
-        let port = login.split(':').nth(2).and_then(|p| p.split('/').next()).and_then(|p| p.parse().ok()).unwrap();
-        Dashboard { child, _kill: kill, port, login }
-    }
-
-    /// Signs in: the `Cookie` header value the login sets.
-    fn sign_in(&self) -> String {
-        sign_in(self.port, &self.login)
-    }
-}
-
-/// Opens the login URL `login` (served on `port`): the `Cookie` header value it sets.
-fn sign_in(port: u16, login: &str) -> String {
-    let path = &login[login.find("/ui/").unwrap()..];
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut head = String::new();
-    stream.read_to_string(&mut head).unwrap();
-    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
-    let cookie =
-        head.lines().find_map(|l| l.strip_prefix("set-cookie: ")).unwrap_or_else(|| panic!("no cookie set: {head}"));
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
-        assert!(cookie.contains(attribute), "{cookie}");
-    }
-    cookie.split(';').next().unwrap().to_owned()
-}
-
-impl Drop for Dashboard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{DEADLINE, Platform, eventually, request};
 
 /// The browser never gets an open API: a request needs the session cookie of this start's login
 /// token, a Host naming the listener, and for a write the listener's own Origin.
 #[test]
 fn the_api_needs_the_login_cookie_the_host_and_the_origin() {
     let platform = Platform::start(&[]);
-    let dashboard = Dashboard::start(&platform);
+    let dashboard = Dashboard::start_with(&platform.kubeconfig, &[]);
     let port = dashboard.port;
     let host = format!("127.0.0.1:{port}");
     let functions = "/apis/kubeless.io/v1beta1/namespaces/default/functions";
@@ -133,28 +64,6 @@ fn the_api_needs_the_login_cookie_the_host_and_the_origin() {
     assert_eq!(request(port, "GET", "/default/hello/", &[("Cookie", &cookie)], "").unwrap().status, 404);
 }
 
-/// The `chromium` on PATH (Debian's package, which scripts/setup installs).
-fn chromium() -> PathBuf {
-    if let Some(path) = std::env::var_os("KELP_CHROMIUM") {
-        return PathBuf::from(path);
-    }
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|dir| dir.join("chromium"))
-        .find(|p| p.is_file())
-        .expect("no chromium on PATH: run scripts/setup (it installs Debian's chromium)")
-}
-
-/// The directory of playwright-core and axe-core (`scripts/browser`, or `KELP_BROWSER_TOOLS`).
-fn browser_tools() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KELP_BROWSER_TOOLS") {
-        return PathBuf::from(dir);
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/browser");
-    let out = Command::new(&script).stdin(Stdio::null()).output().expect("running scripts/browser");
-    assert!(out.status.success(), "scripts/browser failed: {}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
 /// Every action of the dashboard in headless Chromium: list, create with a field error shown next
 /// to the field, call, a live log line, edit (a new generation), the list following a watch,
 /// cron, HTTP, NATS and Kafka triggers (on real brokers: the NATS and Kafka ones shown Ready once
@@ -166,27 +75,18 @@ fn browser_drives_every_action() {
     let kafka = Kafka::shared();
     let nats = Nats::shared();
     let platform = Platform::start(&["--kafka-brokers", &kafka.bootstrap(), "--nats-url", &nats.url()]);
-    let dashboard = Dashboard::start(&platform);
-    let scratch = tempfile::tempdir().unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/browser.cjs");
-    let mut command = Command::new("node");
-    command
-        .arg(&script)
-        .env("KELP_DASHBOARD_URL", &dashboard.login)
-        .env("KELP_BROWSER_TOOLS", browser_tools())
-        .env("KELP_CHROMIUM", chromium())
-        .env("KELP_BIN", env!("CARGO_BIN_EXE_kelp"))
-        .env("KELP_KUBECONFIG", &platform.kubeconfig)
-        .env("KELP_RUNTIME", "python3.11")
-        .env("KELP_KAFKA_BROKERS", kafka.bootstrap())
-        .env("KELP_SCRATCH", scratch.path())
-        .env("HOME", scratch.path())
-        .env_remove("KUBECONFIG");
-    let out = command.output().expect("running node");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    println!("{text}");
-    assert!(out.status.success(), "the browser test failed:\n{text}");
-    assert!(text.contains("every step passed"), "{text}");
+    let dashboard = Dashboard::start_with(&platform.kubeconfig, &[]);
+    let kubeconfig = platform.kubeconfig.display().to_string();
+    run_browser_script(
+        "browser.cjs",
+        &[
+            ("KELP_DASHBOARD_URL", dashboard.login.as_str()),
+            ("KELP_BIN", env!("CARGO_BIN_EXE_kelp")),
+            ("KELP_KUBECONFIG", kubeconfig.as_str()),
+            ("KELP_RUNTIME", "python3.11"),
+            ("KELP_KAFKA_BROKERS", kafka.bootstrap().as_str()),
+        ],
+    );
 }
 
 /// On a cluster the page acts with the user's own credentials and RBAC: a user who may only read
