@@ -111,51 +111,68 @@ fn resize(text: &str, width: usize) -> String {
 fn wrap(text: &str, limit: usize) -> String {
     let mut out = String::with_capacity(text.len());
     let mut current = 0usize;
-    let (mut word, mut space) = (String::new(), String::new());
-    let (mut word_width, mut space_width) = (0usize, 0usize);
+    let (mut word, mut space) = (Run::default(), Run::default());
     for c in text.chars() {
         if c == '\n' {
             // The white space before a line break is kept when it fits; the line starts over.
-            if !word.is_empty() || current + space_width <= limit {
-                out.push_str(&space);
+            if !word.is_empty() || current + space.width <= limit {
+                space.move_to(&mut out);
             }
-            out.push_str(&word);
             space.clear();
-            word.clear();
-            (space_width, word_width) = (0, 0);
+            word.move_to(&mut out);
             out.push(c);
             current = 0;
         } else if c.is_whitespace() {
             if space.is_empty() || !word.is_empty() {
-                current += space_width + word_width;
-                out.push_str(&space);
-                out.push_str(&word);
-                space.clear();
-                word.clear();
-                (space_width, word_width) = (0, 0);
+                current += space.move_to(&mut out) + word.move_to(&mut out);
             }
             space.push(c);
-            space_width += char_width(c);
         } else {
             word.push(c);
-            word_width += char_width(c);
-            if current + space_width + word_width > limit && word_width < limit {
+            if current + space.width + word.width > limit && word.width < limit {
                 out.push('\n');
                 current = 0;
                 space.clear();
-                space_width = 0;
             }
         }
     }
-    if word.is_empty() {
-        if current + space_width <= limit {
-            out.push_str(&space);
-        }
-    } else {
-        out.push_str(&space);
-        out.push_str(&word);
+    if !word.is_empty() || current + space.width <= limit {
+        space.move_to(&mut out);
     }
+    word.move_to(&mut out);
     out
+}
+
+/// A run of characters the word wrap holds back (a word, or the white space before one), and its
+/// display width.
+#[derive(Default)]
+struct Run {
+    text: String,
+    width: usize,
+}
+
+impl Run {
+    fn push(&mut self, c: char) {
+        self.text.push(c);
+        self.width += char_width(c);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.width = 0;
+    }
+
+    /// Appends the run to `out` and empties it; returns its width.
+    fn move_to(&mut self, out: &mut String) -> usize {
+        out.push_str(&self.text);
+        let width = self.width;
+        self.clear();
+        width
+    }
 }
 
 #[cfg(test)]
