@@ -893,11 +893,18 @@ fn data_is_private_and_instances_get_no_platform_secret() {
     );
     platform.call_until("plain", |body| body == "plain");
     let processes = function_processes(&platform, "plain");
-    assert!(!processes.is_empty());
+    let mut checked = 0;
     for p in processes {
+        // A process that ended since it was listed (a worker replaced, a step done) has no
+        // environment left to read, nor anything to leak.
+        if std::fs::read(format!("/proc/{}/environ", p.pid)).is_err() {
+            continue;
+        }
         assert_eq!(p.env("KAFKA_PASSWORD"), None, "{}", p.cmdline());
         assert!(p.env("PATH").is_some(), "{}", p.cmdline());
+        checked += 1;
     }
+    assert!(checked > 0, "no process of function plain was left to look at");
 }
 
 /// `scripts/up` with its port taken by another server that answers `/version`: it stops with
