@@ -84,3 +84,22 @@ wait_quiet() {
         waited=$((waited + 1))
     done
 }
+
+# kubeconfig_credentials KUBECONFIG CA_FILE: writes the first cluster's certificate authority
+# (certificate-authority-data, decoded) to CA_FILE and prints the first user's token.
+kubeconfig_credentials() {
+    python3 -c 'import base64, re, sys
+text = open(sys.argv[1]).read()
+def value(key):
+    # A plain scalar, or a folded/literal block (">-") on the lines indented under the key.
+    m = re.search(r"^( *)" + key + r": *(.*)$", text, re.M)
+    v = m.group(2).strip()
+    if v[:1] in (">", "|"):
+        lines = text[m.end():].splitlines()[1:]
+        block = [l.strip() for l in lines[:next((i for i, l in enumerate(lines)
+                 if len(l) - len(l.lstrip()) <= len(m.group(1))), len(lines))]]
+        v = "".join(block)
+    return v
+open(sys.argv[2], "wb").write(base64.b64decode(value("certificate-authority-data")))
+print(value("token"))' "$1" "$2"
+}

@@ -226,20 +226,7 @@ start_up() {
             kill -0 "$UP_PID" 2>/dev/null || break
             # Ready once it says so (the kubeconfig has this run's authority and token by then).
             if grep -q "^kelp up: ready (pid $UP_PID)" "$UP_LOG"; then
-                python3 -c 'import base64, re, sys
-text = open(sys.argv[1]).read()
-def value(key):
-    # A plain scalar, or a folded/literal block (">-") on the lines indented under the key.
-    m = re.search(r"^( *)" + key + r": *(.*)$", text, re.M)
-    v = m.group(2).strip()
-    if v[:1] in (">", "|"):
-        lines = text[m.end():].splitlines()[1:]
-        block = [l.strip() for l in lines[:next((i for i, l in enumerate(lines)
-                 if len(l) - len(l.lstrip()) <= len(m.group(1))), len(lines))]]
-        v = "".join(block)
-    return v
-open(sys.argv[2], "wb").write(base64.b64decode(value("certificate-authority-data")))
-print(value("token"))' "$KUBECONFIG_FILE" "$UP_CA" >"$WORK/up-token" ||
+                kubeconfig_credentials "$KUBECONFIG_FILE" "$UP_CA" >"$WORK/up-token" ||
                     die_log "$UP_LOG" "cannot read the authority and token of kelp up from $KUBECONFIG_FILE"
                 UP_TOKEN=$(cat "$WORK/up-token")
                 if [ "$(api_curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$UP_URL/version")" = 200 ]; then
