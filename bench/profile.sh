@@ -13,7 +13,7 @@
 # through the gateway (`gateway`: the short URL /default/gw/); wrk at 32
 # connections (a warm-up, then DURATION s, default 5) while `perf record` samples every CPU
 # (`api`: `kelp up` alone while bench/platform, the Go client, creates, gets, lists and deletes
-# API_N Functions, default 1,000, with one client, sampled for the whole run)
+# API_N Functions, default 1,000, with API_CLIENTS clients, default 1, sampled for the whole run)
 # (-F FREQ, default 499) with DWARF call graphs; then the stacks folded and drawn by inferno
 # (installed once, pinned, into ~/.cache/kelp/tools), and a summary: the context switches per
 # request of each server process (/proc, over the whole wrk run), the share of samples per
@@ -32,6 +32,7 @@ FREQ=${FREQ:-499}
 UP_TIMEOUT=${UP_TIMEOUT:-30}
 SCENARIOS=${SCENARIOS:-hello echo node-hello gateway api}
 API_N=${API_N:-1000}
+API_CLIENTS=${API_CLIENTS:-1}
 INFERNO_VERSION=0.12.8
 TOOLS=$HOME/.cache/kelp/tools
 
@@ -127,13 +128,13 @@ for scenario in $SCENARIOS; do
     switches "$pid" >"$WORK/switches-before"
     if [ "$scenario" = api ]; then
         token=$(kubeconfig_credentials "$WORK/kubeconfig" "$WORK/ca.pem") || die "cannot read kelp up's credentials"
-        log "api: $API_N Functions created, got, listed, deleted by 1 client under perf record -F $FREQ -a"
+        log "api: $API_N Functions created, got, listed, deleted by $API_CLIENTS clients under perf record -F $FREQ -a"
         perf record -q -F "$FREQ" -a --call-graph dwarf,16384 -o "$WORK/perf/$scenario.data" -- \
-            "$WORK/platform-bench" api -clients 1 -n "$API_N" -lists 4 -prefix p -server "$API" -token "$token" \
-            -ca "$WORK/ca.pem" -pids "$pid" >"$OUT/$scenario-ops.json" 2>/dev/null || die "the API run failed"
+            "$WORK/platform-bench" api -clients "$API_CLIENTS" -n "$API_N" -lists 4 -prefix p -server "$API" -token "$token" \
+            -ca "$WORK/ca.pem" -pids "$pid" >"$OUT/api-$API_CLIENTS-client-ops.json" 2>/dev/null || die "the API run failed"
         requests=$((API_N * 3 + 4))
         rate=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
-print("; ".join("%s %.0f/s p50 %.2f ms" % (k, d[k]["ops_per_s"], d[k]["p50_ms"]) for k in ("create", "get", "list", "delete")))' "$OUT/$scenario-ops.json")
+print("; ".join("%s %.0f/s p50 %.2f ms" % (k, d[k]["ops_per_s"], d[k]["p50_ms"]) for k in ("create", "get", "list", "delete")))' "$OUT/api-$API_CLIENTS-client-ops.json")
     else
         script=()
         [ "$scenario" = echo ] && script=(-s "$BENCH/post.lua")
@@ -157,7 +158,7 @@ print("; ".join("%s %.0f/s p50 %.2f ms" % (k, d[k]["ops_per_s"], d[k]["p50_ms"])
     stop_proc "$pid" 5
     perf script --no-inline -F comm,pid,tid,cpu,time,event,ip,sym,dso -i "$WORK/perf/$scenario.data" 2>/dev/null >"$WORK/perf/$scenario.script"
     title="$scenario, 32 connections, 2 workers" base=$scenario-c32
-    [ "$scenario" = api ] && title="kelp up API, $API_N Functions, 1 client" base=api-1-client
+    [ "$scenario" = api ] && title="kelp up API, $API_N Functions, $API_CLIENTS clients" base=api-$API_CLIENTS-client
     "$TOOLS/bin/inferno-collapse-perf" --all --pid "$WORK/perf/$scenario.script" >"$OUT/$base.folded"
     "$TOOLS/bin/inferno-flamegraph" --title "$title: every CPU" "$OUT/$base.folded" >"$OUT/$base.svg"
     {
