@@ -49,35 +49,32 @@ struct Asset {
     text: &'static str,
 }
 
+/// The `Content-Type` of the page's JavaScript modules.
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+/// The asset of `ui/<file>` with this content type, carried in the binary.
+macro_rules! asset {
+    ($path:literal, $file:literal, $content_type:expr) => {
+        Asset { path: $path, content_type: $content_type, text: include_str!(concat!("../ui/", $file)) }
+    };
+    ($file:literal) => {
+        asset!($file, $file, JAVASCRIPT)
+    };
+}
+
 /// The page, carried in the binary.
 const ASSETS: &[Asset] = &[
-    Asset { path: "", content_type: "text/html; charset=utf-8", text: include_str!("../ui/index.html") },
-    Asset { path: "style.css", content_type: "text/css; charset=utf-8", text: include_str!("../ui/style.css") },
-    Asset { path: "app.js", content_type: "text/javascript; charset=utf-8", text: include_str!("../ui/app.js") },
-    Asset { path: "api.js", content_type: "text/javascript; charset=utf-8", text: include_str!("../ui/api.js") },
-    Asset { path: "dom.js", content_type: "text/javascript; charset=utf-8", text: include_str!("../ui/dom.js") },
-    Asset {
-        path: "functions.js",
-        content_type: "text/javascript; charset=utf-8",
-        text: include_str!("../ui/functions.js"),
-    },
-    Asset {
-        path: "function.js",
-        content_type: "text/javascript; charset=utf-8",
-        text: include_str!("../ui/function.js"),
-    },
-    Asset { path: "form.js", content_type: "text/javascript; charset=utf-8", text: include_str!("../ui/form.js") },
-    Asset { path: "editor.js", content_type: "text/javascript; charset=utf-8", text: include_str!("../ui/editor.js") },
-    Asset {
-        path: "metrics.js",
-        content_type: "text/javascript; charset=utf-8",
-        text: include_str!("../ui/metrics.js"),
-    },
-    Asset {
-        path: "triggers.js",
-        content_type: "text/javascript; charset=utf-8",
-        text: include_str!("../ui/triggers.js"),
-    },
+    asset!("", "index.html", "text/html; charset=utf-8"),
+    asset!("style.css", "style.css", "text/css; charset=utf-8"),
+    asset!("app.js"),
+    asset!("api.js"),
+    asset!("dom.js"),
+    asset!("functions.js"),
+    asset!("function.js"),
+    asset!("form.js"),
+    asset!("editor.js"),
+    asset!("metrics.js"),
+    asset!("triggers.js"),
 ];
 
 /// What every request is checked against.
