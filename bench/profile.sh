@@ -125,8 +125,8 @@ start() {
 for scenario in $SCENARIOS; do
     start "$scenario"
     mkdir -p "$WORK/perf"
-    switches "$pid" >"$WORK/switches-before"
     if [ "$scenario" = api ]; then
+        switches "$pid" >"$WORK/switches-before"
         token=$(kubeconfig_credentials "$WORK/kubeconfig" "$WORK/ca.pem") || die "cannot read kelp up's credentials"
         log "api: $API_N Functions created, got, listed, deleted by $API_CLIENTS clients under perf record -F $FREQ -a"
         perf record -q -F "$FREQ" -a --call-graph dwarf,16384 -o "$WORK/perf/$scenario.data" -- \
