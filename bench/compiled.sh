@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks the compiled languages (Go, Java, Rust) against Kelp's own Python, side by side in
-# one run, and prints one Markdown table (see bench/README.md).
+# one run, and prints one Markdown table (see bench/README.md). `rust-inproc` is Rust with the
+# function in the front's own process (KELP_IN_PROCESS=1): the same code and build as `rust`.
 #
 #   bench/compiled.sh                     # full run, ~10 min (first builds included)
 #   DURATION=3 RUNS=3 bench/compiled.sh   # quick check
@@ -16,7 +17,7 @@
 #
 # Knobs (environment): DURATION, WARMUP, RUNS, WRK_C32_THREADS, QUIET_MAX, QUIET_WAIT, RETRIES as
 # in bench/runtime.sh; BUILD_RUNS (cold builds per median, default 3); LANGS (default "python go
-# java rust": python first, the baseline); SKIP_BUILD=1; KELP_WORKERS
+# java rust rust-inproc": python first, the baseline); SKIP_BUILD=1; KELP_WORKERS
 # (default 2, the issue's "2 workers"); KELP_PYTHON, KELP_GO, KELP_JAVA, KELP_CARGO.
 set -euo pipefail
 
@@ -72,16 +73,20 @@ unset FUNC_PORT FUNC_HANDLER FUNC_RUNTIME
 . "$BENCH/measure.sh"
 
 # Each language: its FUNC_RUNTIME, its code directory, its hello and echo handlers.
-read -r -a LANGS <<<"${LANGS:-python go java rust}"
+read -r -a LANGS <<<"${LANGS:-python go java rust rust-inproc}"
 COMPILED=("${LANGS[@]:1}")
 [ "${LANGS[0]}" = python ] || die "LANGS starts with python, the baseline"
-declare -A RUNTIME=([python]=python3 [go]=go1.14 [java]=java11 [rust]=rust1.95)
+declare -A RUNTIME=([python]=python3 [go]=go1.14 [java]=java11 [rust]=rust1.95 [rust-inproc]=rust1.95)
 declare -A CODE=([python]=$BENCH/functions [go]=$BENCH/functions/go [java]=$BENCH/functions/java
-    [rust]=$BENCH/functions/rust)
-declare -A HELLO=([python]=hello [go]=Hello [java]=hello [rust]=hello)
-declare -A ECHO=([python]=echo [go]=Echo [java]=echo [rust]=echo)
-declare -A SUFFIX=([go]=.go [java]=.java [rust]=.rs)
-declare -A TITLE=([python]=Python [go]=Go [java]=Java [rust]=Rust)
+    [rust]=$BENCH/functions/rust [rust-inproc]=$BENCH/functions/rust)
+declare -A HELLO=([python]=hello [go]=Hello [java]=hello [rust]=hello [rust-inproc]=hello)
+declare -A ECHO=([python]=echo [go]=Echo [java]=echo [rust]=echo [rust-inproc]=echo)
+declare -A SUFFIX=([go]=.go [java]=.java [rust]=.rs [rust-inproc]=.rs)
+declare -A TITLE=([python]=Python [go]=Go [java]=Java [rust]=Rust [rust-inproc]="Rust, in process")
+# in_process LANG: sets KELP_IN_PROCESS for LANG's runtimes (1 for rust-inproc only).
+in_process() {
+    if [ "$1" = rust-inproc ]; then export KELP_IN_PROCESS=1; else export KELP_IN_PROCESS=0; fi
+}
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date +%s)
@@ -108,6 +113,11 @@ new_code() {
     echo "$dir"
 }
 for lang in "${COMPILED[@]}"; do
+    if [ "$lang" = rust-inproc ]; then
+        FIRST[$lang]="Rust's (the same build)"
+        continue
+    fi
+    in_process "$lang"
     wait_quiet "$lang-first" || true
     log "$lang: first build with empty toolchain caches"
     FIRST[$lang]=$(first_200 "$lang" "$(new_code "$lang" first)")
@@ -117,6 +127,7 @@ done
 # Throughput, one language after the other, in the same conditions.
 for lang in "${LANGS[@]}"; do
     export KUBELESS_INSTALL_VOLUME=${CODE[$lang]}
+    in_process "$lang"
     start_server "${RUNTIME[$lang]}" "${HELLO[$lang]}"
     check_hello "$lang"
     bench_wrk "$lang-hello-1" 1 /
@@ -132,6 +143,7 @@ done
 declare -A COLD
 for lang in "${LANGS[@]}"; do
     export KUBELESS_INSTALL_VOLUME=${CODE[$lang]}
+    in_process "$lang"
     kinds=(spawn rss)
     [ "$lang" = python ] && kinds=(spawn prewarm rss)
     for kind in "${kinds[@]}"; do
@@ -146,6 +158,7 @@ done
 declare -A DEPLOY_COLD DEPLOY_WARM
 median() { sort -n | awk '{ v[NR] = $1 } END { printf "%.0f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for lang in "${COMPILED[@]}"; do
+    in_process "$lang"
     times=()
     for ((n = 0; n < BUILD_RUNS; n++)); do
         wait_quiet "$lang-deploy-cold" || true
@@ -173,14 +186,14 @@ row() { # LANG ID LABEL TARGET
 }
 c32_target() { # LANG
     case $1 in
-        go | rust) echo "≥ 1.5× Python: $(verdict "$(ratio "${RPS[$1-hello-32]}" "${RPS[python-hello-32]}") >= 1.5")" ;;
+        go | rust | rust-inproc) echo "≥ 1.5× Python: $(verdict "$(ratio "${RPS[$1-hello-32]}" "${RPS[python-hello-32]}") >= 1.5")" ;;
         java) echo "≥ 1× Python: $(verdict "$(ratio "${RPS[$1-hello-32]}" "${RPS[python-hello-32]}") >= 1")" ;;
         *) echo "baseline" ;;
     esac
 }
 first_target() { # LANG
     case $1 in
-        rust) echo "≤ 30 s: $(verdict "${DEPLOY_COLD[$1]%% *} <= 30000")" ;;
+        rust | rust-inproc) echo "≤ 30 s: $(verdict "${DEPLOY_COLD[$1]%% *} <= 30000")" ;;
         *) echo "≤ 5 s: $(verdict "${DEPLOY_COLD[$1]%% *} <= 5000")" ;;
     esac
 }
@@ -206,9 +219,11 @@ CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
         if [ "$lang" = python ]; then
             printf '| %s | %s ms (min %s) | %s | %s MiB | — | — | — |\n' "${TITLE[$lang]}" "$med" "$min" "$pre" "$total"
         else
-            printf '| %s | %s ms (min %s) | %s | %s MiB | %s, %s | %s, ≤ 100 ms: %s | %s ms |\n' "${TITLE[$lang]}" "$med" "$min" \
+            first=${FIRST[$lang]}
+            [[ $first =~ ^[0-9]+$ ]] && first="$first ms"
+            printf '| %s | %s ms (min %s) | %s | %s MiB | %s, %s | %s, ≤ 100 ms: %s | %s |\n' "${TITLE[$lang]}" "$med" "$min" \
                 "$pre" "$total" "${DEPLOY_COLD[$lang]}" "$(first_target "$lang")" "${DEPLOY_WARM[$lang]}" \
-                "$(verdict "${DEPLOY_WARM[$lang]%% *} <= 100")" "${FIRST[$lang]}"
+                "$(verdict "${DEPLOY_WARM[$lang]%% *} <= 100")" "$first"
         fi
     done
     echo

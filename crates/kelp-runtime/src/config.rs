@@ -78,6 +78,11 @@ pub struct Config {
     /// `KELP_EXIT_WITH_PARENT=1`: shut down (as on SIGTERM) when the process that started this
     /// one dies, so a supervisor killed with SIGKILL leaves no instance behind.
     pub exit_with_parent: bool,
+    /// `KELP_IN_PROCESS=1` (`1`/`true`/`on`, or `0`/`false`/`off`, the default): a compiled
+    /// function that builds a library (Rust) runs inside the front's process, on threads of its
+    /// own, instead of in worker processes (`crate::native`: faster, but a function that exits
+    /// takes the front with it).
+    pub in_process: bool,
 }
 
 /// A configuration value that could not be used.
@@ -181,6 +186,20 @@ impl Config {
             .map_or(crate::pool::PIPELINE_BELOW, |ms| Duration::from_secs_f64(ms / 1000.0)),
             access_log: !matches!(get("KELP_ACCESS_LOG").as_deref(), Some("0" | "false" | "off")),
             exit_with_parent: matches!(get("KELP_EXIT_WITH_PARENT").as_deref(), Some("1" | "true" | "on")),
+            in_process: match get("KELP_IN_PROCESS") {
+                None => false,
+                Some(value) => match value.as_str() {
+                    "1" | "true" | "on" => true,
+                    "0" | "false" | "off" => false,
+                    _ => {
+                        return Err(ConfigError {
+                            name: "KELP_IN_PROCESS",
+                            value,
+                            reason: "1, true or on; 0, false or off",
+                        });
+                    }
+                },
+            },
         })
     }
 
@@ -343,6 +362,11 @@ mod tests {
         assert!(err.starts_with("FUNC_TIMEOUT=\"soon\""), "{err}");
         assert!(config(&[("FUNC_PORT", "99999")]).is_err());
         assert!(config(&[("KELP_WORKERS", "0")]).is_err());
+        assert!(!config(&[]).unwrap().in_process);
+        assert!(config(&[("KELP_IN_PROCESS", "true")]).unwrap().in_process);
+        assert!(!config(&[("KELP_IN_PROCESS", "off")]).unwrap().in_process);
+        let refused = config(&[("KELP_IN_PROCESS", "yes")]).unwrap_err().to_string();
+        assert!(refused.starts_with("KELP_IN_PROCESS=\"yes\""), "{refused}");
         for bad in ["0", "inf", "1e30", "NaN"] {
             assert!(config(&[("KELP_INSTALL_TIMEOUT", bad)]).is_err(), "{bad}");
         }

@@ -140,6 +140,9 @@ pub struct Build {
     /// The command that starts one worker of the finished build in `dir`; the front adds
     /// `KELP_WORKER_SOCKET` and its own standard streams.
     pub worker: fn(dir: &Path) -> Command,
+    /// The function as a library the front can load into its own process (`KELP_IN_PROCESS=1`,
+    /// `crate::native`), a file of the build directory; `None` when the language has none.
+    pub library: Option<&'static str>,
 }
 
 /// What one build of a compiled language is made from.

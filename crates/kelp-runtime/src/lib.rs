@@ -16,6 +16,7 @@ pub mod event;
 pub mod group;
 pub mod language;
 pub mod metrics;
+pub mod native;
 pub mod plugin;
 pub mod pool;
 pub mod protocol;

@@ -193,6 +193,7 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
         Spawner::new(lang, &config.cache_dir)
             .with_context(|| format!("preparing the {} worker in {}", lang.name, config.cache_dir.display()))?
     };
+    let spawner = if config.in_process { spawner.in_process()? } else { spawner };
     let pool = Pool::start(spawner, config.min_workers, config.max_workers, config.pipeline_below).await?;
     if prewarm {
         // Waiting for its function: the other workers start now, so that all are ready for it.

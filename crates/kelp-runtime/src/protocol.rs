@@ -160,23 +160,27 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// Takes one complete frame off the buffer, if there is one.
     fn parse(&mut self) -> Result<Option<(FromWorker, Bytes)>, ProtocolError> {
-        let Some(header_len) = be_u32(&self.buffer, 0) else { return Ok(None) };
-        if header_len > MAX_HEADER {
-            return Err(ProtocolError::Invalid(format!("header of {header_len} bytes")));
-        }
-        // Both lengths are u32 and the header at most MAX_HEADER: no sum overflows a usize.
-        let body_at = 4 + header_len as usize + 4;
-        let Some(body_len) = be_u32(&self.buffer, body_at - 4) else { return Ok(None) };
-        let end = body_at + body_len as usize;
-        if self.buffer.len() < end {
-            return Ok(None);
-        }
-        let mut frame = self.buffer.split_to(end).freeze();
-        let body = frame.split_off(body_at);
-        let message =
-            serde_json::from_slice(&frame[4..body_at - 4]).map_err(|e| ProtocolError::Invalid(e.to_string()))?;
-        Ok(Some((message, body)))
+        take_frame(&mut self.buffer)
     }
+}
+
+/// Takes one complete frame off the front of `buffer`, if it holds one.
+pub fn take_frame(buffer: &mut BytesMut) -> Result<Option<(FromWorker, Bytes)>, ProtocolError> {
+    let Some(header_len) = be_u32(buffer, 0) else { return Ok(None) };
+    if header_len > MAX_HEADER {
+        return Err(ProtocolError::Invalid(format!("header of {header_len} bytes")));
+    }
+    // Both lengths are u32 and the header at most MAX_HEADER: no sum overflows a usize.
+    let body_at = 4 + header_len as usize + 4;
+    let Some(body_len) = be_u32(buffer, body_at - 4) else { return Ok(None) };
+    let end = body_at + body_len as usize;
+    if buffer.len() < end {
+        return Ok(None);
+    }
+    let mut frame = buffer.split_to(end).freeze();
+    let body = frame.split_off(body_at);
+    let message = serde_json::from_slice(&frame[4..body_at - 4]).map_err(|e| ProtocolError::Invalid(e.to_string()))?;
+    Ok(Some((message, body)))
 }
 
 /// The big-endian `u32` at `at`, if the buffer holds it.

@@ -1,4 +1,6 @@
-//! One language worker process: spawned in its own process group, connected over a Unix socket.
+//! One language worker: a process spawned in its own process group, connected over a Unix
+//! socket, or (`KELP_IN_PROCESS=1`, [`crate::native`]) a thread of the front calling the
+//! function's library.
 
 use crate::language::Language;
 use crate::protocol::{self, FrameReader, FromWorker, Load, ProtocolError};
@@ -51,6 +53,9 @@ pub enum WorkerError {
     /// The conversation with the worker failed.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    /// The function's library could not be loaded into the front (`KELP_IN_PROCESS=1`).
+    #[error("KELP_IN_PROCESS=1: {0}")]
+    InProcess(String),
     /// Setting up the socket failed.
     #[error("worker socket {path}: {cause}")]
     Socket {
@@ -72,6 +77,8 @@ pub struct Spawner {
     built: bool,
     socket_dir: PathBuf,
     next_id: AtomicU64,
+    /// The function's library, when its workers are threads of this process.
+    library: Option<Arc<crate::native::Library>>,
 }
 
 impl Spawner {
@@ -102,7 +109,25 @@ impl Spawner {
         std::fs::create_dir_all(&socket_dir)?;
         std::fs::set_permissions(&socket_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         let interpreter = lang.interpreter();
-        Ok(Spawner { lang, interpreter, script, built, socket_dir, next_id: AtomicU64::new(1) })
+        Ok(Spawner { lang, interpreter, script, built, socket_dir, next_id: AtomicU64::new(1), library: None })
+    }
+
+    /// Makes the workers threads of this process calling the build's library
+    /// ([`crate::native`]). Fails when the language builds no library, or it cannot be loaded.
+    pub fn in_process(mut self) -> Result<Self, WorkerError> {
+        let file = match (&self.lang.build, self.built) {
+            (Some(build), true) => build.library,
+            _ => None,
+        };
+        let Some(file) = file else {
+            return Err(WorkerError::InProcess(format!(
+                "{} functions run in worker processes only (in process: Rust)",
+                self.lang.title
+            )));
+        };
+        let library = crate::native::Library::open(&self.script.join(file)).map_err(WorkerError::InProcess)?;
+        self.library = Some(Arc::new(library));
+        Ok(self)
     }
 
     /// The command of one worker, without its socket.
@@ -125,6 +150,10 @@ impl Spawner {
     /// Starts a worker and waits for its `hello`, for at most its language's `ready_timeout`
     /// (then the worker is killed). `on_exit` runs when the process ends.
     pub async fn spawn(&self, on_exit: impl FnOnce(ExitStatus) + Send + 'static) -> Result<Worker, WorkerError> {
+        if let Some(library) = &self.library {
+            let life = crate::native::Life::new(on_exit);
+            return Ok(Worker { transport: Transport::InProcess { library: library.clone(), life } });
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let path = self.socket_dir.join(format!("w{id}.sock"));
         let socket_err = |cause| WorkerError::Socket { path: path.clone(), cause };
@@ -159,10 +188,13 @@ impl Spawner {
             on_exit(status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(-1)));
         });
         let (read, write) = stream.inspect_err(|_| crate::group::kill_child_group(pid))?.into_split();
-        let mut worker = Worker { process: Process { pid, exited }, reader: FrameReader::new(read), writer: write };
-        let hello = tokio::time::timeout_at(deadline, worker.reader.next());
+        let process = Process { pid, exited };
+        let mut reader = FrameReader::new(read);
+        let hello = tokio::time::timeout_at(deadline, reader.next());
         match hello.await.map_err(|_| not_ready())?? {
-            (FromWorker::Hello { .. }, _) => Ok(worker),
+            (FromWorker::Hello { .. }, _) => {
+                Ok(Worker { transport: Transport::Socket { process, reader, writer: write } })
+            }
             (other, _) => Err(ProtocolError::Invalid(format!("expected hello, got {other:?}")).into()),
         }
     }
@@ -200,9 +232,34 @@ impl Drop for Process {
 /// group.
 #[derive(Debug)]
 pub struct Worker {
-    process: Process,
-    reader: FrameReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    transport: Transport,
+}
+
+/// How a worker is reached.
+#[derive(Debug)]
+enum Transport {
+    /// A process, over its socket.
+    Socket { process: Process, reader: FrameReader<OwnedReadHalf>, writer: OwnedWriteHalf },
+    /// The function's library, called on a thread of this process.
+    InProcess { library: Arc<crate::native::Library>, life: Arc<crate::native::Life> },
+}
+
+/// What ends when a worker does, and how to end it.
+#[derive(Debug)]
+enum Life {
+    /// Its process (killed when the last handle goes).
+    Process(Process),
+    /// Its thread (which ends when the last handle goes).
+    Thread(Arc<crate::native::Life>),
+}
+
+impl Life {
+    fn ended(&self) -> bool {
+        match self {
+            Life::Process(process) => process.exited(),
+            Life::Thread(life) => life.ended(),
+        }
+    }
 }
 
 /// What a worker answered for one invocation.
@@ -223,17 +280,26 @@ impl Worker {
     pub async fn load(&mut self, load: &Load) -> Result<(), WorkerError> {
         let header = serde_json::json!({ "type": "load", "code_dir": load.code_dir, "module": load.module,
             "handler": load.handler, "paths": load.paths, "env": load.env, "context": load.context });
-        protocol::write_frame(&mut self.writer, &header, b"").await?;
-        match self.reader.next().await? {
+        let answer = match &mut self.transport {
+            Transport::Socket { reader, writer, .. } => {
+                protocol::write_frame(writer, &header, b"").await?;
+                reader.next().await?
+            }
+            Transport::InProcess { library, .. } => library.call(&protocol::encode(&header, b"")?)?,
+        };
+        match answer {
             (FromWorker::Loaded, _) => Ok(()),
             (FromWorker::LoadError { message }, _) => Err(WorkerError::Load(message)),
             (other, _) => Err(ProtocolError::Invalid(format!("expected loaded, got {other:?}")).into()),
         }
     }
 
-    /// Whether the process has ended.
+    /// Whether the process (or thread) has ended.
     pub fn exited(&self) -> bool {
-        self.process.exited()
+        match &self.transport {
+            Transport::Socket { process, .. } => process.exited(),
+            Transport::InProcess { life, .. } => life.ended(),
+        }
     }
 
     /// Starts serving calls: a task of its own writes the calls sent to the returned [`Conn`] and
@@ -246,23 +312,33 @@ impl Worker {
             broken: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
         });
-        let Worker { process, reader, writer } = self;
-        let pid = process.pid;
-        let exited = process.exited.clone();
-        tokio::spawn(connection(reader, writer, queue, state.clone(), done, move || {
-            if !exited.load(Ordering::Acquire) {
-                crate::group::kill_child_group(pid);
+        let life = match self.transport {
+            Transport::Socket { process, reader, writer } => {
+                let pid = process.pid;
+                let exited = process.exited.clone();
+                tokio::spawn(connection(reader, writer, queue, state.clone(), done, move || {
+                    if !exited.load(Ordering::Acquire) {
+                        crate::group::kill_child_group(pid);
+                    }
+                }));
+                Life::Process(process)
             }
-        }));
-        Arc::new(Conn { process, calls, state })
+            Transport::InProcess { library, life } => {
+                crate::native::serve(library, life.clone(), queue, state.clone(), done);
+                Life::Thread(life)
+            }
+        };
+        Arc::new(Conn { life, calls, state })
     }
 }
 
 /// One call sent to a worker's connection.
 #[derive(Debug)]
-struct Call {
-    frame: Vec<u8>,
-    reply: oneshot::Sender<Result<Outcome, CallError>>,
+pub(crate) struct Call {
+    /// The encoded `invoke` frame.
+    pub(crate) frame: Vec<u8>,
+    /// Where its result goes.
+    pub(crate) reply: oneshot::Sender<Result<Outcome, CallError>>,
 }
 
 /// Why a call got no result from its worker.
@@ -280,20 +356,20 @@ pub enum CallError {
 /// worker a sleep and a wake-up between them. Dropping the last handle kills the process group.
 #[derive(Debug)]
 pub struct Conn {
-    process: Process,
+    life: Life,
     calls: mpsc::UnboundedSender<Call>,
     state: Arc<ConnState>,
 }
 
-/// What a connection's task and its handles share.
+/// What a connection's task (or thread) and its handles share.
 #[derive(Debug)]
-struct ConnState {
+pub(crate) struct ConnState {
     /// Calls sent whose result has not been read.
-    inflight: AtomicUsize,
+    pub(crate) inflight: AtomicUsize,
     /// The connection failed (the worker broke the protocol, or its stream ended).
     broken: AtomicBool,
     /// When the worker last finished a call (or was started).
-    last_used: Mutex<Instant>,
+    pub(crate) last_used: Mutex<Instant>,
 }
 
 impl Conn {
@@ -323,9 +399,9 @@ impl Conn {
         self.state.inflight.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Whether the worker can take calls: its process runs and its connection works.
+    /// Whether the worker can take calls: its process (or thread) runs and its connection works.
     pub fn usable(&self) -> bool {
-        !self.process.exited() && !self.state.broken.load(Ordering::Acquire)
+        !self.life.ended() && !self.state.broken.load(Ordering::Acquire)
     }
 
     /// When the worker last finished a call (or was started).
@@ -334,10 +410,13 @@ impl Conn {
     }
 
     /// Kills the worker's process group (a call ran past its timeout); its calls end with
-    /// [`CallError`]s.
+    /// [`CallError`]s. An in-process worker's call is abandoned to its thread
+    /// ([`crate::native::Life::kill`]).
     pub fn kill(&self) {
-        if !self.process.exited() {
-            crate::group::kill_child_group(self.process.pid);
+        match &self.life {
+            Life::Process(process) if !process.exited() => crate::group::kill_child_group(process.pid),
+            Life::Process(_) => {}
+            Life::Thread(life) => life.kill(),
         }
     }
 }

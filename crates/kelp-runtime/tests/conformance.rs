@@ -15,6 +15,8 @@ mod cases;
 mod go_build;
 #[path = "conformance/http.rs"]
 mod http;
+#[path = "conformance/in_process.rs"]
+mod in_process;
 #[path = "conformance/java.rs"]
 mod java_builds;
 #[path = "conformance/plugins.rs"]
@@ -124,6 +126,34 @@ runtime_tests!(
         panic_survives,
     ]
 );
+
+// Rust in the front's own process (`KELP_IN_PROCESS=1`): the same functions and builds, every
+// check of a call, and those of what the function gives up (`in_process`).
+runtime_tests!(
+    rust_in_process,
+    crate::process::RUST_IN_PROCESS,
+    [cases, concurrency, pipelining, sigterm_drain, load_failure, access_log, unrepresentable_settings, panic_survives]
+);
+mod rust_in_process_only {
+    macro_rules! in_process_tests {
+        ($($check:ident),* $(,)?) => {
+            $(
+                #[test]
+                fn $check() {
+                    crate::in_process::$check(&crate::process::RUST_IN_PROCESS);
+                }
+            )*
+        };
+    }
+    in_process_tests!(runs_in_the_front, timeout, abandoned_calls_end_the_front, exit_ends_the_front);
+
+    /// Languages without a library refuse it.
+    #[test]
+    fn refused_by_go_and_python() {
+        crate::in_process::refused(&crate::process::GO);
+        crate::in_process::refused(&crate::process::PYTHON);
+    }
+}
 
 // Java builds its function before serving it (`kelp_runtime::build`), so the checks of
 // installing a dependency file (`dependencies`, `install_deps`, `staged_install`: the pom.xml is

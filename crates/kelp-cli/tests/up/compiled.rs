@@ -173,29 +173,26 @@ fn kubeless_java_and_kelp_rust_functions_run_on_kelp_up() {
     let examples = kelp_testkit::repo_root().join("examples");
     let java = examples.join("java/HelloGet.java").display().to_string();
     let rust = examples.join("rust/hello.rs").display().to_string();
-    for (name, runtime, file, handler) in
-        [("get-java", "java11", &java, "Foo.foo"), ("hello-rust", "rust1.95", &rust, "hello.hello")]
-    {
-        let run = platform.kelp(&[
-            "function",
-            "deploy",
-            name,
-            "--runtime",
-            runtime,
-            "--from-file",
-            file,
-            "--handler",
-            handler,
-            "--wait",
-            "--wait-timeout",
-            "600",
-        ]);
+    // The same Rust function again, in its front's own process (`KELP_IN_PROCESS=1`).
+    for (name, runtime, file, handler, env) in [
+        ("get-java", "java11", &java, "Foo.foo", None),
+        ("hello-rust", "rust1.95", &rust, "hello.hello", None),
+        ("hello-rust-in-process", "rust1.95", &rust, "hello.hello", Some("KELP_IN_PROCESS=1")),
+    ] {
+        let mut args =
+            vec!["function", "deploy", name, "--runtime", runtime, "--from-file", file, "--handler", handler];
+        if let Some(env) = env {
+            args.extend(["--env", env]);
+        }
+        let run = platform.kelp(&[&args[..], &["--wait", "--wait-timeout", "600"]].concat());
         assert_eq!(run.code, 0, "{run:?}");
     }
     assert_eq!(platform.call_until("get-java", |b| !b.is_empty()), "Hello world!");
-    let body = platform.call_until("hello-rust", |b| !b.is_empty());
-    let answer: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    assert_eq!(answer["hello"], "world", "{answer}");
+    for name in ["hello-rust", "hello-rust-in-process"] {
+        let body = platform.call_until(name, |b| !b.is_empty());
+        let answer: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}"));
+        assert_eq!(answer["hello"], "world", "{name}: {answer}");
+    }
     // Each says what was built.
     for (name, language, handler) in [("get-java", "java", "Foo.foo"), ("hello-rust", "rust", "hello.hello")] {
         let events = events_of(&platform, name);

@@ -23,7 +23,7 @@ pub const LANGUAGE: Language = Language {
     deps_file: "go.mod",
     interpreter: ("KELP_GO", "go"),
     version_args: &["version"],
-    build: Some(Build { wrapper: WRAPPER, commands, finish: None, worker }),
+    build: Some(Build { wrapper: WRAPPER, commands, finish: None, worker, library: None }),
     ..COMPILED
 };
 

@@ -64,7 +64,7 @@ pub const LANGUAGE: Language = Language {
     deps_file: "pom.xml",
     interpreter: ("KELP_JAVA", "java"),
     version_parts: 1,
-    build: Some(Build { wrapper: WRAPPER, commands, finish: Some(archive), worker }),
+    build: Some(Build { wrapper: WRAPPER, commands, finish: Some(archive), worker, library: None }),
     ..COMPILED
 };
 

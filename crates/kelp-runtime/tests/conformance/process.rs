@@ -34,6 +34,8 @@ pub(crate) struct Runtime {
     /// [`Function::start`] builds them first (`--build`), so that the start's time limits
     /// measure starting, not compiling.
     pub(crate) compiled: Option<Compiled>,
+    /// Environment every function of the runtime starts with (before the function's own).
+    pub(crate) env: &'static [(&'static str, &'static str)],
 }
 
 /// What the checks of a compiled language's builds look for.
@@ -53,6 +55,7 @@ pub(crate) const PYTHON: Runtime = Runtime {
     reserved_handlers: &[],
     module_dirs: false,
     compiled: None,
+    env: &[],
 };
 /// Node.js (`runtimes/nodejs/kelp_worker.js`).
 pub(crate) const NODEJS: Runtime = Runtime {
@@ -63,6 +66,7 @@ pub(crate) const NODEJS: Runtime = Runtime {
     reserved_handlers: &[],
     module_dirs: false,
     compiled: None,
+    env: &[],
 };
 /// Go (`runtimes/go/`, built with the function by `crate::compiled::go`).
 pub(crate) const GO: Runtime = Runtime {
@@ -73,6 +77,7 @@ pub(crate) const GO: Runtime = Runtime {
     reserved_handlers: &[],
     module_dirs: true,
     compiled: Some(Compiled { bad_error: ["bad.go:8:9:", "cannot use 42"] }),
+    env: &[],
 };
 /// Java (`runtimes/java/`), a Kubeless runtime ID served by the installed JDK.
 pub(crate) const JAVA: Runtime = Runtime {
@@ -83,9 +88,14 @@ pub(crate) const JAVA: Runtime = Runtime {
     reserved_handlers: &[],
     module_dirs: false,
     compiled: Some(Compiled { bad_error: ["bad.java:6:", "error: ';' expected"] }),
+    env: &[],
 };
 /// Rust (`runtimes/rust/kelp/`, built by `crates/kelp-runtime/src/compiled/rust.rs`). An older
 /// or newer toolchain than 1.95 serves `rust1.95` as a substitute.
+/// Rust with the function in the front's own process (`KELP_IN_PROCESS=1`, `kelp_runtime::native`):
+/// the same functions and builds as [`RUST`].
+pub(crate) const RUST_IN_PROCESS: Runtime = Runtime { env: &[("KELP_IN_PROCESS", "1")], ..RUST };
+
 pub(crate) const RUST: Runtime = Runtime {
     name: "rust",
     func_runtime: "rust1.95",
@@ -94,6 +104,7 @@ pub(crate) const RUST: Runtime = Runtime {
     reserved_handlers: &[],
     module_dirs: false,
     compiled: Some(Compiled { bad_error: ["bad.rs:5:8:", "error[E0425]: cannot find value `greeting`"] }),
+    env: &[],
 };
 
 /// Ruby, a plugin runtime (`runtimes/ruby/`): a Kubeless version served by the installed Ruby.
@@ -105,6 +116,7 @@ pub(crate) const RUBY: Runtime = Runtime {
     reserved_handlers: &[],
     module_dirs: false,
     compiled: None,
+    env: &[],
 };
 /// PHP, a plugin runtime (`runtimes/php/`): a Kubeless version served by the installed PHP.
 pub(crate) const PHP: Runtime = Runtime {
@@ -115,6 +127,7 @@ pub(crate) const PHP: Runtime = Runtime {
     reserved_handlers: &["echo", "die"],
     module_dirs: false,
     compiled: None,
+    env: &[],
 };
 
 /// How long a build may take (a first one compiles the standard library or the wrapper's
@@ -328,7 +341,8 @@ impl<'a> Function<'a> {
             .env("KELP_WORKERS", "1")
             .env("KELP_SHUTDOWN_TIMEOUT", "5")
             // A panic's message, not its backtrace, belongs in the stderr tail of a failure report.
-            .env("RUST_BACKTRACE", "0");
+            .env("RUST_BACKTRACE", "0")
+            .envs(self.runtime.env.iter().copied());
         cmd.envs(&self.env)
             .args(self.prewarm.then_some("--prewarm"))
             .args(self.deps_arg)

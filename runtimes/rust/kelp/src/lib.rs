@@ -18,14 +18,17 @@
 //! }
 //! ```
 //!
-//! Kelp builds the function with this crate and a generated `main` that calls [`run`]: the
-//! worker speaking `runtimes/PROTOCOL.md` to the `kelp-runtime` front, one request at a time. A
-//! handler that panics is answered with status 500 and the panic's message; the worker lives on.
+//! Kelp builds the function with this crate twice over: a generated `main` that calls [`run`]
+//! (the worker process speaking `runtimes/PROTOCOL.md` to the `kelp-runtime` front, one request
+//! at a time), and a library that [`export!`] makes loadable into the front itself
+//! (`KELP_IN_PROCESS=1`, [`native`]). A handler that panics is answered with status 500 and the
+//! panic's message; the worker (or the front) lives on.
 
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub mod native;
 mod worker;
 
 pub use serde_json;

@@ -99,19 +99,30 @@ impl Worker<'_> {
     }
 
     fn send(&mut self, header: &Value, body: &[u8]) -> std::io::Result<()> {
-        let header = serde_json::to_vec(header).map_err(std::io::Error::other)?;
-        let mut frame = Vec::with_capacity(8 + header.len() + body.len());
-        frame.extend_from_slice(&(header.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&header);
-        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        frame.extend_from_slice(body);
-        self.writer.write_all(&frame)
+        self.writer.write_all(&encode(header, body)?)
     }
 }
 
-/// The context of a `load` for `module.handler`, after setting its environment; the message
-/// of a `load_error` when the load is not one for this worker.
-fn loaded(load: &Value, module: &str, handler: &str) -> Result<Context, String> {
+/// One frame: the header's length and JSON, the body's length and bytes.
+pub(crate) fn encode(header: &Value, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let header = serde_json::to_vec(header).map_err(std::io::Error::other)?;
+    let too_long = |what| std::io::Error::new(ErrorKind::InvalidData, format!("the {what} is over 4 GiB"));
+    let (header_len, body_len) = (
+        u32::try_from(header.len()).map_err(|_| too_long("header"))?,
+        u32::try_from(body.len()).map_err(|_| too_long("body"))?,
+    );
+    let mut frame = Vec::with_capacity(8 + header.len() + body.len());
+    frame.extend_from_slice(&header_len.to_be_bytes());
+    frame.extend_from_slice(&header);
+    frame.extend_from_slice(&body_len.to_be_bytes());
+    frame.extend_from_slice(body);
+    Ok(frame)
+}
+
+/// The context of a `load` for `module.handler`, after setting its environment (the variables
+/// whose value differs from the process's); the message of a `load_error` when the load is not
+/// one for this worker.
+pub(crate) fn loaded(load: &Value, module: &str, handler: &str) -> Result<Context, String> {
     if load.get("type").and_then(Value::as_str) != Some("load") {
         return Err(format!("expected a \"load\" message, got {:?}", load.get("type")));
     }
@@ -125,7 +136,13 @@ fn loaded(load: &Value, module: &str, handler: &str) -> Result<Context, String> 
     }
     for (name, value) in load.get("env").and_then(Value::as_object).into_iter().flatten() {
         let value = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
-        // SAFETY: the worker has one thread, and the function's code has not run yet.
+        if std::env::var_os(name).is_some_and(|current| current == *value) {
+            // Already so: an in-process function's front was started with the function's
+            // environment, and its other threads may be reading it.
+            continue;
+        }
+        // SAFETY: a worker has one thread, and the function's code has not run yet; in process
+        // (`crate::native`), the front set none of the function's variables that differ.
         unsafe { std::env::set_var(name, value) };
     }
     let context = load.get("context").unwrap_or(&Value::Null);
@@ -143,7 +160,7 @@ fn text(object: &Value, key: &str) -> Option<String> {
 }
 
 /// The result (header and body) of one `invoke`.
-fn invoke(
+pub(crate) fn invoke(
     message: &Value,
     body: Vec<u8>,
     context: &Context,
