@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks the compiled languages (Go, Java, Rust) against Kelp's own Python, side by side in
-# one run, and prints one Markdown table (see bench/README.md). `rust-inproc` is Rust with the
-# function in the front's own process (KELP_IN_PROCESS=1): the same code and build as `rust`.
+# one run, and prints one Markdown table (see bench/README.md). `go-inproc` and `rust-inproc` are
+# Go and Rust with the function in the front's own process (KELP_IN_PROCESS=1): the same code
+# and build as `go` and `rust`.
 #
 #   bench/compiled.sh                     # full run, ~10 min (first builds included)
 #   DURATION=3 RUNS=3 bench/compiled.sh   # quick check
@@ -17,7 +18,7 @@
 #
 # Knobs (environment): DURATION, WARMUP, RUNS, WRK_C32_THREADS, QUIET_MAX, QUIET_WAIT, RETRIES as
 # in bench/runtime.sh; BUILD_RUNS (cold builds per median, default 3); LANGS (default "python go
-# java rust rust-inproc": python first, the baseline); SKIP_BUILD=1; KELP_WORKERS
+# java rust go-inproc rust-inproc": python first, the baseline); SKIP_BUILD=1; KELP_WORKERS
 # (default 2, the issue's "2 workers"); KELP_PYTHON, KELP_GO, KELP_JAVA, KELP_CARGO.
 set -euo pipefail
 
@@ -73,19 +74,24 @@ unset FUNC_PORT FUNC_HANDLER FUNC_RUNTIME
 . "$BENCH/measure.sh"
 
 # Each language: its FUNC_RUNTIME, its code directory, its hello and echo handlers.
-read -r -a LANGS <<<"${LANGS:-python go java rust rust-inproc}"
+read -r -a LANGS <<<"${LANGS:-python go java rust go-inproc rust-inproc}"
 COMPILED=("${LANGS[@]:1}")
 [ "${LANGS[0]}" = python ] || die "LANGS starts with python, the baseline"
-declare -A RUNTIME=([python]=python3 [go]=go1.14 [java]=java11 [rust]=rust1.95 [rust-inproc]=rust1.95)
+declare -A RUNTIME=([python]=python3 [go]=go1.14 [java]=java11 [rust]=rust1.95 [go-inproc]=go1.14
+    [rust-inproc]=rust1.95)
 declare -A CODE=([python]=$BENCH/functions [go]=$BENCH/functions/go [java]=$BENCH/functions/java
-    [rust]=$BENCH/functions/rust [rust-inproc]=$BENCH/functions/rust)
-declare -A HELLO=([python]=hello [go]=Hello [java]=hello [rust]=hello [rust-inproc]=hello)
-declare -A ECHO=([python]=echo [go]=Echo [java]=echo [rust]=echo [rust-inproc]=echo)
-declare -A SUFFIX=([go]=.go [java]=.java [rust]=.rs [rust-inproc]=.rs)
-declare -A TITLE=([python]=Python [go]=Go [java]=Java [rust]=Rust [rust-inproc]="Rust, in process")
-# in_process LANG: sets KELP_IN_PROCESS for LANG's runtimes (1 for rust-inproc only).
+    [rust]=$BENCH/functions/rust [go-inproc]=$BENCH/functions/go [rust-inproc]=$BENCH/functions/rust)
+declare -A HELLO=([python]=hello [go]=Hello [java]=hello [rust]=hello [go-inproc]=Hello [rust-inproc]=hello)
+declare -A ECHO=([python]=echo [go]=Echo [java]=echo [rust]=echo [go-inproc]=Echo [rust-inproc]=echo)
+declare -A SUFFIX=([go]=.go [java]=.java [rust]=.rs [go-inproc]=.go [rust-inproc]=.rs)
+declare -A TITLE=([python]=Python [go]=Go [java]=Java [rust]=Rust [go-inproc]="Go, in process"
+    [rust-inproc]="Rust, in process")
+# in_process LANG: sets KELP_IN_PROCESS for LANG's runtimes (1 for the *-inproc ones).
 in_process() {
-    if [ "$1" = rust-inproc ]; then export KELP_IN_PROCESS=1; else export KELP_IN_PROCESS=0; fi
+    case $1 in
+        *-inproc) export KELP_IN_PROCESS=1 ;;
+        *) export KELP_IN_PROCESS=0 ;;
+    esac
 }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -113,8 +119,8 @@ new_code() {
     echo "$dir"
 }
 for lang in "${COMPILED[@]}"; do
-    if [ "$lang" = rust-inproc ]; then
-        FIRST[$lang]="Rust's (the same build)"
+    if [[ $lang == *-inproc ]]; then
+        FIRST[$lang]="${TITLE[${lang%-inproc}]}'s (the same build)"
         continue
     fi
     in_process "$lang"
@@ -186,7 +192,7 @@ row() { # LANG ID LABEL TARGET
 }
 c32_target() { # LANG
     case $1 in
-        go | rust | rust-inproc) echo "≥ 1.5× Python: $(verdict "$(ratio "${RPS[$1-hello-32]}" "${RPS[python-hello-32]}") >= 1.5")" ;;
+        go | rust | go-inproc | rust-inproc) echo "≥ 1.5× Python: $(verdict "$(ratio "${RPS[$1-hello-32]}" "${RPS[python-hello-32]}") >= 1.5")" ;;
         java) echo "≥ 1× Python: $(verdict "$(ratio "${RPS[$1-hello-32]}" "${RPS[python-hello-32]}") >= 1")" ;;
         *) echo "baseline" ;;
     esac

@@ -65,18 +65,25 @@ func (c *conn) read() ([]byte, []byte, error) {
 
 // write sends one frame whose header is v as JSON.
 func (c *conn) write(v interface{}, body []byte) error {
-	header, err := json.Marshal(v)
+	frame, err := encodeFrame(v, body)
 	if err != nil {
 		return err
 	}
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(header)))
-	c.w.Write(n[:])
-	c.w.Write(header)
-	binary.BigEndian.PutUint32(n[:], uint32(len(body)))
-	c.w.Write(n[:])
-	c.w.Write(body)
+	c.w.Write(frame)
 	return c.w.Flush()
+}
+
+// encodeFrame makes one frame whose header is v as JSON.
+func encodeFrame(v interface{}, body []byte) ([]byte, error) {
+	header, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	frame := make([]byte, 0, 8+len(header)+len(body))
+	frame = binary.BigEndian.AppendUint32(frame, uint32(len(header)))
+	frame = append(frame, header...)
+	frame = binary.BigEndian.AppendUint32(frame, uint32(len(body)))
+	return append(frame, body...), nil
 }
 
 type hello struct {
@@ -299,6 +306,11 @@ func loaded(m *load) (*worker, error) {
 			m.Handler, m.Module, builtModule, builtHandler)
 	}
 	for name, value := range m.Env {
+		if current, ok := os.LookupEnv(name); ok && current == value {
+			// Already so: an in-process function's front (native.go) was started with the
+			// function's environment, and its other threads may be reading it.
+			continue
+		}
 		if err := os.Setenv(name, value); err != nil {
 			return nil, fmt.Errorf("cannot set the environment variable %q: %v", name, err)
 		}

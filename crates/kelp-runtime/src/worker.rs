@@ -121,11 +121,23 @@ impl Spawner {
         };
         let Some(file) = file else {
             return Err(WorkerError::InProcess(format!(
-                "{} functions run in worker processes only (in process: Rust)",
+                "{} functions run in worker processes only (in process: Rust and Go)",
                 self.lang.title
             )));
         };
-        let library = crate::native::Library::open(&self.script.join(file)).map_err(WorkerError::InProcess)?;
+        let path = self.script.join(file);
+        if !path.exists() {
+            let log = std::fs::read_to_string(self.script.join(format!("{file}.log"))).unwrap_or_default();
+            let said: Vec<&str> = log.lines().take(5).collect();
+            return Err(WorkerError::InProcess(format!(
+                "the build in {} has no {file}: building it failed (a Go library needs a C compiler where the function \
+                 is built){}{}",
+                self.script.display(),
+                if said.is_empty() { "" } else { ":\n" },
+                said.join("\n")
+            )));
+        }
+        let library = crate::native::Library::open(&path).map_err(WorkerError::InProcess)?;
         self.library = Some(Arc::new(library));
         Ok(self)
     }

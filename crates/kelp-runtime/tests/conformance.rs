@@ -127,32 +127,43 @@ runtime_tests!(
     ]
 );
 
-// Rust in the front's own process (`KELP_IN_PROCESS=1`): the same functions and builds, every
-// check of a call, and those of what the function gives up (`in_process`).
+// Rust and Go in the front's own process (`KELP_IN_PROCESS=1`): the same functions and builds,
+// every check of a call, and those of what the function gives up (`in_process`).
 runtime_tests!(
     rust_in_process,
     crate::process::RUST_IN_PROCESS,
     [cases, concurrency, pipelining, sigterm_drain, load_failure, access_log, unrepresentable_settings, panic_survives]
 );
-mod rust_in_process_only {
-    macro_rules! in_process_tests {
-        ($($check:ident),* $(,)?) => {
+runtime_tests!(
+    go_in_process,
+    crate::process::GO_IN_PROCESS,
+    [cases, concurrency, pipelining, sigterm_drain, load_failure, access_log, unrepresentable_settings]
+);
+/// One test per check of `in_process`, for each language that has a library.
+macro_rules! in_process_tests {
+    ($module:ident, $runtime:path, [$($check:ident),* $(,)?]) => {
+        mod $module {
             $(
                 #[test]
                 fn $check() {
-                    crate::in_process::$check(&crate::process::RUST_IN_PROCESS);
+                    crate::in_process::$check(&$runtime);
                 }
             )*
-        };
-    }
-    in_process_tests!(runs_in_the_front, timeout, abandoned_calls_end_the_front, exit_ends_the_front);
+        }
+    };
+}
+in_process_tests!(
+    rust_in_process_only,
+    crate::process::RUST_IN_PROCESS,
+    [runs_in_the_front, timeout, abandoned_calls_end_the_front, exit_ends_the_front]
+);
+in_process_tests!(go_in_process_only, crate::process::GO_IN_PROCESS, [runs_in_the_front, timeout, exit_ends_the_front]);
 
-    /// Languages without a library refuse it.
-    #[test]
-    fn refused_by_go_and_python() {
-        crate::in_process::refused(&crate::process::GO);
-        crate::in_process::refused(&crate::process::PYTHON);
-    }
+/// Languages without a library refuse `KELP_IN_PROCESS=1`.
+#[test]
+fn in_process_refused_by_java_and_python() {
+    crate::in_process::refused(&crate::process::JAVA);
+    crate::in_process::refused(&crate::process::PYTHON);
 }
 
 // Java builds its function before serving it (`kelp_runtime::build`), so the checks of

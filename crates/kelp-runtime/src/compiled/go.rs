@@ -23,7 +23,7 @@ pub const LANGUAGE: Language = Language {
     deps_file: "go.mod",
     interpreter: ("KELP_GO", "go"),
     version_args: &["version"],
-    build: Some(Build { wrapper: WRAPPER, commands, finish: None, worker, library: None }),
+    build: Some(Build { wrapper: WRAPPER, commands, finish: None, worker, library: Some(LIBRARY) }),
     ..COMPILED
 };
 
@@ -31,6 +31,7 @@ pub const LANGUAGE: Language = Language {
 /// functions import.
 const WRAPPER: &[(&str, &str)] = &[
     ("main.go", include_str!("../../../../runtimes/go/main.go")),
+    ("native.go", include_str!("../../../../runtimes/go/native.go")),
     ("kubeless/go.mod", include_str!("../../../../runtimes/go/kubeless/go.mod")),
     (
         "kubeless/pkg/functions/functions.go",
@@ -46,7 +47,7 @@ const DEFAULT_MODULE: &str = "function";
 /// a command that fails saying why.
 fn commands(job: &BuildJob<'_>) -> Vec<Command> {
     match generate(job) {
-        Ok(()) => vec![go_build(job)],
+        Ok(()) => vec![go_build(job), library(job)],
         Err(message) => vec![failing(&message)],
     }
 }
@@ -128,6 +129,30 @@ fn suggested_name(name: &str) -> String {
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_else(|| "Handler".into())
 }
 
+/// The function as a library for the front's own process (`KELP_IN_PROCESS=1`), in the build
+/// directory.
+const LIBRARY: &str = "kelp-function.so";
+
+/// The same package built with cgo as a C shared library (`runtimes/go/native.go` exports it),
+/// for `KELP_IN_PROCESS=1`. It needs a C compiler, which a machine (or image) that builds Go
+/// functions may not have: its failure fails nothing (the workers need no library), and what
+/// the compiler said is kept in the build as `kelp-function.so.log`, which the front quotes when
+/// asked to load the library that is not there.
+fn library(job: &BuildJob<'_>) -> Command {
+    let go = go(job, &["-buildmode=c-shared", "-o", LIBRARY]);
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("\"$@\" 2>{LIBRARY}.log || true"), "kelp-go-library"])
+        .arg(go.as_std().get_program())
+        .args(go.as_std().get_args());
+    for (name, value) in go.as_std().get_envs() {
+        if let Some(value) = value {
+            cmd.env(name, value);
+        }
+    }
+    cmd.env("CGO_ENABLED", "1");
+    cmd
+}
+
 /// `go build` of the worker into `worker`: static, with the user's modules from the module proxy
 /// (`-mod=mod` adds what the user's `go.sum` lacks), and no toolchain download
 /// (`GOTOOLCHAIN=local`: the installed Go builds every `go1.x`). Everything the toolchain
@@ -135,27 +160,26 @@ fn suggested_name(name: &str) -> String {
 /// the configuration directory) goes into the job's cache, never into `HOME`, which a pod may
 /// not have; no `go env -w` setting applies (`GOENV=off`).
 fn go_build(job: &BuildJob<'_>) -> Command {
+    let mut cmd = go(job, &["-o", "worker"]);
+    cmd.env("CGO_ENABLED", "0");
+    cmd
+}
+
+/// `go build` of the package in the build directory with `args` (the output), and the
+/// environment of every build of the job.
+fn go(job: &BuildJob<'_>, args: &[&str]) -> Command {
     let mut cmd = Command::new(job.toolchain);
-    cmd.args([
-        "build",
-        "-mod=mod",
-        "-modcacherw",
-        "-buildvcs=false",
-        "-trimpath",
-        "-ldflags=-s -w",
-        "-o",
-        "worker",
-        ".",
-    ])
-    .env("CGO_ENABLED", "0")
-    .env("GOCACHE", job.cache.join("build"))
-    .env("GOMODCACHE", job.cache.join("mod"))
-    .env("GOPATH", job.cache.join("path"))
-    .env("XDG_CONFIG_HOME", job.cache.join("config"))
-    .env("GOENV", "off")
-    .env("GOTOOLCHAIN", "local")
-    .env("GOWORK", "off")
-    .env("GOFLAGS", "");
+    cmd.args(["build", "-mod=mod", "-modcacherw", "-buildvcs=false", "-trimpath", "-ldflags=-s -w"])
+        .args(args)
+        .arg(".");
+    cmd.env("GOCACHE", job.cache.join("build"))
+        .env("GOMODCACHE", job.cache.join("mod"))
+        .env("GOPATH", job.cache.join("path"))
+        .env("XDG_CONFIG_HOME", job.cache.join("config"))
+        .env("GOENV", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOWORK", "off")
+        .env("GOFLAGS", "");
     cmd
 }
 

@@ -94,6 +94,9 @@ pub(crate) const JAVA: Runtime = Runtime {
 /// or newer toolchain than 1.95 serves `rust1.95` as a substitute.
 /// Rust with the function in the front's own process (`KELP_IN_PROCESS=1`, `kelp_runtime::native`):
 /// the same functions and builds as [`RUST`].
+/// Go with the function in the front's own process (its c-shared build).
+pub(crate) const GO_IN_PROCESS: Runtime = Runtime { env: &[("KELP_IN_PROCESS", "1")], ..GO };
+
 pub(crate) const RUST_IN_PROCESS: Runtime = Runtime { env: &[("KELP_IN_PROCESS", "1")], ..RUST };
 
 pub(crate) const RUST: Runtime = Runtime {
