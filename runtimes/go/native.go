@@ -24,9 +24,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"unsafe"
 )
+
+// One processor for the function's Go code, as a worker has (main.go): the front's threads call
+// it one call at a time each, and idle processors' threads spinning for work would take the
+// cores the front needs. GOMAXPROCS in the function's environment says otherwise.
+func init() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
 
 // The function, loaded by the first load frame; every later load gets its outcome.
 var (
