@@ -135,8 +135,11 @@ pub(crate) struct Life {
     /// Held by the thread while it waits for a call, free while it runs one: a worker killed in
     /// a call hands the calls queued behind it back (they never started) at once.
     queue: Mutex<Option<mpsc::UnboundedReceiver<Call>>>,
-    on_exit: Mutex<Option<Box<dyn FnOnce(ExitStatus) + Send>>>,
+    on_exit: Mutex<Option<OnExit>>,
 }
+
+/// What runs once a worker has ended.
+type OnExit = Box<dyn FnOnce(ExitStatus) + Send>;
 
 impl std::fmt::Debug for Life {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

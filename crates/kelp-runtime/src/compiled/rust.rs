@@ -362,6 +362,12 @@ path = "other.rs"
         assert_eq!(bins.len(), 1);
         let bin = bins.get(0).unwrap();
         assert_eq!((bin["name"].as_str(), bin["path"].as_str()), (Some("kelp-function-0123"), Some(MAIN)));
+        let lib = again["lib"].as_table().expect("the function as a library, for KELP_IN_PROCESS=1");
+        assert_eq!((lib["name"].as_str(), lib["path"].as_str()), (Some("kelp_function_0123"), Some(LIB)));
+        assert_eq!(
+            lib["crate-type"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()),
+            Some(vec!["cdylib"])
+        );
         assert!(again["workspace"].is_table(), "the package is its own workspace");
     }
 
