@@ -30,19 +30,7 @@ pub(crate) fn cases(rt: &Runtime) {
 /// A function that hangs (a busy loop, or a sleep) past `FUNC_TIMEOUT` gets 408, its worker is
 /// replaced, and other requests are served meanwhile and afterwards.
 pub(crate) fn timeout(rt: &Runtime) {
-    let spin = Function::new(rt, "conf", "spin").env("FUNC_TIMEOUT", "1").start().ready();
-    for attempt in 1..=2 {
-        let started = Instant::now();
-        let r = spin.get("/");
-        let took = started.elapsed();
-        assert_eq!(r.status, 408, "spin attempt {attempt}: {r:?}\n{}", spin.diagnostics());
-        assert!(r.text().to_lowercase().contains("timeout"), "408 body {:?} does not mention the timeout", r.text());
-        assert!(
-            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
-            "spin attempt {attempt}: 408 after {took:?}"
-        );
-    }
-    assert_eq!(spin.get("/healthz").status, 200);
+    spin_gets_408s(rt);
 
     // Two workers: one hangs, the other serves meanwhile (no need to wait for the pool to grow,
     // which takes long on a loaded machine).
@@ -93,6 +81,24 @@ pub(crate) fn timeout(rt: &Runtime) {
     for r in results {
         assert_eq!((r.status, r.text().as_str()), (200, "slept"), "after the timeout\n{}", slow.diagnostics());
     }
+}
+
+/// `conf.spin` (a busy loop) with `FUNC_TIMEOUT=1` is answered 408 twice, each after about a
+/// second, and the runtime stays healthy.
+pub(crate) fn spin_gets_408s(rt: &Runtime) {
+    let spin = Function::new(rt, "conf", "spin").env("FUNC_TIMEOUT", "1").start().ready();
+    for attempt in 1..=2 {
+        let started = Instant::now();
+        let r = spin.get("/");
+        let took = started.elapsed();
+        assert_eq!(r.status, 408, "spin attempt {attempt}: {r:?}\n{}", spin.diagnostics());
+        assert!(r.text().to_lowercase().contains("timeout"), "408 body {:?} does not mention the timeout", r.text());
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+            "spin attempt {attempt}: 408 after {took:?}"
+        );
+    }
+    assert_eq!(spin.get("/healthz").status, 200);
 }
 
 /// A worker that exits mid-request gives 502; the runtime keeps serving and replaces it.

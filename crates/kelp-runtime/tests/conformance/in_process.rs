@@ -5,7 +5,7 @@
 
 use crate::http::Request;
 use crate::process::{Function, Runtime};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Calls are answered with no worker process at all, by the front's own threads.
 pub(crate) fn runs_in_the_front(rt: &Runtime) {
@@ -22,18 +22,7 @@ pub(crate) fn runs_in_the_front(rt: &Runtime) {
 /// A call past `FUNC_TIMEOUT` is answered 408 within the timeout, and the next calls are served
 /// by a new thread while the old one spins on.
 pub(crate) fn timeout(rt: &Runtime) {
-    let spin = Function::new(rt, "conf", "spin").env("FUNC_TIMEOUT", "1").start().ready();
-    for attempt in 1..=2 {
-        let started = Instant::now();
-        let r = spin.get("/");
-        let took = started.elapsed();
-        assert_eq!(r.status, 408, "spin attempt {attempt}: {r:?}\n{}", spin.diagnostics());
-        assert!(
-            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
-            "spin attempt {attempt}: 408 after {took:?}"
-        );
-    }
-    assert_eq!(spin.get("/healthz").status, 200);
+    crate::behaviour::spin_gets_408s(rt);
     let slow = Function::new(rt, "conf", "slow").env("FUNC_TIMEOUT", "1").start().ready();
     assert_eq!(slow.get("/?s=30").status, 408, "{}", slow.diagnostics());
     let r = slow.get("/?s=0");
