@@ -79,7 +79,7 @@ pub struct Config {
     /// one dies, so a supervisor killed with SIGKILL leaves no instance behind.
     pub exit_with_parent: bool,
     /// `KELP_IN_PROCESS=1` (`1`/`true`/`on`, or `0`/`false`/`off`, the default): a compiled
-    /// function that builds a library (Rust) runs inside the front's process, on threads of its
+    /// function whose build has a library (Rust, Go) runs inside the front's process, on threads of its
     /// own, instead of in worker processes (`crate::native`: faster, but a function that exits
     /// takes the front with it).
     pub in_process: bool,

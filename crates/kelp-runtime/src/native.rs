@@ -1,8 +1,10 @@
 //! In-process functions (`KELP_IN_PROCESS=1`): a compiled language's build may hold the function
-//! as a library ([`Build::library`](crate::language::Build::library): Rust's `kelp-function.so`),
+//! as a library ([`Build::library`](crate::language::Build::library): Rust's and Go's
+//! `kelp-function.so`),
 //! which the front loads into its own process and calls on threads of its own, one per worker,
 //! instead of through a worker process and its socket. The calls are the frames of
-//! `runtimes/PROTOCOL.md`, passed through the C ABI of `runtimes/rust/kelp/src/native.rs`, so a
+//! `runtimes/PROTOCOL.md`, passed through the C ABI of `runtimes/rust/kelp/src/native.rs` (and
+//! `runtimes/go/native.go`), so a
 //! call costs a function call and two thread wake-ups instead of two socket writes, two reads
 //! and the wake-ups of a second process.
 //!
