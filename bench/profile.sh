@@ -43,7 +43,12 @@ PIDS=()
 cleanup() {
     local pid
     for pid in "${PIDS[@]+"${PIDS[@]}"}"; do stop_proc "$pid" 5; done
-    rm -rf "$WORK/perf" "$WORK/cache"
+    # Everything but the results (binaries, perf data, caches: 170 MB a run).
+    if [ "${OUT#"$WORK"/}" = "$OUT" ]; then
+        rm -rf "$WORK"
+    else
+        find "$WORK" -mindepth 1 -maxdepth 1 ! -name out -exec rm -rf {} +
+    fi
 }
 trap cleanup EXIT
 
