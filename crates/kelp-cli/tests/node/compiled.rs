@@ -102,6 +102,15 @@ fn go_java_and_rust_functions_are_built_by_their_pods_once_per_node() {
             "{name}: {log}"
         );
     }
+    if plane.has_real_node() {
+        // The same Rust function in its front's own process: its build (found in the node's
+        // cache) holds the library the pod's front loads.
+        let rust = examples.join("rust/hello.rs");
+        let env = ["--env", &proxy, "--env", "KELP_IN_PROCESS=1"];
+        deploy(plane, &namespace, "rust-in-process", &rust, "hello.hello", "rust1.95", &env);
+        let body = call(plane, &namespace, "rust-in-process", &[]);
+        assert!(body.contains("\"hello\":\"world\""), "rust-in-process: {body}");
+    }
 }
 
 #[test]
