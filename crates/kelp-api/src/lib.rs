@@ -17,6 +17,7 @@ mod autoscaler;
 mod content_type;
 pub mod crd;
 mod embedded;
+mod error_chain;
 mod formats;
 mod function;
 mod status;
@@ -26,6 +27,7 @@ mod validation;
 pub use autoscaler::{HpaConversionError, HpaTemplate};
 pub use content_type::{Archive, ContentType, Encoding};
 pub use embedded::Embedded;
+pub use error_chain::error_chain;
 pub use formats::{
     DEFAULT_TIMEOUT_SECONDS, FormatError, Handler, MAX_MODULE_LEN, MAX_TIMEOUT_SECONDS, RuntimeName, is_module_name,
     parse_checksum, parse_timeout,

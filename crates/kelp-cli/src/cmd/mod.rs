@@ -230,20 +230,7 @@ pub(crate) fn describe(error: kube::Error, target: &Target) -> anyhow::Error {
     }
 }
 
-/// An error and its causes on one line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use kelp_api::error_chain;
 
 /// A spinner on stderr while something long runs, only when stderr is a terminal (scripts
 /// and logs stay quiet).

@@ -12,6 +12,7 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use kelp_api::error_chain;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -282,18 +283,6 @@ fn sequence_number(object: &Value, action: &str) -> Result<String, KinesisError>
 
 fn bad_answer(action: &str, reason: &str) -> KinesisError {
     KinesisError::Call { action: action.to_owned(), reason: format!("bad answer: {reason}") }
-}
-
-/// An error and its sources, `: `-separated (hyper's errors say little at the top).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
