@@ -155,9 +155,19 @@ macro_rules! in_process_tests {
 in_process_tests!(
     rust_in_process_only,
     crate::process::RUST_IN_PROCESS,
-    [runs_in_the_front, timeout, abandoned_calls_end_the_front, exit_ends_the_front]
+    [
+        runs_in_the_front,
+        timeout,
+        abandoned_calls_end_the_front,
+        exit_ends_the_front,
+        pipelined_call_outlives_an_abandoned_one
+    ]
 );
-in_process_tests!(go_in_process_only, crate::process::GO_IN_PROCESS, [runs_in_the_front, timeout, exit_ends_the_front]);
+in_process_tests!(
+    go_in_process_only,
+    crate::process::GO_IN_PROCESS,
+    [runs_in_the_front, timeout, exit_ends_the_front, pipelined_call_outlives_an_abandoned_one]
+);
 
 /// Languages without a library refuse `KELP_IN_PROCESS=1`.
 #[test]

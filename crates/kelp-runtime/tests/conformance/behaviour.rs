@@ -154,7 +154,7 @@ pub(crate) fn pipelining(rt: &Runtime) {
 }
 
 /// `kelp_pipelined_calls_total` from `/metrics`.
-fn pipelined(function: &Instance) -> u64 {
+pub(crate) fn pipelined(function: &Instance) -> u64 {
     let metrics = function.get("/metrics").text();
     metrics
         .lines()

@@ -64,3 +64,40 @@ pub(crate) fn refused(rt: &Runtime) {
         hello.diagnostics()
     );
 }
+
+/// A call pipelined behind one that runs past its timeout never started: it is handed back when
+/// the hung call is abandoned and served by the thread that replaces it, while the hung call
+/// gets 408.
+pub(crate) fn pipelined_call_outlives_an_abandoned_one(rt: &Runtime) {
+    let f = Function::new(rt, "conf", "slow")
+        .env("FUNC_TIMEOUT", "1")
+        .env("KELP_WORKERS", "1")
+        .env("KELP_MAX_WORKERS", "1")
+        .env("KELP_PIPELINE_BELOW", "1000")
+        .start()
+        .ready();
+    // Pipelining starts once a few calls have been measured.
+    for _ in 0..10 {
+        assert_eq!(f.get("/?s=0").text(), "slept", "{}", f.diagnostics());
+    }
+    let before = crate::behaviour::pipelined(&f);
+    let (hung, queued) = std::thread::scope(|s| {
+        let hung = s.spawn(|| f.get("/?s=30"));
+        std::thread::sleep(Duration::from_millis(150));
+        let queued = s.spawn(|| {
+            let started = std::time::Instant::now();
+            (f.get("/?s=0"), started.elapsed())
+        });
+        (hung.join().expect("the hung call's thread"), queued.join().expect("the queued call's thread"))
+    });
+    assert_eq!(hung.status, 408, "the call past its timeout: {hung:?}\n{}", f.diagnostics());
+    let (queued, took) = queued;
+    assert_eq!(
+        (queued.status, queued.text().as_str()),
+        (200, "slept"),
+        "the call queued behind it\n{}",
+        f.diagnostics()
+    );
+    assert!(took < Duration::from_secs(5), "the queued call waited {took:?}\n{}", f.diagnostics());
+    assert_eq!(crate::behaviour::pipelined(&f), before + 1, "the second call was not pipelined\n{}", f.diagnostics());
+}
