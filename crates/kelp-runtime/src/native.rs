@@ -19,7 +19,7 @@
 #![allow(unsafe_code)]
 
 use crate::protocol::{self, FromWorker, ProtocolError};
-use crate::worker::{Call, CallError, ConnState, Outcome};
+use crate::worker::{Call, CallError, ConnState, hand_back, outcome};
 use bytes::BytesMut;
 use std::ffi::{CString, c_void};
 use std::os::unix::process::ExitStatusExt;
@@ -197,14 +197,6 @@ impl Life {
     }
 }
 
-/// Answers every call of `queue` as never started (they go to another worker), and closes it.
-fn hand_back(mut queue: mpsc::UnboundedReceiver<Call>) {
-    queue.close();
-    while let Ok(call) = queue.try_recv() {
-        let _ = call.reply.send(Err(CallError::NotStarted(call.frame)));
-    }
-}
-
 /// The next call for `life`'s thread, waiting for it; `None` once the queue is closed or taken.
 fn next_call(life: &Life) -> Option<Call> {
     let mut queue = life.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -240,18 +232,8 @@ pub(crate) fn serve(
                 return;
             }
             let now = Instant::now();
-            *state.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
-            state.inflight.fetch_sub(1, Ordering::AcqRel);
-            let outcome = match answer {
-                Ok((FromWorker::Result { status, headers, failed }, body)) => {
-                    Ok(Outcome { status, headers, failed, body })
-                }
-                Ok((other, _)) => {
-                    Err(CallError::Lost(ProtocolError::Invalid(format!("expected result, got {other:?}"))))
-                }
-                Err(e) => Err(CallError::Lost(e)),
-            };
-            let _ = call.reply.send(outcome);
+            state.answered(now);
+            let _ = call.reply.send(answer.and_then(outcome).map_err(CallError::Lost));
             done(now - started);
         }
         let queue = life.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();

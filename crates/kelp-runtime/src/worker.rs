@@ -377,11 +377,19 @@ pub struct Conn {
 #[derive(Debug)]
 pub(crate) struct ConnState {
     /// Calls sent whose result has not been read.
-    pub(crate) inflight: AtomicUsize,
+    inflight: AtomicUsize,
     /// The connection failed (the worker broke the protocol, or its stream ended).
     broken: AtomicBool,
     /// When the worker last finished a call (or was started).
-    pub(crate) last_used: Mutex<Instant>,
+    last_used: Mutex<Instant>,
+}
+
+impl ConnState {
+    /// A call's answer came at `now`.
+    pub(crate) fn answered(&self, now: Instant) {
+        *self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Conn {
@@ -447,18 +455,16 @@ async fn connection(
     let mut last_result = Instant::now();
     let failure = loop {
         tokio::select! {
-            frame = reader.next(), if !pending.is_empty() => match frame {
-                Ok((FromWorker::Result { status, headers, failed }, body)) => {
+            frame = reader.next(), if !pending.is_empty() => match frame.and_then(outcome) {
+                Ok(outcome) => {
                     let (call, sent) = pending.pop_front().expect("a result is read only for a pending call");
                     let now = Instant::now();
                     let spent = now.saturating_duration_since(sent.max(last_result));
                     last_result = now;
-                    *state.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
-                    state.inflight.fetch_sub(1, Ordering::AcqRel);
-                    let _ = call.reply.send(Ok(Outcome { status, headers, failed, body }));
+                    state.answered(now);
+                    let _ = call.reply.send(Ok(outcome));
                     done(spent);
                 }
-                Ok((other, _)) => break ProtocolError::Invalid(format!("expected result, got {other:?}")),
                 Err(e) => break e,
             },
             call = queue.recv() => match call {
@@ -481,13 +487,29 @@ async fn connection(
     kill();
     // The first pending call may have been running; a worker starts a call only after the
     // previous result, so the others never started.
-    // Calls still queued were never written.
-    queue.close();
     let mut pending = pending.into_iter().map(|(call, _)| call);
     if let Some(head) = pending.next() {
         let _ = head.reply.send(Err(CallError::Lost(failure)));
     }
-    for call in pending.chain(std::iter::from_fn(|| queue.try_recv().ok())) {
+    for call in pending {
+        let _ = call.reply.send(Err(CallError::NotStarted(call.frame)));
+    }
+    // Calls still queued were never written.
+    hand_back(queue);
+}
+
+/// What a worker's answer to a call says: its result, or that it broke the protocol.
+pub(crate) fn outcome((answer, body): (FromWorker, Bytes)) -> Result<Outcome, ProtocolError> {
+    match answer {
+        FromWorker::Result { status, headers, failed } => Ok(Outcome { status, headers, failed, body }),
+        other => Err(ProtocolError::Invalid(format!("expected result, got {other:?}"))),
+    }
+}
+
+/// Answers every call of `queue` as never started (they go to another worker), and closes it.
+pub(crate) fn hand_back(mut queue: mpsc::UnboundedReceiver<Call>) {
+    queue.close();
+    while let Ok(call) = queue.try_recv() {
         let _ = call.reply.send(Err(CallError::NotStarted(call.frame)));
     }
 }
