@@ -37,7 +37,7 @@ static CONTEXT: OnceLock<Result<crate::Context, String>> = OnceLock::new();
 /// `kelp_native_call` does).
 pub fn call(module: &str, handler: &str, function: &impl Handler, input: &[u8]) -> Frame {
     let answer = catch_unwind(AssertUnwindSafe(|| answer(module, handler, function, input)))
-        .unwrap_or_else(|_| message("result", "the function's library panicked outside the function"));
+        .unwrap_or_else(|_| failed("the function's library panicked outside the function"));
     let boxed = answer.into_boxed_slice();
     let len = boxed.len();
     Frame { ptr: Box::into_raw(boxed).cast::<u8>(), len }
@@ -54,14 +54,14 @@ pub unsafe fn free(frame: Frame) {
 
 fn answer(module: &str, handler: &str, function: &impl Handler, input: &[u8]) -> Vec<u8> {
     let Some((header, body)) = decode(input) else {
-        return message("result", "a frame from the front could not be read");
+        return failed("a frame from the front could not be read");
     };
     match header.get("type").and_then(Value::as_str) {
         Some("load") => {
             let context = CONTEXT.get_or_init(|| crate::worker::loaded(&header, module, handler));
             match context {
                 Ok(_) => frame(&json!({"type": "loaded"}), &[]),
-                Err(e) => message("load_error", e),
+                Err(e) => frame(&crate::worker::load_error(e), &[]),
             }
         }
         Some("invoke") => match CONTEXT.get() {
@@ -71,9 +71,9 @@ fn answer(module: &str, handler: &str, function: &impl Handler, input: &[u8]) ->
                 let _ = std::io::Write::flush(&mut std::io::stdout());
                 frame(&header, &body)
             }
-            _ => message("result", "invoked before the function was loaded"),
+            _ => failed("invoked before the function was loaded"),
         },
-        other => message("result", &format!("unexpected message {other:?}")),
+        other => failed(&format!("unexpected message {other:?}")),
     }
 }
 
@@ -87,19 +87,12 @@ fn decode(input: &[u8]) -> Option<(Value, &[u8])> {
 }
 
 fn frame(header: &Value, body: &[u8]) -> Vec<u8> {
-    crate::worker::encode(header, body).unwrap_or_else(|e| message("result", &e.to_string()))
+    crate::worker::encode(header, body).unwrap_or_else(|e| failed(&e.to_string()))
 }
 
-/// A `load_error` with `text`, or a failed `result` (500) with `text` as its body.
-fn message(kind: &str, text: &str) -> Vec<u8> {
-    let (header, body) = match kind {
-        "load_error" => (json!({"type": "load_error", "message": text}), Vec::new()),
-        _ => (
-            json!({"type": "result", "status": 500, "headers": [["content-type", "text/plain; charset=utf-8"]],
-                   "failed": true}),
-            text.as_bytes().to_vec(),
-        ),
-    };
+/// A failed `result` (500) with `text` as its body.
+fn failed(text: &str) -> Vec<u8> {
+    let (header, body) = crate::worker::failure_result(text);
     crate::worker::encode(&header, &body).unwrap_or_default()
 }
 

@@ -62,7 +62,7 @@ impl Worker<'_> {
             Ok(context) => context,
             Err(message) => {
                 eprintln!("kelp worker: {message}");
-                self.send(&json!({"type": "load_error", "message": message}), &[])?;
+                self.send(&load_error(&message), &[])?;
                 return Ok(1);
             }
         };
@@ -209,7 +209,17 @@ pub(crate) fn invoke(
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "the function panicked".to_owned()),
     };
-    result(500, vec![content_type(CT_TEXT)], true, failure)
+    failure_result(failure)
+}
+
+/// The failed result (500, the text as its body) of a call that could not answer.
+pub(crate) fn failure_result(text: impl Into<Vec<u8>>) -> (Value, Vec<u8>) {
+    result(500, vec![content_type(CT_TEXT)], true, text)
+}
+
+/// The `load_error` header saying `message`.
+pub(crate) fn load_error(message: &str) -> Value {
+    json!({"type": "load_error", "message": message})
 }
 
 /// `extensions.request` from the `request` of an `invoke`.
