@@ -139,16 +139,9 @@ const LIBRARY: &str = "kelp-function.so";
 /// the compiler said is kept in the build as `kelp-function.so.log`, which the front quotes when
 /// asked to load the library that is not there.
 fn library(job: &BuildJob<'_>) -> Command {
-    let go = go(job, &["-buildmode=c-shared", "-o", LIBRARY]);
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", &format!("\"$@\" 2>{LIBRARY}.log || true"), "kelp-go-library"])
-        .arg(go.as_std().get_program())
-        .args(go.as_std().get_args());
-    for (name, value) in go.as_std().get_envs() {
-        if let Some(value) = value {
-            cmd.env(name, value);
-        }
-    }
+    let mut shell = Command::new("sh");
+    shell.args(["-c", &format!("\"$@\" 2>{LIBRARY}.log || true"), "kelp-go-library", job.toolchain]);
+    let mut cmd = go(shell, job, &["-buildmode=c-shared", "-o", LIBRARY]);
     cmd.env("CGO_ENABLED", "1");
     cmd
 }
@@ -160,15 +153,14 @@ fn library(job: &BuildJob<'_>) -> Command {
 /// the configuration directory) goes into the job's cache, never into `HOME`, which a pod may
 /// not have; no `go env -w` setting applies (`GOENV=off`).
 fn go_build(job: &BuildJob<'_>) -> Command {
-    let mut cmd = go(job, &["-o", "worker"]);
+    let mut cmd = go(Command::new(job.toolchain), job, &["-o", "worker"]);
     cmd.env("CGO_ENABLED", "0");
     cmd
 }
 
-/// `go build` of the package in the build directory with `args` (the output), and the
-/// environment of every build of the job.
-fn go(job: &BuildJob<'_>, args: &[&str]) -> Command {
-    let mut cmd = Command::new(job.toolchain);
+/// `cmd` (the toolchain, or what runs it) given the arguments of a `go build` of the package in
+/// the build directory with `args` (the output), and the environment of every build of the job.
+fn go(mut cmd: Command, job: &BuildJob<'_>, args: &[&str]) -> Command {
     cmd.args(["build", "-mod=mod", "-modcacherw", "-buildvcs=false", "-trimpath", "-ldflags=-s -w"])
         .args(args)
         .arg(".");

@@ -131,7 +131,7 @@ fn manifest(user: Option<&DocumentMut>, bin: &str, kelp_crate: &Path) -> Result<
     let mut bins = toml_edit::ArrayOfTables::new();
     bins.push(target);
     let mut lib = Table::new();
-    lib.insert("name", value(bin.replace('-', "_")));
+    lib.insert("name", value(library_name(bin)));
     lib.insert("path", value(LIB));
     lib.insert("crate-type", value(toml_edit::Array::from_iter(["cdylib"])));
     doc.insert("lib", Item::Table(lib));
@@ -268,9 +268,14 @@ fn move_binary(job: &BuildJob<'_>, bin: &str) -> Command {
 }
 
 /// A command that fails printing `message` (how a build that cannot start reports why).
+/// The library target's name, beside the binary `bin`'s (Cargo names a library with `_`).
+fn library_name(bin: &str) -> String {
+    bin.replace('-', "_")
+}
+
 fn move_library(job: &BuildJob<'_>, bin: &str) -> Command {
     let mut cmd = Command::new("mv");
-    let file = format!("lib{}.so", bin.replace('-', "_"));
+    let file = format!("lib{}.so", library_name(bin));
     cmd.arg(job.cache.join("target").join("release").join(file)).arg(Path::new(LIBRARY));
     cmd
 }
