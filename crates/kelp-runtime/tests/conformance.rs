@@ -24,14 +24,18 @@ mod plugins;
 #[path = "conformance/process.rs"]
 mod process;
 
-/// One test module per runtime, one test per check in [`behaviour`].
+/// One test module per runtime, one test per check in [`behaviour`] (or in the module named
+/// before the list).
 macro_rules! runtime_tests {
     ($module:ident, $runtime:path, [$($check:ident),* $(,)?]) => {
+        runtime_tests!($module, $runtime, behaviour, [$($check),*]);
+    };
+    ($module:ident, $runtime:path, $checks:ident, [$($check:ident),* $(,)?]) => {
         mod $module {
             $(
                 #[test]
                 fn $check() {
-                    crate::behaviour::$check(&$runtime);
+                    crate::$checks::$check(&$runtime);
                 }
             )*
         }
@@ -139,22 +143,12 @@ runtime_tests!(
     crate::process::GO_IN_PROCESS,
     [cases, concurrency, pipelining, sigterm_drain, load_failure, access_log, unrepresentable_settings]
 );
-/// One test per check of `in_process`, for each language that has a library.
-macro_rules! in_process_tests {
-    ($module:ident, $runtime:path, [$($check:ident),* $(,)?]) => {
-        mod $module {
-            $(
-                #[test]
-                fn $check() {
-                    crate::in_process::$check(&$runtime);
-                }
-            )*
-        }
-    };
-}
-in_process_tests!(
+// The checks of what a function gives up in process (`in_process`), for each language that has
+// a library.
+runtime_tests!(
     rust_in_process_only,
     crate::process::RUST_IN_PROCESS,
+    in_process,
     [
         runs_in_the_front,
         timeout,
@@ -163,9 +157,10 @@ in_process_tests!(
         pipelined_call_outlives_an_abandoned_one
     ]
 );
-in_process_tests!(
+runtime_tests!(
     go_in_process_only,
     crate::process::GO_IN_PROCESS,
+    in_process,
     [runs_in_the_front, timeout, exit_ends_the_front, pipelined_call_outlives_an_abandoned_one]
 );
 

@@ -1,7 +1,7 @@
-//! `KELP_IN_PROCESS=1` (`kelp_runtime::native`): a Rust function runs in the front's own process,
-//! with the same answers as in a worker (the data cases run on it too), and what it gives up for
-//! that: a call past its timeout is answered 408 and left to its thread, and a function that
-//! exits takes the front with it.
+//! `KELP_IN_PROCESS=1` (`kelp_runtime::native`): a Rust or Go function runs in the front's own
+//! process, with the same answers as in a worker (the data cases run on it too), and what it
+//! gives up for that: a call past its timeout is answered 408 and left to its thread, and a
+//! function that exits takes the front with it.
 
 use crate::http::Request;
 use crate::process::{Function, Runtime};
@@ -69,17 +69,8 @@ pub(crate) fn refused(rt: &Runtime) {
 /// the hung call is abandoned and served by the thread that replaces it, while the hung call
 /// gets 408.
 pub(crate) fn pipelined_call_outlives_an_abandoned_one(rt: &Runtime) {
-    let f = Function::new(rt, "conf", "slow")
-        .env("FUNC_TIMEOUT", "1")
-        .env("KELP_WORKERS", "1")
-        .env("KELP_MAX_WORKERS", "1")
-        .env("KELP_PIPELINE_BELOW", "1000")
-        .start()
-        .ready();
-    // Pipelining starts once a few calls have been measured.
-    for _ in 0..10 {
-        assert_eq!(f.get("/?s=0").text(), "slept", "{}", f.diagnostics());
-    }
+    let slow = Function::new(rt, "conf", "slow").env("FUNC_TIMEOUT", "1");
+    let f = crate::behaviour::pipelining_one_worker(slow, "/?s=0", "slept");
     let before = crate::behaviour::pipelined(&f);
     let (hung, queued) = std::thread::scope(|s| {
         let hung = s.spawn(|| f.get("/?s=30"));

@@ -92,11 +92,11 @@ pub(crate) const JAVA: Runtime = Runtime {
 };
 /// Rust (`runtimes/rust/kelp/`, built by `crates/kelp-runtime/src/compiled/rust.rs`). An older
 /// or newer toolchain than 1.95 serves `rust1.95` as a substitute.
-/// Rust with the function in the front's own process (`KELP_IN_PROCESS=1`, `kelp_runtime::native`):
-/// the same functions and builds as [`RUST`].
-/// Go with the function in the front's own process (its c-shared build).
+/// Go with the function in the front's own process (`KELP_IN_PROCESS=1`, `kelp_runtime::native`,
+/// its c-shared build): the same functions and builds as [`GO`].
 pub(crate) const GO_IN_PROCESS: Runtime = Runtime { env: &[("KELP_IN_PROCESS", "1")], ..GO };
 
+/// Rust with the function in the front's own process: the same functions and builds as [`RUST`].
 pub(crate) const RUST_IN_PROCESS: Runtime = Runtime { env: &[("KELP_IN_PROCESS", "1")], ..RUST };
 
 pub(crate) const RUST: Runtime = Runtime {
