@@ -3,7 +3,8 @@
 //! `kelp-runtime` is a drop-in for Kubeless's runtime images: it reads the Kubeless environment
 //! contract ([`config`]), serves `/healthz`, `/metrics` and the function on `FUNC_PORT`
 //! ([`server`]), and calls `handler(event, context)` in language workers ([`worker`], [`pool`])
-//! that speak the protocol in `runtimes/PROTOCOL.md` ([`protocol`]). Languages are built in
+//! that speak the protocol in `runtimes/PROTOCOL.md` ([`protocol`]), or in the front's own process
+//! ([`in_process`], [`native`]). Languages are built in
 //! ([`language`]) or plugins ([`plugin`]); their dependencies are installed once per content ([`deps`]). Process groups of children are
 //! killed only once verified ([`group`]).
 
@@ -14,6 +15,7 @@ pub mod config;
 pub mod deps;
 pub mod event;
 pub mod group;
+pub mod in_process;
 pub mod language;
 pub mod metrics;
 pub mod native;

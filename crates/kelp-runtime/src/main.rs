@@ -19,10 +19,11 @@
 
 use anyhow::{Context, bail};
 use kelp_runtime::config::Config;
+use kelp_runtime::in_process::InProcess;
 use kelp_runtime::language::Language;
 use kelp_runtime::pool::Pool;
 use kelp_runtime::protocol::Load;
-use kelp_runtime::server::{self, App, Settings};
+use kelp_runtime::server::{self, App, Backend, Settings};
 use kelp_runtime::worker::Spawner;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -65,7 +66,7 @@ fn main() {
         }
     };
     let result = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(io_threads())
+        .worker_threads(front_threads(mode))
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
@@ -179,6 +180,17 @@ fn io_threads() -> usize {
         .unwrap_or((cores / 2).max(1))
 }
 
+/// Threads for the front: [`io_threads`], and with an in-process function
+/// ([`kelp_runtime::in_process::threads`]) those its calls run on.
+fn front_threads(mode: Mode) -> usize {
+    match (mode, Config::from_env()) {
+        (Mode::Serve, Ok(config)) if config.in_process => {
+            kelp_runtime::in_process::threads(io_threads(), config.max_workers)
+        }
+        _ => io_threads(),
+    }
+}
+
 async fn run(prewarm: bool) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let lang = language(&config)?;
@@ -193,15 +205,21 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
         Spawner::new(lang, &config.cache_dir)
             .with_context(|| format!("preparing the {} worker in {}", lang.name, config.cache_dir.display()))?
     };
-    let spawner = if config.in_process { spawner.in_process()? } else { spawner };
-    let pool = Pool::start(spawner, config.min_workers, config.max_workers, config.pipeline_below).await?;
-    if prewarm {
-        // Waiting for its function: the other workers start now, so that all are ready for it.
-        pool.fill();
-    }
+    let backend = if config.in_process {
+        Backend::InProcess(
+            InProcess::new(spawner.library()?, config.max_workers).context("starting the in-process watchdog")?,
+        )
+    } else {
+        let pool = Pool::start(spawner, config.min_workers, config.max_workers, config.pipeline_below).await?;
+        if prewarm {
+            // Waiting for its function: the other workers start now, so that all are ready for it.
+            pool.fill();
+        }
+        Backend::Workers(pool)
+    };
     let addr = std::net::SocketAddr::new(config.listen, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    let app = Arc::new(App::new(pool.clone(), config.access_log));
+    let app = Arc::new(App::new(backend, config.access_log));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let exit_with_parent = config.exit_with_parent;
     tokio::spawn(async move {
@@ -224,7 +242,7 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
         None => None,
     };
     tokio::select! {
-        loaded = load_function(config, prewarm, lang, &pool, &app, addr) => loaded?,
+        loaded = load_function(config, prewarm, lang, &app, addr) => loaded?,
         // Stopped before the function was ready (e.g. a pre-warmed runtime never given one).
         () = stopped(stopping) => {}
     }
@@ -232,7 +250,7 @@ async fn run(prewarm: bool) -> anyhow::Result<()> {
     if let Some(unix_server) = unix_server {
         unix_server.await?;
     }
-    pool.close();
+    app.backend().close();
     tracing::info!("stopped");
     Ok(())
 }
@@ -253,7 +271,6 @@ async fn load_function(
     config: Config,
     prewarm: bool,
     lang: &'static Language,
-    pool: &Pool,
     app: &App,
     addr: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
@@ -280,10 +297,10 @@ async fn load_function(
             "memory-limit": config.memory_limit,
         }),
     };
-    pool.load(load).await?;
+    app.backend().load(load).await?;
     app.loaded(Settings { timeout: config.timeout(), max_body: config.max_body, access_log: config.access_log });
     tracing::info!(function = %format!("{module}.{handler}"), language = lang.name, %addr,
-        workers = pool.live(), ms = started.elapsed().as_millis() as u64, "function loaded; serving");
+        workers = app.backend().live(), ms = started.elapsed().as_millis() as u64, "function loaded; serving");
     Ok(())
 }
 

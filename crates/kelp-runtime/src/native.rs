@@ -1,44 +1,20 @@
-//! In-process functions (`KELP_IN_PROCESS=1`): a compiled language's build may hold the function
+//! A function's library (`KELP_IN_PROCESS=1`): a compiled language's build may hold the function
 //! as a library ([`Build::library`](crate::language::Build::library): Rust's and Go's
-//! `kelp-function.so`),
-//! which the front loads into its own process and calls on threads of its own, one per worker,
-//! instead of through a worker process and its socket. The calls are the frames of
-//! `runtimes/PROTOCOL.md`, passed through the C ABI of `runtimes/rust/kelp/src/native.rs` (and
-//! `runtimes/go/native.go`), so a
-//! call costs a function call and two thread wake-ups instead of two socket writes, two reads
-//! and the wake-ups of a second process.
-//!
-//! What the function gives up for that: its own process. A panic is still answered 500, but a
-//! function that exits or aborts takes the front with it (the instance restarts, as a pod's
-//! container does), and a call past the timeout is answered 408 while its thread, which nothing
-//! can stop, is left to finish: after [`MAX_ABANDONED`] such threads still running, the front
-//! exits so that the instance is restarted with none.
+//! `kelp-function.so`), which the front loads into its own process and calls on its own threads
+//! ([`crate::in_process`]). The calls are the frames of `runtimes/PROTOCOL.md`, passed through the
+//! C ABI of `runtimes/rust/kelp/src/native.rs` (and `runtimes/go/native.go`).
 //!
 //! The one module of Kelp with `unsafe` code (the workspace denies it elsewhere): loading a
 //! library and calling it through C cannot be done otherwise. Each block says what it relies on.
 #![allow(unsafe_code)]
 
 use crate::protocol::{self, FromWorker, ProtocolError};
-use crate::worker::{Call, CallError, ConnState, hand_back, outcome};
 use bytes::BytesMut;
 use std::ffi::{CString, c_void};
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::ExitStatus;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// The ABI version this front speaks (`kelp::native::ABI`).
 const ABI: u32 = 1;
-/// Calls left running past their timeout, in the whole process, beyond which the front exits.
-pub const MAX_ABANDONED: usize = 4;
-/// The stack of a function thread: what a worker process's main thread has.
-const STACK: usize = 8 << 20;
-
-/// Threads still running a call that timed out.
-static ABANDONED: AtomicUsize = AtomicUsize::new(0);
 
 /// An answer frame of the library (`kelp::native::Frame`).
 #[repr(C)]
@@ -119,132 +95,5 @@ fn dl_error() -> String {
     } else {
         // SAFETY: as above.
         unsafe { std::ffi::CStr::from_ptr(message) }.to_string_lossy().into_owned()
-    }
-}
-
-/// What a function thread is doing.
-const IDLE: u8 = 0;
-const BUSY: u8 = 1;
-/// Its call ran past the timeout: the thread is left to finish and then ends.
-const ABANDONED_CALL: u8 = 2;
-/// Stopped while idle.
-const STOPPED: u8 = 3;
-
-/// The life of one in-process worker: its thread's state, its queue of calls, and what runs once
-/// it is over.
-pub(crate) struct Life {
-    state: AtomicU8,
-    /// Held by the thread while it waits for a call, free while it runs one: a worker killed in
-    /// a call hands the calls queued behind it back (they never started) at once.
-    queue: Mutex<Option<mpsc::UnboundedReceiver<Call>>>,
-    on_exit: Mutex<Option<OnExit>>,
-}
-
-/// What runs once a worker has ended.
-type OnExit = Box<dyn FnOnce(ExitStatus) + Send>;
-
-impl std::fmt::Debug for Life {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Life").field("state", &self.state.load(Ordering::Acquire)).finish()
-    }
-}
-
-impl Life {
-    /// A worker that has not ended; `on_exit` runs once when it does.
-    pub(crate) fn new(on_exit: impl FnOnce(ExitStatus) + Send + 'static) -> Arc<Life> {
-        Arc::new(Life {
-            state: AtomicU8::new(IDLE),
-            queue: Mutex::new(None),
-            on_exit: Mutex::new(Some(Box::new(on_exit))),
-        })
-    }
-
-    /// Whether it has ended (stopped, or its call abandoned).
-    pub(crate) fn ended(&self) -> bool {
-        matches!(self.state.load(Ordering::Acquire), ABANDONED_CALL | STOPPED)
-    }
-
-    /// Ends it: a call it runs is abandoned to its thread. Past [`MAX_ABANDONED`] such calls
-    /// still running, the process exits (nothing else stops a thread that never returns).
-    pub(crate) fn kill(&self) {
-        if self.state.compare_exchange(BUSY, ABANDONED_CALL, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            let abandoned = ABANDONED.fetch_add(1, Ordering::AcqRel) + 1;
-            if abandoned > MAX_ABANDONED {
-                tracing::error!(
-                    abandoned,
-                    "calls of the in-process function are still running past their timeout; exiting so that the \
-                     instance restarts without them (KELP_IN_PROCESS=1)"
-                );
-                std::process::exit(70);
-            }
-        } else {
-            let _ = self.state.compare_exchange(IDLE, STOPPED, Ordering::AcqRel, Ordering::Acquire);
-        }
-        // Taken unless the thread waits on it, and then it hands them back itself.
-        if let Ok(mut queue) = self.queue.try_lock()
-            && let Some(queue) = queue.take()
-        {
-            hand_back(queue);
-        }
-        self.exited(ExitStatus::from_raw(libc::SIGKILL));
-    }
-
-    fn exited(&self, status: ExitStatus) {
-        let on_exit = self.on_exit.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(on_exit) = on_exit {
-            on_exit(status);
-        }
-    }
-}
-
-/// The next call for `life`'s thread, waiting for it; `None` once the queue is closed or taken.
-fn next_call(life: &Life) -> Option<Call> {
-    let mut queue = life.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    queue.as_mut()?.blocking_recv()
-}
-
-/// Starts the thread of one in-process worker: it runs the calls of `queue` one after the other
-/// until the queue closes (every handle dropped) or the worker is killed. The thread is in the
-/// caller's Tokio runtime's context, where the pool's callbacks start tasks.
-pub(crate) fn serve(
-    library: Arc<Library>,
-    life: Arc<Life>,
-    queue: mpsc::UnboundedReceiver<Call>,
-    state: Arc<ConnState>,
-    done: impl Fn(Duration) + Send + 'static,
-) {
-    *life.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(queue);
-    let thread = life.clone();
-    let runtime = tokio::runtime::Handle::current();
-    let spawned = std::thread::Builder::new().name("kelp-function".into()).stack_size(STACK).spawn(move || {
-        let _runtime = runtime.enter();
-        let life = thread;
-        while let Some(call) = next_call(&life) {
-            if life.state.compare_exchange(IDLE, BUSY, Ordering::AcqRel, Ordering::Acquire).is_err() {
-                let _ = call.reply.send(Err(CallError::NotStarted(call.frame)));
-                break;
-            }
-            let started = Instant::now();
-            let answer = library.call(&call.frame);
-            if life.state.compare_exchange(BUSY, IDLE, Ordering::AcqRel, Ordering::Acquire).is_err() {
-                // Abandoned at its timeout: the front answered and replaced this worker.
-                ABANDONED.fetch_sub(1, Ordering::AcqRel);
-                return;
-            }
-            let now = Instant::now();
-            state.answered(now);
-            let _ = call.reply.send(answer.and_then(outcome).map_err(CallError::Lost));
-            done(now - started);
-        }
-        let queue = life.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(queue) = queue {
-            hand_back(queue);
-        }
-        let _ = life.state.compare_exchange(IDLE, STOPPED, Ordering::AcqRel, Ordering::Acquire);
-        life.exited(ExitStatus::from_raw(0));
-    });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start a thread for the in-process function");
-        life.kill();
     }
 }

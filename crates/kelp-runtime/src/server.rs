@@ -1,9 +1,12 @@
-//! The HTTP front: `/healthz`, `/metrics`, and every other request handed to a worker.
+//! The HTTP front: `/healthz`, `/metrics`, and every other request handed to a worker, or to the
+//! function in the front's own process.
 
 use crate::access_log::AccessLog;
+use crate::in_process::{InProcess, Spare, SpareSocket, Watched};
 use crate::metrics::Metrics;
 use crate::pool::{CallFailure, Pool};
-use crate::protocol;
+use crate::protocol::{self, Load};
+use crate::worker::WorkerError;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -18,7 +21,7 @@ use tokio::net::{TcpListener, UnixListener};
 /// Shared state of the front.
 #[derive(Debug)]
 pub struct App {
-    pool: Pool,
+    backend: Backend,
     metrics: Metrics,
     /// Whether to log requests before the function is loaded (never `/healthz`, answered 503).
     access_log: bool,
@@ -39,11 +42,54 @@ pub struct Settings {
     pub access_log: bool,
 }
 
+/// What runs the function's calls.
+#[derive(Debug)]
+pub enum Backend {
+    /// Worker processes.
+    Workers(Pool),
+    /// The function's library, in this process (`KELP_IN_PROCESS=1`).
+    InProcess(Arc<InProcess>),
+}
+
+impl Backend {
+    /// Loads the function: into every worker, or into the library.
+    pub async fn load(&self, load: Load) -> Result<(), WorkerError> {
+        match self {
+            Backend::Workers(pool) => pool.load(load).await,
+            Backend::InProcess(f) => {
+                crate::worker::loaded(f.send(&protocol::encode(&crate::worker::load_header(&load), b"")?)?)
+            }
+        }
+    }
+
+    /// Workers running (for an in-process function, none).
+    pub fn live(&self) -> usize {
+        match self {
+            Backend::Workers(pool) => pool.live(),
+            Backend::InProcess(_) => 0,
+        }
+    }
+
+    /// Stops the workers.
+    pub fn close(&self) {
+        if let Backend::Workers(pool) = self {
+            pool.close();
+        }
+    }
+
+    fn pipelined(&self) -> u64 {
+        match self {
+            Backend::Workers(pool) => pool.pipelined(),
+            Backend::InProcess(_) => 0,
+        }
+    }
+}
+
 impl App {
-    /// A front over `pool`, answering 503 until [`App::loaded`] is called. Runs on a Tokio
+    /// A front over `backend`, answering 503 until [`App::loaded`] is called. Runs on a Tokio
     /// runtime (the access log's flusher is a task).
-    pub fn new(pool: Pool, access_log: bool) -> Self {
-        App { pool, metrics: Metrics::default(), access_log, log: AccessLog::start(), function: OnceLock::new() }
+    pub fn new(backend: Backend, access_log: bool) -> Self {
+        App { backend, metrics: Metrics::default(), access_log, log: AccessLog::start(), function: OnceLock::new() }
     }
 
     /// Marks the function loaded: requests now reach it, with these settings.
@@ -51,9 +97,9 @@ impl App {
         let _ = self.function.set(settings);
     }
 
-    /// The pool of workers.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// What runs the calls.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 }
 
@@ -63,6 +109,8 @@ pub trait Listen: Send + 'static {
     type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
     /// The next connection, and the address its requests are logged from.
     fn accept(&self) -> impl Future<Output = std::io::Result<(Self::Io, IpAddr)>> + Send;
+    /// A second handle on a connection's socket (for [`Spare`]).
+    fn spare(io: &Self::Io) -> std::io::Result<SpareSocket>;
 }
 
 impl Listen for TcpListener {
@@ -71,6 +119,9 @@ impl Listen for TcpListener {
         let (stream, peer) = TcpListener::accept(self).await?;
         let _ = stream.set_nodelay(true);
         Ok((stream, peer.ip()))
+    }
+    fn spare(io: &Self::Io) -> std::io::Result<SpareSocket> {
+        Ok(SpareSocket::Tcp(std::os::fd::AsFd::as_fd(io).try_clone_to_owned()?.into()))
     }
 }
 
@@ -81,11 +132,14 @@ impl Listen for UnixListener {
         let (stream, _) = UnixListener::accept(self).await?;
         Ok((stream, IpAddr::from([127, 0, 0, 1])))
     }
+    fn spare(io: &Self::Io) -> std::io::Result<SpareSocket> {
+        Ok(SpareSocket::Unix(std::os::fd::AsFd::as_fd(io).try_clone_to_owned()?.into()))
+    }
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes, then lets in-flight requests finish for
 /// up to `grace`.
-pub async fn serve(listener: impl Listen, app: Arc<App>, shutdown: impl Future<Output = ()>, grace: Duration) {
+pub async fn serve<L: Listen>(listener: L, app: Arc<App>, shutdown: impl Future<Output = ()>, grace: Duration) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new());
@@ -102,8 +156,21 @@ pub async fn serve(listener: impl Listen, app: Arc<App>, shutdown: impl Future<O
             },
             () = &mut shutdown => break,
         };
+        // An in-process call past its timeout is answered on a second handle of its socket.
+        let spare = match &app.backend {
+            Backend::InProcess(_) => match L::spare(&stream) {
+                Ok(socket) => Some(socket),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot duplicate a connection's socket; closing it");
+                    continue;
+                }
+            },
+            Backend::Workers(_) => None,
+        };
+        let stream = Watched::new(stream);
+        let spare = spare.map(|socket| Spare::new(socket, &stream));
         let app = app.clone();
-        let service = hyper::service::service_fn(move |req| handle(app.clone(), req, peer));
+        let service = hyper::service::service_fn(move |req| handle(app.clone(), req, peer, spare.clone()));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = conn.await;
@@ -116,7 +183,12 @@ pub async fn serve(listener: impl Listen, app: Arc<App>, shutdown: impl Future<O
     app.log.flush();
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    peer: IpAddr,
+    spare: Option<Arc<Spare>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let response = match (&parts.method, parts.uri.path()) {
@@ -125,12 +197,12 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Result<R
             None => text(StatusCode::SERVICE_UNAVAILABLE, "function not loaded yet"),
         },
         (&Method::GET, "/metrics") => {
-            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render(app.pool.pipelined()))));
+            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render(app.backend.pipelined()))));
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
             r
         }
-        _ => call(&app, &parts, body, started).await,
+        _ => call(&app, &parts, body, started, spare.as_ref()).await,
     };
     let logged = match app.function.get() {
         Some(settings) => settings.access_log,
@@ -145,8 +217,15 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Result<R
     Ok(response)
 }
 
-/// Hands the request to a worker, within the function's timeout.
-async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, started: Instant) -> Response<Full<Bytes>> {
+/// Hands the request to a worker, or calls the in-process function, within the function's
+/// timeout.
+async fn call(
+    app: &Arc<App>,
+    parts: &http::request::Parts,
+    body: Incoming,
+    started: Instant,
+    spare: Option<&Arc<Spare>>,
+) -> Response<Full<Bytes>> {
     let Some(&Settings { timeout, max_body, .. }) = app.function.get() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "function not loaded yet");
     };
@@ -163,11 +242,17 @@ async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, star
     let Ok(frame) = protocol::invoke(parts, &body) else {
         return too_large();
     };
-    // The call runs in its own task, so a client that hangs up does not cut a worker off mid-request.
     let deadline = tokio::time::Instant::from_std(started) + timeout;
-    let pool = app.pool.clone();
-    let task = tokio::spawn(async move { pool.call(frame, deadline).await });
-    let outcome = task.await.unwrap_or_else(|e| Err(CallFailure::WorkerLost(e.to_string())));
+    let outcome = match &app.backend {
+        Backend::Workers(pool) => {
+            // The call runs in its own task, so a client that hangs up does not cut a worker off
+            // mid-request.
+            let pool = pool.clone();
+            let task = tokio::spawn(async move { pool.call(frame, deadline).await });
+            task.await.unwrap_or_else(|e| Err(CallFailure::WorkerLost(e.to_string())))
+        }
+        Backend::InProcess(f) => f.call(&frame, deadline, spare).await,
+    };
     let failed = outcome.as_ref().map_or(true, |o| o.failed);
     app.metrics.observe(parts.method.as_str(), started.elapsed(), failed);
     match outcome {
@@ -187,7 +272,7 @@ async fn call(app: &Arc<App>, parts: &http::request::Parts, body: Incoming, star
             r
         }
         Err(CallFailure::Timeout) => {
-            tracing::warn!(path = parts.uri.path(), ?timeout, "request timeout exceeded; the worker was replaced");
+            tracing::warn!(path = parts.uri.path(), ?timeout, "request timeout exceeded");
             text(StatusCode::REQUEST_TIMEOUT, "Request timeout exceeded")
         }
         Err(CallFailure::WorkerLost(e)) => {

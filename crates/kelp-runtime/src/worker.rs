@@ -77,8 +77,6 @@ pub struct Spawner {
     built: bool,
     socket_dir: PathBuf,
     next_id: AtomicU64,
-    /// The function's library, when its workers are threads of this process.
-    library: Option<Arc<crate::native::Library>>,
 }
 
 impl Spawner {
@@ -109,12 +107,12 @@ impl Spawner {
         std::fs::create_dir_all(&socket_dir)?;
         std::fs::set_permissions(&socket_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         let interpreter = lang.interpreter();
-        Ok(Spawner { lang, interpreter, script, built, socket_dir, next_id: AtomicU64::new(1), library: None })
+        Ok(Spawner { lang, interpreter, script, built, socket_dir, next_id: AtomicU64::new(1) })
     }
 
-    /// Makes the workers threads of this process calling the build's library
-    /// ([`crate::native`]). Fails when the language builds no library, or it cannot be loaded.
-    pub fn in_process(mut self) -> Result<Self, WorkerError> {
+    /// Loads the build's library into this process, for calls without workers
+    /// ([`crate::in_process`]). Fails when the language builds no library, or it cannot be loaded.
+    pub fn library(&self) -> Result<crate::native::Library, WorkerError> {
         let file = match (&self.lang.build, self.built) {
             (Some(build), true) => build.library,
             _ => None,
@@ -137,9 +135,7 @@ impl Spawner {
                 said.join("\n")
             )));
         }
-        let library = crate::native::Library::open(&path).map_err(WorkerError::InProcess)?;
-        self.library = Some(Arc::new(library));
-        Ok(self)
+        crate::native::Library::open(&path).map_err(WorkerError::InProcess)
     }
 
     /// The command of one worker, without its socket.
@@ -162,10 +158,6 @@ impl Spawner {
     /// Starts a worker and waits for its `hello`, for at most its language's `ready_timeout`
     /// (then the worker is killed). `on_exit` runs when the process ends.
     pub async fn spawn(&self, on_exit: impl FnOnce(ExitStatus) + Send + 'static) -> Result<Worker, WorkerError> {
-        if let Some(library) = &self.library {
-            let life = crate::native::Life::new(on_exit);
-            return Ok(Worker { transport: Transport::InProcess { library: library.clone(), life } });
-        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let path = self.socket_dir.join(format!("w{id}.sock"));
         let socket_err = |cause| WorkerError::Socket { path: path.clone(), cause };
@@ -204,9 +196,7 @@ impl Spawner {
         let mut reader = FrameReader::new(read);
         let hello = tokio::time::timeout_at(deadline, reader.next());
         match hello.await.map_err(|_| not_ready())?? {
-            (FromWorker::Hello { .. }, _) => {
-                Ok(Worker { transport: Transport::Socket { process, reader, writer: write } })
-            }
+            (FromWorker::Hello { .. }, _) => Ok(Worker { process, reader, writer: write }),
             (other, _) => Err(ProtocolError::Invalid(format!("expected hello, got {other:?}")).into()),
         }
     }
@@ -244,34 +234,9 @@ impl Drop for Process {
 /// group.
 #[derive(Debug)]
 pub struct Worker {
-    transport: Transport,
-}
-
-/// How a worker is reached.
-#[derive(Debug)]
-enum Transport {
-    /// A process, over its socket.
-    Socket { process: Process, reader: FrameReader<OwnedReadHalf>, writer: OwnedWriteHalf },
-    /// The function's library, called on a thread of this process.
-    InProcess { library: Arc<crate::native::Library>, life: Arc<crate::native::Life> },
-}
-
-/// What ends when a worker does, and how to end it.
-#[derive(Debug)]
-enum Life {
-    /// Its process (killed when the last handle goes).
-    Process(Process),
-    /// Its thread (which ends when the last handle goes).
-    Thread(Arc<crate::native::Life>),
-}
-
-impl Life {
-    fn ended(&self) -> bool {
-        match self {
-            Life::Process(process) => process.exited(),
-            Life::Thread(life) => life.ended(),
-        }
-    }
+    process: Process,
+    reader: FrameReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
 }
 
 /// What a worker answered for one invocation.
@@ -290,28 +255,13 @@ pub struct Outcome {
 impl Worker {
     /// Sends `load` and waits for the answer.
     pub async fn load(&mut self, load: &Load) -> Result<(), WorkerError> {
-        let header = serde_json::json!({ "type": "load", "code_dir": load.code_dir, "module": load.module,
-            "handler": load.handler, "paths": load.paths, "env": load.env, "context": load.context });
-        let answer = match &mut self.transport {
-            Transport::Socket { reader, writer, .. } => {
-                protocol::write_frame(writer, &header, b"").await?;
-                reader.next().await?
-            }
-            Transport::InProcess { library, .. } => library.call(&protocol::encode(&header, b"")?)?,
-        };
-        match answer {
-            (FromWorker::Loaded, _) => Ok(()),
-            (FromWorker::LoadError { message }, _) => Err(WorkerError::Load(message)),
-            (other, _) => Err(ProtocolError::Invalid(format!("expected loaded, got {other:?}")).into()),
-        }
+        protocol::write_frame(&mut self.writer, &load_header(load), b"").await?;
+        loaded(self.reader.next().await?)
     }
 
-    /// Whether the process (or thread) has ended.
+    /// Whether the process has ended.
     pub fn exited(&self) -> bool {
-        match &self.transport {
-            Transport::Socket { process, .. } => process.exited(),
-            Transport::InProcess { life, .. } => life.ended(),
-        }
+        self.process.exited()
     }
 
     /// Starts serving calls: a task of its own writes the calls sent to the returned [`Conn`] and
@@ -324,33 +274,40 @@ impl Worker {
             broken: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
         });
-        let life = match self.transport {
-            Transport::Socket { process, reader, writer } => {
-                let pid = process.pid;
-                let exited = process.exited.clone();
-                tokio::spawn(connection(reader, writer, queue, state.clone(), done, move || {
-                    if !exited.load(Ordering::Acquire) {
-                        crate::group::kill_child_group(pid);
-                    }
-                }));
-                Life::Process(process)
+        let Worker { process, reader, writer } = self;
+        let pid = process.pid;
+        let exited = process.exited.clone();
+        tokio::spawn(connection(reader, writer, queue, state.clone(), done, move || {
+            if !exited.load(Ordering::Acquire) {
+                crate::group::kill_child_group(pid);
             }
-            Transport::InProcess { library, life } => {
-                crate::native::serve(library, life.clone(), queue, state.clone(), done);
-                Life::Thread(life)
-            }
-        };
-        Arc::new(Conn { life, calls, state })
+        }));
+        Arc::new(Conn { process, calls, state })
+    }
+}
+
+/// The header of `load`'s frame.
+pub(crate) fn load_header(load: &Load) -> serde_json::Value {
+    serde_json::json!({ "type": "load", "code_dir": load.code_dir, "module": load.module,
+        "handler": load.handler, "paths": load.paths, "env": load.env, "context": load.context })
+}
+
+/// The function loaded, or why not, from the answer to `load`.
+pub(crate) fn loaded(answer: (FromWorker, Bytes)) -> Result<(), WorkerError> {
+    match answer {
+        (FromWorker::Loaded, _) => Ok(()),
+        (FromWorker::LoadError { message }, _) => Err(WorkerError::Load(message)),
+        (other, _) => Err(ProtocolError::Invalid(format!("expected loaded, got {other:?}")).into()),
     }
 }
 
 /// One call sent to a worker's connection.
 #[derive(Debug)]
-pub(crate) struct Call {
+struct Call {
     /// The encoded `invoke` frame.
-    pub(crate) frame: Vec<u8>,
+    frame: Vec<u8>,
     /// Where its result goes.
-    pub(crate) reply: oneshot::Sender<Result<Outcome, CallError>>,
+    reply: oneshot::Sender<Result<Outcome, CallError>>,
 }
 
 /// Why a call got no result from its worker.
@@ -368,14 +325,14 @@ pub enum CallError {
 /// worker a sleep and a wake-up between them. Dropping the last handle kills the process group.
 #[derive(Debug)]
 pub struct Conn {
-    life: Life,
+    process: Process,
     calls: mpsc::UnboundedSender<Call>,
     state: Arc<ConnState>,
 }
 
-/// What a connection's task (or thread) and its handles share.
+/// What a connection's task and its handles share.
 #[derive(Debug)]
-pub(crate) struct ConnState {
+struct ConnState {
     /// Calls sent whose result has not been read.
     inflight: AtomicUsize,
     /// The connection failed (the worker broke the protocol, or its stream ended).
@@ -386,7 +343,7 @@ pub(crate) struct ConnState {
 
 impl ConnState {
     /// A call's answer came at `now`.
-    pub(crate) fn answered(&self, now: Instant) {
+    fn answered(&self, now: Instant) {
         *self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
         self.inflight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -419,9 +376,9 @@ impl Conn {
         self.state.inflight.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Whether the worker can take calls: its process (or thread) runs and its connection works.
+    /// Whether the worker can take calls: its process runs and its connection works.
     pub fn usable(&self) -> bool {
-        !self.life.ended() && !self.state.broken.load(Ordering::Acquire)
+        !self.process.exited() && !self.state.broken.load(Ordering::Acquire)
     }
 
     /// When the worker last finished a call (or was started).
@@ -430,13 +387,10 @@ impl Conn {
     }
 
     /// Kills the worker's process group (a call ran past its timeout); its calls end with
-    /// [`CallError`]s. An in-process worker's call is abandoned to its thread
-    /// ([`crate::native::Life::kill`]).
+    /// [`CallError`]s.
     pub fn kill(&self) {
-        match &self.life {
-            Life::Process(process) if !process.exited() => crate::group::kill_child_group(process.pid),
-            Life::Process(_) => {}
-            Life::Thread(life) => life.kill(),
+        if !self.process.exited() {
+            crate::group::kill_child_group(self.process.pid);
         }
     }
 }
@@ -507,7 +461,7 @@ pub(crate) fn outcome((answer, body): (FromWorker, Bytes)) -> Result<Outcome, Pr
 }
 
 /// Answers every call of `queue` as never started (they go to another worker), and closes it.
-pub(crate) fn hand_back(mut queue: mpsc::UnboundedReceiver<Call>) {
+fn hand_back(mut queue: mpsc::UnboundedReceiver<Call>) {
     queue.close();
     while let Ok(call) = queue.try_recv() {
         let _ = call.reply.send(Err(CallError::NotStarted(call.frame)));

@@ -136,12 +136,12 @@ runtime_tests!(
 runtime_tests!(
     rust_in_process,
     crate::process::RUST_IN_PROCESS,
-    [cases, concurrency, pipelining, sigterm_drain, load_failure, access_log, unrepresentable_settings, panic_survives]
+    [cases, concurrency, sigterm_drain, load_failure, access_log, unrepresentable_settings, panic_survives]
 );
 runtime_tests!(
     go_in_process,
     crate::process::GO_IN_PROCESS,
-    [cases, concurrency, pipelining, sigterm_drain, load_failure, access_log, unrepresentable_settings]
+    [cases, concurrency, sigterm_drain, load_failure, access_log, unrepresentable_settings]
 );
 // The checks of what a function gives up in process (`in_process`), for each language that has
 // a library.
@@ -154,14 +154,22 @@ runtime_tests!(
         timeout,
         abandoned_calls_end_the_front,
         exit_ends_the_front,
-        pipelined_call_outlives_an_abandoned_one
+        queued_call_outlives_an_abandoned_one,
+        health_while_calls_run,
+        timeout_on_the_unix_socket
     ]
 );
 runtime_tests!(
     go_in_process_only,
     crate::process::GO_IN_PROCESS,
     in_process,
-    [runs_in_the_front, timeout, exit_ends_the_front, pipelined_call_outlives_an_abandoned_one]
+    [
+        runs_in_the_front,
+        timeout,
+        exit_ends_the_front,
+        queued_call_outlives_an_abandoned_one,
+        timeout_on_the_unix_socket
+    ]
 );
 
 /// Languages without a library refuse `KELP_IN_PROCESS=1`.
