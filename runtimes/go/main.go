@@ -30,6 +30,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/kubeless/kubeless/pkg/functions"
@@ -84,6 +85,62 @@ func encodeFrame(v interface{}, body []byte) ([]byte, error) {
 	frame = append(frame, header...)
 	frame = binary.BigEndian.AppendUint32(frame, uint32(len(body)))
 	return append(frame, body...), nil
+}
+
+// resultFrame is the frame of a result, encoded by hand: the same JSON as encoding/json gives
+// (but for <, > and &, which it escapes and JSON need not), without its reflection and its
+// validation of the output, which took more than the rest of a small function's call.
+func resultFrame(res result, body []byte) []byte {
+	frame := make([]byte, 4, 96+len(body))
+	frame = append(frame, `{"type":"result","status":`...)
+	frame = strconv.AppendInt(frame, int64(res.Status), 10)
+	frame = append(frame, `,"headers":[`...)
+	for i, h := range res.Headers {
+		if i > 0 {
+			frame = append(frame, ',')
+		}
+		frame = append(frame, '[')
+		frame = appendJSONString(frame, h[0])
+		frame = append(frame, ',')
+		frame = appendJSONString(frame, h[1])
+		frame = append(frame, ']')
+	}
+	frame = append(frame, `],"failed":`...)
+	frame = strconv.AppendBool(frame, res.Failed)
+	frame = append(frame, '}')
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	frame = binary.BigEndian.AppendUint32(frame, uint32(len(body)))
+	return append(frame, body...)
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD, as encoding/json
+// makes it.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+			i++
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			i++
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			i++
+		default:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, s[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	return append(b, '"')
 }
 
 type hello struct {
@@ -471,12 +528,13 @@ func main() {
 			os.Exit(0)
 		}
 		var m invoke
-		if err := json.Unmarshal(header, &m); err != nil || m.Type != "invoke" {
+		if err := decodeInvoke(header, &m); err != nil || m.Type != "invoke" {
 			fmt.Fprintf(os.Stderr, "kelp worker: ignoring an unexpected message %.200s\n", header)
 			continue
 		}
 		res, out := w.call(&m, body)
-		if c.write(res, out) != nil {
+		c.w.Write(resultFrame(res, out))
+		if c.w.Flush() != nil {
 			os.Exit(0)
 		}
 	}

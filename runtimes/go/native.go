@@ -4,7 +4,9 @@
 // -buildmode=c-shared beside the worker (which is built without cgo, so without this file), it
 // exports the C ABI of runtimes/PROTOCOL.md's "In process" section. The front calls
 // kelp_native_call from threads of its own, one call at a time per thread, with a load frame
-// first and invoke frames then; the answers are the frames a worker would write.
+// first and invoke frames then; the answers are the frames a worker would write. Up to
+// KELP_MAX_WORKERS of its threads call at once, so Go keeps its default GOMAXPROCS (the cores),
+// where a worker, which has one call at a time, runs with one.
 
 package main
 
@@ -24,19 +26,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"unsafe"
 )
-
-// One processor for the function's Go code, as a worker has (main.go): the front's threads call
-// it one call at a time each, and idle processors' threads spinning for work would take the
-// cores the front needs. GOMAXPROCS in the function's environment says otherwise.
-func init() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
-}
 
 // The function, loaded by the first load frame; every later load gets its outcome.
 var (
@@ -65,11 +57,12 @@ func nativeAnswer(input []byte) []byte {
 	if !ok {
 		return failedResult("a frame from the front could not be read")
 	}
-	var kind struct {
-		Type string `json:"type"`
+	// An invoke is decoded once; a load (once per process) again, as what it is.
+	var m invoke
+	if err := decodeInvoke(header, &m); err != nil {
+		return failedResult(fmt.Sprintf("a frame that is not JSON: %v", err))
 	}
-	json.Unmarshal(header, &kind)
-	switch kind.Type {
+	switch m.Type {
 	case "load":
 		nativeLoad.Do(func() {
 			var m load
@@ -86,14 +79,9 @@ func nativeAnswer(input []byte) []byte {
 		if nativeWorker == nil {
 			return failedResult("invoked before the function was loaded")
 		}
-		var m invoke
-		if err := json.Unmarshal(header, &m); err != nil {
-			return failedResult(fmt.Sprintf("an invoke frame that is not JSON: %v", err))
-		}
-		res, out := nativeWorker.call(&m, body)
-		return mustFrame(res, out)
+		return resultFrame(nativeWorker.call(&m, body))
 	}
-	return failedResult(fmt.Sprintf("unexpected message %q", kind.Type))
+	return failedResult(fmt.Sprintf("unexpected message %q", m.Type))
 }
 
 // splitFrame is one whole frame's header and body.
@@ -116,7 +104,7 @@ func splitFrame(b []byte) (header, body []byte, ok bool) {
 // failedResult is a 500 result whose body is message.
 func failedResult(message string) []byte {
 	res := result{Type: "result", Status: 500, Headers: [][2]string{{"Content-Type", contentTypeText}}, Failed: true}
-	return mustFrame(res, []byte(message))
+	return resultFrame(res, []byte(message))
 }
 
 // mustFrame encodes a frame of Kelp's own types, which always encode.

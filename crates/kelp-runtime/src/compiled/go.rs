@@ -32,6 +32,7 @@ pub const LANGUAGE: Language = Language {
 const WRAPPER: &[(&str, &str)] = &[
     ("main.go", include_str!("../../../../runtimes/go/main.go")),
     ("native.go", include_str!("../../../../runtimes/go/native.go")),
+    ("invoke.go", include_str!("../../../../runtimes/go/invoke.go")),
     ("kubeless/go.mod", include_str!("../../../../runtimes/go/kubeless/go.mod")),
     (
         "kubeless/pkg/functions/functions.go",
