@@ -2,12 +2,13 @@
 //! called inline, on the front thread that read the request, with no worker process and no
 //! hand-off to another thread. A call costs a function call: no socket write or read, and no
 //! thread woken to run it or to take its answer (the two wake-ups were most of what a call of a
-//! small function cost, see bench/README.md).
+//! small function cost: README.md, "Compiled languages").
 //!
 //! At most `KELP_MAX_WORKERS` calls run at once ([`InProcess::new`]'s `max_calls`, the workers a
 //! worker-process front would have); a call waits its turn, within its deadline. The front has
 //! threads beyond those ([`threads`]), so that `/healthz`, `/metrics` and the reading of
-//! requests go on while every call runs.
+//! requests go on while every call runs; a call that blocks its thread for longer than 5 ms
+//! makes the watchdog wake another (Tokio would not: see `Watchdog::nudge`).
 //!
 //! What the function gives up for that: its own process. A panic is still answered 500, but a
 //! function that exits or aborts takes the front with it (the instance restarts, as a pod's

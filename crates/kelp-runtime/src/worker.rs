@@ -1,6 +1,5 @@
 //! One language worker: a process spawned in its own process group, connected over a Unix
-//! socket, or (`KELP_IN_PROCESS=1`, [`crate::native`]) a thread of the front calling the
-//! function's library.
+//! socket. (With `KELP_IN_PROCESS=1` there are no workers: [`crate::in_process`].)
 
 use crate::language::Language;
 use crate::protocol::{self, FrameReader, FromWorker, Load, ProtocolError};

@@ -92,7 +92,7 @@ pub(crate) const JAVA: Runtime = Runtime {
 };
 /// Rust (`runtimes/rust/kelp/`, built by `crates/kelp-runtime/src/compiled/rust.rs`). An older
 /// or newer toolchain than 1.95 serves `rust1.95` as a substitute.
-/// Go with the function in the front's own process (`KELP_IN_PROCESS=1`, `kelp_runtime::native`,
+/// Go with the function in the front's own process (`KELP_IN_PROCESS=1`, `kelp_runtime::in_process`,
 /// its c-shared build): the same functions and builds as [`GO`].
 pub(crate) const GO_IN_PROCESS: Runtime = Runtime { env: &[("KELP_IN_PROCESS", "1")], ..GO };
 
