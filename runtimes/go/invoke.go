@@ -12,22 +12,30 @@ import (
 // decodeInvoke decodes an invoke frame's header into m.
 func decodeInvoke(header []byte, m *invoke) error {
 	r := jsonReader{b: header}
+	eventField := func(key string) **string {
+		switch key {
+		case "event-id":
+			return &m.Event.ID
+		case "event-type":
+			return &m.Event.Type
+		case "event-time":
+			return &m.Event.Time
+		case "event-namespace":
+			return &m.Event.Namespace
+		}
+		return nil
+	}
 	if r.object(func(key string) bool {
 		switch key {
 		case "type":
 			m.Type = r.str()
+		case "data":
+			m.Data = r.str()
 		case "event":
 			return r.object(func(key string) bool {
-				switch key {
-				case "event-id":
-					m.Event.ID = r.strOrNull()
-				case "event-type":
-					m.Event.Type = r.strOrNull()
-				case "event-time":
-					m.Event.Time = r.strOrNull()
-				case "event-namespace":
-					m.Event.Namespace = r.strOrNull()
-				default:
+				if field := eventField(key); field != nil {
+					*field = r.strOrNull()
+				} else {
 					r.skip()
 				}
 				return !r.failed
@@ -52,8 +60,6 @@ func decodeInvoke(header []byte, m *invoke) error {
 				}
 				return !r.failed
 			})
-		case "data":
-			m.Data = r.str()
 		default:
 			r.skip()
 		}
