@@ -24,9 +24,9 @@ use crate::worker::{Outcome, outcome};
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 
@@ -66,6 +66,7 @@ impl InProcess {
             wake: Condvar::new(),
             turns: turns.clone(),
             runtime: tokio::runtime::Handle::current(),
+            on_timeout: OnceLock::new(),
         });
         let watching = watchdog.clone();
         std::thread::Builder::new().name("kelp-watchdog".into()).spawn(move || watching.run())?;
@@ -77,12 +78,20 @@ impl InProcess {
         self.library.call(frame)
     }
 
-    /// Runs one call (an encoded `invoke` frame) on this thread once its turn comes, answering by
-    /// `deadline`. Past the deadline the watchdog answers 408 on `conn` (when there is one) and
-    /// this returns [`CallFailure::Timeout`] whenever the function returns.
+    /// Runs `f` for each call the watchdog answers 408, with the request's method and how long
+    /// it had run (for the metrics; a call left to its thread may never return). Set once.
+    pub fn on_timeout(&self, f: impl Fn(&http::Method, Duration) + Send + Sync + 'static) {
+        let _ = self.watchdog.on_timeout.set(Box::new(f));
+    }
+
+    /// Runs one call (an encoded `invoke` frame of a `method` request that came at `started`) on
+    /// this thread once its turn comes, answering by `deadline`. Past the deadline the watchdog
+    /// answers 408 on `conn` (when there is one) and this returns [`CallFailure::Abandoned`]
+    /// whenever the function returns.
     pub async fn call(
         &self,
         frame: &[u8],
+        request: (&http::Method, Instant),
         deadline: tokio::time::Instant,
         conn: Option<&Arc<Spare>>,
     ) -> Result<Outcome, CallFailure> {
@@ -91,7 +100,8 @@ impl InProcess {
             Ok(Err(_)) => return Err(CallFailure::WorkerLost("the runtime is shutting down".into())),
             Err(_) => return Err(CallFailure::Timeout),
         };
-        let id = self.watchdog.start(deadline.into_std(), conn.cloned());
+        let (method, started) = request;
+        let id = self.watchdog.start(deadline.into_std(), conn.cloned(), (method.clone(), started));
         let answer = self.library.call(frame);
         if self.watchdog.finish(id) {
             drop(turn);
@@ -100,7 +110,7 @@ impl InProcess {
             // The watchdog answered it and gave its turn to the next call.
             turn.forget();
             ABANDONED.fetch_sub(1, Ordering::AcqRel);
-            Err(CallFailure::Timeout)
+            Err(CallFailure::Abandoned)
         }
     }
 }
@@ -205,12 +215,21 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Watched<Io> {
 /// Watches the running calls from a thread of its own (the front's threads may all be in calls):
 /// answers those past their deadline, and nudges the runtime for those running longer than
 /// [`STALL`]. It sleeps until the next of those moments, and while no call runs until one starts.
-#[derive(Debug)]
 struct Watchdog {
     running: Mutex<Running>,
     wake: Condvar,
     turns: Arc<Semaphore>,
     runtime: tokio::runtime::Handle,
+    on_timeout: OnceLock<TimeoutHook>,
+}
+
+/// What runs for each call answered 408 by the watchdog: its method, and how long it had run.
+type TimeoutHook = Box<dyn Fn(&http::Method, Duration) + Send + Sync>;
+
+impl std::fmt::Debug for Watchdog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watchdog").field("running", &self.running).field("turns", &self.turns).finish_non_exhaustive()
+    }
 }
 
 /// The calls running.
@@ -229,6 +248,8 @@ struct RunningCall {
     started: Instant,
     deadline: Instant,
     conn: Option<Arc<Spare>>,
+    /// The request's method, and when it came.
+    request: (http::Method, Instant),
     /// The runtime was nudged for it.
     nudged: bool,
 }
@@ -249,11 +270,11 @@ impl Watchdog {
     }
 
     /// A call starts; returns its id for [`Watchdog::finish`].
-    fn start(&self, deadline: Instant, conn: Option<Arc<Spare>>) -> u64 {
+    fn start(&self, deadline: Instant, conn: Option<Arc<Spare>>, request: (http::Method, Instant)) -> u64 {
         let mut running = self.lock();
         let id = running.next_id;
         running.next_id = id.wrapping_add(1);
-        let call = RunningCall { id, started: Instant::now(), deadline, conn, nudged: false };
+        let call = RunningCall { id, started: Instant::now(), deadline, conn, request, nudged: false };
         // Woken only when this call needs a look before the watchdog's next one: under load, the
         // calls before it have already set an earlier wake.
         if running.next_wake.is_none_or(|next| call.next_look() < next) {
@@ -315,6 +336,10 @@ impl Watchdog {
     fn abandon(&self, call: RunningCall) {
         if let Some(conn) = &call.conn {
             conn.time_out();
+        }
+        if let Some(on_timeout) = self.on_timeout.get() {
+            let (method, started) = &call.request;
+            on_timeout(method, started.elapsed());
         }
         self.turns.add_permits(1);
         let abandoned = ABANDONED.fetch_add(1, Ordering::AcqRel) + 1;

@@ -44,6 +44,9 @@ pub enum CallFailure {
     Timeout,
     /// The worker died or broke the protocol while it had the call.
     WorkerLost(String),
+    /// An in-process call ran past the deadline and was answered 408 (and counted) by the
+    /// watchdog on its connection (`crate::in_process`); it has returned since.
+    Abandoned,
 }
 
 /// The workers serving one function.

@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, UnixListener};
 #[derive(Debug)]
 pub struct App {
     backend: Backend,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     /// Whether to log requests before the function is loaded (never `/healthz`, answered 503).
     access_log: bool,
     /// Where requests are logged.
@@ -89,7 +89,12 @@ impl App {
     /// A front over `backend`, answering 503 until [`App::loaded`] is called. Runs on a Tokio
     /// runtime (the access log's flusher is a task).
     pub fn new(backend: Backend, access_log: bool) -> Self {
-        App { backend, metrics: Metrics::default(), access_log, log: AccessLog::start(), function: OnceLock::new() }
+        let metrics = Arc::new(Metrics::default());
+        if let Backend::InProcess(f) = &backend {
+            let metrics = metrics.clone();
+            f.on_timeout(move |method, took| metrics.observe(method.as_str(), took, true));
+        }
+        App { backend, metrics, access_log, log: AccessLog::start(), function: OnceLock::new() }
     }
 
     /// Marks the function loaded: requests now reach it, with these settings.
@@ -251,10 +256,13 @@ async fn call(
             let task = tokio::spawn(async move { pool.call(frame, deadline).await });
             task.await.unwrap_or_else(|e| Err(CallFailure::WorkerLost(e.to_string())))
         }
-        Backend::InProcess(f) => f.call(&frame, deadline, spare).await,
+        Backend::InProcess(f) => f.call(&frame, (&parts.method, started), deadline, spare).await,
     };
     let failed = outcome.as_ref().map_or(true, |o| o.failed);
-    app.metrics.observe(parts.method.as_str(), started.elapsed(), failed);
+    if !matches!(outcome, Err(CallFailure::Abandoned)) {
+        // (An abandoned call was counted when the watchdog answered it.)
+        app.metrics.observe(parts.method.as_str(), started.elapsed(), failed);
+    }
     match outcome {
         Ok(o) => {
             let mut r = Response::new(Full::new(o.body));
@@ -271,7 +279,7 @@ async fn call(
             }
             r
         }
-        Err(CallFailure::Timeout) => {
+        Err(CallFailure::Timeout | CallFailure::Abandoned) => {
             tracing::warn!(path = parts.uri.path(), ?timeout, "request timeout exceeded");
             text(StatusCode::REQUEST_TIMEOUT, "Request timeout exceeded")
         }

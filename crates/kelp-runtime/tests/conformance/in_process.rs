@@ -20,12 +20,16 @@ pub(crate) fn runs_in_the_front(rt: &Runtime) {
 }
 
 /// A call past `FUNC_TIMEOUT` is answered 408 within the timeout (by the watchdog, on the call's
-/// connection), and the next calls are served by the front's other threads while that one spins
-/// on.
+/// connection) and counted as a failed call at once, though it still runs, and the next calls are
+/// served by the front's other threads while that one runs on.
 pub(crate) fn timeout(rt: &Runtime) {
     crate::behaviour::spin_gets_408s(rt);
     let slow = Function::new(rt, "conf", "slow").env("FUNC_TIMEOUT", "1").start().ready();
     assert_eq!(slow.get("/?s=30").status, 408, "{}", slow.diagnostics());
+    let metrics = slow.get("/metrics").text();
+    for counted in ["function_calls_total{method=\"GET\"} 1", "function_failures_total{method=\"GET\"} 1"] {
+        assert!(metrics.lines().any(|l| l == counted), "no {counted:?} in /metrics:\n{metrics}");
+    }
     let r = slow.get("/?s=0");
     assert_eq!((r.status, r.text().as_str()), (200, "slept"), "after the timeout\n{}", slow.diagnostics());
 }
