@@ -17,11 +17,13 @@
 //! call, and leaves the call to its thread. After [`MAX_ABANDONED`] such calls still running, the
 //! front exits so that the instance is restarted with none.
 
+use crate::language::Language;
 use crate::native::Library;
 use crate::pool::CallFailure;
 use crate::protocol::ProtocolError;
-use crate::worker::{Outcome, outcome};
+use crate::worker::{Outcome, WorkerError, outcome};
 use std::io::Write;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -45,6 +47,31 @@ content-length: 24\r\nconnection: close\r\n\r\nRequest timeout exceeded";
 /// its thread before the front exits.
 pub fn threads(io_threads: usize, max_calls: usize) -> usize {
     io_threads.saturating_add(max_calls).saturating_add(MAX_ABANDONED)
+}
+
+/// Loads the library of `lang`'s build in `build_dir` (none for a language that is not
+/// compiled) into this process. Fails when the language builds no library, or it cannot be loaded.
+pub fn library(lang: &Language, build_dir: Option<&Path>) -> Result<Library, WorkerError> {
+    let file = lang.build.as_ref().and_then(|build| build.library);
+    let (Some(file), Some(dir)) = (file, build_dir) else {
+        return Err(WorkerError::InProcess(format!(
+            "{} functions run in worker processes only (in process: Rust and Go)",
+            lang.title
+        )));
+    };
+    let path = dir.join(file);
+    if !path.exists() {
+        let log = std::fs::read_to_string(dir.join(format!("{file}.log"))).unwrap_or_default();
+        let said: Vec<&str> = log.lines().take(5).collect();
+        return Err(WorkerError::InProcess(format!(
+            "the build in {} has no {file}: building it failed (a Go library needs a C compiler where the function \
+             is built){}{}",
+            dir.display(),
+            if said.is_empty() { "" } else { ":\n" },
+            said.join("\n")
+        )));
+    }
+    Library::open(&path).map_err(WorkerError::InProcess)
 }
 
 /// A function loaded into the front, and the calls running in it.
@@ -141,24 +168,30 @@ impl Spare {
     /// Answers the call running on the connection 408 (unless bytes of an earlier answer are
     /// still waiting, which it would cut into) and closes the connection.
     fn time_out(&self) {
+        let answer = !self.unflushed.load(Ordering::Acquire);
         let closed = match &self.socket {
-            SpareSocket::Tcp(s) => {
-                if !self.unflushed.load(Ordering::Acquire) {
-                    let _ = (&*s).write(TIMEOUT_RESPONSE);
-                }
-                s.shutdown(std::net::Shutdown::Both)
-            }
-            SpareSocket::Unix(s) => {
-                if !self.unflushed.load(Ordering::Acquire) {
-                    let _ = (&*s).write(TIMEOUT_RESPONSE);
-                }
-                s.shutdown(std::net::Shutdown::Both)
-            }
+            SpareSocket::Tcp(s) => answer_and_close(s, answer, std::net::TcpStream::shutdown),
+            SpareSocket::Unix(s) => answer_and_close(s, answer, std::os::unix::net::UnixStream::shutdown),
         };
         if let Err(e) = closed {
             tracing::debug!(error = %e, "closing the connection of a timed-out call");
         }
     }
+}
+
+/// Writes the 408 on `socket` (when `answer`), then shuts it down both ways with `shutdown`.
+fn answer_and_close<S>(
+    mut socket: &S,
+    answer: bool,
+    shutdown: fn(&S, std::net::Shutdown) -> std::io::Result<()>,
+) -> std::io::Result<()>
+where
+    for<'a> &'a S: Write,
+{
+    if answer {
+        let _ = socket.write(TIMEOUT_RESPONSE);
+    }
+    shutdown(socket, std::net::Shutdown::Both)
 }
 
 /// A connection's stream that records whether its last write was refused (the server then holds
@@ -302,9 +335,7 @@ impl Watchdog {
         let mut running = self.lock();
         loop {
             let now = Instant::now();
-            let (late, on_time): (Vec<_>, Vec<_>) = running.calls.drain(..).partition(|c| c.deadline <= now);
-            running.calls = on_time;
-            for call in late {
+            for call in running.calls.extract_if(.., |c| c.deadline <= now) {
                 self.abandon(call);
             }
             let mut stalled = false;

@@ -65,19 +65,25 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Read once: it sizes the runtime, and every mode runs on it.
+    let config = Config::from_env();
     let result = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(front_threads(mode))
+        .worker_threads(front_threads(mode, &config))
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
         .and_then(|rt| {
             let result = rt.block_on(async {
+                let config = match config {
+                    Ok(config) => config,
+                    Err(e) => return Err(anyhow::Error::from(e)),
+                };
                 match mode {
-                    Mode::Serve => run(false).await,
-                    Mode::Prewarm => run(true).await,
-                    Mode::InstallDeps => install_deps().await,
-                    Mode::FetchDeps => fetch_deps().await,
-                    Mode::Build => build().await.map(|built| println!("{}", built.summary())),
+                    Mode::Serve => run(config, false).await,
+                    Mode::Prewarm => run(config, true).await,
+                    Mode::InstallDeps => install_deps(&config).await,
+                    Mode::FetchDeps => fetch_deps(&config).await,
+                    Mode::Build => build(&config).await.map(|built| println!("{}", built.summary())),
                 }
             });
             // A pending read of stdin (a pre-warmed runtime stopped before its hand-off) must not
@@ -106,11 +112,10 @@ enum Mode {
     Build,
 }
 
-/// Builds the function of the environment, a compiled language's, into `KELP_DEPS_DIR` (or
+/// Builds the function `config` describes, a compiled language's, into `KELP_DEPS_DIR` (or
 /// finds it built), saying what was built from which key and how long it took.
-async fn build() -> anyhow::Result<kelp_runtime::build::Built> {
-    let config = Config::from_env()?;
-    let lang = language(&config)?;
+async fn build(config: &Config) -> anyhow::Result<kelp_runtime::build::Built> {
+    let lang = language(config)?;
     let (Some(module), Some(handler)) = (config.module.as_deref(), config.handler.as_deref()) else {
         bail!("MOD_NAME and FUNC_HANDLER must name the function (handler \"<MOD_NAME>.<FUNC_HANDLER>\")");
     };
@@ -127,9 +132,8 @@ async fn build() -> anyhow::Result<kelp_runtime::build::Built> {
 /// Downloads what the dependency file of the code directory (if any) needs into
 /// `KELP_DEPS_STAGE`, running none of the packages' code, unless `KELP_DEPS_DIR` already has
 /// the install.
-async fn fetch_deps() -> anyhow::Result<()> {
-    let config = Config::from_env()?;
-    let lang = language(&config)?;
+async fn fetch_deps(config: &Config) -> anyhow::Result<()> {
+    let lang = language(config)?;
     let stage =
         config.deps_stage.as_deref().context("--fetch-deps needs KELP_DEPS_STAGE: the directory to fetch into")?;
     kelp_runtime::deps::fetch(
@@ -157,10 +161,9 @@ async fn ensure_deps(
 
 /// Installs the dependency file of the code directory (if any) into `KELP_DEPS_DIR`, for the
 /// namespace `KELP_NAMESPACE`.
-async fn install_deps() -> anyhow::Result<()> {
-    let config = Config::from_env()?;
-    let lang = language(&config)?;
-    let paths = ensure_deps(lang, &config).await?;
+async fn install_deps(config: &Config) -> anyhow::Result<()> {
+    let lang = language(config)?;
+    let paths = ensure_deps(lang, config).await?;
     match paths.first() {
         Some(path) => tracing::info!(language = lang.name, dir = %path.display(), "dependencies ready"),
         None => tracing::info!(language = lang.name, "no dependencies to install"),
@@ -182,8 +185,8 @@ fn io_threads() -> usize {
 
 /// Threads for the front: [`io_threads`], and with an in-process function
 /// ([`kelp_runtime::in_process::threads`]) those its calls run on.
-fn front_threads(mode: Mode) -> usize {
-    match (mode, Config::from_env()) {
+fn front_threads<E>(mode: Mode, config: &Result<Config, E>) -> usize {
+    match (mode, config) {
         (Mode::Serve, Ok(config)) if config.in_process => {
             kelp_runtime::in_process::threads(io_threads(), config.max_workers)
         }
@@ -191,25 +194,26 @@ fn front_threads(mode: Mode) -> usize {
     }
 }
 
-async fn run(prewarm: bool) -> anyhow::Result<()> {
-    let config = Config::from_env()?;
+async fn run(config: Config, prewarm: bool) -> anyhow::Result<()> {
     let lang = language(&config)?;
-    let spawner = if lang.build.is_some() {
+    let built = if lang.build.is_some() {
         if prewarm {
             bail!("{} workers are the function's own build: a {} runtime cannot be pre-warmed", lang.title, lang.title);
         }
-        let built = build().await?;
-        Spawner::built(lang, &built.dir)
-            .with_context(|| format!("preparing the {} worker of {}", lang.name, built.dir.display()))?
+        Some(build(&config).await?.dir)
     } else {
-        Spawner::new(lang, &config.cache_dir)
-            .with_context(|| format!("preparing the {} worker in {}", lang.name, config.cache_dir.display()))?
+        None
     };
     let backend = if config.in_process {
-        Backend::InProcess(
-            InProcess::new(spawner.library()?, config.max_workers).context("starting the in-process watchdog")?,
-        )
+        let library = kelp_runtime::in_process::library(lang, built.as_deref())?;
+        Backend::InProcess(InProcess::new(library, config.max_workers).context("starting the in-process watchdog")?)
     } else {
+        let spawner = match &built {
+            Some(dir) => Spawner::built(lang, dir)
+                .with_context(|| format!("preparing the {} worker of {}", lang.name, dir.display()))?,
+            None => Spawner::new(lang, &config.cache_dir)
+                .with_context(|| format!("preparing the {} worker in {}", lang.name, config.cache_dir.display()))?,
+        };
         let pool = Pool::start(spawner, config.min_workers, config.max_workers, config.pipeline_below).await?;
         if prewarm {
             // Waiting for its function: the other workers start now, so that all are ready for it.

@@ -109,34 +109,6 @@ impl Spawner {
         Ok(Spawner { lang, interpreter, script, built, socket_dir, next_id: AtomicU64::new(1) })
     }
 
-    /// Loads the build's library into this process, for calls without workers
-    /// ([`crate::in_process`]). Fails when the language builds no library, or it cannot be loaded.
-    pub fn library(&self) -> Result<crate::native::Library, WorkerError> {
-        let file = match (&self.lang.build, self.built) {
-            (Some(build), true) => build.library,
-            _ => None,
-        };
-        let Some(file) = file else {
-            return Err(WorkerError::InProcess(format!(
-                "{} functions run in worker processes only (in process: Rust and Go)",
-                self.lang.title
-            )));
-        };
-        let path = self.script.join(file);
-        if !path.exists() {
-            let log = std::fs::read_to_string(self.script.join(format!("{file}.log"))).unwrap_or_default();
-            let said: Vec<&str> = log.lines().take(5).collect();
-            return Err(WorkerError::InProcess(format!(
-                "the build in {} has no {file}: building it failed (a Go library needs a C compiler where the function \
-                 is built){}{}",
-                self.script.display(),
-                if said.is_empty() { "" } else { ":\n" },
-                said.join("\n")
-            )));
-        }
-        crate::native::Library::open(&path).map_err(WorkerError::InProcess)
-    }
-
     /// The command of one worker, without its socket.
     fn command(&self) -> tokio::process::Command {
         match (&self.lang.build, self.built) {
