@@ -103,17 +103,24 @@ func (r *jsonReader) end() bool {
 
 // object reads an object, calling field for each key with the reader at its value.
 func (r *jsonReader) object(field func(key string) bool) bool {
-	if !r.next('{') {
+	return r.list('{', '}', func() bool {
+		key := r.str()
+		return r.next(':') && field(key)
+	})
+}
+
+// list reads open, the comma-separated items (item reads one), and close.
+func (r *jsonReader) list(open, close byte, item func() bool) bool {
+	if !r.next(open) {
 		return false
 	}
 	r.space()
-	if r.i < len(r.b) && r.b[r.i] == '}' {
+	if r.i < len(r.b) && r.b[r.i] == close {
 		r.i++
 		return true
 	}
 	for {
-		key := r.str()
-		if !r.next(':') || !field(key) {
+		if !item() {
 			r.failed = true
 			return false
 		}
@@ -122,7 +129,7 @@ func (r *jsonReader) object(field func(key string) bool) bool {
 			r.i++
 			continue
 		}
-		return r.next('}')
+		return r.next(close)
 	}
 }
 
@@ -173,22 +180,10 @@ func (r *jsonReader) skip() {
 			return !r.failed
 		})
 	case '[':
-		r.i++
-		r.space()
-		if r.i < len(r.b) && r.b[r.i] == ']' {
-			r.i++
-			return
-		}
-		for !r.failed {
+		r.list('[', ']', func() bool {
 			r.skip()
-			r.space()
-			if r.i < len(r.b) && r.b[r.i] == ',' {
-				r.i++
-				continue
-			}
-			r.next(']')
-			return
-		}
+			return !r.failed
+		})
 	case '"':
 		r.str()
 	default:

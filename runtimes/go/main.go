@@ -70,6 +70,11 @@ func (c *conn) write(v interface{}, body []byte) error {
 	if err != nil {
 		return err
 	}
+	return c.send(frame)
+}
+
+// send sends one encoded frame.
+func (c *conn) send(frame []byte) error {
 	c.w.Write(frame)
 	return c.w.Flush()
 }
@@ -184,11 +189,11 @@ type invoke struct {
 	Data string `json:"data"`
 }
 
+// result is what a call answers, written as a frame by resultFrame.
 type result struct {
-	Type    string      `json:"type"`
-	Status  int         `json:"status"`
-	Headers [][2]string `json:"headers"`
-	Failed  bool        `json:"failed"`
+	Status  int
+	Headers [][2]string
+	Failed  bool
 }
 
 // response is the function's http.ResponseWriter: what it sets and writes makes the result.
@@ -310,7 +315,7 @@ func text(p *string) string {
 
 // call runs the function for one invocation and makes its result.
 func (w *worker) call(m *invoke, body []byte) (res result, out []byte) {
-	res = result{Type: "result"}
+	res = result{}
 	if m.Data == "json" && len(body) > 0 && !json.Valid(body) {
 		var v interface{}
 		err := json.Unmarshal(body, &v)
@@ -533,8 +538,7 @@ func main() {
 			continue
 		}
 		res, out := w.call(&m, body)
-		c.w.Write(resultFrame(res, out))
-		if c.w.Flush() != nil {
+		if c.send(resultFrame(res, out)) != nil {
 			os.Exit(0)
 		}
 	}

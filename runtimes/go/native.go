@@ -3,8 +3,8 @@
 // The function as a library loaded into the kelp-runtime front (KELP_IN_PROCESS=1): built with
 // -buildmode=c-shared beside the worker (which is built without cgo, so without this file), it
 // exports the C ABI of runtimes/PROTOCOL.md's "In process" section. The front calls
-// kelp_native_call on the threads that read the requests, one call at a time per thread, with a load frame
-// first and invoke frames then; the answers are the frames a worker would write. Up to
+// kelp_native_call on the threads that read the requests, one call at a time per thread, with a
+// load frame first and invoke frames then; the answers are the frames a worker would write. Up to
 // KELP_MAX_WORKERS of its threads call at once, so Go keeps its default GOMAXPROCS (the cores),
 // where a worker, which has one call at a time, runs with one.
 
@@ -103,7 +103,7 @@ func splitFrame(b []byte) (header, body []byte, ok bool) {
 
 // failedResult is a 500 result whose body is message.
 func failedResult(message string) []byte {
-	res := result{Type: "result", Status: 500, Headers: [][2]string{{"Content-Type", contentTypeText}}, Failed: true}
+	res := result{Status: 500, Headers: [][2]string{{"Content-Type", contentTypeText}}, Failed: true}
 	return resultFrame(res, []byte(message))
 }
 
