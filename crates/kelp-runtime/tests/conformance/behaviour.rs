@@ -154,7 +154,7 @@ pub(crate) fn pipelining(rt: &Runtime) {
 }
 
 /// `kelp_pipelined_calls_total` from `/metrics`.
-pub(crate) fn pipelined(function: &Instance) -> u64 {
+fn pipelined(function: &Instance) -> u64 {
     let metrics = function.get("/metrics").text();
     metrics
         .lines()
@@ -163,10 +163,10 @@ pub(crate) fn pipelined(function: &Instance) -> u64 {
         .unwrap_or_else(|| panic!("no kelp_pipelined_calls_total in /metrics:\n{metrics}"))
 }
 
-/// `function` started with one worker that pipelines calls whatever they take, once `GET path`
-/// (answered `answer`) has been called often enough for pipelining to start.
-pub(crate) fn pipelining_one_worker(function: Function<'_>, path: &str, answer: &str) -> Instance {
-    let f = function
+/// A call pipelined behind one that kills its worker was never started: it goes to the
+/// replacement worker and gets its answer, while the killing call gets 502.
+pub(crate) fn pipelined_call_outlives_a_dying_worker(rt: &Runtime) {
+    let f = Function::new(rt, "conf", "sleepdie")
         .env("KELP_WORKERS", "1")
         .env("KELP_MAX_WORKERS", "1")
         .env("KELP_PIPELINE_BELOW", "1000")
@@ -174,15 +174,8 @@ pub(crate) fn pipelining_one_worker(function: Function<'_>, path: &str, answer: 
         .ready();
     // Pipelining starts once a few calls have been measured.
     for _ in 0..10 {
-        assert_eq!(f.get(path).text(), answer, "{}", f.diagnostics());
+        assert_eq!(f.get("/").text(), "alive", "{}", f.diagnostics());
     }
-    f
-}
-
-/// A call pipelined behind one that kills its worker was never started: it goes to the
-/// replacement worker and gets its answer, while the killing call gets 502.
-pub(crate) fn pipelined_call_outlives_a_dying_worker(rt: &Runtime) {
-    let f = pipelining_one_worker(Function::new(rt, "conf", "sleepdie"), "/", "alive");
     let before = pipelined(&f);
     let (dying, queued) = std::thread::scope(|s| {
         let dying = s.spawn(|| f.get("/?s=0.5&die"));

@@ -90,8 +90,6 @@ pub(crate) const JAVA: Runtime = Runtime {
     compiled: Some(Compiled { bad_error: ["bad.java:6:", "error: ';' expected"] }),
     env: &[],
 };
-/// Rust (`runtimes/rust/kelp/`, built by `crates/kelp-runtime/src/compiled/rust.rs`). An older
-/// or newer toolchain than 1.95 serves `rust1.95` as a substitute.
 /// Go with the function in the front's own process (`KELP_IN_PROCESS=1`, `kelp_runtime::in_process`,
 /// its c-shared build): the same functions and builds as [`GO`].
 pub(crate) const GO_IN_PROCESS: Runtime = Runtime { env: &[("KELP_IN_PROCESS", "1")], ..GO };
@@ -99,6 +97,8 @@ pub(crate) const GO_IN_PROCESS: Runtime = Runtime { env: &[("KELP_IN_PROCESS", "
 /// Rust with the function in the front's own process: the same functions and builds as [`RUST`].
 pub(crate) const RUST_IN_PROCESS: Runtime = Runtime { env: &[("KELP_IN_PROCESS", "1")], ..RUST };
 
+/// Rust (`runtimes/rust/kelp/`, built by `crates/kelp-runtime/src/compiled/rust.rs`). An older
+/// or newer toolchain than 1.95 serves `rust1.95` as a substitute.
 pub(crate) const RUST: Runtime = Runtime {
     name: "rust",
     func_runtime: "rust1.95",
