@@ -267,12 +267,13 @@ fn move_binary(job: &BuildJob<'_>, bin: &str) -> Command {
     cmd
 }
 
-/// A command that fails printing `message` (how a build that cannot start reports why).
 /// The library target's name, beside the binary `bin`'s (Cargo names a library with `_`).
 fn library_name(bin: &str) -> String {
     bin.replace('-', "_")
 }
 
+/// Moves the library beside `bin` out of the namespace's target directory into the build
+/// directory, as [`LIBRARY`].
 fn move_library(job: &BuildJob<'_>, bin: &str) -> Command {
     let mut cmd = Command::new("mv");
     let file = format!("lib{}.so", library_name(bin));
@@ -280,6 +281,7 @@ fn move_library(job: &BuildJob<'_>, bin: &str) -> Command {
     cmd
 }
 
+/// A command that fails printing `message` (how a build that cannot start reports why).
 fn fail(message: &str) -> Command {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "printf '%s\\n' \"$1\" >&2; exit 1", "kelp-build", message]);

@@ -1,7 +1,7 @@
 //! The function as a library loaded into the `kelp-runtime` front (`KELP_IN_PROCESS=1`): the
 //! front calls it directly, on the threads that read the requests, instead of through a worker
-//! process and its socket. The messages are those of `runtimes/PROTOCOL.md`, passed as whole frames through a C
-//! ABI that [`export!`](crate::export) defines in the function's library:
+//! process and its socket. The messages are those of `runtimes/PROTOCOL.md`, passed as whole
+//! frames through a C ABI that [`export!`](crate::export) defines in the function's library:
 //!
 //! - `kelp_native_abi() -> u32`: [`ABI`]; the front refuses a library of another version.
 //! - `kelp_native_call(frame, len) -> Frame`: a `load` frame answered with `loaded` or
